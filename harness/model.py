@@ -71,9 +71,7 @@ class LockerStatus(enum.IntEnum):
 
 
 #: Statuses in which someone holds the locker and nobody else may reserve it or get a token.
-HELD_STATUSES = frozenset(
-    {LockerStatus.RESERVED, LockerStatus.RENTED, LockerStatus.OCCUPIED, LockerStatus.DECLINED}
-)
+HELD_STATUSES = frozenset({LockerStatus.RESERVED, LockerStatus.RENTED, LockerStatus.OCCUPIED, LockerStatus.DECLINED})
 
 #: Locker type ids [S] 1..3, [S3] 4.
 LOCKER_TYPES: Mapping[int, str] = {1: "small", 2: "medium", 3: "large", 4: "xlarge"}
@@ -228,15 +226,9 @@ Command = Reserve | Cancel | IssueToken | Release | OpenDoor | CloseDoor | Force
 
 def settle(state: LockerState, now: float) -> LockerState:
     """Apply whatever expired by ``now``: reservations, and tokens of a locker never opened."""
-    if state.door_open:
-        return state  # nothing expires under an open door; the close decides
-    if state.status is LockerStatus.RESERVED:
-        if state.reservation_expires_at is not None and now >= state.reservation_expires_at:
-            return available(state)
-    elif state.status in (LockerStatus.RENTED, LockerStatus.DECLINED):
-        if state.token_expires_at is not None and now >= state.token_expires_at:
-            return available(state)
-    return state
+    # Nothing expires under an open door (next_expiry is None then); the close decides.
+    expires_at = next_expiry(state)
+    return available(state) if expires_at is not None and now >= expires_at else state
 
 
 def next_expiry(state: LockerState) -> float | None:

@@ -1,0 +1,130 @@
+"""Latency histograms: every timing the harness reports lives in an HdrHistogram, never an average.
+
+Values are recorded in nanoseconds (from ``time.perf_counter_ns()`` differences) with three
+significant digits, and reported in milliseconds. Histograms travel between processes (load
+workers, the hardware rig, the run history) as the compressed base64 strings HdrHistogram
+defines, so merging is exact rather than an average of percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+
+__all__ = ["HIGHEST_NS", "LOWEST_NS", "Latencies", "LatencySummary", "new_histogram"]
+
+LOWEST_NS = 1  # record nanoseconds exactly: 3 significant digits at every scale
+HIGHEST_NS = 3_600_000_000_000  # 1 h: longer is a hang, recorded as the maximum
+SIGNIFICANT_FIGURES = 3
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_NS, HIGHEST_NS, SIGNIFICANT_FIGURES)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """What a report shows for one step: counts and percentiles in milliseconds."""
+
+    name: str
+    count: int
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    mean_ms: float
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {field: getattr(self, field) for field in self.__dataclass_fields__}
+
+
+def _ms(ns: float) -> float:
+    return round(ns / 1e6, 4)
+
+
+class Latencies:
+    """Named histograms, one per step or phase, in insertion order."""
+
+    def __init__(self) -> None:
+        self._histograms: dict[str, HdrHistogram] = {}
+
+    def histogram(self, name: str) -> HdrHistogram:
+        hist = self._histograms.get(name)
+        if hist is None:
+            hist = self._histograms[name] = new_histogram()
+        return hist
+
+    def record(self, name: str, duration_ns: int) -> None:
+        """Record one duration; values beyond the range are clamped so nothing is lost silently."""
+        self.histogram(name).record_value(min(max(duration_ns, LOWEST_NS), HIGHEST_NS))
+
+    def record_corrected(self, name: str, duration_ns: int, expected_interval_ns: int) -> None:
+        """Record with HdrHistogram's coordinated-omission correction for a fixed-rate sender."""
+        value = min(max(duration_ns, LOWEST_NS), HIGHEST_NS)
+        self.histogram(name).record_corrected_value(value, expected_interval_ns)
+
+    def names(self) -> list[str]:
+        return list(self._histograms)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._histograms
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._histograms)
+
+    def count(self, name: str) -> int:
+        hist = self._histograms.get(name)
+        return 0 if hist is None else int(hist.get_total_count())
+
+    def percentile_ms(self, name: str, percentile: float) -> float:
+        return _ms(self.histogram(name).get_value_at_percentile(percentile))
+
+    def summary(self, name: str) -> LatencySummary:
+        hist = self.histogram(name)
+        if hist.get_total_count() == 0:
+            return LatencySummary(name, 0, *([0.0] * 8))
+        p = [_ms(hist.get_value_at_percentile(q)) for q in PERCENTILES]
+        return LatencySummary(
+            name=name,
+            count=int(hist.get_total_count()),
+            min_ms=_ms(hist.get_min_value()),
+            p50_ms=p[0],
+            p90_ms=p[1],
+            p95_ms=p[2],
+            p99_ms=p[3],
+            p999_ms=p[4],
+            max_ms=_ms(hist.get_max_value()),
+            mean_ms=_ms(hist.get_mean_value()),
+        )
+
+    def summaries(self) -> list[LatencySummary]:
+        return [self.summary(name) for name in self._histograms]
+
+    def merge(self, other: Latencies) -> None:
+        """Add every histogram of ``other`` into this one (exact, count by count)."""
+        for name, hist in other._histograms.items():
+            self.histogram(name).add(hist)
+
+    def encode(self) -> dict[str, str]:
+        """Each histogram as HdrHistogram's compressed base64 string, for JSON and other processes."""
+        return {name: hist.encode().decode("ascii") for name, hist in self._histograms.items()}
+
+    @classmethod
+    def decode(cls, encoded: Mapping[str, str]) -> Latencies:
+        latencies = cls()
+        for name, blob in encoded.items():
+            latencies.histogram(name).decode_and_add(blob.encode("ascii"))
+        return latencies
+
+    @classmethod
+    def merged(cls, parts: Iterable[Latencies]) -> Latencies:
+        total = cls()
+        for part in parts:
+            total.merge(part)
+        return total

@@ -1,0 +1,115 @@
+"""The import table of docs/design.md, checked by machine: prose drifts, this does not."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "harness"
+
+# part -> module prefixes it must never import (docs/design.md, "Layout and who may import what").
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "harness/model.py": ("harness", "httpx", "bleak", "bumble", "fastapi", "locust"),
+    "harness/errors.py": ("harness", "httpx", "bleak", "fastapi", "locust"),
+    "harness/metrics.py": ("harness", "httpx", "bleak", "fastapi", "locust"),
+    "harness/redaction.py": ("harness", "httpx", "bleak", "fastapi", "locust"),
+    "harness/config.py": ("harness.api", "harness.ble", "harness.sim", "harness.flow", "locust"),
+    "harness/api/": ("harness.sim", "harness.ble", "harness.flow", "harness.cli", "locust", "bleak", "bumble"),
+    "harness/ble/protocol/": ("harness.", "httpx", "bleak", "bumble", "asyncio", "socket", "locust"),
+    "harness/ble/": ("harness.sim", "harness.api", "harness.flow", "harness.cli", "locust", "httpx"),
+    "harness/flow.py": ("harness.sim", "harness.report", "harness.cli", "locust", "allure"),
+    "harness/sim/": (
+        "harness.api",
+        "harness.ble.client",
+        "harness.ble._",
+        "harness.flow",
+        "harness.config",
+        "harness.errors",
+        "harness.cli",
+        "harness.report",
+        "locust",
+        "httpx",
+    ),
+    "harness/report/": ("harness.sim", "locust"),
+    "harness/cli/": ("locust",),
+    "harness/pytest_plugin.py": ("locust", "bleak", "bumble", "fastapi"),
+}
+
+# Exceptions a part is allowed despite a broader prefix above.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "harness/ble/protocol/": ("harness.ble.protocol",),
+    # The sandbox's control-plane client for callers that start it (VirtualSandbox.control).
+    "harness/sim/": ("httpx",),
+    "harness/model.py": (),
+    "harness/errors.py": (),
+    "harness/metrics.py": (),
+    "harness/redaction.py": (),
+}
+
+# bumble is imported on the client side only by the virtual bleak backend.
+BUMBLE_ALLOWED = {"harness/ble/_virtual.py"}
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against the module's package
+                package = path.relative_to(ROOT).parent.parts
+                base = ".".join(package[: len(package) - node.level + 1])
+                names.append(f"{base}.{node.module}" if node.module else base)
+            elif node.module:
+                names.append(node.module)
+    return names
+
+
+def _part(relative: str) -> str | None:
+    """The most specific part of the table a file belongs to."""
+    matches = [part for part in FORBIDDEN if relative == part or (part.endswith("/") and relative.startswith(part))]
+    return max(matches, key=len) if matches else None
+
+
+def _violations() -> list[str]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        part = _part(relative)
+        for name in _imports(path):
+            if name.startswith("bumble") and relative.startswith("harness/ble/") and relative not in BUMBLE_ALLOWED:
+                found.append(f"{relative} imports {name} (only the virtual backend may)")
+            if part is None:
+                continue
+            if any(name == allowed or name.startswith(allowed + ".") for allowed in ALLOWED.get(part, ())):
+                continue
+            for prefix in FORBIDDEN[part]:
+                if name == prefix.rstrip(".") or name.startswith(prefix if prefix.endswith(".") else prefix + "."):
+                    found.append(f"{relative} imports {name}")
+    return found
+
+
+def test_every_part_keeps_to_its_imports() -> None:
+    """No module imports what the architecture's table forbids for its part."""
+    assert _violations() == []
+
+
+def test_locust_is_never_imported_where_pytest_can_reach() -> None:
+    """locust's gevent patching must never enter the pytest process: only loadtests/ imports it."""
+    reachable = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "contracts").rglob("*.py")]
+    reachable += [*(ROOT / "hw_tests").rglob("*.py")]
+    offenders = [
+        p.relative_to(ROOT).as_posix() for p in reachable if any(n.split(".")[0] == "locust" for n in _imports(p))
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("name", ["harness.model", "harness.errors", "harness.metrics"])
+def test_leaf_modules_import_nothing_of_the_harness(name: str) -> None:
+    """The model and the error tree are leaves: everything may import them, they import nothing."""
+    path = ROOT / (name.replace(".", "/") + ".py")
+    assert [n for n in _imports(path) if n.startswith("harness")] == []

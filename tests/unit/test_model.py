@@ -1,0 +1,308 @@
+"""The locker model: every transition of the table, every refusal, expiry and token rules."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.model import (
+    HELD_STATUSES,
+    TRANSITIONS,
+    Cancel,
+    CloseDoor,
+    Force,
+    IssueToken,
+    LockerState,
+    LockerStatus,
+    OpenDoor,
+    Refusal,
+    Refused,
+    Release,
+    Reserve,
+    TokenClaim,
+    TokenKind,
+    apply,
+    check_token,
+    next_expiry,
+    settle,
+)
+
+A, B = "provider-a", "provider-b"
+LOCKER = 1401
+
+
+def claim(state: LockerState, kind: TokenKind, expires_at: float = 1_000.0, locker: int = LOCKER) -> TokenClaim:
+    return TokenClaim(locker_id=locker, kind=kind, expires_at=expires_at, epoch=state.epoch, holder=A)
+
+
+def reserved(now: float = 0.0, duration: int = 300) -> LockerState:
+    return apply(LockerState(), Reserve(A, duration, reservation_id=7), now)
+
+
+def rented(now: float = 0.0, duration: int = 600) -> LockerState:
+    return apply(LockerState(), IssueToken(A, TokenKind.DROPOFF, duration), now)
+
+
+def occupied() -> LockerState:
+    state = rented()
+    state = apply(state, OpenDoor(claim(state, TokenKind.DROPOFF), LOCKER), 1)
+    return apply(state, CloseDoor(), 2)
+
+
+def declined() -> LockerState:
+    return apply(rented(), Release(A), 1)
+
+
+def test_status_ids_are_stable_and_available_is_one() -> None:
+    """Status ids are the documented choice, with available = 1 as Harbor has it."""
+    assert [(s.wire_name, s.value) for s in LockerStatus] == [
+        ("available", 1),
+        ("reserved", 2),
+        ("rented", 3),
+        ("occupied", 4),
+        ("declined", 5),
+        ("out_of_service", 6),
+    ]
+
+
+def test_from_wire_rejects_a_name_and_id_that_disagree() -> None:
+    """A status object whose id is not its name's id is an error, not a guess."""
+    assert LockerStatus.from_wire("occupied", 4) is LockerStatus.OCCUPIED
+    with pytest.raises(ValueError):
+        LockerStatus.from_wire("occupied", 3)
+    with pytest.raises(KeyError):
+        LockerStatus.from_wire("vanished")
+
+
+def test_full_delivery_goes_round_to_available_in_a_new_epoch() -> None:
+    """The seed's delivery: reserve, drop-off, door closed, pickup, door closed, available."""
+    state = reserved()
+    assert (state.status, state.holder) == (LockerStatus.RESERVED, A)
+    state = apply(state, IssueToken(A, TokenKind.DROPOFF, 600), 1)
+    assert state.status is LockerStatus.RENTED
+    state = apply(state, OpenDoor(claim(state, TokenKind.DROPOFF), LOCKER), 2)
+    assert state.door_open and state.status is LockerStatus.RENTED
+    state = apply(state, CloseDoor(), 3)
+    assert (state.status, state.door_open) == (LockerStatus.OCCUPIED, False)
+    state = apply(state, IssueToken(A, TokenKind.PICKUP, 600), 4)
+    state = apply(state, OpenDoor(claim(state, TokenKind.PICKUP), LOCKER), 5)
+    state = apply(state, CloseDoor(), 6)
+    assert state == LockerState(epoch=1)
+
+
+@pytest.mark.parametrize(
+    ("make", "command", "reason"),
+    [
+        (reserved, Reserve(B, 300, 8), Refusal.HELD),
+        (rented, Reserve(B, 300, 8), Refusal.HELD),
+        (occupied, Reserve(A, 300, 8), Refusal.HELD),
+        (reserved, IssueToken(B, TokenKind.DROPOFF, 60), Refusal.HELD_BY_OTHER),
+        (rented, IssueToken(B, TokenKind.DROPOFF, 60), Refusal.HELD_BY_OTHER),
+        (occupied, IssueToken(B, TokenKind.PICKUP, 60), Refusal.HELD_BY_OTHER),
+        (reserved, IssueToken(A, TokenKind.PICKUP, 60), Refusal.WRONG_STATUS),
+        (LockerState, IssueToken(A, TokenKind.PICKUP, 60), Refusal.WRONG_STATUS),
+        (reserved, Cancel(B), Refusal.HELD_BY_OTHER),
+        (reserved, Cancel(A, reservation_id=99), Refusal.NOT_HOLDER),
+        (rented, Cancel(A), Refusal.WRONG_STATUS),
+        (LockerState, Release(A), Refusal.WRONG_STATUS),
+        (reserved, Release(B), Refusal.HELD_BY_OTHER),
+        (occupied, Release(A), Refusal.WRONG_STATUS),
+    ],
+)
+def test_refusals_say_why(make: object, command: object, reason: Refusal) -> None:
+    """Each forbidden command is refused with its reason, and the reason maps to 403 or 409."""
+    with pytest.raises(Refused) as refused:
+        apply(make(), command, 10)  # type: ignore[operator, arg-type]
+    assert refused.value.reason is reason
+    assert reason.http_status in (403, 409)
+
+
+def test_only_the_holder_is_refused_with_403_and_status_conflicts_with_409() -> None:
+    """Who-may-act refusals are 403, status refusals 409."""
+    assert Refusal.HELD_BY_OTHER.http_status == 403
+    assert Refusal.HELD.http_status == 409
+    assert Refusal.WRONG_STATUS.http_status == 409
+
+
+def test_reservation_expires_back_to_available_exactly_at_its_duration() -> None:
+    """A reservation holds until now + duration and not a moment longer."""
+    state = reserved(now=100, duration=300)
+    assert next_expiry(state) == 400
+    assert settle(state, 399.999).status is LockerStatus.RESERVED
+    assert settle(state, 400) == LockerState(epoch=1)
+    assert apply(state, Reserve(B, 60, 9), 400).holder == B
+
+
+def test_unused_tokens_expire_a_rented_or_declined_locker_back_to_available() -> None:
+    """ "The locker is yours until the token expires": rented and declined free themselves."""
+    assert settle(rented(now=0, duration=600), 600).status is LockerStatus.AVAILABLE
+    assert settle(declined(), 600).status is LockerStatus.AVAILABLE
+    assert settle(rented(now=0, duration=600), 599).status is LockerStatus.RENTED
+
+
+def test_an_occupied_locker_never_expires() -> None:
+    """An item inside keeps the locker occupied whatever the clock says."""
+    assert settle(occupied(), 10**9).status is LockerStatus.OCCUPIED
+    assert next_expiry(occupied()) is None
+
+
+def test_nothing_expires_under_an_open_door() -> None:
+    """An open door freezes expiry until it closes."""
+    state = rented(duration=10)
+    state = apply(state, OpenDoor(claim(state, TokenKind.DROPOFF), LOCKER), 5)
+    assert settle(state, 1_000).door_open
+
+
+def test_release_path_rented_declined_available() -> None:
+    """Release takes rented to declined [S] and declined to available [G]."""
+    state = declined()
+    assert state.status is LockerStatus.DECLINED
+    assert apply(state, Release(A), 2) == LockerState(epoch=1)
+    assert apply(state, IssueToken(A, TokenKind.DROPOFF, 60), 2).status is LockerStatus.RENTED
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda s, c: (s, c.__class__(**{**_fields(c), "locker_id": LOCKER + 1})), Refusal.TOKEN_WRONG_LOCKER),
+        (lambda s, c: (s, c.__class__(**{**_fields(c), "expires_at": 1.0})), Refusal.TOKEN_EXPIRED),
+        (lambda s, c: (s, c.__class__(**{**_fields(c), "epoch": s.epoch + 1})), Refusal.TOKEN_STALE),
+        (lambda s, c: (s, c.__class__(**{**_fields(c), "kind": TokenKind.PICKUP})), Refusal.TOKEN_WRONG_KIND),
+    ],
+)
+def test_a_token_opens_only_its_locker_only_while_valid(mutate: object, reason: Refusal) -> None:
+    """Wrong locker, expired, stale and wrong-kind tokens are refused with their reason."""
+    state = rented()
+    good = claim(state, TokenKind.DROPOFF)
+    assert check_token(state, good, LOCKER, 2) is None
+    state, bad = mutate(state, good)  # type: ignore[operator]
+    assert check_token(state, bad, LOCKER, 2) is reason
+    with pytest.raises(Refused):
+        apply(state, OpenDoor(bad, LOCKER), 2)
+
+
+def _fields(c: TokenClaim) -> dict[str, object]:
+    return {name: getattr(c, name) for name in c.__dataclass_fields__}
+
+
+def test_a_dropoff_token_cannot_be_replayed_after_the_pickup() -> None:
+    """After the pickup the locker is in a new tenancy and the old drop-off token is dead."""
+    state = rented()
+    old = claim(state, TokenKind.DROPOFF, expires_at=10**6)
+    state = apply(apply(state, OpenDoor(old, LOCKER), 1), CloseDoor(), 2)
+    state = apply(state, IssueToken(A, TokenKind.PICKUP, 60), 3)
+    state = apply(apply(state, OpenDoor(claim(state, TokenKind.PICKUP), LOCKER), 4), CloseDoor(), 5)
+    state = apply(state, IssueToken(B, TokenKind.DROPOFF, 60), 6)
+    assert check_token(state, old, LOCKER, 7) is Refusal.TOKEN_STALE
+
+
+def test_a_dropoff_token_may_reopen_an_occupied_locker_for_a_second_dropoff() -> None:
+    """An occupied locker's holder can drop off again; the locker stays occupied."""
+    state = occupied()
+    token = claim(state, TokenKind.DROPOFF)
+    state = apply(apply(state, OpenDoor(token, LOCKER), 3), CloseDoor(), 4)
+    assert state.status is LockerStatus.OCCUPIED
+
+
+def test_out_of_service_refuses_everything_and_staff_can_force_it_back() -> None:
+    """Out of service lockers refuse every command until staff force them available."""
+    state = apply(LockerState(), Force(LockerStatus.OUT_OF_SERVICE), 0)
+    for command in (Reserve(A, 60, 1), IssueToken(A, TokenKind.DROPOFF, 60), Release(A)):
+        with pytest.raises(Refused) as refused:
+            apply(state, command, 1)
+        assert refused.value.reason is Refusal.OUT_OF_SERVICE
+    assert apply(state, Force(LockerStatus.AVAILABLE), 2).status is LockerStatus.AVAILABLE
+
+
+def _step(state: LockerState, name: str, now: float) -> LockerState:
+    """Apply one transition of the table by name, acting as the holder (or A)."""
+    actor = state.holder or A
+    match name:
+        case "reserve":
+            return apply(state, Reserve(actor, 60, 1), now)
+        case "cancel":
+            return apply(state, Cancel(actor), now)
+        case "release":
+            return apply(state, Release(actor), now)
+        case "dropoff_token":
+            return apply(state, IssueToken(actor, TokenKind.DROPOFF, 60), now)
+        case "pickup_token":
+            return apply(state, IssueToken(actor, TokenKind.PICKUP, 60), now)
+        case "expire":
+            return settle(state, now + 10**7)
+        case "dropoff_door_closed" | "pickup_door_closed":
+            kind = TokenKind.DROPOFF if name.startswith("dropoff") else TokenKind.PICKUP
+            token = TokenClaim(LOCKER, kind, now + 60, state.epoch, actor)
+            return apply(apply(state, OpenDoor(token, LOCKER), now), CloseDoor(), now)
+    raise AssertionError(name)
+
+
+STARTS = {
+    LockerStatus.AVAILABLE: LockerState,
+    LockerStatus.RESERVED: reserved,
+    LockerStatus.RENTED: rented,
+    LockerStatus.OCCUPIED: occupied,
+    LockerStatus.DECLINED: declined,
+}
+
+
+@pytest.mark.parametrize(("start", "name", "end"), sorted(TRANSITIONS, key=str))
+def test_every_transition_in_the_table_is_what_apply_does(start: LockerStatus, name: str, end: LockerStatus) -> None:
+    """The data table of transitions agrees with ``apply``."""
+    assert _step(STARTS[start](), name, 100).status is end
+
+
+def test_no_transition_outside_the_table_changes_status() -> None:
+    """Every (status, command) pair not in the table is refused or leaves the status alone."""
+    names = {"reserve", "cancel", "release", "dropoff_token", "pickup_token", "expire"}
+    names |= {"dropoff_door_closed", "pickup_door_closed"}
+    for (status, make), name in itertools.product(STARTS.items(), sorted(names)):
+        try:
+            after = _step(make(), name, 100).status
+        except Refused:
+            continue
+        assert (status, name, after) in TRANSITIONS or after is status, (status, name, after)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["reserve", "cancel", "release", "dropoff", "pickup", "open", "close", "tick"]),
+            st.sampled_from([A, B]),
+            st.integers(min_value=1, max_value=900),
+        ),
+        max_size=40,
+    )
+)
+def test_no_sequence_breaks_the_invariants(steps: list[tuple[str, str, int]]) -> None:
+    """Whatever happens: held statuses have a holder, free ones none, epochs only grow."""
+    state, now, tokens = LockerState(), 0.0, []
+    for verb, actor, amount in steps:
+        before = state
+        try:
+            match verb:
+                case "reserve":
+                    state = apply(state, Reserve(actor, amount, 1), now)
+                case "cancel":
+                    state = apply(state, Cancel(actor), now)
+                case "release":
+                    state = apply(state, Release(actor), now)
+                case "dropoff" | "pickup":
+                    kind = TokenKind(verb)
+                    state = apply(state, IssueToken(actor, kind, amount), now)
+                    tokens.append(TokenClaim(LOCKER, kind, now + amount, state.epoch, actor))
+                case "open" if tokens:
+                    state = apply(state, OpenDoor(tokens[amount % len(tokens)], LOCKER), now)
+                case "close":
+                    state = apply(state, CloseDoor(), now)
+                case "tick":
+                    now += amount
+                    state = settle(state, now)
+        except Refused:
+            assert state == before
+        assert (state.holder is not None) == (state.status in HELD_STATUSES)
+        assert state.epoch >= before.epoch
+        assert not (state.door_open and state.status not in (LockerStatus.RENTED, LockerStatus.OCCUPIED))
