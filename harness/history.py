@@ -1,0 +1,390 @@
+"""Run history: every run's key figures in SQLite, so this release can be compared with the last.
+
+One file under the state directory (``.locker-harness/history.sqlite`` by default), WAL mode so
+a reader (``locker-harness history``) never blocks a run that is writing. Per step it keeps the
+count, p50/p95/p99/max, the failures, and the encoded HdrHistogram itself: figures can be
+recomputed exactly later, and merged across runs, without re-running anything.
+
+``compare`` is pure: two runs' step figures in, regressions out. A regression is a step whose
+p95 or p99 grew beyond a relative tolerance *and* an absolute floor (so noise on a 1 ms step is
+not a regression), or whose failures grew.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from harness.errors import UsageError
+from harness.metrics import Latencies
+from harness.report import RunResult, Verdict
+
+__all__ = [
+    "DEFAULT_FLOOR_MS",
+    "DEFAULT_TOLERANCE",
+    "HISTORY_FILE",
+    "Comparison",
+    "History",
+    "RunRecord",
+    "StepChange",
+    "StepFigures",
+    "Tolerance",
+    "compare",
+    "parse_tolerance",
+]
+
+HISTORY_FILE: Final = "history.sqlite"
+DEFAULT_TOLERANCE: Final = 0.20
+DEFAULT_FLOOR_MS: Final = 5.0
+_SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    target_url  TEXT,
+    tower       TEXT,
+    firmware    TEXT,
+    seed        INTEGER NOT NULL,
+    verdict     TEXT NOT NULL,
+    exit_code   INTEGER NOT NULL,
+    duration_ms REAL NOT NULL,
+    interrupted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS stages (
+    run_id      TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    stage       TEXT NOT NULL,
+    verdict     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    failures    INTEGER NOT NULL,
+    figures     TEXT NOT NULL,
+    PRIMARY KEY (run_id, stage)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id    TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    stage     TEXT NOT NULL,
+    step      TEXT NOT NULL,
+    count     INTEGER NOT NULL,
+    p50_ms    REAL NOT NULL,
+    p95_ms    REAL NOT NULL,
+    p99_ms    REAL NOT NULL,
+    max_ms    REAL NOT NULL,
+    failures  INTEGER NOT NULL,
+    histogram TEXT NOT NULL,
+    PRIMARY KEY (run_id, stage, step)
+);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StepFigures:
+    """One step's figures in one run."""
+
+    stage: str
+    step: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    failures: int
+    histogram: str = ""  # HdrHistogram's compressed base64; empty for a step that only failed
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.stage, self.step)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as the history keeps it."""
+
+    run_id: str
+    started_at: datetime
+    target: str
+    verdict: Verdict
+    exit_code: int
+    duration_ms: float
+    tower: str | None = None
+    stages: tuple[tuple[str, Verdict, int], ...] = ()  # (stage, verdict, failures) in run order
+    steps: tuple[StepFigures, ...] = ()
+
+    def latencies(self) -> Latencies:
+        """The stored histograms back as ``Latencies``, keyed ``stage/step``."""
+        return Latencies.decode({f"{s.stage}/{s.step}": s.histogram for s in self.steps if s.histogram})
+
+
+def _step_figures(run: RunResult) -> list[StepFigures]:
+    figures: list[StepFigures] = []
+    for stage in run.stages:
+        failures_by_step: dict[str, int] = {}
+        for failure in stage.failures:
+            step = failure.step or failure.name
+            failures_by_step[step] = failures_by_step.get(step, 0) + 1
+        encoded = stage.latencies.encode()
+        for summary in stage.latencies.summaries():
+            figures.append(
+                StepFigures(
+                    stage=stage.name,
+                    step=summary.name,
+                    count=summary.count,
+                    p50_ms=summary.p50_ms,
+                    p95_ms=summary.p95_ms,
+                    p99_ms=summary.p99_ms,
+                    max_ms=summary.max_ms,
+                    failures=failures_by_step.pop(summary.name, 0),
+                    histogram=encoded[summary.name],
+                )
+            )
+        # A failure on a step that never finished has no timing, but still counts.
+        figures += [StepFigures(stage.name, step, 0, 0.0, 0.0, 0.0, 0.0, n) for step, n in failures_by_step.items()]
+    return figures
+
+
+_STEP_COLUMNS: Final = ("stage", "step", "count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "failures", "histogram")
+
+
+class History:
+    """The run history database; open with ``History.open(state_dir)``, use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise UsageError(f"cannot open the run history {path}: {exc}") from None
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # executescript commits on its own; the statements are idempotent (IF NOT EXISTS).
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    @classmethod
+    def open(cls, state_dir: Path) -> History:
+        return cls(state_dir / HISTORY_FILE)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def record(self, run: RunResult) -> None:
+        """Store a run's key figures; recording the same run id again replaces it."""
+        with self._transaction():
+            self._db.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
+            self._db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.started_at.isoformat(),
+                    run.target.name,
+                    run.target.url,
+                    run.target.tower,
+                    run.target.firmware,
+                    run.seed,
+                    run.verdict.value,
+                    int(run.exit_code),
+                    run.duration_ns / 1e6,
+                    int(run.interrupted),
+                ),
+            )
+            self._db.executemany(
+                "INSERT INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run.run_id,
+                        position,
+                        stage.name,
+                        stage.verdict.value,
+                        stage.reason,
+                        stage.duration_ns / 1e6,
+                        len(stage.failures),
+                        json.dumps(stage.figures),
+                    )
+                    for position, stage in enumerate(run.stages)
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run.run_id, *(getattr(s, column) for column in _STEP_COLUMNS)) for s in _step_figures(run)],
+            )
+
+    def run_ids(self, limit: int | None = None) -> list[str]:
+        """Run ids, newest first."""
+        query = "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC"
+        rows = self._db.execute(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        return [row[0] for row in rows]
+
+    def runs(self, limit: int | None = 20) -> list[RunRecord]:
+        """The latest runs, newest first, with their stages (steps are loaded by ``get``)."""
+        return [self.get(run_id, with_steps=False) for run_id in self.run_ids(limit)]
+
+    def resolve(self, reference: str) -> str:
+        """A run id from a full id, a unique prefix, or ``-1``/``-2`` (latest, the one before)."""
+        if re.fullmatch(r"-\d+", reference):
+            index = -int(reference) - 1
+            ids = self.run_ids(index + 1)
+            if len(ids) <= index:
+                raise UsageError(f"the history holds {len(ids)} run(s): there is no run {reference}")
+            return ids[index]
+        matches = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id",
+                (reference.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+            )
+        ]
+        if not matches:
+            raise UsageError(f"no run {reference!r} in the history {self.path}")
+        if len(matches) > 1 and reference not in matches:
+            raise UsageError(f"run {reference!r} is ambiguous: {', '.join(matches[:5])}")
+        return reference if reference in matches else matches[0]
+
+    def get(self, reference: str, *, with_steps: bool = True) -> RunRecord:
+        run_id = self.resolve(reference)
+        row = self._db.execute(
+            "SELECT started_at, target, verdict, exit_code, duration_ms, tower FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        stages = tuple(
+            (name, Verdict(verdict), failures)
+            for name, verdict, failures in self._db.execute(
+                "SELECT stage, verdict, failures FROM stages WHERE run_id = ? ORDER BY position", (run_id,)
+            )
+        )
+        steps: tuple[StepFigures, ...] = ()
+        if with_steps:
+            steps = tuple(
+                StepFigures(*r)
+                for r in self._db.execute(
+                    f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY rowid",
+                    (run_id,),
+                )
+            )
+        return RunRecord(
+            run_id=run_id,
+            started_at=datetime.fromisoformat(row[0]),
+            target=row[1],
+            verdict=Verdict(row[2]),
+            exit_code=row[3],
+            duration_ms=row[4],
+            tower=row[5],
+            stages=stages,
+            steps=steps,
+        )
+
+    def pair(self, references: Sequence[str]) -> tuple[RunRecord, RunRecord]:
+        """The two runs ``compare`` means: the two given, or (one given) it and the latest, or the last two."""
+        if len(references) > 2:
+            raise UsageError("compare takes at most two runs")
+        if len(references) == 2:
+            return self.get(references[0]), self.get(references[1])
+        latest = self.run_ids(2)
+        if len(references) == 1:
+            if not latest:
+                raise UsageError(f"the history {self.path} is empty: run `locker-harness run` first")
+            return self.get(references[0]), self.get(latest[0])
+        if len(latest) < 2:
+            raise UsageError(f"compare needs two runs and the history {self.path} holds {len(latest)}")
+        return self.get(latest[1]), self.get(latest[0])
+
+
+# -- comparing two runs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How much worse a step may get before it is a regression: relative and an absolute floor."""
+
+    relative: float = DEFAULT_TOLERANCE
+    floor_ms: float = DEFAULT_FLOOR_MS
+
+    def exceeded(self, before_ms: float, after_ms: float) -> bool:
+        grown = after_ms - before_ms
+        return grown > self.floor_ms and after_ms > before_ms * (1.0 + self.relative)
+
+
+def parse_tolerance(text: str) -> float:
+    """``20%`` or ``0.2`` as the fraction 0.2; a ``UsageError`` for anything else."""
+    value = text.strip()
+    try:
+        fraction = float(value[:-1]) / 100.0 if value.endswith("%") else float(value)
+    except ValueError:
+        raise UsageError(f"tolerance {text!r} is not a number: use e.g. 20% or 0.2") from None
+    if not 0.0 <= fraction <= 100.0:
+        raise UsageError(f"tolerance {text!r} must be between 0% and 10000%")
+    return fraction
+
+
+@dataclass(frozen=True, slots=True)
+class StepChange:
+    """One step side by side in two runs, and what got worse."""
+
+    stage: str
+    step: str
+    before: StepFigures | None
+    after: StepFigures | None
+    regressions: tuple[str, ...] = ()  # "p95", "p99", "failures"
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    before: RunRecord
+    after: RunRecord
+    tolerance: Tolerance
+    changes: list[StepChange] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[StepChange]:
+        return [change for change in self.changes if change.regressed]
+
+
+def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = None) -> Comparison:
+    """Every step of either run side by side, with the regressions of ``after`` against ``before``."""
+    tolerance = tolerance or Tolerance()
+    old = {s.key: s for s in before.steps}
+    new = {s.key: s for s in after.steps}
+    keys = list(old) + [key for key in new if key not in old]
+    changes: list[StepChange] = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        regressions: list[str] = []
+        if a is not None and b is not None and a.count and b.count:
+            if tolerance.exceeded(a.p95_ms, b.p95_ms):
+                regressions.append("p95")
+            if tolerance.exceeded(a.p99_ms, b.p99_ms):
+                regressions.append("p99")
+        if b is not None and b.failures > (a.failures if a is not None else 0):
+            regressions.append("failures")
+        changes.append(StepChange(key[0], key[1], a, b, tuple(regressions)))
+    return Comparison(before, after, tolerance, changes)

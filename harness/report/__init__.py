@@ -1,0 +1,75 @@
+"""The evidence people read: results, JUnit, Allure, plots, summaries and the HTML report.
+
+Everything here writes through a ``harness.redaction.Redactor``. Nothing here imports the
+virtual sandbox or locust; the flow reaches the Allure writer only through the events it emits.
+"""
+
+from harness.report._allure import (
+    CATEGORIES,
+    AllureAttachment,
+    AllureStep,
+    AllureTest,
+    AllureWriter,
+    engine_versions,
+    environment_properties,
+    write_categories,
+    write_environment,
+)
+from harness.report._console import run_table
+from harness.report._folder import RunFolder, finish_reports
+from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
+from harness.report._junit import write_junit
+from harness.report._plots import plot_latencies
+from harness.report._results import (
+    CaseOutcome,
+    CaseResult,
+    Failure,
+    FailureKind,
+    Figure,
+    RunResult,
+    StageResult,
+    TargetInfo,
+    Verdict,
+    classify,
+    new_run_id,
+    verdict_of,
+)
+from harness.report._summary import format_figures, render_markdown, summary_document, write_summaries
+
+__all__ = [
+    "CATEGORIES",
+    "AllureAttachment",
+    "AllureStep",
+    "AllureTest",
+    "AllureWriter",
+    "CaseOutcome",
+    "CaseResult",
+    "Failure",
+    "FailureKind",
+    "Figure",
+    "HtmlReport",
+    "RunFolder",
+    "RunResult",
+    "StageResult",
+    "TargetInfo",
+    "Verdict",
+    "build_html",
+    "classify",
+    "engine_versions",
+    "environment_properties",
+    "find_node_project",
+    "finish_reports",
+    "format_figures",
+    "new_run_id",
+    "plot_latencies",
+    "redact_results",
+    "render_markdown",
+    "run_table",
+    "strip_analytics",
+    "summary_document",
+    "verdict_of",
+    "write_categories",
+    "write_environment",
+    "write_junit",
+    "write_summaries",
+]

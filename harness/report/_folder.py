@@ -1,0 +1,105 @@
+"""The layout of ``reports/<run-id>/`` and the reports written once a run's stages are done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from harness.redaction import Redactor
+from harness.report._allure import environment_properties, write_categories, write_environment
+from harness.report._html import redact_results
+from harness.report._junit import write_junit
+from harness.report._plots import plot_latencies
+from harness.report._results import RunResult
+from harness.report._summary import write_summaries
+
+__all__ = ["MIN_SAMPLES_TO_PLOT", "RunFolder", "finish_reports"]
+
+#: A percentile curve through fewer samples says nothing a table does not: one delivery is a row.
+MIN_SAMPLES_TO_PLOT: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RunFolder:
+    """Where a run's evidence goes; every path a stage writes to comes from here."""
+
+    root: Path  # reports/<run-id>
+
+    @classmethod
+    def create(cls, reports_dir: Path, run_id: str) -> RunFolder:
+        folder = cls(reports_dir / run_id)
+        folder.allure_results.mkdir(parents=True, exist_ok=True)
+        folder.junit_dir.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def allure_results(self) -> Path:
+        """Allure results of every stage: pytest stages pass it as ``--alluredir``."""
+        return self.root / "allure-results"
+
+    @property
+    def junit_dir(self) -> Path:
+        return self.root / "junit"
+
+    def junit(self, stage: str) -> Path:
+        """The JUnit file of a stage: pytest stages pass it as ``--junitxml``."""
+        return self.junit_dir / f"{stage}.xml"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def html_dir(self) -> Path:
+        return self.root / "allure-report"
+
+    def stage_dir(self, stage: str) -> Path:
+        """A folder for a stage's own reports (Schemathesis, Locust HTML and CSV, frame dumps)."""
+        path = self.root / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> list[Path]:
+    """Plots, JUnit of the stages that had cases, Allure environment and categories, summaries.
+
+    Called once the stages are done (pytest stages would have deleted the Allure extras with
+    ``--clean-alluredir``); returns the files written.
+    """
+    written: list[Path] = []
+    for stage in run.stages:
+        plots = plot_latencies(
+            stage.latencies, folder.plots_dir, stage=stage.name, target=run.target.name, min_count=MIN_SAMPLES_TO_PLOT
+        )
+        stage.artefacts.extend(plots)
+        written += plots
+        if stage.cases:
+            junit = write_junit(
+                folder.junit(stage.name),
+                stage.name,
+                stage.cases,
+                redactor=redactor,
+                timestamp=run.started_at.isoformat(timespec="seconds"),
+            )
+            if junit not in stage.artefacts:
+                stage.artefacts.append(junit)
+            written.append(junit)
+    properties = environment_properties(
+        run_id=run.run_id,
+        target=run.target.name,
+        url=run.target.url,
+        tower=run.target.tower,
+        firmware=run.target.firmware,
+        seed=run.seed,
+        extra=run.environment,
+    )
+    written.append(write_environment(folder.allure_results, properties, redactor=redactor))
+    written.append(write_categories(folder.allure_results))
+    redact_results(folder.allure_results, redactor=redactor)
+    written += write_summaries(run, folder.root, redactor=redactor)
+    return written

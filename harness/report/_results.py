@@ -1,0 +1,219 @@
+"""What a run found, as plain data: the one shape every report writer and the run history read.
+
+A stage (smoke, contract, properties, hardware rig, load) ends in a ``StageResult``; a run is
+the ordered list of them plus where it pointed. Failures are classified at the moment they are
+caught, because "the locker service is wrong" (product), "we could not test" (infrastructure)
+and "the harness itself is wrong" (test defect) lead to different people and exit codes.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.errors import ExitCode, HarborAPIError, InfrastructureError, ProductDefect
+from harness.metrics import Latencies
+
+__all__ = [
+    "CaseOutcome",
+    "CaseResult",
+    "Failure",
+    "FailureKind",
+    "Figure",
+    "RunResult",
+    "StageResult",
+    "TargetInfo",
+    "Verdict",
+    "classify",
+    "new_run_id",
+    "verdict_of",
+]
+
+#: A key figure shown in the final table and stored in the history: a count, milliseconds, a ratio.
+Figure = int | float | str
+
+
+class Verdict(enum.StrEnum):
+    """How one stage (or the whole run) ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # a check failed: the target broke a promise
+    BREACHED = "breached"  # the flow works, a latency or failure-ratio gate did not hold
+    INFRASTRUCTURE = "infrastructure"  # could not test
+    SKIPPED = "skipped"  # not run, with a reason
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _EXIT_CODES[self]
+
+    @property
+    def rank(self) -> int:
+        """Which verdict wins when stages disagree: a defect beats a breach beats infrastructure."""
+        return _RANKS[self]
+
+
+_EXIT_CODES = {
+    Verdict.PASSED: ExitCode.OK,
+    Verdict.SKIPPED: ExitCode.OK,
+    Verdict.FAILED: ExitCode.DEFECT,
+    Verdict.BREACHED: ExitCode.SLO_BREACH,
+    Verdict.INFRASTRUCTURE: ExitCode.INFRASTRUCTURE,
+}
+_RANKS = {Verdict.SKIPPED: 0, Verdict.PASSED: 0, Verdict.INFRASTRUCTURE: 1, Verdict.BREACHED: 2, Verdict.FAILED: 3}
+
+
+class FailureKind(enum.StrEnum):
+    """Whose problem a failure is; Allure's categories and the summary group by it."""
+
+    PRODUCT = "product"  # the target broke a promise
+    INFRASTRUCTURE = "infrastructure"  # timeouts, 5xx after retries, no Bluetooth adapter
+    TEST = "test"  # the harness or a test is wrong: an exception nobody planned for
+
+    @property
+    def verdict(self) -> Verdict:
+        """The stage verdict a failure of this kind implies on its own."""
+        return Verdict.FAILED if self is FailureKind.PRODUCT else Verdict.INFRASTRUCTURE
+
+
+def classify(error: BaseException) -> FailureKind:
+    """Whose problem ``error`` is, from the harness's exception tree.
+
+    A 4xx where the flow needed a 2xx is the product's (the target refused a legal request);
+    a failed ``assert`` in a check is a product defect too, as pytest and Allure count it.
+    Anything else (a ``TypeError``, a ``UsageError`` met mid-stage) is the harness's own.
+    """
+    if isinstance(error, ProductDefect | HarborAPIError | AssertionError):
+        return FailureKind.PRODUCT
+    if isinstance(error, InfrastructureError | TimeoutError | ConnectionError):
+        return FailureKind.INFRASTRUCTURE
+    return FailureKind.TEST
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One thing that went wrong, with enough evidence to act on it."""
+
+    kind: FailureKind
+    name: str  # the test case or step it belongs to
+    message: str
+    error_type: str = ""  # the exception class name: categories.json matches on it
+    step: str | None = None
+    trace: str | None = None
+
+    @classmethod
+    def from_exception(cls, error: BaseException, name: str, *, step: str | None = None) -> Failure:
+        trace = "".join(traceback.format_exception(error)) if error.__traceback__ is not None else None
+        step = step or getattr(error, "step", None)
+        return cls(classify(error), name, str(error) or type(error).__name__, type(error).__name__, step, trace)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "message": self.message,
+            "error_type": self.error_type,
+            "step": self.step,
+        }
+
+
+class CaseOutcome(enum.StrEnum):
+    """A test case's status, with Allure's spelling (broken = could not be judged)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    BROKEN = "broken"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One test case of a stage that writes its own JUnit (a smoke step, a rig check)."""
+
+    name: str
+    outcome: CaseOutcome
+    duration_ns: int = 0
+    failure: Failure | None = None
+    reason: str = ""  # why it was skipped
+
+    @classmethod
+    def failed(cls, name: str, failure: Failure, duration_ns: int = 0) -> CaseResult:
+        outcome = CaseOutcome.FAILED if failure.kind is FailureKind.PRODUCT else CaseOutcome.BROKEN
+        return cls(name, outcome, duration_ns, failure)
+
+
+@dataclass(slots=True)
+class StageResult:
+    """How one stage ended: verdict, key figures, timings, evidence and failures."""
+
+    name: str
+    verdict: Verdict
+    reason: str = ""  # why skipped, or one line on what was breached
+    figures: dict[str, Figure] = field(default_factory=dict)
+    latencies: Latencies = field(default_factory=Latencies)
+    artefacts: list[Path] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    cases: list[CaseResult] = field(default_factory=list)
+    duration_ns: int = 0
+
+    @classmethod
+    def skipped(cls, name: str, reason: str) -> StageResult:
+        return cls(name, Verdict.SKIPPED, reason)
+
+
+def verdict_of(failures: Sequence[Failure]) -> Verdict:
+    """The verdict a list of failures implies: passed if empty, failed if any is the product's."""
+    return max((failure.kind.verdict for failure in failures), key=lambda v: v.rank, default=Verdict.PASSED)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """Where a run pointed, as the reports describe it (never a credential)."""
+
+    name: str  # local, sandbox, production or the URL
+    url: str | None = None
+    tower: str | None = None
+    firmware: str | None = None
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by time and does not collide: ``20261128-040512-ab12`` (UTC)."""
+    now = now or datetime.now(UTC)
+    return f"{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+@dataclass(slots=True)
+class RunResult:
+    """A whole run: what it pointed at, each stage's result in order, and its overall verdict."""
+
+    run_id: str
+    target: TargetInfo
+    started_at: datetime
+    seed: int
+    stages: list[StageResult] = field(default_factory=list)
+    duration_ns: int = 0
+    interrupted: bool = False
+    #: Versions and settings worth keeping next to the results (``environment.properties``).
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The worst stage verdict; a run in which nothing ran could not test anything."""
+        ran = [stage for stage in self.stages if stage.verdict is not Verdict.SKIPPED]
+        if not ran:
+            return Verdict.INFRASTRUCTURE if self.stages else Verdict.SKIPPED
+        return max((stage.verdict for stage in ran), key=lambda v: v.rank)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return self.verdict.exit_code
+
+    def failures(self) -> list[tuple[str, Failure]]:
+        """Every failure of the run with its stage's name, in stage order."""
+        return [(stage.name, failure) for stage in self.stages for failure in stage.failures]
