@@ -94,6 +94,11 @@ CLEAR_SESSION_ERRORS: Final = True
 #: opened in this session; without one the tower answers SYS_LAST_OPEN (504) [S description].
 DOOR_COMMANDS_USE_LAST_OPENED: Final = True
 
+#: [I] LOCKER_OPENED's ``locker_id`` (70) is the id the API shows (``Locker.id``), not a door index
+#: local to the tower. The client compares it with the token's locker only while this holds; a
+#: bench tower reporting small indexes (1..24) means it does not.
+LOCKER_OPENED_REPORTS_API_ID: Final = True
+
 #: [I] SYNC_MARK_SEEN_EVENTS' ``sync_event_start`` (31) is the first event id *not* yet seen,
 #: i.e. ``start + count`` of the batch just delivered to the server.
 MARK_SEEN_IS_NEXT_UNSEEN: Final = True
