@@ -1,0 +1,449 @@
+"""Where the harness points and with what: targets, credentials, directories, timeouts.
+
+Precedence, highest first: command-line options, ``HARBOR_*`` environment variables, then a
+``locker-harness.toml`` (or ``[tool.locker-harness]`` in ``pyproject.toml``) in the working
+directory. Secrets come only from the environment: a secret in a file is refused, because
+files get committed.
+
+Tower ids are accepted in any case and kept upper-case: the SDK sends upper-case hex and the
+service-provider API accepts any case [S, reference 3.1]; one spelling keeps ledgers and
+reports comparable.
+
+Every bad input is a ``UsageError`` whose message is one line saying what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import os
+import re
+import tomllib
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from harness.errors import UsageError
+from harness.redaction import Secret
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "DEFAULT_LOCAL_TOWER",
+    "ENVIRONMENT",
+    "FILE_KEYS",
+    "PRODUCTION_WRITES_FLAG",
+    "PRODUCTION_WRITES_VALUE",
+    "BleBackend",
+    "Credentials",
+    "Secret",
+    "Settings",
+    "Target",
+    "TargetKind",
+    "load_settings",
+    "normalize_tower_id",
+    "parse_target",
+]
+
+CONFIG_FILE_NAME: Final = "locker-harness.toml"
+#: The seeded virtual tower of the embedded sandbox (docs/design.md, "Seeded world").
+DEFAULT_LOCAL_TOWER: Final = "0100000000000014"
+#: The loudly named opt-in for writes against production.
+PRODUCTION_WRITES_FLAG: Final = "--i-understand-this-writes-to-production"
+PRODUCTION_WRITES_VALUE: Final = "yes-write-to-production"
+
+_TOKEN_PATH: Final = "/realms/harbor/protocol/openid-connect/token"
+_TOWER_ID = re.compile(r"[0-9A-Fa-f]{16}")
+_MAX_TIMEOUT: Final = 600.0
+
+
+class TargetKind(enum.StrEnum):
+    LOCAL = "local"
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+    URL = "url"
+
+
+class BleBackend(enum.StrEnum):
+    """How BLE steps reach a tower: the virtual radio, or the OS Bluetooth stack through bleak."""
+
+    VIRTUAL = "virtual"
+    BLEAK = "bleak"
+
+
+# Reference section 1: REST host (the SDK API is the same host under /sdk/v1) and Keycloak host.
+_HARBOR_HOSTS: Final[Mapping[TargetKind, tuple[str, str]]] = {
+    TargetKind.SANDBOX: ("https://api.sandbox.harborlockers.com", "https://accounts.sandbox.harborlockers.com"),
+    TargetKind.PRODUCTION: ("https://api.harborlockers.com", "https://accounts.harborlockers.com"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Whose lockers these are: the embedded sandbox, Harbor's sandbox, production, or a URL.
+
+    ``api_url`` is ``None`` for ``local`` until the harness has started the sandbox
+    (``Target.running_at``).
+    """
+
+    kind: TargetKind
+    api_url: str | None = None
+    token_url: str | None = None
+
+    @classmethod
+    def local(cls) -> Target:
+        return cls(TargetKind.LOCAL)
+
+    @property
+    def name(self) -> str:
+        """``local``, ``sandbox``, ``production``, or the URL itself."""
+        if self.kind is TargetKind.URL and self.api_url is not None:
+            return self.api_url
+        return self.kind.value
+
+    @property
+    def sdk_url(self) -> str | None:
+        """Base of the SDK API (``/sdk/v1/``), as the native SDKs spell it."""
+        return None if self.api_url is None else f"{self.api_url}/sdk/v1/"
+
+    @property
+    def is_production(self) -> bool:
+        return self.kind is TargetKind.PRODUCTION
+
+    def running_at(self, api_url: str, token_url: str | None = None) -> Target:
+        """This target bound to a running server (the embedded sandbox once started)."""
+        api_url = _check_url(api_url, "sandbox URL")
+        return dataclasses.replace(self, api_url=api_url, token_url=token_url or api_url + _TOKEN_PATH)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An OAuth2 client (Keycloak client id and secret)."""
+
+    client_id: str
+    client_secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs to know, resolved and validated once."""
+
+    target: Target = dataclasses.field(default_factory=Target.local)
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    second_client_id: str | None = None
+    second_client_secret: Secret | None = None
+    #: 16 upper-case hex digits, or ``None`` when none was given for a Harbor target.
+    tower_id: str | None = DEFAULT_LOCAL_TOWER
+    ble: BleBackend = BleBackend.VIRTUAL
+    allow_production_writes: bool = False
+    reports_dir: Path = Path("reports")
+    state_dir: Path = Path(".locker-harness")
+    #: Seconds for one HTTP request (connect, read, write) and for connecting.
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    #: Seconds the flow waits for the API to show a status before calling it a defect.
+    status_timeout: float = 15.0
+    #: The file that contributed settings, if any (for ``--verbose``).
+    config_file: Path | None = None
+
+    def credentials(self) -> Credentials:
+        """The main identity, or a ``UsageError`` naming the variables to set."""
+        return _pair(self.client_id, self.client_secret, "HARBOR_CLIENT_ID", "HARBOR_CLIENT_SECRET", self.target)
+
+    def second_credentials(self) -> Credentials:
+        """A second identity (cross-party checks), or a ``UsageError`` naming the variables to set."""
+        return _pair(
+            self.second_client_id,
+            self.second_client_secret,
+            "HARBOR_SECOND_CLIENT_ID",
+            "HARBOR_SECOND_CLIENT_SECRET",
+            self.target,
+        )
+
+    def tower(self) -> str:
+        """The tower to test, or a ``UsageError`` saying how to name one."""
+        if self.tower_id is None:
+            raise UsageError(f"no tower for target {self.target.name}: pass --tower or set HARBOR_TOWER_ID")
+        return self.tower_id
+
+    def check_writes_allowed(self, what: str) -> None:
+        """Refuse a write against production unless the user opted in, loudly."""
+        if self.target.is_production and not self.allow_production_writes:
+            raise UsageError(
+                f"refusing to {what} on production: pass {PRODUCTION_WRITES_FLAG} "
+                f"or set HARBOR_ALLOW_PRODUCTION_WRITES={PRODUCTION_WRITES_VALUE}"
+            )
+
+    def with_target(self, target: Target) -> Settings:
+        return dataclasses.replace(self, target=target)
+
+    def with_credentials(self, main: Credentials, second: Credentials | None = None) -> Settings:
+        """These settings with identities filled in (the embedded sandbox's throwaway ones)."""
+        changes: dict[str, Any] = {"client_id": main.client_id, "client_secret": main.client_secret}
+        if second is not None:
+            changes |= {"second_client_id": second.client_id, "second_client_secret": second.client_secret}
+        return dataclasses.replace(self, **changes)
+
+
+def _pair(client_id: str | None, secret: Secret | None, id_var: str, secret_var: str, target: Target) -> Credentials:
+    missing = [name for name, value in ((id_var, client_id), (secret_var, secret)) if value is None]
+    if missing or client_id is None or secret is None:
+        raise UsageError(f"target {target.name} needs credentials: set {' and '.join(missing)}")
+    return Credentials(client_id, secret)
+
+
+# -- parsing single values ----------------------------------------------------------------------
+
+
+def normalize_tower_id(value: str, *, source: str = "tower id") -> str:
+    """A tower id as 16 upper-case hex digits, or a ``UsageError``."""
+    text = value.strip()
+    if not _TOWER_ID.fullmatch(text):
+        raise UsageError(f"{source} {value!r} is not a tower id: expected 16 hex digits, e.g. {DEFAULT_LOCAL_TOWER}")
+    return text.upper()
+
+
+def _check_url(value: str, source: str) -> str:
+    text = value.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise UsageError(f"{source} {value!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{source} {value!r} is not a valid URL: expected http(s)://host[:port][/path]")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise UsageError(f"{source} {value!r} must not carry a query, fragment or user info")
+    if port == 0:
+        raise UsageError(f"{source} {value!r} has port 0")
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def parse_target(value: str, *, token_url: str | None = None) -> Target:
+    """``local``, ``sandbox``, ``production`` or an ``http(s)://`` URL, as a ``Target``.
+
+    A URL that names Harbor's sandbox or production host is that target, so the production
+    guard cannot be sidestepped by spelling the URL out.
+    """
+    text = value.strip()
+    name = text.lower()
+    token = _check_url(token_url, "token URL (HARBOR_TOKEN_URL)") if token_url else None
+    if name == TargetKind.LOCAL:
+        if token:
+            raise UsageError("HARBOR_TOKEN_URL cannot be used with target local: the sandbox serves its own")
+        return Target.local()
+    for kind, (api, accounts) in _HARBOR_HOSTS.items():
+        if name == kind.value:
+            return Target(kind, api, token or accounts + _TOKEN_PATH)
+    if "://" not in text:
+        raise UsageError(f"unknown target {value!r}: use local, sandbox, production or an http(s):// URL")
+    url = _check_url(text, "target URL")
+    for kind, (api, accounts) in _HARBOR_HOSTS.items():
+        if urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(api).netloc:
+            return Target(kind, url, token or accounts + _TOKEN_PATH)
+    return Target(TargetKind.URL, url, token or url + _TOKEN_PATH)
+
+
+def _seconds(value: object, source: str) -> float:
+    if isinstance(value, bool):
+        raise UsageError(f"{source} must be a number of seconds, not {value!r}")
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(f"{source} must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(seconds) or not 0 < seconds <= _MAX_TIMEOUT:
+        raise UsageError(f"{source} must be more than 0 and at most {_MAX_TIMEOUT:g} seconds, not {value!r}")
+    return seconds
+
+
+def _ble(value: object, source: str) -> BleBackend:
+    try:
+        return BleBackend(str(value).strip().lower())
+    except ValueError:
+        raise UsageError(f"{source} must be virtual or bleak, not {value!r}") from None
+
+
+def _text(value: object, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{source} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+# -- the three sources --------------------------------------------------------------------------
+
+#: Environment variables and what they set; the README lists the same table.
+ENVIRONMENT: Final[Mapping[str, str]] = {
+    "HARBOR_TARGET": "target",
+    "HARBOR_CLIENT_ID": "client_id",
+    "HARBOR_CLIENT_SECRET": "client_secret",
+    "HARBOR_SECOND_CLIENT_ID": "second_client_id",
+    "HARBOR_SECOND_CLIENT_SECRET": "second_client_secret",
+    "HARBOR_TOWER_ID": "tower_id",
+    "HARBOR_TOKEN_URL": "token_url",
+    "HARBOR_BLE": "ble",
+    "HARBOR_ALLOW_PRODUCTION_WRITES": "allow_production_writes",
+    "HARBOR_REPORTS_DIR": "reports_dir",
+    "HARBOR_STATE_DIR": "state_dir",
+    "HARBOR_TIMEOUT": "timeout",
+    "HARBOR_CONNECT_TIMEOUT": "connect_timeout",
+    "HARBOR_STATUS_TIMEOUT": "status_timeout",
+    "HARBOR_CONFIG": "config",
+}
+
+#: Keys a configuration file may set.
+FILE_KEYS: Final = frozenset(
+    {
+        "target",
+        "tower_id",
+        "client_id",
+        "second_client_id",
+        "token_url",
+        "ble",
+        "reports_dir",
+        "state_dir",
+        "timeout",
+        "connect_timeout",
+        "status_timeout",
+    }
+)
+_FILE_SECRETS: Final = {"client_secret": "HARBOR_CLIENT_SECRET", "second_client_secret": "HARBOR_SECOND_CLIENT_SECRET"}
+
+#: Option names ``load_settings`` accepts (the CLI passes ``None`` for options not given).
+OPTION_KEYS: Final = (FILE_KEYS - {"client_id", "second_client_id"}) | {"config", "allow_production_writes"}
+_OPTION_FLAGS: Final = {"tower_id": "--tower", "allow_production_writes": PRODUCTION_WRITES_FLAG}
+
+
+def _read_file(path: Path, *, explicit: bool) -> tuple[dict[str, Any], str]:
+    """The harness's table from a TOML file, and how to name its keys in messages."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise UsageError(f"configuration file {path} does not exist") from None
+        return {}, str(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        table = document.get("tool", {}).get("locker-harness", {})
+        where = f"[tool.locker-harness] in {path}"
+    else:
+        table, where = document, str(path)
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table of settings")
+    return table, where
+
+
+def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path | None]:
+    table, where = _read_file(path, explicit=explicit)
+    for key in table:
+        if key in _FILE_SECRETS:
+            raise UsageError(
+                f"{key} found in {where}: secrets are read only from the environment, "
+                f"remove it and set {_FILE_SECRETS[key]}"
+            )
+        if key == "allow_production_writes":
+            raise UsageError(
+                f"allow_production_writes found in {where}: the production opt-in is never read from a file, "
+                f"pass {PRODUCTION_WRITES_FLAG} or set HARBOR_ALLOW_PRODUCTION_WRITES={PRODUCTION_WRITES_VALUE}"
+            )
+        if key not in FILE_KEYS:
+            raise UsageError(f"unknown key {key!r} in {where}; known keys: {', '.join(sorted(FILE_KEYS))}")
+    return {key: (value, f"{key} in {where}") for key, value in table.items()}, (path if table else None)
+
+
+def _find_file(cwd: Path, explicit: str | None) -> tuple[Path, bool] | None:
+    if explicit:
+        return Path(explicit), True
+    for candidate in (cwd / CONFIG_FILE_NAME, cwd / "pyproject.toml"):
+        if candidate.is_file():
+            return candidate, False
+    return None
+
+
+def load_settings(
+    options: Mapping[str, object] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings: ``options`` (None = not given) > ``HARBOR_*`` > config file > defaults."""
+    # A flag left at its default (False) is "not given": it must not mask the environment.
+    options = {key: value for key, value in (options or {}).items() if value is not None and value is not False}
+    unknown = set(options) - OPTION_KEYS
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    env = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+
+    # key -> (value, where it came from), lowest precedence first, each layer overriding.
+    chosen: dict[str, tuple[object, str]] = {}
+    env_values = {key: (env[var], var) for var, key in ENVIRONMENT.items() if env.get(var, "").strip()}
+
+    config_choice = options.get("config") or (env_values.get("config", (None, ""))[0])
+    found = _find_file(cwd, str(config_choice) if config_choice else None)
+    config_file = None
+    if found is not None:
+        file_values, config_file = _file_settings(found[0], explicit=found[1])
+        chosen |= file_values
+    chosen |= env_values
+    chosen |= {key: (value, _OPTION_FLAGS.get(key, f"--{key.replace('_', '-')}")) for key, value in options.items()}
+    return _resolve(chosen, config_file)
+
+
+def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None) -> Settings:
+    def get(key: str) -> tuple[object, str] | None:
+        return chosen.get(key)
+
+    token_url = get("token_url")
+    target_value = get("target")
+    target = (
+        parse_target(_text(*target_value), token_url=_text(*token_url) if token_url else None)
+        if target_value
+        else parse_target("local", token_url=_text(*token_url) if token_url else None)
+    )
+
+    values: dict[str, Any] = {"target": target, "config_file": config_file}
+    for key in ("client_id", "second_client_id"):
+        if (item := get(key)) is not None:
+            values[key] = _text(*item)
+    for key in ("client_secret", "second_client_secret"):
+        if (item := get(key)) is not None:
+            values[key] = Secret(_text(*item))  # only ever from the environment (see _file_settings)
+
+    tower = get("tower_id")
+    if tower is not None:
+        values["tower_id"] = normalize_tower_id(_text(*tower), source=tower[1])
+    elif target.kind is not TargetKind.LOCAL:
+        values["tower_id"] = None  # Harbor's towers are the user's to name
+
+    ble = get("ble")
+    values["ble"] = _ble(*ble) if ble else (BleBackend.VIRTUAL if target.kind is TargetKind.LOCAL else BleBackend.BLEAK)
+
+    values["allow_production_writes"] = _production_opt_in(get("allow_production_writes"))
+    for key in ("reports_dir", "state_dir"):
+        if (item := get(key)) is not None:
+            values[key] = Path(_text(*item))
+    for key in ("timeout", "connect_timeout", "status_timeout"):
+        if (item := get(key)) is not None:
+            values[key] = _seconds(*item)
+    return Settings(**values)
+
+
+def _production_opt_in(item: tuple[object, str] | None) -> bool:
+    if item is None:
+        return False
+    value, source = item
+    if value is True:  # the command-line flag
+        return True
+    if value is False:
+        return False
+    if str(value).strip() == PRODUCTION_WRITES_VALUE:
+        return True
+    raise UsageError(f"{source} must be exactly {PRODUCTION_WRITES_VALUE} to allow writes to production")

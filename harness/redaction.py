@@ -1,0 +1,200 @@
+"""One redaction layer: everything the harness prints, logs or saves passes through a ``Redactor``.
+
+Two defences, because either alone leaks:
+
+- **Known values.** The harness registers every live secret the moment it learns it (the client
+  secret from the environment, each bearer token, ``payload_auth``, session seeds and keys), and
+  the redactor replaces those exact strings wherever they appear, whatever the format.
+- **Known keys.** JSON bodies, form bodies and headers are redacted by key (``client_secret``,
+  ``access_token``, ``Authorization``, ``payload_auth``, ``session_seed``, ``refresh_token``, ...),
+  so a secret the harness never saw (another party's token in a response) is hidden as well.
+
+Stdlib only: configuration, the API client and the reports all sit above it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, final
+
+__all__ = [
+    "MASK",
+    "SECRET_KEYS",
+    "RedactingFilter",
+    "Redactor",
+    "Secret",
+    "redactor",
+]
+
+#: What a redacted value is replaced with.
+MASK: Final = "[REDACTED]"
+
+#: Keys whose values are secret wherever they appear (compared case-insensitively, with ``-``
+#: and ``_`` treated alike, so ``Payload-Auth`` and ``payloadAuth`` match too).
+SECRET_KEYS: Final = frozenset(
+    {
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "authorization",
+        "proxy_authorization",
+        "payload_auth",
+        "payloadauth",
+        "session_seed",
+        "sessionseed",
+        "session_key",
+        "sessionkey",
+        "link_token",
+        "linktoken",
+        "password",
+    }
+)
+
+#: Values shorter than this are not registered: masking every "1" would make output unreadable,
+#: and no real secret is that short.
+_MIN_SECRET_LENGTH: Final = 6
+
+_KEY_NAMES = "|".join(sorted({re.escape(k) for k in SECRET_KEYS} | {"client[-_]secret", "payload[-_]auth"}))
+# "key": "value", 'key': 'value', key=value (form bodies, query strings), key: value (headers).
+_KEY_VALUE = re.compile(
+    rf"""(?ix)
+    (?P<key>["']?(?:{_KEY_NAMES})["']?)
+    (?P<sep>\s*[:=]\s*)
+    (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|(?:bearer\s+|basic\s+)?[^\s&,;"'}}\]]+)
+    """
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*")
+
+
+def _normal_key(key: str) -> str:
+    return key.lower().replace("-", "_")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a JSON, form or header key names a secret."""
+    normal = _normal_key(key)
+    return normal in SECRET_KEYS or normal.replace("_", "") in SECRET_KEYS
+
+
+@final
+class Secret:
+    """A secret string whose ``repr`` and ``str`` never show it; ``reveal()`` is the one way in."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("a secret must be a non-empty string")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself: only for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> Any:
+        # A pickled secret ends up in a file sooner or later.
+        raise TypeError("a Secret cannot be pickled")
+
+
+class Redactor:
+    """Hides registered secret values and the values of secret keys; thread-safe, cheap to call."""
+
+    def __init__(self, secrets: Iterable[str | Secret] = ()) -> None:
+        self._lock = threading.Lock()
+        self._values: frozenset[str] = frozenset()
+        self._pattern: re.Pattern[str] | None = None
+        for secret in secrets:
+            self.register(secret)
+
+    def register(self, secret: str | Secret | None) -> None:
+        """Remember a live secret so that every later output hides it."""
+        if secret is None:
+            return
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if len(value) < _MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            if value in self._values:
+                return
+            self._values = self._values | {value}
+            # Longest first, so a secret that contains another is hidden whole.
+            alternatives = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def text(self, text: str) -> str:
+        """``text`` with every registered secret and every ``key=value`` of a secret key masked."""
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        text = _KEY_VALUE.sub(_mask_key_value, text)
+        return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+    def value(self, value: Any) -> Any:
+        """A copy of a JSON-like value with secret keys and registered secrets masked."""
+        if isinstance(value, Mapping):
+            return {
+                key: MASK if isinstance(key, str) and is_secret_key(key) and item is not None else self.value(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.value(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Secret):
+            return MASK
+        return value
+
+    def headers(self, headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, str]:
+        """Headers with secret ones (``Authorization``, ...) masked."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        return {key: MASK if is_secret_key(key) else self.text(val) for key, val in items}
+
+
+def _mask_key_value(match: re.Match[str]) -> str:
+    value = match.group("value")
+    quote = value[0] if value[:1] in ('"', "'") else ""
+    return f"{match.group('key')}{match.group('sep')}{quote}{MASK}{quote}"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts each record's message; install it on every handler."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redactor.text(record.getMessage())
+        record.args = None
+        if record.exc_text:
+            record.exc_text = self._redactor.text(record.exc_text)
+        return True
+
+
+_PROCESS_REDACTOR = Redactor()
+
+
+def redactor() -> Redactor:
+    """The process-wide redactor: parts that learn a secret register it here unless given another."""
+    return _PROCESS_REDACTOR
