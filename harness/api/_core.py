@@ -1,0 +1,404 @@
+"""The sans-IO core shared by the sync and the async client.
+
+An exchange is a generator: it yields *actions* (``Send`` a request, ``Sleep`` a while) and is
+sent back *outcomes* (an ``httpx.Response``, or the ``httpx.RequestError`` the send raised).
+Everything with a rule in it lives here once: bearer tokens and their refresh, the retry policy,
+the production guard, the ``Holds`` hook, error mapping and strict parsing. ``HarborClient`` and
+``AsyncHarborClient`` only perform the actions, one with blocking calls and one with ``await``.
+
+Retries follow Harbor's SDK [S, reference 5]: 3 attempts in all, 1 s before the second and 2 s
+before the third; only transport errors, 408 and 5xx are retried, any other 4xx fails at once.
+A 429 waits for its ``Retry-After`` (capped) and counts as an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, TypeVar
+
+import httpx
+
+from harness.api._holds import NO_HOLDS, Hold, Holds
+from harness.api._models import Reader
+from harness.config import Credentials, Settings
+from harness.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HarborAPIError,
+    HarnessError,
+    NotFound,
+    ProductDefect,
+    RateLimited,
+    ServerError,
+    TargetUnreachable,
+    Unauthorized,
+    UsageError,
+    ValidationFailed,
+)
+from harness.redaction import Redactor, redactor
+
+__all__ = [
+    "Call",
+    "CredentialsRefused",
+    "Exchange",
+    "HarborSession",
+    "RetryPolicy",
+    "Scope",
+    "Send",
+    "Sleep",
+    "error_for_response",
+]
+
+T = TypeVar("T")
+
+
+class Scope(enum.StrEnum):
+    """OAuth2 scopes [S, reference 2.1]: one per API, each with its own cached token."""
+
+    SERVICE_PROVIDER = "service_provider"  # /api/v1
+    TOWER_ACCESS = "tower_access"  # /sdk/v1
+
+
+class CredentialsRefused(Unauthorized, UsageError):
+    """The token endpoint refused the client id and secret: a configuration error (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one HTTP request; ``where`` names it in messages (``POST /api/v1/...``)."""
+
+    method: str
+    url: str
+    where: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # carries the bearer token
+    json: Any = None
+    data: Mapping[str, str] | None = field(default=None, repr=False)  # carries the client secret
+    params: Mapping[str, str | int | float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+Action = Send | Sleep
+Outcome = httpx.Response | httpx.RequestError | None
+Exchange = Generator[Action, Outcome, T]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many attempts and how long between them; the sleeps are injectable so tests never wait."""
+
+    attempts: int = 3
+    first_delay: float = 1.0
+    factor: float = 2.0
+    #: The longest a ``Retry-After`` is honoured for; a longer one waits this long.
+    max_retry_after: float = 20.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    async_sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.first_delay < 0 or self.factor < 1 or self.max_retry_after < 0:
+            raise ValueError("a retry policy needs attempts >= 1, delays >= 0 and factor >= 1")
+
+    def delay(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt ``failed_attempt`` (1-based) failed."""
+        return self.first_delay * self.factor ** (failed_attempt - 1)
+
+    def retry_after(self, response: httpx.Response, failed_attempt: int) -> float:
+        """Seconds to wait after a 429: its ``Retry-After`` within the cap, else the backoff."""
+        wait = _retry_after_seconds(response)
+        return self.delay(failed_attempt) if wait is None else min(max(wait, 0.0), self.max_retry_after)
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+        now_header = response.headers.get("date")
+        now = email.utils.parsedate_to_datetime(now_header).timestamp() if now_header else time.time()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.timestamp() - now
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One API operation, as data: how to ask and how to read the answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Reader], T]
+    scope: Scope = Scope.SERVICE_PROVIDER
+    json: Any = None
+    params: Mapping[str, str | int | float] | None = None
+    #: What the call writes, in words ("reserve a locker"); ``None`` for a read.
+    writes: str | None = None
+    hold: Hold | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Bearer:
+    token: str = field(repr=False)
+    refresh_at: float
+
+
+# Bearer tokens are renewed this long before they expire, or at half their life if that is sooner.
+_REFRESH_MARGIN: Final = 30.0
+
+
+_ERRORS: Final[Mapping[int, type[HarborAPIError]]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: ValidationFailed,
+    429: RateLimited,
+}
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or None
+    if isinstance(body, Mapping):
+        if "detail" in body:
+            return body["detail"]
+        if "error" in body:  # Keycloak: {"error": ..., "error_description": ...}
+            return body.get("error_description") or body["error"]
+    return body
+
+
+def describe_detail(detail: Any) -> str:
+    """Harbor's ``detail`` in words: a message, or FastAPI's list of field errors."""
+    if detail is None or detail == "":
+        return "no detail given"
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                where = ".".join(str(p) for p in item.get("loc", ()))
+                parts.append(f"{where}: {item.get('msg', '?')}" if where else str(item.get("msg", "?")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or "no detail given"
+    return str(detail)
+
+
+def error_for_response(response: httpx.Response, where: str) -> HarnessError:
+    """The harness exception for an error answer: method, path, status and Harbor's detail."""
+    status = response.status_code
+    detail = _detail(response)
+    method, _, path = where.partition(" ")
+    message = f"{where} answered {status} {response.reason_phrase}: {describe_detail(detail)}"
+    if status >= 500:
+        return ServerError(message, status_code=status, method=method, path=path)
+    if status == 429:
+        return RateLimited(
+            message,
+            retry_after=_retry_after_seconds(response),
+            status_code=status,
+            detail=detail,
+            method=method,
+            path=path,
+        )
+    error = _ERRORS.get(status, HarborAPIError)
+    return error(message, status_code=status, detail=detail, method=method, path=path)
+
+
+def _says_expired(response: httpx.Response) -> bool:
+    return "expired" in describe_detail(_detail(response)).lower()
+
+
+def _json(response: httpx.Response, where: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProductDefect(
+            f"{where} answered {response.status_code} with a body that is not JSON", check="response_shape"
+        ) from None
+
+
+class HarborSession:
+    """The client's state and rules, free of I/O: tokens, retries, guard, holds, parsing."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credentials: Credentials | None = None,
+        retry: RetryPolicy | None = None,
+        holds: Holds | None = None,
+        redactor_: Redactor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.target.api_url is None or settings.target.token_url is None:
+            raise UsageError(
+                f"target {settings.target.name} has no URL yet: start the virtual sandbox first "
+                "(locker-harness smoke does this for you)"
+            )
+        self.settings = settings
+        self.base_url: str = settings.target.api_url
+        self.token_url: str = settings.target.token_url
+        self.credentials = credentials if credentials is not None else settings.credentials()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.holds = holds if holds is not None else NO_HOLDS
+        self.redactor = redactor_ if redactor_ is not None else redactor()
+        self.redactor.register(self.credentials.client_secret)
+        self._clock = clock
+        self._tokens: dict[Scope, _Bearer] = {}
+
+    # -- exchanges -------------------------------------------------------------------------------
+
+    def exchange(self, call: Call[T]) -> Exchange[T]:
+        """Run ``call``: the production guard, the holds hook, then the request itself."""
+        if call.writes is not None:
+            self.settings.check_writes_allowed(call.writes)
+        hold = call.hold
+        if hold is not None:
+            self.holds.before(hold)
+        try:
+            result = yield from self._request(call)
+        except BaseException as exc:
+            if hold is not None:
+                self.holds.after(hold, None, exc)
+            raise
+        if hold is not None:
+            self.holds.after(hold, result, None)
+        return result
+
+    def authenticate(self, scope: Scope = Scope.SERVICE_PROVIDER) -> Exchange[None]:
+        """Fetch a bearer token for ``scope`` now (if the cached one is not fresh)."""
+        yield from self._bearer(scope)
+
+    def forget_tokens(self) -> None:
+        self._tokens.clear()
+
+    def _request(self, call: Call[T]) -> Exchange[T]:
+        where = f"{call.method} {call.path}"
+        renewed = False
+        while True:
+            token = yield from self._bearer(call.scope)
+            response = yield from self._send(
+                Send(
+                    call.method,
+                    call.path,
+                    where,
+                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    json=call.json,
+                    params=call.params,
+                )
+            )
+            if response.status_code == 401 and not renewed and _says_expired(response):
+                # The token expired under us (clock skew, a long pause): renew it once and retry.
+                self._tokens.pop(call.scope, None)
+                renewed = True
+                continue
+            if not response.is_success:
+                raise error_for_response(response, where)
+            return call.parse(Reader(_json(response, where), where))
+
+    def _send(self, send: Send) -> Exchange[httpx.Response]:
+        """One request with the retry policy; raises once the attempts are spent."""
+        policy = self.retry
+        for attempt in range(1, policy.attempts + 1):
+            last = attempt == policy.attempts
+            outcome = yield send
+            if isinstance(outcome, httpx.RequestError):
+                if last:
+                    raise TargetUnreachable(
+                        f"{send.where}: no answer from {self.base_url} after {attempt} attempt(s) "
+                        f"({type(outcome).__name__}: {outcome or 'no detail'})",
+                        url=self.base_url,
+                    )
+                yield Sleep(policy.delay(attempt))
+                continue
+            if outcome is None:
+                raise RuntimeError("the driver sent no outcome for a Send")
+            status = outcome.status_code
+            if status == 429:
+                if last:
+                    raise error_for_response(outcome, send.where)
+                yield Sleep(policy.retry_after(outcome, attempt))
+                continue
+            if status == 408 or status >= 500:
+                if last:
+                    if status == 408:
+                        raise TargetUnreachable(
+                            f"{send.where}: {self.base_url} timed out the request (408) {attempt} time(s)",
+                            url=self.base_url,
+                        )
+                    raise error_for_response(outcome, send.where)
+                yield Sleep(policy.delay(attempt))
+                continue
+            return outcome
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # -- bearer tokens ---------------------------------------------------------------------------
+
+    def _bearer(self, scope: Scope) -> Exchange[str]:
+        cached = self._tokens.get(scope)
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached.token
+        where = f"POST {self.token_url}"
+        sent_at = self._clock()
+        response = yield from self._send(
+            Send(
+                "POST",
+                self.token_url,
+                where,
+                headers={"Accept": "application/json"},
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self.credentials.client_id,
+                    "client_secret": self.credentials.client_secret.reveal(),
+                    "scope": scope.value,
+                },
+            )
+        )
+        status = response.status_code
+        if status in (400, 401, 403):
+            detail = describe_detail(_detail(response))
+            raise CredentialsRefused(
+                f"the token endpoint of {self.settings.target.name} refused client "
+                f"{self.credentials.client_id!r} ({status}: {detail}): check HARBOR_CLIENT_ID and HARBOR_CLIENT_SECRET",
+                status_code=status,
+                detail=detail,
+                method="POST",
+                path=self.token_url,
+            )
+        if status in (404, 405):
+            raise UsageError(
+                f"{where} answered {status}: {self.settings.target.name} serves no token endpoint there, "
+                "check the target or HARBOR_TOKEN_URL"
+            )
+        if not response.is_success:
+            raise error_for_response(response, where)
+        body = Reader(_json(response, where), where)
+        token = body["access_token"].text()
+        if not token:
+            raise body["access_token"].defect("should not be empty")
+        lifetime = body["expires_in"].integer(minimum=1)
+        token_type = body["token_type"].text()
+        if token_type.lower() != "bearer":
+            raise body["token_type"].defect(f"should be Bearer, got {token_type!r}")
+        self.redactor.register(token)
+        margin = min(_REFRESH_MARGIN, lifetime / 2)
+        bearer = _Bearer(token, refresh_at=sent_at + lifetime - margin)
+        self._tokens[scope] = bearer
+        return bearer.token

@@ -1,0 +1,477 @@
+"""What Harbor's side answers, as frozen dataclasses, and the strict reader that builds them.
+
+Every body is checked against contracts/harbor-api.yaml as it is read: a missing field, a
+wrong type, a status name the model does not know, a tower id that is not 16 hex digits, is
+a ``ProductDefect(check="response_shape")`` naming the operation and the field. Fields the
+document does not name are ignored (the document lists what a consumer relies on).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from harness.errors import ProductDefect
+from harness.model import LockerStatus, TokenKind
+from harness.redaction import Secret
+
+__all__ = [
+    "Availability",
+    "Location",
+    "Locker",
+    "LockerOpenRequest",
+    "LockerToken",
+    "LockerType",
+    "Reservation",
+    "SdkToken",
+    "SessionClaim",
+    "SessionToken",
+    "TokenInfo",
+    "TowerCommandBatch",
+    "TowerEventBatch",
+    "TypeAvailability",
+]
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_HEX_OR_EMPTY = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_TOWER_ID = re.compile(r"[0-9a-fA-F]{16}")
+_STATUS_NAMES = frozenset(status.wire_name for status in LockerStatus)
+
+
+class Reader:
+    """A JSON value at a path inside one response; every accessor checks what it reads."""
+
+    __slots__ = ("_path", "_value", "_where")
+
+    def __init__(self, value: Any, where: str, path: str = "") -> None:
+        self._value = value
+        self._where = where
+        self._path = path
+
+    @property
+    def raw(self) -> Any:
+        return self._value
+
+    def defect(self, problem: str) -> ProductDefect:
+        """A response-shape defect at this reader's path."""
+        place = f"field {self._path!r}" if self._path else "the body"
+        return ProductDefect(
+            f"{self._where} answered a body that does not match the API document: {place} {problem}",
+            check="response_shape",
+        )
+
+    def _object(self) -> Mapping[str, Any]:
+        if not isinstance(self._value, Mapping):
+            raise self.defect(f"should be an object, got {_kind(self._value)}")
+        return self._value
+
+    def _child_path(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self._path}[{key}]"
+        return f"{self._path}.{key}" if self._path else key
+
+    def __getitem__(self, key: str) -> Reader:
+        """The required field ``key`` of this object."""
+        body = self._object()
+        if key not in body:
+            raise Reader(None, self._where, self._child_path(key)).defect("is missing")
+        return Reader(body[key], self._where, self._child_path(key))
+
+    def get(self, key: str) -> Reader | None:
+        """The optional field ``key``; ``None`` when absent or null."""
+        body = self._object()
+        if body.get(key) is None:
+            return None
+        return Reader(body[key], self._where, self._child_path(key))
+
+    def items(self) -> list[Reader]:
+        if not isinstance(self._value, list):
+            raise self.defect(f"should be an array, got {_kind(self._value)}")
+        return [Reader(item, self._where, self._child_path(index)) for index, item in enumerate(self._value)]
+
+    def mapping(self) -> dict[str, Any]:
+        return dict(self._object())
+
+    def integer(self, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self._value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.defect(f"should be an integer, got {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise self.defect(f"should be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.defect(f"should be at most {maximum}, got {value}")
+        return value
+
+    def number(self) -> float:
+        value = self._value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.defect(f"should be a number, got {_kind(value)}")
+        return float(value)
+
+    def boolean(self) -> bool:
+        if not isinstance(self._value, bool):
+            raise self.defect(f"should be a boolean, got {_kind(self._value)}")
+        return self._value
+
+    def text(self, *, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+        value = self._value
+        if not isinstance(value, str):
+            raise self.defect(f"should be a string, got {_kind(value)}")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.defect(f"should be {what or 'in the documented format'}, got {_shown(value)}")
+        return value
+
+    def nullable_text(self) -> str | None:
+        return None if self._value is None else self.text()
+
+    def hex(self, *, allow_empty: bool = False) -> str:
+        return self.text(pattern=_HEX_OR_EMPTY if allow_empty else _HEX, what="an even-length hex string")
+
+    def tower_id(self) -> str:
+        return self.text(pattern=_TOWER_ID, what="a tower id of 16 hex digits")
+
+    def timestamp(self) -> datetime:
+        text = self.text()
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise self.defect(f"should be an RFC 3339 date-time, got {_shown(text)}") from None
+        if moment.tzinfo is None:
+            raise self.defect(f"should be an RFC 3339 date-time with an offset, got {_shown(text)}")
+        return moment
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}
+    return names.get(type(value), "an object" if isinstance(value, Mapping) else type(value).__name__)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockerType:
+    id: int
+    name: str
+    description: str | None = None
+
+    @classmethod
+    def read(cls, body: Reader) -> LockerType:
+        description = body.get("description")
+        return cls(
+            id=body["id"].integer(minimum=1),
+            name=body["name"].text(),
+            description=description.text() if description is not None else None,
+        )
+
+
+def _status(body: Reader) -> LockerStatus:
+    name = body["name"].text()
+    status_id = body["id"].integer()
+    if name not in _STATUS_NAMES:
+        raise body["name"].defect(f"should be one of {', '.join(sorted(_STATUS_NAMES))}, got {_shown(name)}")
+    try:
+        return LockerStatus.from_wire(name, status_id)
+    except ValueError as exc:
+        raise body["id"].defect(f"disagrees with the status name: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Locker:
+    """One locker as the API shows it; ``id`` (not the door label ``name``) is what calls take."""
+
+    id: int
+    name: str
+    tower_id: str
+    status: LockerStatus
+    type: LockerType
+    is_low_locker: bool
+    access_mode: str
+
+    @classmethod
+    def read(cls, body: Reader) -> Locker:
+        return cls(
+            id=body["id"].integer(minimum=1),
+            name=body["name"].text(),
+            tower_id=body["towerId"].tower_id(),
+            status=_status(body["status"]),
+            type=LockerType.read(body["type"]),
+            is_low_locker=body["isLowLocker"].boolean(),
+            access_mode=body["accessMode"].text(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: int
+    tower_id: str
+    locker_id: int
+    duration: int
+    #: On the server's clock: compare with its ``Date`` header, never with the local clock.
+    expires: datetime
+    locker: Locker
+
+    @classmethod
+    def read(cls, body: Reader) -> Reservation:
+        return cls(
+            id=body["id"].integer(minimum=1),
+            tower_id=body["towerId"].tower_id(),
+            locker_id=body["lockerId"].integer(minimum=1),
+            duration=body["duration"].integer(minimum=1),
+            expires=body["expires"].timestamp(),
+            locker=Locker.read(body["locker"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LockerToken:
+    """A drop-off or pickup token: ``payload`` and ``payload_auth`` go to the tower as they are."""
+
+    id: int
+    kind: TokenKind
+    tower_id: str
+    locker: Locker
+    payload: str
+    payload_auth: str = field(repr=False)  # secret: opens the locker
+    expires: datetime
+    client_info: str | None = None
+
+    @classmethod
+    def read(cls, body: Reader, kind: TokenKind) -> LockerToken:
+        client_info = body.get("client_info")
+        return cls(
+            id=body["id"].integer(minimum=1),
+            kind=kind,
+            tower_id=body["tower_id"].tower_id(),
+            locker=Locker.read(body["locker"]),
+            payload=body["payload"].hex(),
+            payload_auth=body["payload_auth"].hex(),
+            expires=body["expires"].timestamp(),
+            client_info=client_info.text() if client_info is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TypeAvailability:
+    type_id: int
+    type_name: str
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Available lockers in all and by type (a tower's or a location's)."""
+
+    available: int
+    by_type: tuple[TypeAvailability, ...]
+
+    @classmethod
+    def read(cls, body: Reader) -> Availability:
+        return cls(
+            available=body["lockerAvailability"]["availableLockers"].integer(minimum=0),
+            by_type=tuple(
+                TypeAvailability(
+                    type_id=item["lockerType"]["id"].integer(),
+                    type_name=item["lockerType"]["name"].text(),
+                    available=item["lockerAvailability"]["availableLockers"].integer(minimum=0),
+                )
+                for item in body["byType"].items()
+            ),
+        )
+
+    def of_type(self, type_id: int) -> int:
+        """Available lockers of one type (0 when the type is not listed)."""
+        return sum(entry.available for entry in self.by_type if entry.type_id == type_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    id: int
+    name: str
+    lat: float
+    lon: float
+    address1: str
+    city: str
+    state: str
+    zip: str
+    country: str
+    description: str | None = None
+    address2: str | None = None
+    notes: str | None = None
+    access_hours: Mapping[str, tuple[str, ...]] | None = None
+    timezone: str | None = None
+
+    @classmethod
+    def read(cls, body: Reader) -> Location:
+        hours = body.get("accessHours")
+        access_hours = None
+        if hours is not None:
+            access_hours = {day: tuple(v.text() for v in hours[day].items()) for day in hours.mapping()}
+
+        def optional(key: str) -> str | None:
+            item = body.get(key)
+            return item.text() if item is not None else None
+
+        return cls(
+            id=body["id"].integer(minimum=1),
+            name=body["name"].text(),
+            lat=body["lat"].number(),
+            lon=body["lon"].number(),
+            address1=body["address1"].text(),
+            city=body["city"].text(),
+            state=body["state"].text(),
+            zip=body["zip"].text(),
+            country=body["country"].text(),
+            description=optional("description"),
+            address2=optional("address2"),
+            notes=optional("notes"),
+            access_hours=access_hours,
+            timezone=optional("timezone"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LockerOpenRequest:
+    """A locker open request (deep link); ``link_token`` opens the locker, so it is kept out of ``repr``."""
+
+    id: int
+    request_type: TokenKind
+    locker_id: int
+    tower_id: str
+    link_token: str = field(repr=False)
+    client_info: str | None = None
+    payload: Mapping[str, Any] | None = None
+
+    @classmethod
+    def read(cls, body: Reader) -> LockerOpenRequest:
+        kind = body["requestType"]
+        try:
+            request_type = TokenKind(kind.text())
+        except ValueError:
+            raise kind.defect(f"should be dropoff or pickup, got {kind.raw!r}") from None
+        client_info = body.get("clientInfo")
+        payload = body.get("payload")
+        return cls(
+            id=body["id"].integer(minimum=1),
+            request_type=request_type,
+            locker_id=body["lockerId"].integer(minimum=1),
+            tower_id=body["towerId"].tower_id(),
+            link_token=body["linkToken"].text(),
+            client_info=client_info.text() if client_info is not None else None,
+            payload=payload.mapping() if payload is not None else None,
+        )
+
+
+class SessionClaim(enum.StrEnum):
+    """What a BLE session may do (SDK ``SessionPermission``; role index = position) [S]."""
+
+    SYNC = "sync_packet"
+    LOCKER_PICKUP = "locker_pickup"
+    LOCKER_DELIVERY = "locker_delivery"
+    OWNER = "owner"
+    TECHNICIAN = "technician"
+    DEVELOPER = "developer"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionToken:
+    """The sealed session request for a tower; ``session_seed`` derives the session keys: secret."""
+
+    tower_id: str
+    payload: str
+    payload_auth: str = field(repr=False)
+    session_seed: str = field(repr=False)
+
+    @classmethod
+    def read(cls, body: Reader) -> SessionToken:
+        return cls(
+            tower_id=body["tower_id"].tower_id(),
+            payload=body["payload"].hex(),
+            payload_auth=body["payload_auth"].hex(),
+            session_seed=body["session_seed"].hex(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """``login/test-token``: whose token it is, with which scope, for how much longer."""
+
+    client_id: str
+    scope: str
+    expires_in: int
+
+    @classmethod
+    def read(cls, body: Reader) -> TokenInfo:
+        return cls(
+            client_id=body["client_id"].text(),
+            scope=body["scope"].text(),
+            expires_in=body["expires_in"].integer(minimum=0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SdkToken:
+    """``login/authorize``: the bearer token the mobile SDK sends to ``/sdk/v1``."""
+
+    access_token: Secret
+    token_type: str
+
+    @classmethod
+    def read(cls, body: Reader) -> SdkToken:
+        token_type = body["token_type"].text()
+        if token_type.lower() != "bearer":
+            raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
+        token = body["access_token"].text()
+        if not token:
+            raise body["access_token"].defect("should not be empty")
+        return cls(access_token=Secret(token), token_type=token_type)
+
+
+@dataclass(frozen=True, slots=True)
+class TowerEventBatch:
+    """Tower events a phone pulled over BLE (``SYNC_PULL``), to pass on to Harbor."""
+
+    sync_event_start: int
+    sync_event_count: int
+    payload: str
+    payload_auth: str = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "syncEventStart": self.sync_event_start,
+            "syncEventCount": self.sync_event_count,
+            "payload": self.payload,
+            "payloadAuth": self.payload_auth,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TowerCommandBatch:
+    """Commands waiting for a tower (``SYNC_PUSH`` them as they are)."""
+
+    tower_id: str
+    sync_command_start: int
+    sync_command_count: int
+    payload: str
+    payload_auth: str = field(repr=False)
+
+    @classmethod
+    def read(cls, body: Reader) -> TowerCommandBatch:
+        return cls(
+            tower_id=body["towerId"].text(),
+            sync_command_start=body["syncCommandStart"].integer(minimum=0),
+            sync_command_count=body["syncCommandCount"].integer(minimum=0),
+            payload=body["payload"].text(),
+            payload_auth=body["payloadAuth"].text(),
+        )

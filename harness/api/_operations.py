@@ -1,0 +1,329 @@
+"""Every operation of contracts/harbor-api.yaml, once, as a ``Call`` builder.
+
+The sync and async clients turn each builder into a method with the same signature
+(``_client.py``), so an operation is written here and nowhere else. ``OPERATIONS`` maps each
+``operationId`` of the document to its builder; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from harness.api._core import Call, Scope
+from harness.api._holds import Hold, HoldAction, HoldKind
+from harness.api._models import (
+    Availability,
+    Location,
+    Locker,
+    LockerOpenRequest,
+    LockerToken,
+    LockerType,
+    Reader,
+    Reservation,
+    SdkToken,
+    SessionClaim,
+    SessionToken,
+    TokenInfo,
+    TowerCommandBatch,
+    TowerEventBatch,
+)
+from harness.config import normalize_tower_id
+from harness.errors import UsageError
+from harness.model import TokenKind
+
+__all__ = ["OPERATIONS"]
+
+
+def _tower(tower_id: str) -> str:
+    return normalize_tower_id(tower_id)
+
+
+def _id(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def _lockers(body: Reader) -> list[Locker]:
+    return [Locker.read(item) for item in body.items()]
+
+
+def _locker_path(tower_id: str, locker_id: int) -> str:
+    return f"/api/v1/towers/{_tower(tower_id)}/lockers/{_id(locker_id, 'locker id')}"
+
+
+# -- login ----------------------------------------------------------------------------------------
+
+
+def authorize_sdk_user(user_id: str) -> Call[SdkToken]:
+    """An SDK token for one of the provider's app users (``login/authorize``)."""
+    return Call("POST", "/api/v1/login/authorize", SdkToken.read, json={"userId": user_id})
+
+
+def token_info() -> Call[TokenInfo]:
+    """Check the service-provider bearer token (``login/test-token``)."""
+    return Call("POST", "/api/v1/login/test-token", TokenInfo.read)
+
+
+# -- lockers --------------------------------------------------------------------------------------
+
+
+def list_lockers(tower_id: str) -> Call[list[Locker]]:
+    """All lockers of a tower, whatever their status (tower id in any case)."""
+    return Call("GET", f"/api/v1/towers/{_tower(tower_id)}/lockers", _lockers)
+
+
+def get_locker(tower_id: str, locker_id: int) -> Call[Locker]:
+    """One locker: what the flow polls for a status."""
+    return Call("GET", _locker_path(tower_id, locker_id), Locker.read)
+
+
+def reserve(tower_id: str, locker_id: int, duration: int = 300) -> Call[Reservation]:
+    """Hold an available locker for ``duration`` seconds."""
+    tower = _tower(tower_id)
+    return Call(
+        "POST",
+        f"{_locker_path(tower, locker_id)}/reservations",
+        Reservation.read,
+        json={"duration": duration},
+        writes="reserve a locker",
+        hold=Hold(HoldAction.CREATE, HoldKind.RESERVATION, tower, locker_id, duration=duration),
+    )
+
+
+def cancel_reservation(tower_id: str, locker_id: int, reservation_id: int) -> Call[Locker]:
+    """Cancel the caller's reservation; the locker becomes available."""
+    tower = _tower(tower_id)
+    return Call(
+        "DELETE",
+        f"{_locker_path(tower, locker_id)}/reservations/{_id(reservation_id, 'reservation id')}",
+        Locker.read,
+        writes="cancel a reservation",
+        hold=Hold(HoldAction.CANCEL, HoldKind.RESERVATION, tower, locker_id, reservation_id=reservation_id),
+    )
+
+
+def release_locker(tower_id: str, locker_id: int) -> Call[Locker]:
+    """End the caller's hold without a delivery (reserved -> available, rented -> declined -> available)."""
+    tower = _tower(tower_id)
+    return Call(
+        "POST",
+        f"{_locker_path(tower, locker_id)}/release-locker",
+        Locker.read,
+        json={},
+        writes="release a locker",
+        hold=Hold(HoldAction.RELEASE, HoldKind.LOCKER, tower, locker_id),
+    )
+
+
+def _token(kind: TokenKind, tower_id: str, locker_id: int, duration: int, client_info: str) -> Call[LockerToken]:
+    tower = _tower(tower_id)
+    hold_kind = HoldKind.DROPOFF_TOKEN if kind is TokenKind.DROPOFF else HoldKind.PICKUP_TOKEN
+    return Call(
+        "POST",
+        f"{_locker_path(tower, locker_id)}/{kind.value}-locker-tokens",
+        lambda body: LockerToken.read(body, kind),
+        json={"client_info": client_info, "duration": duration},
+        writes=f"create a {kind.value} token",
+        hold=Hold(HoldAction.CREATE, hold_kind, tower, locker_id, duration=duration),
+    )
+
+
+def create_dropoff_token(
+    tower_id: str, locker_id: int, duration: int = 3000, client_info: str = ""
+) -> Call[LockerToken]:
+    """A token that opens the locker for a drop-off; the locker becomes rented."""
+    return _token(TokenKind.DROPOFF, tower_id, locker_id, duration, client_info)
+
+
+def create_pickup_token(
+    tower_id: str, locker_id: int, duration: int = 3000, client_info: str = ""
+) -> Call[LockerToken]:
+    """A token that opens an occupied locker for the pickup."""
+    return _token(TokenKind.PICKUP, tower_id, locker_id, duration, client_info)
+
+
+def tower_availability(tower_id: str) -> Call[Availability]:
+    """Available lockers in a tower, in all and by type."""
+    return Call("GET", f"/api/v1/towers/{_tower(tower_id)}/locker-availability", Availability.read)
+
+
+def assigned_lockers() -> Call[list[Locker]]:
+    """Lockers the caller holds (reserved, rented, occupied or declined)."""
+    return Call("GET", "/api/v1/users/me/assigned-lockers", _lockers)
+
+
+def locker_types() -> Call[list[LockerType]]:
+    """The locker types (1 small, 2 medium, 3 large, 4 xlarge)."""
+    return Call("GET", "/api/v1/locker-types", lambda body: [LockerType.read(item) for item in body.items()])
+
+
+# -- locations ------------------------------------------------------------------------------------
+
+
+def list_locations(skip: int = 0, limit: int = 100) -> Call[list[Location]]:
+    """A page of locations (a bare array; ``skip``/``limit`` paging)."""
+    return Call(
+        "GET",
+        "/api/v1/locations/",
+        lambda body: [Location.read(item) for item in body.items()],
+        params={"skip": skip, "limit": limit},
+    )
+
+
+def get_location(location_id: int) -> Call[Location]:
+    """One location."""
+    return Call("GET", f"/api/v1/locations/{_id(location_id, 'location id')}/", Location.read)
+
+
+def closest_location(lat: float, lon: float, radius: float | None = None) -> Call[Location]:
+    """The location closest to a point, within ``radius`` (degrees [G])."""
+    params: dict[str, str | int | float] = {"lat": lat, "lon": lon}
+    if radius is not None:
+        params["radius"] = radius
+    return Call("GET", "/api/v1/locations/closest", Location.read, params=params)
+
+
+def location_availability(location_id: int) -> Call[Availability]:
+    """Available lockers at a location, in all and by type."""
+    return Call("GET", f"/api/v1/locations/{_id(location_id, 'location id')}/availability", Availability.read)
+
+
+# -- locker open requests -------------------------------------------------------------------------
+
+
+def _open_request_extras(keypad_intent: str | None, persist_keypad_code: bool | None) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    if keypad_intent is not None:
+        extras["keypadIntent"] = keypad_intent
+    if persist_keypad_code is not None:
+        extras["persistKeypadCode"] = persist_keypad_code
+    return extras
+
+
+def create_dropoff_request(
+    location_id: int,
+    locker_type_id: int,
+    *,
+    require_low_locker: bool = False,
+    return_url: str = "",
+    client_info: str = "",
+    payload: Mapping[str, Any] | None = None,
+    keypad_intent: str | None = None,
+    persist_keypad_code: bool | None = None,
+) -> Call[LockerOpenRequest]:
+    """A drop-off link at a location; reserves a matching locker for 5 minutes [S3]."""
+    body = {
+        "locationId": location_id,
+        "lockerTypeId": locker_type_id,
+        "requireLowLocker": require_low_locker,
+        "returnUrl": return_url,
+        "clientInfo": client_info,
+        "payload": dict(payload or {}),
+    } | _open_request_extras(keypad_intent, persist_keypad_code)
+    return Call(
+        "POST",
+        "/api/v1/locker-open-requests/dropoff-locker-request",
+        LockerOpenRequest.read,
+        json=body,
+        writes="create a drop-off request",
+        hold=Hold(HoldAction.CREATE, HoldKind.DROPOFF_REQUEST, location_id=location_id, duration=300),
+    )
+
+
+def create_pickup_request(
+    locker_id: int,
+    *,
+    return_url: str = "",
+    client_info: str = "",
+    payload: Mapping[str, Any] | None = None,
+    keypad_intent: str | None = None,
+    persist_keypad_code: bool | None = None,
+) -> Call[LockerOpenRequest]:
+    """A pickup link for an occupied locker (``locker_id`` is the locker's ``id``)."""
+    body = {
+        "lockerId": locker_id,
+        "returnUrl": return_url,
+        "clientInfo": client_info,
+        "payload": dict(payload or {}),
+    } | _open_request_extras(keypad_intent, persist_keypad_code)
+    return Call(
+        "POST",
+        "/api/v1/locker-open-requests/pickup-locker-request",
+        LockerOpenRequest.read,
+        json=body,
+        writes="create a pickup request",
+        hold=Hold(HoldAction.CREATE, HoldKind.PICKUP_REQUEST, locker_id=locker_id),
+    )
+
+
+def get_open_request(request_id: int) -> Call[LockerOpenRequest]:
+    """One locker open request."""
+    return Call("GET", f"/api/v1/locker-open-requests/{_id(request_id, 'request id')}", LockerOpenRequest.read)
+
+
+# -- SDK API --------------------------------------------------------------------------------------
+
+
+def create_session_token(
+    tower_id: str, version: str, claims: Sequence[SessionClaim | str] = (SessionClaim.DEVELOPER,), duration: int = 600
+) -> Call[SessionToken]:
+    """The sealed request a phone sends to a tower to open a BLE session (``version``: its firmware)."""
+    return Call(
+        "POST",
+        f"/sdk/v1/towers/{_tower(tower_id)}/session-token",
+        SessionToken.read,
+        scope=Scope.TOWER_ACCESS,
+        json={"duration": duration, "claims": [str(claim) for claim in claims], "version": version},
+        writes="open a tower session",
+    )
+
+
+def upload_tower_events(tower_id: str, batches: Iterable[TowerEventBatch]) -> Call[str]:
+    """Pass tower events pulled over BLE on to Harbor; returns Harbor's ``msg``."""
+    return Call(
+        "POST",
+        f"/sdk/v1/towers/{_tower(tower_id)}/events",
+        lambda body: body["msg"].text(),
+        scope=Scope.TOWER_ACCESS,
+        json=[batch.to_json() for batch in batches],
+        writes="upload tower events",
+    )
+
+
+def tower_commands(tower_id: str) -> Call[list[TowerCommandBatch]]:
+    """Commands waiting to be pushed to the tower."""
+    return Call(
+        "GET",
+        f"/sdk/v1/towers/{_tower(tower_id)}/commands",
+        lambda body: [TowerCommandBatch.read(item) for item in body.items()],
+        scope=Scope.TOWER_ACCESS,
+    )
+
+
+#: operationId of contracts/harbor-api.yaml -> its builder.
+OPERATIONS: Final[Mapping[str, Callable[..., Call[Any]]]] = {
+    "authorizeSdkUser": authorize_sdk_user,
+    "testToken": token_info,
+    "listTowerLockers": list_lockers,
+    "getLocker": get_locker,
+    "reserveLocker": reserve,
+    "cancelReservation": cancel_reservation,
+    "createDropoffToken": create_dropoff_token,
+    "createPickupToken": create_pickup_token,
+    "releaseLocker": release_locker,
+    "getTowerAvailability": tower_availability,
+    "listAssignedLockers": assigned_lockers,
+    "listLockerTypes": locker_types,
+    "listLocations": list_locations,
+    "getClosestLocation": closest_location,
+    "getLocation": get_location,
+    "getLocationAvailability": location_availability,
+    "createDropoffLockerRequest": create_dropoff_request,
+    "createPickupLockerRequest": create_pickup_request,
+    "getLockerOpenRequest": get_open_request,
+    "createSessionToken": create_session_token,
+    "uploadTowerEvents": upload_tower_events,
+    "listTowerCommands": tower_commands,
+}
