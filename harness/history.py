@@ -133,7 +133,7 @@ def _step_figures(run: RunResult) -> list[StepFigures]:
             step = failure.step or failure.name
             failures_by_step[step] = failures_by_step.get(step, 0) + 1
         encoded = stage.latencies.encode()
-        for summary in stage.latencies.summaries():
+        for summary in stage.summaries():
             figures.append(
                 StepFigures(
                     stage=stage.name,

@@ -34,6 +34,7 @@ from harness.report._results import (
     new_run_id,
     verdict_of,
 )
+from harness.report._steps import StepRecorder
 from harness.report._summary import format_figures, render_markdown, summary_document, write_summaries
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "RunFolder",
     "RunResult",
     "StageResult",
+    "StepRecorder",
     "TargetInfo",
     "Verdict",
     "build_html",

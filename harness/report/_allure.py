@@ -45,6 +45,7 @@ __all__ = [
     "engine_versions",
     "environment_properties",
     "failure_message",
+    "redact_document",
     "write_categories",
     "write_environment",
 ]
@@ -146,6 +147,16 @@ def write_categories(results_dir: Path) -> Path:
     path = results_dir / "categories.json"
     path.write_text(json.dumps(list(CATEGORIES), indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def redact_document(text: str, redactor: Redactor, *, is_json: bool) -> str:
+    """A JSON document redacted by key and value (text redaction could break its syntax), else text."""
+    if is_json:
+        try:
+            return json.dumps(redactor.value(json.loads(text)), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+    return redactor.text(text)
 
 
 def failure_message(failure: Failure) -> str:
@@ -265,7 +276,8 @@ class AllureWriter:
         extension = "json" if attachment.mime == _Mime.JSON else "txt"
         file_name = f"{uuid.uuid4()}-attachment.{extension}"
         self._logger.report_attached_data(  # type: ignore[no-untyped-call]
-            body=self._redactor.text(attachment.body), file_name=file_name
+            body=redact_document(attachment.body, self._redactor, is_json=attachment.mime == _Mime.JSON),
+            file_name=file_name,
         )
         return Attachment(name=self._redactor.text(attachment.name), source=file_name, type=attachment.mime)
 

@@ -164,8 +164,15 @@ def redact_results(results_dir: Path, *, redactor: Redactor) -> int:
         if not path.is_file() or path.suffix.lower() not in _TEXT_ATTACHMENT | {".properties"}:
             continue
         original = path.read_text(encoding="utf-8", errors="replace")
-        if path.suffix == ".json" and (path.name.endswith("-result.json") or path.name.endswith("-container.json")):
-            redacted = json.dumps(redactor.value(json.loads(original)), ensure_ascii=False)
+        if path.suffix.lower() == ".json":
+            try:
+                document = json.loads(original)
+            except ValueError:
+                redacted = redactor.text(original)
+            else:
+                # Unchanged documents keep their bytes: a rewrite is only for a real secret.
+                masked = redactor.value(document)
+                redacted = original if masked == document else json.dumps(masked, ensure_ascii=False)
         else:
             redacted = redactor.text(original)
         if redacted != original:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import ExitCode, HarborAPIError, InfrastructureError, ProductDefect
-from harness.metrics import Latencies
+from harness.metrics import Latencies, LatencySummary
 
 __all__ = [
     "CaseOutcome",
@@ -159,10 +159,21 @@ class StageResult:
     failures: list[Failure] = field(default_factory=list)
     cases: list[CaseResult] = field(default_factory=list)
     duration_ns: int = 0
+    _summaries: list[LatencySummary] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def skipped(cls, name: str, reason: str) -> StageResult:
         return cls(name, Verdict.SKIPPED, reason)
+
+    def summaries(self) -> list[LatencySummary]:
+        """Per-step figures of ``latencies``, computed once: call it when the stage is over.
+
+        Each summary walks its whole histogram (tens of milliseconds), and every report and the
+        history want the same figures.
+        """
+        if self._summaries is None:
+            self._summaries = self.latencies.summaries()
+        return self._summaries
 
 
 def verdict_of(failures: Sequence[Failure]) -> Verdict:

@@ -72,7 +72,7 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
         "|---|---|---|---|",
         *(_stage_line(stage) for stage in run.stages),
     ]
-    steps = [(stage.name, s) for stage in run.stages for s in stage.latencies.summaries() if s.count]
+    steps = [(stage.name, s) for stage in run.stages for s in stage.summaries() if s.count]
     if steps:
         lines += [
             "",
@@ -135,7 +135,7 @@ def summary_document(run: RunResult, *, run_dir: Path | None = None) -> dict[str
                 "duration_s": round(stage.duration_ns / 1e9, 3),
                 "figures": stage.figures,
                 "failures": [failure.as_dict() for failure in stage.failures],
-                "latency_ms": [s.as_dict() for s in stage.latencies.summaries()],
+                "latency_ms": [s.as_dict() for s in stage.summaries()],
                 "histograms": stage.latencies.encode(),
                 "artefacts": [_relative(p, base) for p in stage.artefacts],
             }

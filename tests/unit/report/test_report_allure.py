@@ -126,3 +126,18 @@ def test_categories_json_is_written_into_the_results(tmp_path: Path) -> None:
     """categories.json holds the same categories, in order."""
     written = json.loads(write_categories(tmp_path).read_text())
     assert [c["name"] for c in written] == [c["name"] for c in CATEGORIES]
+
+
+def test_json_attachments_stay_valid_json_after_redaction(tmp_path: Path, redactor: Redactor) -> None:
+    """A token response is masked by key and still parses (text masking would break ``null``)."""
+    body = {"access_token": "eyJhbGciOi.abc.def", "refresh_token": None, "expires_in": 300}
+    test = AllureTest(
+        "t", "t", "smoke", CaseOutcome.PASSED, 0, 1, attachments=[AllureAttachment.json("response", body)]
+    )
+    AllureWriter(tmp_path, redactor=redactor).write(test)
+    [attachment] = tmp_path.glob("*-attachment.json")
+    assert json.loads(attachment.read_text()) == {
+        "access_token": "[REDACTED]",
+        "refresh_token": None,
+        "expires_in": 300,
+    }

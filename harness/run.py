@@ -1,0 +1,485 @@
+"""``locker-harness run``: the stages in order, one verdict, one exit code, evidence on disk.
+
+A stage is anything with a ``name`` and ``run(context) -> StageResult``: smoke, contract,
+properties, the hardware rig, load. They run in that order under one time budget; each stage
+reads ``context.budget`` and keeps within it. A stage that raises is not the end of the run:
+its exception is classified (product defect, infrastructure, test defect), recorded, and the
+next stage runs. The overall verdict is the worst stage verdict (a defect beats a breach
+beats infrastructure), and it decides the exit code (``harness.errors.ExitCode``).
+
+Stages that are not built yet are simply not registered: ``available_stages()`` lists what
+this installation can run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final, Protocol, runtime_checkable
+
+import httpx
+
+from harness.config import Settings
+from harness.errors import UsageError
+from harness.history import History
+from harness.redaction import Redactor
+from harness.report import (
+    AllureAttachment,
+    AllureTest,
+    AllureWriter,
+    CaseOutcome,
+    Failure,
+    FailureKind,
+    Figure,
+    RunFolder,
+    RunResult,
+    StageResult,
+    StepRecorder,
+    TargetInfo,
+    Verdict,
+    finish_reports,
+    new_run_id,
+    verdict_of,
+)
+
+__all__ = [
+    "DEFAULT_BUDGET_S",
+    "STAGE_ORDER",
+    "Budget",
+    "RunContext",
+    "RunObserver",
+    "SmokeStage",
+    "Stage",
+    "StageFactory",
+    "available_stages",
+    "execute",
+    "new_context",
+    "select_stages",
+]
+
+#: The order stages run in; a stage's name is one of these.
+STAGE_ORDER: Final = ("smoke", "contract", "properties", "hw", "load")
+#: Seconds a whole run may take unless told otherwise.
+DEFAULT_BUDGET_S: Final = 600.0
+#: Seconds kept back from the stages for writing reports and the history.
+REPORT_RESERVE_S: Final = 5.0
+#: Evidence keeps at most this much of a body that is neither JSON nor a form.
+_MAX_BODY_CHARS: Final = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A run's time budget: one deadline on the monotonic clock that every stage respects."""
+
+    total_s: float
+    deadline: float  # time.monotonic() value
+
+    @classmethod
+    def start(cls, total_s: float, *, reserve_s: float = REPORT_RESERVE_S) -> Budget:
+        if total_s <= 0:
+            raise UsageError(f"the time budget must be more than 0 seconds, not {total_s:g}")
+        return cls(total_s, time.monotonic() + max(total_s - reserve_s, total_s / 2))
+
+    def remaining(self) -> float:
+        """Seconds left for stages (never negative)."""
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    def clamp(self, seconds: float) -> float:
+        """``seconds``, or less if the budget ends sooner: what a stage may spend on one thing."""
+        return min(seconds, self.remaining())
+
+
+@dataclass
+class RunContext:
+    """What every stage gets: where to point, where to write, how long it has, which seed."""
+
+    run_id: str
+    target: TargetInfo
+    folder: RunFolder
+    budget: Budget
+    seed: int
+    redactor: Redactor
+    #: The resolved configuration, bound to the running target (the embedded sandbox's URL).
+    settings: Settings = field(default_factory=Settings)
+    #: Extra facts for ``environment.properties`` (fault profile, BLE backend, ...); stages may add.
+    environment: dict[str, str] = field(default_factory=dict)
+    observer: RunObserver | None = None
+
+    @property
+    def reports_dir(self) -> Path:
+        """``reports/<run-id>/``."""
+        return self.folder.root
+
+    @cached_property
+    def allure(self) -> AllureWriter:
+        """The Allure writer of this run's results folder, for stages that are not pytest runs."""
+        return AllureWriter(self.folder.allure_results, redactor=self.redactor)
+
+    def progress(self, stage: str, message: str) -> None:
+        """Tell whoever watches (the progress display) what a stage is doing now."""
+        if self.observer is not None:
+            self.observer.stage_progress(stage, message)
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One stage of a run."""
+
+    name: str
+
+    def run(self, context: RunContext) -> StageResult:
+        """Run within ``context.budget``; report what was found, never raise for a failed check."""
+        ...
+
+
+class RunObserver(Protocol):
+    """Listens to a run as it goes (the rich progress display, a test's recorder)."""
+
+    def stage_started(self, name: str) -> None: ...
+
+    def stage_progress(self, name: str, message: str) -> None: ...
+
+    def stage_finished(self, result: StageResult) -> None: ...
+
+
+StageFactory = Callable[[], Stage]
+
+
+def _built(module: str) -> bool:
+    """Whether a module a stage needs exists in this installation (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def available_stages() -> dict[str, StageFactory]:
+    """The stages this installation can run, in ``STAGE_ORDER``; a stage's modules load when it runs."""
+    factories: dict[str, StageFactory] = {}
+    if _built("harness.flow"):
+        factories["smoke"] = SmokeStage
+    return {name: factories[name] for name in STAGE_ORDER if name in factories}
+
+
+def _parse_names(values: Sequence[str]) -> list[str]:
+    """``--only smoke,load --only hw`` as ``["smoke", "load", "hw"]``."""
+    return [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
+
+
+def select_stages(
+    available: Mapping[str, StageFactory], *, only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> tuple[list[Stage], list[StageResult]]:
+    """The stages to run in order, and a skipped result for each stage left out by ``--skip``.
+
+    An unknown name, or one this installation cannot run, is a usage error naming the ones it can.
+    """
+    only_names, skip_names = _parse_names(only), _parse_names(skip)
+    for name in [*only_names, *skip_names]:
+        if name not in available:
+            known = ", ".join(available) or "none"
+            why = "is not built into this installation" if name in STAGE_ORDER else "is not a stage"
+            raise UsageError(f"stage {name!r} {why}; stages: {known}")
+    chosen = [name for name in available if (not only_names or name in only_names)]
+    skipped = [StageResult.skipped(name, "--skip") for name in chosen if name in skip_names]
+    running = [available[name]() for name in chosen if name not in skip_names]
+    if not running:
+        raise UsageError("no stage left to run: check --only and --skip")
+    return running, skipped
+
+
+def _crashed(stage: Stage, error: BaseException, context: RunContext, started_ms: int) -> StageResult:
+    """A stage that raised: classify the error, keep its evidence, say it in Allure."""
+    failure = Failure.from_exception(error, f"{stage.name} stage")
+    context.allure.write(
+        AllureTest(
+            name=f"{stage.name} stage",
+            full_name=f"locker-harness.{stage.name}.stage",
+            stage=stage.name,
+            outcome=CaseOutcome.FAILED if failure.kind is FailureKind.PRODUCT else CaseOutcome.BROKEN,
+            start_ms=started_ms,
+            stop_ms=int(time.time() * 1000),
+            failure=failure,
+        )
+    )
+    return StageResult(stage.name, failure.kind.verdict, reason=failure.message.splitlines()[0], failures=[failure])
+
+
+def _skipped_in_allure(result: StageResult, context: RunContext) -> None:
+    now_ms = int(time.time() * 1000)
+    context.allure.write(
+        AllureTest(
+            name=f"{result.name} stage",
+            full_name=f"locker-harness.{result.name}.stage",
+            stage=result.name,
+            outcome=CaseOutcome.SKIPPED,
+            start_ms=now_ms,
+            stop_ms=now_ms,
+            description=f"skipped: {result.reason}",
+        )
+    )
+
+
+def execute(
+    stages: Sequence[Stage],
+    context: RunContext,
+    *,
+    skipped: Sequence[StageResult] = (),
+    history: History | None = None,
+) -> RunResult:
+    """Run ``stages`` in order within the budget, write the reports, record the history.
+
+    Ctrl-C stops the run after the current stage's own cleanup: the stages not reached are
+    marked skipped, the reports are still written, and the result says it was interrupted.
+    """
+    run = RunResult(
+        run_id=context.run_id,
+        target=context.target,
+        started_at=datetime.now(UTC),
+        seed=context.seed,
+        environment=context.environment,
+    )
+    started = time.perf_counter_ns()
+    results: dict[str, StageResult] = {result.name: result for result in skipped}
+    observer = context.observer
+    for stage in stages:
+        if run.interrupted:
+            results[stage.name] = StageResult.skipped(stage.name, "the run was interrupted")
+            continue
+        if context.budget.expired:
+            results[stage.name] = StageResult.skipped(stage.name, "the time budget ran out before this stage")
+            continue
+        if observer is not None:
+            observer.stage_started(stage.name)
+        stage_started = time.perf_counter_ns()
+        started_ms = int(time.time() * 1000)
+        try:
+            result = stage.run(context)
+        except KeyboardInterrupt:
+            run.interrupted = True
+            result = StageResult.skipped(stage.name, "interrupted")
+        except Exception as error:  # every stage failure is evidence, not the end of the run
+            result = _crashed(stage, error, context, started_ms)
+        if not result.duration_ns:
+            result.duration_ns = time.perf_counter_ns() - stage_started
+        results[stage.name] = result
+        if observer is not None:
+            observer.stage_finished(result)
+    run.stages = [results[name] for name in STAGE_ORDER if name in results]
+    run.stages += [result for name, result in results.items() if name not in STAGE_ORDER]
+    for result in run.stages:
+        if result.verdict is Verdict.SKIPPED:
+            _skipped_in_allure(result, context)
+    run.duration_ns = time.perf_counter_ns() - started
+    finish_reports(run, context.folder, redactor=context.redactor)
+    if history is not None:
+        history.record(run)
+    return run
+
+
+def new_context(
+    *,
+    settings: Settings,
+    target: TargetInfo,
+    redactor: Redactor,
+    budget_s: float = DEFAULT_BUDGET_S,
+    seed: int = 0,
+    run_id: str | None = None,
+    observer: RunObserver | None = None,
+) -> RunContext:
+    """A context with a fresh run id and its report folder created under ``settings.reports_dir``."""
+    run_id = run_id or new_run_id()
+    return RunContext(
+        run_id=run_id,
+        target=target,
+        folder=RunFolder.create(settings.reports_dir, run_id),
+        budget=Budget.start(budget_s),
+        seed=seed,
+        redactor=redactor,
+        settings=settings,
+        observer=observer,
+    )
+
+
+# -- the smoke stage: one delivery through harness.flow ------------------------------------------
+
+
+class SmokeStage:
+    """One complete delivery against the target, each flow step timed, with its HTTP evidence.
+
+    Doors open through the virtual sandbox's control plane (``local`` and URL targets); on
+    Harbor's own hosts a door needs a tower, which is the hardware rig's stage.
+    """
+
+    name = "smoke"
+
+    def run(self, context: RunContext) -> StageResult:
+        from harness.config import TargetKind
+
+        settings = context.settings
+        if settings.target.kind in (TargetKind.SANDBOX, TargetKind.PRODUCTION):
+            return StageResult.skipped(
+                self.name, f"doors on {settings.target.name} open only at a tower: the hw stage does that"
+            )
+        if settings.target.api_url is None:
+            raise UsageError("the smoke stage needs a running target: start the sandbox first")
+        recorder = StepRecorder(
+            self.name, "delivery flow", full_name="locker-harness.smoke.delivery", planned=_flow_steps()
+        )
+        started = time.perf_counter_ns()
+        try:
+            asyncio.run(_deliver(context, recorder))
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # classified into the stage's evidence, never the end of the run
+            recorder.fail(error)
+        recorder.close()
+        return _smoke_result(self.name, context, recorder, time.perf_counter_ns() - started)
+
+
+def _flow_steps() -> list[str]:
+    from harness.flow import Step
+
+    return [step.value for step in Step]
+
+
+class _CapturingTransport(httpx.AsyncBaseTransport):
+    """Keeps each request and response (redacted) until the step that made them collects them."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, redactor: Redactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+        self._exchanges: list[AllureAttachment] = []
+
+    def drain(self) -> list[AllureAttachment]:
+        exchanges, self._exchanges = self._exchanges, []
+        return exchanges
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter_ns()
+        try:
+            response = await self._inner.handle_async_request(request)
+            await response.aread()
+        except BaseException as error:
+            self._keep(request, None, time.perf_counter_ns() - started, error)
+            raise
+        self._keep(request, response, time.perf_counter_ns() - started, None)
+        return response
+
+    def _keep(
+        self, request: httpx.Request, response: httpx.Response | None, elapsed_ns: int, error: BaseException | None
+    ) -> None:
+        redactor = self._redactor
+        outcome = f"{response.status_code}" if response is not None else type(error).__name__
+        evidence: dict[str, Any] = {
+            "request": {
+                "method": request.method,
+                "url": redactor.text(str(request.url)),
+                "headers": redactor.headers(request.headers.multi_items()),
+                "body": _body(request.headers.get("content-type", ""), request.content, redactor),
+            },
+            "elapsed_ms": round(elapsed_ns / 1e6, 3),
+        }
+        if response is not None:
+            evidence["response"] = {
+                "status": response.status_code,
+                "headers": redactor.headers(response.headers.multi_items()),
+                "body": _body(response.headers.get("content-type", ""), response.content, redactor),
+            }
+        else:
+            evidence["error"] = redactor.text(f"{type(error).__name__}: {error}")
+        name = f"{request.method} {request.url.path} -> {outcome}"
+        self._exchanges.append(AllureAttachment.json(name, evidence))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _body(content_type: str, content: bytes, redactor: Redactor) -> Any:
+    """A body as evidence: JSON and form bodies by key, anything else as (redacted) text."""
+    if not content:
+        return None
+    text = content.decode("utf-8", errors="replace")
+    if "json" in content_type:
+        try:
+            return redactor.value(json.loads(text))
+        except ValueError:
+            pass
+    if "x-www-form-urlencoded" in content_type:
+        return redactor.value(dict(urllib.parse.parse_qsl(text, keep_blank_values=True)))
+    return redactor.text(text[:_MAX_BODY_CHARS])
+
+
+async def _deliver(context: RunContext, recorder: StepRecorder) -> None:
+    from harness.api import AsyncHarborClient
+    from harness.flow import ControlPlaneOpener, FlowEvent, Released, StepFinished, StepStarted, run_delivery
+
+    settings = context.settings
+    assert settings.target.api_url is not None
+    capture = _CapturingTransport(httpx.AsyncHTTPTransport(), context.redactor)
+
+    def listen(event: FlowEvent) -> None:
+        if isinstance(event, StepStarted):
+            capture.drain()  # anything before the step (none today) is not this step's evidence
+            recorder.started(event.step.value)
+            context.progress("smoke", event.step.value)
+        elif isinstance(event, StepFinished):
+            parameters = {"locker": str(event.locker_id)} if event.locker_id is not None else {}
+            if event.locker_status is not None:
+                parameters["status after"] = event.locker_status.wire_name
+            recorder.finished(
+                event.step.value,
+                event.duration_ns,
+                error=event.error if not event.ok else None,
+                parameters=parameters,
+                attachments=capture.drain(),
+            )
+        elif isinstance(event, Released):
+            recorder.note(event.note)
+
+    async with (
+        AsyncHarborClient(settings, transport=capture, redactor=context.redactor) as client,
+        ControlPlaneOpener(settings.target.api_url, transport=capture) as opener,
+    ):
+        async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
+            await run_delivery(client, opener, tower_id=settings.tower(), listeners=[listen])
+
+
+def _smoke_result(name: str, context: RunContext, recorder: StepRecorder, duration_ns: int) -> StageResult:
+    context.allure.write(
+        recorder.allure_test(
+            parameters={"target": context.target.name, "tower": context.target.tower or "-"},
+            description="The seed's delivery: reserve, drop-off token, open, close, pickup token, open, close.",
+        )
+    )
+    cases = recorder.cases()
+    passed = sum(case.outcome is CaseOutcome.PASSED for case in cases)
+    figures: dict[str, Figure] = {"steps": f"{passed}/{len(cases)}"}
+    if recorder.completed:
+        figures["delivery ms"] = round(sum(case.duration_ns for case in cases) / 1e6, 2)
+    failures = recorder.failures
+    result = StageResult(
+        name,
+        verdict_of(failures),
+        reason=failures[0].message.splitlines()[0] if failures else "",
+        figures=figures,
+        latencies=recorder.latencies,
+        failures=failures,
+        cases=cases,
+        duration_ns=duration_ns,
+    )
+    if result.summaries():
+        slowest = max(result.summaries(), key=lambda s: s.max_ms)
+        figures["slowest"] = f"{slowest.name} {slowest.max_ms:.1f} ms"
+    return result

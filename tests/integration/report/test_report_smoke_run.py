@@ -1,0 +1,122 @@
+"""`run`'s smoke stage against the embedded sandbox: evidence on disk, defects classified, regressions found."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config import Credentials, Secret, Settings, Target
+from harness.errors import ExitCode
+from harness.history import History, Tolerance, compare
+from harness.redaction import Redactor
+from harness.report import CATEGORIES, RunResult, TargetInfo
+from harness.run import SmokeStage, execute, new_context
+from harness.sim import VirtualSandbox
+
+TOWER = "0100000000000014"
+SECRET = "demo-secret"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[VirtualSandbox]:
+    with VirtualSandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def fresh(sandbox: VirtualSandbox) -> VirtualSandbox:
+    sandbox.control.reset(seed=0)
+    return sandbox
+
+
+def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None) -> RunResult:
+    settings = Settings().with_target(Target.local().running_at(sandbox.url))
+    settings = settings.with_credentials(Credentials("demo-provider", Secret(SECRET)))
+    settings = dataclasses.replace(settings, reports_dir=tmp_path / "reports", status_timeout=1.0)
+    context = new_context(
+        settings=settings,
+        target=TargetInfo("local", sandbox.url, TOWER, "1.2.3"),
+        redactor=Redactor([SECRET]),
+        budget_s=60,
+    )
+    return execute([SmokeStage()], context, history=history)
+
+
+def _everything_written(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def _allure_results(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in (folder / "allure-results").glob("*-result.json")]
+
+
+def test_a_green_smoke_run_leaves_every_report(fresh: VirtualSandbox, tmp_path: Path) -> None:
+    """Exit 0; JUnit with 12 passed steps, an Allure test whose steps carry redacted HTTP evidence, summaries."""
+    run = _run(fresh, tmp_path)
+    folder = tmp_path / "reports" / run.run_id
+    assert run.exit_code is ExitCode.OK, (folder / "summary.md").read_text()
+
+    suite = ET.parse(folder / "junit" / "smoke.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("12", "0", "0")
+
+    [delivery] = _allure_results(folder)
+    assert delivery["status"] == "passed"
+    steps = {step["name"]: step for step in delivery["steps"]}
+    assert list(steps)[:4] == ["authenticate", "list_lockers", "pick_locker", "reserve"]
+    [exchange] = steps["reserve"]["attachments"]
+    assert re.fullmatch(r"POST /api/v1/towers/\w+/lockers/\d+/reservations -> 201", exchange["name"])
+    evidence = json.loads((folder / "allure-results" / exchange["source"]).read_text())
+    assert evidence["request"]["headers"]["authorization"] == "[REDACTED]"
+    assert evidence["response"]["status"] == 201
+
+    properties = (folder / "allure-results" / "environment.properties").read_text()
+    assert f"tower={TOWER}" in properties and "seed=0" in properties
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["verdict"] == "passed" and summary["stages"][0]["figures"]["steps"] == "12/12"
+    assert SECRET not in _everything_written(folder)
+
+
+def test_a_bug_switch_fails_the_run_as_a_product_defect_everywhere(fresh: VirtualSandbox, tmp_path: Path) -> None:
+    """With stale_status_after_close on: exit 1, and summary, JUnit and Allure's category all say product defect."""
+    fresh.control.set_bugs(stale_status_after_close=True)
+    run = _run(fresh, tmp_path)
+    folder = tmp_path / "reports" / run.run_id
+    assert run.exit_code is ExitCode.DEFECT
+
+    assert re.search(r"\| smoke \| product \| occupied \| ProductDefect: ", (folder / "summary.md").read_text())
+    failure = ET.parse(folder / "junit" / "smoke.xml").getroot().find(".//testcase[@name='occupied']/failure")
+    assert failure is not None and failure.get("type") == "product:ProductDefect"
+
+    [delivery] = _allure_results(folder)
+    assert delivery["status"] == "failed"
+    message = delivery["statusDetails"]["message"]
+    first = next(
+        c
+        for c in CATEGORIES
+        if delivery["status"] in c["matchedStatuses"] and re.search(c.get("messageRegex", ""), message)
+    )
+    assert first["name"] == "Product defects"
+
+
+def test_compare_flags_the_step_a_latency_fault_slowed(
+    fresh: VirtualSandbox, sandbox: VirtualSandbox, tmp_path: Path
+) -> None:
+    """Two runs, the second with the sandbox's latency fault on reservations: compare flags reserve only."""
+    with History.open(tmp_path / "state") as history:
+        _run(fresh, tmp_path, history)
+        sandbox.control.reset(seed=0)
+        sandbox.control.set_faults("latency", ms=80, paths=[f"/api/v1/towers/{TOWER}/lockers/1401/reservations"])
+        try:
+            slow = _run(sandbox, tmp_path, history)
+        finally:
+            sandbox.control.clear_faults()
+        assert slow.exit_code is ExitCode.OK
+        comparison = compare(*history.pair([]), Tolerance(relative=0.2, floor_ms=20.0))
+    assert [(c.step, c.regressions) for c in comparison.regressions] == [("reserve", ("p95", "p99"))]
