@@ -1,0 +1,34 @@
+"""The embedded virtual sandbox: Harbor's REST side and its towers, on loopback, seeded.
+
+A second implementation of Harbor's side, written against the reference and
+``harness.model``; it shares no code with the client it tests but the model and the BLE codec.
+See docs/design.md, "Virtual sandbox".
+"""
+
+from ._app import api_document, create_app
+from ._bugs import BUG_NAMES, BugSwitches
+from ._control_client import ControlError, SimControl
+from ._faults import FAULT_NAMES, Faults
+from ._server import SandboxNotRunning, VirtualSandbox
+from ._settings import DEMO_IDENTITIES, Identity, SimSettings
+from .firmware import FirmwareRefusal, SessionGrant, TowerEvent, TowerFirmware
+
+__all__ = [
+    "BUG_NAMES",
+    "DEMO_IDENTITIES",
+    "FAULT_NAMES",
+    "BugSwitches",
+    "ControlError",
+    "Faults",
+    "FirmwareRefusal",
+    "Identity",
+    "SandboxNotRunning",
+    "SessionGrant",
+    "SimControl",
+    "SimSettings",
+    "TowerEvent",
+    "TowerFirmware",
+    "VirtualSandbox",
+    "api_document",
+    "create_app",
+]

@@ -1,0 +1,80 @@
+"""``python -m harness.sim``: serve the virtual sandbox; the first stdout line is its URL.
+
+Identities come from ``HARBOR_SIM_IDENTITIES`` (JSON) and never from the command line; without
+it the demo identities are used. Only loopback hosts are served unless ``--allow-non-loopback``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+import uvicorn
+
+from ._app import create_app
+from ._server import uvicorn_config
+from ._settings import SimSettings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness.sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback only by default)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    parser.add_argument("--seed", type=int, default=0, help="world seed; 0 is the world of docs/design.md")
+    parser.add_argument("--token-lifetime", type=float, default=300.0, help="bearer token lifetime, seconds")
+    parser.add_argument("--sdk-token-lifetime", type=float, default=3600.0, help="SDK token lifetime, seconds")
+    parser.add_argument("--no-uplink", action="store_true", help="door events reach the API only after an upload")
+    parser.add_argument("--allow-non-loopback", action="store_true", help="serve on a non-loopback address")
+    parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not _is_loopback(args.host) and not args.allow_non_loopback:
+        print(
+            f"error: refusing to serve on {args.host}: the sandbox is for loopback; "
+            "pass --allow-non-loopback to expose it",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = SimSettings.from_environment(
+            seed=args.seed,
+            token_lifetime=args.token_lifetime,
+            sdk_token_lifetime=args.sdk_token_lifetime,
+            uplink=not args.no_uplink,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"error: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    sock.listen(2048)  # connections queue from now on, so the URL below is usable at once
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"http://{shown}:{port}", flush=True)
+    server = uvicorn.Server(uvicorn_config(create_app(settings), host=args.host, port=port, log_level=args.log_level))
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

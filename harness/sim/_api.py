@@ -1,0 +1,269 @@
+"""The REST surface of contracts/harbor-api.yaml: ``/api/v1`` and ``/sdk/v1``, one route per operation.
+
+Request bodies are strict pydantic models mirroring the document's schemas (a JSON string is not
+an integer, ``null`` is not an omitted field), so what the document rejects the sandbox rejects.
+Handlers are lean: the world returns prepared dicts and they go out as JSON as they are; no
+response models re-validate them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.model import (
+    CLIENT_INFO_MAX,
+    LOCKER_TYPES,
+    RESERVATION_DURATION,
+    TOKEN_DURATION,
+    TokenKind,
+)
+
+from ._auth import TOWER_ACCESS, BearerAuthority, Principal
+from ._middleware import PRINCIPAL_KEY
+from ._world import World
+
+__all__ = ["api_router"]
+
+TowerId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{16}$")]
+LockerId = Annotated[int, Path(ge=1)]
+HEX = r"^([0-9a-fA-F]{2})*$"
+
+
+class _Strict(BaseModel):
+    """JSON types as the document states them: no coercion from strings, floats or null."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any) -> Any:
+        # An optional field may be omitted, but the document never allows an explicit null.
+        if value is None:
+            raise ValueError("null is not allowed; omit the field instead")
+        return value
+
+
+class AuthorizeRequest(_Strict):
+    userId: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ReservationRequest(_Strict):
+    duration: Annotated[int, Field(ge=RESERVATION_DURATION[0], le=RESERVATION_DURATION[1])]
+
+
+class LockerTokenRequest(_Strict):
+    client_info: Annotated[str, Field(max_length=CLIENT_INFO_MAX)]
+    duration: Annotated[int, Field(ge=TOKEN_DURATION[0], le=TOKEN_DURATION[1])]
+
+
+class EmptyBody(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _LinkRequest(_Strict):
+    returnUrl: Annotated[str, Field(max_length=2000)]
+    clientInfo: Annotated[str, Field(max_length=CLIENT_INFO_MAX)]
+    payload: dict[str, Any]
+    keypadIntent: Literal["pickup"] | None = None  # None only as the omitted default
+    persistKeypadCode: bool = False
+
+
+class DropoffLockerRequestCreate(_LinkRequest):
+    locationId: Annotated[int, Field(ge=1)]
+    lockerTypeId: Annotated[int, Field(ge=1, le=max(LOCKER_TYPES))]
+    requireLowLocker: bool
+
+
+class PickupLockerRequestCreate(_LinkRequest):
+    lockerId: Annotated[int, Field(ge=1)]
+
+
+SessionClaim = Literal["sync_packet", "locker_pickup", "locker_delivery", "owner", "technician", "developer"]
+
+
+class SessionTokenRequest(_Strict):
+    duration: Annotated[int, Field(ge=1, le=86_400)]
+    claims: Annotated[list[SessionClaim], Field(min_length=1)]
+    version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+
+
+class TowerEventBatch(_Strict):
+    syncEventStart: Annotated[int, Field(ge=0)]
+    syncEventCount: Annotated[int, Field(ge=0)]
+    payload: Annotated[str, Field(pattern=HEX)]
+    payloadAuth: Annotated[str, Field(pattern=HEX)]
+
+
+def _principal(request: Request) -> Principal:
+    principal: Principal = request.scope[PRINCIPAL_KEY]  # set by SandboxMiddleware before routing
+    return principal
+
+
+_LOCKER_TYPE_VIEWS = [{"name": name, "description": None, "id": type_id} for type_id, name in LOCKER_TYPES.items()]
+
+
+def api_router(world: World, authority: BearerAuthority) -> APIRouter:
+    """Every operation of the document, bound to ``world``."""
+    router = APIRouter()
+    get, post, delete = router.get, router.post, router.delete
+
+    # -- login --------------------------------------------------------------------------------
+
+    @post("/api/v1/login/authorize")
+    async def authorize_sdk_user(request: Request, body: AuthorizeRequest) -> JSONResponse:
+        principal = _principal(request)
+        token, _ = authority.issue(principal.client_id, (TOWER_ACCESS,), user_id=body.userId)
+        return JSONResponse({"access_token": token, "token_type": "bearer"})
+
+    @post("/api/v1/login/test-token")
+    async def test_token(request: Request) -> JSONResponse:
+        principal = _principal(request)
+        remaining = max(0, int(principal.expires_at - time.time()))
+        return JSONResponse(
+            {"client_id": principal.client_id, "scope": " ".join(sorted(principal.scopes)), "expires_in": remaining}
+        )
+
+    # -- towers and lockers -------------------------------------------------------------------
+
+    @get("/api/v1/towers/{tower_id}/lockers")
+    async def list_tower_lockers(tower_id: TowerId) -> JSONResponse:
+        return JSONResponse(world.list_lockers(tower_id))
+
+    @get("/api/v1/towers/{tower_id}/lockers/{locker_id}")
+    async def get_locker(tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
+        return JSONResponse(world.get_locker(tower_id, locker_id))
+
+    @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/reservations")
+    async def reserve_locker(
+        request: Request, tower_id: TowerId, locker_id: LockerId, body: ReservationRequest
+    ) -> JSONResponse:
+        actor = _principal(request).client_id
+        return JSONResponse(world.reserve(actor, tower_id, locker_id, body.duration), status_code=201)
+
+    @delete("/api/v1/towers/{tower_id}/lockers/{locker_id}/reservations/{reservation_id}")
+    async def cancel_reservation(
+        request: Request, tower_id: TowerId, locker_id: LockerId, reservation_id: Annotated[int, Path(ge=1)]
+    ) -> JSONResponse:
+        actor = _principal(request).client_id
+        return JSONResponse(world.cancel(actor, tower_id, locker_id, reservation_id))
+
+    @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/dropoff-locker-tokens")
+    async def create_dropoff_token(
+        request: Request, tower_id: TowerId, locker_id: LockerId, body: LockerTokenRequest
+    ) -> JSONResponse:
+        actor = _principal(request).client_id
+        token = world.issue_token(actor, tower_id, locker_id, TokenKind.DROPOFF, body.duration, body.client_info)
+        return JSONResponse(token, status_code=201)
+
+    @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/pickup-locker-tokens")
+    async def create_pickup_token(
+        request: Request, tower_id: TowerId, locker_id: LockerId, body: LockerTokenRequest
+    ) -> JSONResponse:
+        actor = _principal(request).client_id
+        token = world.issue_token(actor, tower_id, locker_id, TokenKind.PICKUP, body.duration, body.client_info)
+        return JSONResponse(token, status_code=201)
+
+    @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/release-locker")
+    async def release_locker(
+        request: Request, tower_id: TowerId, locker_id: LockerId, body: Annotated[EmptyBody | None, Body()] = None
+    ) -> JSONResponse:
+        actor = _principal(request).client_id
+        return JSONResponse(world.release(actor, tower_id, locker_id))
+
+    @get("/api/v1/towers/{tower_id}/locker-availability")
+    async def get_tower_availability(tower_id: TowerId) -> JSONResponse:
+        return JSONResponse(world.tower_availability(tower_id))
+
+    @get("/api/v1/users/me/assigned-lockers")
+    async def list_assigned_lockers(request: Request) -> JSONResponse:
+        return JSONResponse(world.assigned_lockers(_principal(request).client_id))
+
+    @get("/api/v1/locker-types")
+    async def list_locker_types() -> JSONResponse:
+        return JSONResponse(_LOCKER_TYPE_VIEWS)
+
+    # -- locations ----------------------------------------------------------------------------
+
+    @get("/api/v1/locations/")
+    async def list_locations(
+        skip: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> JSONResponse:
+        return JSONResponse(world.locations(skip, limit))
+
+    @get("/api/v1/locations/closest")
+    async def get_closest_location(
+        lat: Annotated[float, Query(ge=-90, le=90)],
+        lon: Annotated[float, Query(ge=-180, le=180)],
+        radius: Annotated[float, Query(gt=0, le=180)] = 0.9,
+    ) -> JSONResponse:
+        return JSONResponse(world.closest_location(lat, lon, radius))
+
+    @get("/api/v1/locations/{location_id}/")
+    async def get_location(location_id: Annotated[int, Path(ge=1)]) -> JSONResponse:
+        return JSONResponse(world.location(location_id))
+
+    @get("/api/v1/locations/{location_id}/availability")
+    async def get_location_availability(location_id: Annotated[int, Path(ge=1)]) -> JSONResponse:
+        return JSONResponse(world.location_availability(location_id))
+
+    # -- locker open requests -----------------------------------------------------------------
+
+    @post("/api/v1/locker-open-requests/dropoff-locker-request")
+    async def create_dropoff_locker_request(request: Request, body: DropoffLockerRequestCreate) -> JSONResponse:
+        view = world.dropoff_request(
+            _principal(request).client_id,
+            location_id=body.locationId,
+            locker_type_id=body.lockerTypeId,
+            require_low_locker=body.requireLowLocker,
+            return_url=body.returnUrl,
+            client_info=body.clientInfo,
+            payload=body.payload,
+        )
+        return JSONResponse(view, status_code=201)
+
+    @post("/api/v1/locker-open-requests/pickup-locker-request")
+    async def create_pickup_locker_request(request: Request, body: PickupLockerRequestCreate) -> JSONResponse:
+        view = world.pickup_request(
+            _principal(request).client_id,
+            locker_id=body.lockerId,
+            return_url=body.returnUrl,
+            client_info=body.clientInfo,
+            payload=body.payload,
+        )
+        return JSONResponse(view, status_code=201)
+
+    # ":int" so that GET .../dropoff-locker-request is a 405 (an undeclared method), not a bad id.
+    @get("/api/v1/locker-open-requests/{request_id:int}")
+    async def get_locker_open_request(request: Request, request_id: Annotated[int, Path(ge=1)]) -> JSONResponse:
+        return JSONResponse(world.open_request(_principal(request).client_id, request_id))
+
+    # -- SDK ----------------------------------------------------------------------------------
+
+    @post("/sdk/v1/towers/{tower_id}/session-token")
+    async def create_session_token(request: Request, tower_id: TowerId, body: SessionTokenRequest) -> JSONResponse:
+        principal = _principal(request)
+        token = world.session_token(
+            principal.client_id, principal.user_id, tower_id, body.duration, list(body.claims), body.version
+        )
+        return JSONResponse(token, status_code=201)
+
+    @post("/sdk/v1/towers/{tower_id}/events")
+    async def upload_tower_events(
+        tower_id: TowerId, batches: Annotated[list[TowerEventBatch], Body(max_length=50)]
+    ) -> JSONResponse:
+        raw = [
+            (b.syncEventStart, b.syncEventCount, bytes.fromhex(b.payload), bytes.fromhex(b.payloadAuth))
+            for b in batches
+        ]
+        return JSONResponse(world.upload_events(tower_id, raw))
+
+    @get("/sdk/v1/towers/{tower_id}/commands")
+    async def list_tower_commands(tower_id: TowerId) -> JSONResponse:
+        return JSONResponse(world.tower_commands(tower_id))
+
+    return router

@@ -1,0 +1,68 @@
+"""Bug switches: each plants exactly one defect, so a test that should catch it can prove it does.
+
+===========================  ==========================================================================
+switch                       the one behaviour it flips
+===========================  ==========================================================================
+``double_booking``           reserving a held locker succeeds: the new party takes the reservation over
+``stale_status_after_close`` after a door closes, the REST views keep showing the status from before the
+                             close until the locker's next change
+``wrong_field_type``         every locker object carries ``id`` as a string ("1401") instead of an integer
+``token_opens_other_locker`` a valid token presented at another door of its tower opens that door
+``ignore_token_expiry``      the tower opens for a token past its ``expires`` (no MSG_EXPIRED 107, and the
+                             model's expiry check is skipped; a locker the sandbox already freed still
+                             refuses the token as stale)
+``accept_any_token``         the tower opens the door the payload names with no check at all (forged,
+                             mis-signed, expired or foreign tokens open)
+``cross_party_access``       the holder check is skipped: another party may cancel, release or get tokens
+                             for a locker someone else holds
+``held_shown_available``     the tower's locker listing shows held lockers (reserved, rented, occupied,
+                             declined) as available; single-locker reads stay truthful
+``reservation_never_expires`` a reservation outlives its ``duration``: the locker stays reserved
+``replay_after_pickup``      a token of an earlier tenancy (e.g. the drop-off token after the pickup) still
+                             opens the door
+===========================  ==========================================================================
+
+Bugs bypass ``harness.model.apply`` on purpose, and only where their row says so: that is what
+makes them defects the harness's checks must see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["BUG_NAMES", "BugSwitches"]
+
+
+@dataclass(slots=True)
+class BugSwitches:
+    """The switches of the module docstring's table; all off by default."""
+
+    double_booking: bool = False
+    stale_status_after_close: bool = False
+    wrong_field_type: bool = False
+    token_opens_other_locker: bool = False
+    ignore_token_expiry: bool = False
+    accept_any_token: bool = False
+    cross_party_access: bool = False
+    held_shown_available: bool = False
+    reservation_never_expires: bool = False
+    replay_after_pickup: bool = False
+
+    def update(self, flags: Mapping[str, bool]) -> None:
+        """Set the named switches; raises ``KeyError`` naming an unknown one, changing nothing."""
+        unknown = sorted(set(flags) - set(BUG_NAMES))
+        if unknown:
+            raise KeyError(f"unknown bug switch(es): {', '.join(unknown)}; known: {', '.join(BUG_NAMES)}")
+        for name, on in flags.items():
+            setattr(self, name, bool(on))
+
+    def as_dict(self) -> dict[str, bool]:
+        return dataclasses.asdict(self)
+
+    def reset(self) -> None:
+        self.update(dict.fromkeys(BUG_NAMES, False))
+
+
+BUG_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BugSwitches))

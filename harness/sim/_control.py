@@ -1,0 +1,139 @@
+"""The control plane under ``/_sim`` (docs/design.md, "Control plane"): not in the API document,
+no auth, loopback only (the middleware enforces it).
+
+Door routes call the tower's firmware exactly as the BLE server does, so the control plane is
+"the firmware logic without the radio". A refusal answers ``{detail, code, name}`` with the Blink
+error code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.model import LockerStatus
+
+from ._world import World, WorldError
+from .firmware import FirmwareRefusal, TowerFirmware
+
+__all__ = ["control_router"]
+
+TowerId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{16}$")]
+LockerId = Annotated[int, Path(ge=1)]
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = None
+
+
+class AdvanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: Annotated[float, Field(ge=0, le=10 * 365 * 86_400, allow_inf_nan=False)]
+
+
+class PresentedToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    payload: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})*$")]
+    payload_auth: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})*$")]
+
+
+class ForceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["available", "out_of_service"]
+
+
+def _refusal(refusal: FirmwareRefusal) -> JSONResponse:
+    return JSONResponse(
+        {"detail": refusal.detail, "code": int(refusal.code), "name": refusal.name}, status_code=refusal.http_status
+    )
+
+
+def control_router(world: World) -> APIRouter:
+    router = APIRouter(prefix="/_sim", include_in_schema=False)
+
+    def firmware(tower_id: str, locker_id: int) -> TowerFirmware:
+        spec = world.locker_spec(tower_id, locker_id)  # 404 for an unknown tower or locker
+        return world.firmwares[spec.tower_id]
+
+    @router.post("/reset")
+    async def reset(body: Annotated[ResetRequest | None, Body()] = None) -> JSONResponse:
+        world.reset(None if body is None else body.seed)
+        return JSONResponse({"seed": world.seed, "now": world.now()})
+
+    @router.get("/state")
+    async def state() -> JSONResponse:
+        return JSONResponse(world.snapshot())
+
+    @router.post("/clock/advance")
+    async def advance_clock(body: AdvanceRequest) -> JSONResponse:
+        with world.lock:
+            return JSONResponse({"now": world.clock.advance(body.seconds)})
+
+    @router.get("/bugs")
+    async def get_bugs() -> JSONResponse:
+        return JSONResponse(world.bugs.as_dict())
+
+    @router.post("/bugs")
+    async def set_bugs(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
+        with world.lock:
+            try:
+                world.bugs.update(flags)
+            except KeyError as exc:
+                raise WorldError(422, str(exc.args[0])) from None
+            return JSONResponse(world.bugs.as_dict())
+
+    @router.get("/faults")
+    async def get_faults() -> JSONResponse:
+        return JSONResponse(world.faults.as_dict())
+
+    @router.post("/faults")
+    async def set_faults(body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+        params = dict(body)
+        name = params.pop("profile", None)
+        if not isinstance(name, str):
+            raise WorldError(422, "name the fault profile in 'profile' (or 'none' to clear them all)")
+        try:
+            world.faults.set(name, params)
+        except ValueError as exc:
+            raise WorldError(422, str(exc)) from None
+        return JSONResponse(world.faults.as_dict())
+
+    @router.post("/towers/{tower_id}/lockers/{locker_id}/open")
+    async def open_door(tower_id: TowerId, locker_id: LockerId, token: PresentedToken) -> JSONResponse:
+        tower = firmware(tower_id, locker_id)
+        try:
+            opened = tower.open_with_token(
+                bytes.fromhex(token.payload), bytes.fromhex(token.payload_auth), at_locker=locker_id
+            )
+        except FirmwareRefusal as refusal:
+            return _refusal(refusal)
+        with world.lock:
+            view = world.locker_view(opened, world.current(opened, world.now()))
+        return JSONResponse({"locker_id": opened, "door_open": True, "locker": view})
+
+    @router.post("/towers/{tower_id}/lockers/{locker_id}/close")
+    async def close_door(tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
+        tower = firmware(tower_id, locker_id)
+        with world.lock:
+            tower.close_door(locker_id)
+            view = world.locker_view(locker_id, world.current(locker_id, world.now()))
+        return JSONResponse({"locker": view})
+
+    @router.get("/towers/{tower_id}/lockers/{locker_id}/door")
+    async def door_state(tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
+        return JSONResponse({"door_open": firmware(tower_id, locker_id).door_open(locker_id)})
+
+    @router.post("/towers/{tower_id}/lockers/{locker_id}/force")
+    async def force(tower_id: TowerId, locker_id: LockerId, body: ForceRequest) -> JSONResponse:
+        return JSONResponse({"locker": world.force(tower_id, locker_id, LockerStatus[body.status.upper()])})
+
+    @router.get("/events")
+    async def events(since: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+        found, following = world.events_since(since)
+        return JSONResponse({"events": found, "next": following})
+
+    return router

@@ -1,0 +1,126 @@
+"""``SimControl``: a small typed client of the control plane (``/_sim``)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+
+from .firmware import FirmwareRefusal
+
+__all__ = ["ControlError", "SimControl"]
+
+
+class ControlError(Exception):
+    """The control plane refused a call (an unknown switch, locker or fault profile)."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        super().__init__(f"/_sim answered {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class SimControl:
+    """Drive a running sandbox: clock, bugs, faults, doors, snapshots and events."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_sim", timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=json, params=params)
+        body = response.json() if response.content else None
+        if response.status_code >= 400:
+            if isinstance(body, dict) and "code" in body:
+                raise FirmwareRefusal(body["code"], body.get("detail", ""), http_status=response.status_code)
+            raise ControlError(response.status_code, body.get("detail") if isinstance(body, dict) else body)
+        return body
+
+    # -- world --------------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> None:
+        """The seeded world again; switches and faults off; clock offset 0."""
+        self._call("POST", "/reset", {} if seed is None else {"seed": seed})
+
+    def state(self) -> dict[str, Any]:
+        """Snapshot: ``now``, every locker's model state, switches, faults."""
+        snapshot: dict[str, Any] = self._call("GET", "/state")
+        return snapshot
+
+    def locker(self, locker_id: int) -> dict[str, Any]:
+        """One locker's entry of ``state()``."""
+        for entry in self.state()["lockers"]:
+            if entry["id"] == locker_id:
+                return dict(entry)
+        raise ControlError(404, f"no locker {locker_id}")
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the virtual clock forward; the new sandbox time (epoch seconds)."""
+        now: float = self._call("POST", "/clock/advance", {"seconds": seconds})["now"]
+        return now
+
+    def events(self, since: int = 0) -> list[dict[str, Any]]:
+        """Webhook-shaped ``LOCKER_OPERATION`` events numbered ``since`` and later."""
+        events: list[dict[str, Any]] = self._call("GET", "/events", params={"since": since})["events"]
+        return events
+
+    # -- switches and faults ------------------------------------------------------------------
+
+    def bugs(self) -> dict[str, bool]:
+        flags: dict[str, bool] = self._call("GET", "/bugs")
+        return flags
+
+    def set_bugs(self, flags: dict[str, bool] | None = None, /, **named: bool) -> dict[str, bool]:
+        """Switch bugs on or off, e.g. ``set_bugs(double_booking=True)``; all switches after."""
+        result: dict[str, bool] = self._call("POST", "/bugs", {**(flags or {}), **named})
+        return result
+
+    def faults(self) -> dict[str, Any]:
+        profiles: dict[str, Any] = self._call("GET", "/faults")
+        return profiles
+
+    def set_faults(self, profile: str, **params: Any) -> dict[str, Any]:
+        """Switch one fault profile on, e.g. ``set_faults("http_5xx", count=3)``; ``"none"`` clears."""
+        result: dict[str, Any] = self._call("POST", "/faults", {"profile": profile, **params})
+        return result
+
+    def clear_faults(self) -> None:
+        self.set_faults("none")
+
+    # -- doors (the firmware without the radio) -----------------------------------------------
+
+    def open_door(self, tower_id: str, locker_id: int, payload: str, payload_auth: str) -> int:
+        """Present a token at a door; the locker id that opened, or ``FirmwareRefusal``."""
+        body = self._call(
+            "POST", f"/towers/{tower_id}/lockers/{locker_id}/open", {"payload": payload, "payload_auth": payload_auth}
+        )
+        opened: int = body["locker_id"]
+        return opened
+
+    def close_door(self, tower_id: str, locker_id: int) -> dict[str, Any]:
+        """A person closes the door; the locker as the API shows it after."""
+        locker: dict[str, Any] = self._call("POST", f"/towers/{tower_id}/lockers/{locker_id}/close")["locker"]
+        return locker
+
+    def door_state(self, tower_id: str, locker_id: int) -> bool:
+        """Whether the door is open."""
+        is_open: bool = self._call("GET", f"/towers/{tower_id}/lockers/{locker_id}/door")["door_open"]
+        return is_open
+
+    def force(self, tower_id: str, locker_id: int, status: Literal["available", "out_of_service"]) -> dict[str, Any]:
+        """Staff force a status, as Harbor Console can; the locker after."""
+        locker: dict[str, Any] = self._call(
+            "POST", f"/towers/{tower_id}/lockers/{locker_id}/force", {"status": status}
+        )["locker"]
+        return locker

@@ -1,0 +1,246 @@
+"""``VirtualSandbox``: the sandbox served on a loopback port, in a thread or a child process."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from types import TracebackType
+from typing import IO, Any, Self
+
+import httpx
+import uvicorn
+
+from ._app import SandboxApp, create_app
+from ._control_client import SimControl
+from ._settings import IDENTITIES_ENV, SECRET_ENV, SimSettings
+from ._world import World
+
+__all__ = ["SandboxNotRunning", "VirtualSandbox", "uvicorn_config"]
+
+_POLL = 0.005  # seconds between readiness polls; every wait below is bounded by a deadline
+
+
+class SandboxNotRunning(RuntimeError):
+    """The sandbox is not started, failed to start, or this mode does not offer what was asked."""
+
+
+def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> uvicorn.Config:
+    """How the sandbox is served everywhere: the ``Date`` header is the sandbox's (virtual clock),
+    no access log (it costs throughput and could echo ids), no lifespan (nothing to start)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        date_header=False,
+        server_header=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+
+
+class VirtualSandbox:
+    """The embedded virtual sandbox on ``127.0.0.1`` and a free port.
+
+    ``start_in_thread()`` serves it from a uvicorn thread of this process (``world`` and
+    ``radio`` reachable); ``start_subprocess()`` runs ``python -m harness.sim`` for callers that
+    need a URL in another process (Locust, the Schemathesis CLI). As a context manager it
+    starts in a thread unless already started, and always stops.
+    """
+
+    def __init__(self, settings: SimSettings | None = None, *, startup_timeout: float = 15.0) -> None:
+        self.settings = settings or SimSettings()
+        self._startup_timeout = startup_timeout
+        self._url: str | None = None
+        self._app: SandboxApp | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._control: SimControl | None = None
+        self._radio: Any = None
+
+    def __repr__(self) -> str:
+        mode = "thread" if self._thread else "subprocess" if self._process else "stopped"
+        return f"VirtualSandbox({self._url or '-'}, {mode})"
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def _require_stopped(self) -> None:
+        if self._url is not None:
+            raise SandboxNotRunning(f"the sandbox already runs at {self._url}")
+
+    def start_in_thread(self) -> Self:
+        """Serve from a uvicorn thread; returns once it accepts connections."""
+        self._require_stopped()
+        app = create_app(self.settings)
+        server = uvicorn.Server(uvicorn_config(app))
+        thread = threading.Thread(target=server.run, name="harness-sim-uvicorn", daemon=True)
+        thread.start()
+        deadline = time.perf_counter() + self._startup_timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise SandboxNotRunning("the sandbox's uvicorn thread exited during start-up")
+            if time.perf_counter() > deadline:
+                server.should_exit = True
+                raise SandboxNotRunning(f"the sandbox did not start within {self._startup_timeout} s")
+            time.sleep(_POLL)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self._app, self._server, self._thread = app, server, thread
+        self._url = f"http://127.0.0.1:{port}"
+        return self
+
+    def start_subprocess(self) -> Self:
+        """Run ``python -m harness.sim`` on a free loopback port; identities travel in the
+        environment as JSON, never on the command line."""
+        self._require_stopped()
+        env = dict(os.environ)
+        env[IDENTITIES_ENV] = self.settings.identities_json()
+        if self.settings.secret is not None:
+            env[SECRET_ENV] = self.settings.secret.hex()
+        command = [
+            sys.executable, "-m", "harness.sim", "--host", "127.0.0.1", "--port", "0",
+            "--seed", str(self.settings.seed),
+            "--token-lifetime", repr(self.settings.token_lifetime),
+            "--sdk-token-lifetime", repr(self.settings.sdk_token_lifetime),
+        ]  # fmt: skip
+        if not self.settings.uplink:
+            command.append("--no-uplink")
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        self._process = process
+        line = self._first_line(process)
+        if not line.startswith("http://"):
+            self.stop()
+            raise SandboxNotRunning(f"the sandbox subprocess did not start: {line or self._stderr_tail()}")
+        self._url = line
+        self._wait_until_ready()
+        return self
+
+    def _first_line(self, process: subprocess.Popen[bytes]) -> str:
+        """The child's first stdout line (its URL), read in a helper thread so the wait is bounded."""
+        assert process.stdout is not None
+        stdout = process.stdout
+        lines: list[bytes] = []
+        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(self._startup_timeout)
+        return lines[0].decode().strip() if lines else ""
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:].decode(errors="replace").strip()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.perf_counter() + self._startup_timeout
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                try:
+                    if client.get(f"{self._url}/_sim/bugs").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if self._process is not None and self._process.poll() is not None:
+                    tail = self._stderr_tail()
+                    self.stop()
+                    raise SandboxNotRunning(f"the sandbox subprocess exited: {tail}")
+                if time.perf_counter() > deadline:
+                    self.stop()
+                    raise SandboxNotRunning(f"the sandbox did not answer within {self._startup_timeout} s")
+                time.sleep(_POLL)
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop serving and release everything; safe to call twice."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._radio is not None and hasattr(self._radio, "close"):
+            self._radio.close()
+        self._radio = None
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait(timeout=5)
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+        self._server = self._thread = self._process = self._stderr = None
+        self._app = None
+        self._url = None
+
+    def __enter__(self) -> Self:
+        if self._url is None:
+            self.start_in_thread()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- what a running sandbox offers --------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._url is not None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321``."""
+        if self._url is None:
+            raise SandboxNotRunning("the sandbox is not running: call start_in_thread() or start_subprocess()")
+        return self._url
+
+    @property
+    def control(self) -> SimControl:
+        """A client of the control plane (``/_sim``)."""
+        if self._control is None:
+            self._control = SimControl(self.url)
+        return self._control
+
+    @property
+    def app(self) -> SandboxApp:
+        """The ASGI app (in-thread mode only)."""
+        if self._app is None:
+            raise SandboxNotRunning("the app is reachable only when the sandbox runs in this process's thread")
+        return self._app
+
+    @property
+    def world(self) -> World:
+        """The sandbox's world: towers' firmware, faults, clock (in-thread mode only)."""
+        return self.app.world
+
+    @property
+    def radio(self) -> Any:
+        """The virtual BLE radio of ``harness.sim.radio``, created on first use (in-thread only)."""
+        if self._radio is None:
+            world = self.world
+            try:
+                module = importlib.import_module("harness.sim.radio")
+            except ModuleNotFoundError as exc:
+                if exc.name != "harness.sim.radio":
+                    raise
+                raise SandboxNotRunning(
+                    "the virtual radio is not available: harness/sim/radio.py is not part of this build"
+                ) from None
+            self._radio = module.VirtualRadio(world)
+        return self._radio

@@ -1,0 +1,91 @@
+"""What a virtual sandbox is started with: seed, identities, lifetimes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEMO_IDENTITIES", "IDENTITIES_ENV", "SECRET_ENV", "Identity", "SimSettings"]
+
+#: Environment variable carrying the identities to a sandbox subprocess, as JSON (never argv).
+IDENTITIES_ENV = "HARBOR_SIM_IDENTITIES"
+#: Environment variable carrying the sandbox secret (hex) the tower keys derive from.
+SECRET_ENV = "HARBOR_SIM_SECRET"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A service provider's client credentials, as Keycloak knows them."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.client_id or not self.client_secret:
+            raise ValueError("an identity needs a client id and a client secret")
+
+
+#: The identities `locker-harness sim` starts with: public demo values, not secrets of anyone's.
+DEMO_IDENTITIES: tuple[Identity, ...] = (
+    Identity("demo-provider", "demo-secret"),
+    Identity("second-provider", "second-secret"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    """How a virtual sandbox behaves; ``seed=0`` gives the world of docs/design.md exactly."""
+
+    seed: int = 0
+    identities: tuple[Identity, ...] = DEMO_IDENTITIES
+    #: Lifetime of a bearer token from the token endpoint, on the wall clock (Keycloak: 300 s [S]).
+    token_lifetime: float = 300.0
+    #: Lifetime of an SDK token from ``login/authorize``, on the wall clock [G].
+    sdk_token_lifetime: float = 3600.0
+    #: True: the towers report door events to the sandbox at once (an online tower). False: the
+    #: REST side learns of a door event only when a phone uploads the tower's events
+    #: (``POST /sdk/v1/towers/{id}/events``), as Harbor's offline towers do [I].
+    uplink: bool = True
+    #: The secret the tower keys and bearer tokens derive from; ``None``: fresh random bytes per sandbox.
+    secret: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.identities:
+            raise ValueError("a sandbox needs at least one identity")
+        ids = [identity.client_id for identity in self.identities]
+        if len(set(ids)) != len(ids):
+            raise ValueError("identity client ids must be unique")
+        if self.token_lifetime <= 0 or self.sdk_token_lifetime <= 0:
+            raise ValueError("token lifetimes must be positive")
+
+    def identities_json(self) -> str:
+        """The identities as the subprocess reads them from ``HARBOR_SIM_IDENTITIES``."""
+        return json.dumps([{"client_id": i.client_id, "client_secret": i.client_secret} for i in self.identities])
+
+    @staticmethod
+    def identities_from_json(text: str) -> tuple[Identity, ...]:
+        """Parse ``HARBOR_SIM_IDENTITIES``; raises ``ValueError`` with a one-line reason."""
+        try:
+            raw: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{IDENTITIES_ENV} is not JSON: {exc.msg}") from None
+        if not isinstance(raw, Sequence) or isinstance(raw, str):
+            raise ValueError(f"{IDENTITIES_ENV} must be a JSON list of {{client_id, client_secret}}")
+        identities = []
+        for item in raw:
+            if not isinstance(item, Mapping) or not {"client_id", "client_secret"} <= item.keys():
+                raise ValueError(f"{IDENTITIES_ENV} entries need client_id and client_secret")
+            identities.append(Identity(str(item["client_id"]), str(item["client_secret"])))
+        return tuple(identities)
+
+    @classmethod
+    def from_environment(cls, *, seed: int = 0, **overrides: Any) -> SimSettings:
+        """Settings for ``python -m harness.sim``: identities and secret from the environment."""
+        text = os.environ.get(IDENTITIES_ENV)
+        identities = cls.identities_from_json(text) if text else DEMO_IDENTITIES
+        secret_hex = os.environ.get(SECRET_ENV)
+        secret = bytes.fromhex(secret_hex) if secret_hex else None
+        return cls(seed=seed, identities=identities, secret=secret, **overrides)

@@ -1,0 +1,290 @@
+"""The virtual tower's firmware: token checks, doors, the numbered event log. No radio.
+
+One ``TowerFirmware`` per virtual tower. The control plane (``/_sim/towers/...``) and the BLE
+server (``harness.sim.radio``) both call it, so the control plane is "the firmware without the
+radio". Every method takes the world's lock; it is re-entrant, and safe to call from the radio's
+own thread and event loop.
+
+Token checks, in order (docs/design.md, "Firmware seam"): tower id (``AUTH_TOWER_ID`` 206),
+signature (``AUTH_SIGNATURE`` 207), expiry (``MSG_EXPIRED`` 107), locker exists
+(``SYS_LOCKER_NOT_FOUND`` 502), then the model's ``check_token`` (``AUTH_INVALID`` 201: a stale,
+wrong-kind or wrong-door token). A payload that is not a token at all fails the signature check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cbor2
+
+from harness.ble.protocol import FirmwareCode, PacketType
+from harness.model import CloseDoor, LockerState, OpenDoor, Refusal, Refused, TokenClaim, TokenKind, check_token
+
+from ._layout import TowerSpec
+from ._sealing import LockerTokenClaims, TowerKeys, mac, read_locker_claims, read_session_claims, verify_mac
+
+if TYPE_CHECKING:
+    from ._world import World
+
+__all__ = ["EventBatch", "FirmwareRefusal", "SessionGrant", "TowerEvent", "TowerFirmware"]
+
+#: Events per SYNC_EVENTS batch; the SDK uploads in batches of 5 [S].
+SYNC_BATCH = 5
+
+
+class FirmwareRefusal(Exception):
+    """The tower refused; ``code`` is a Blink error code of reference 9.8.
+
+    ``http_status`` is how the control plane answers it: 404 for an unknown locker, 409 when the
+    locker's state forbids it (door already open, out of service), 403 otherwise.
+    """
+
+    def __init__(
+        self, code: int, detail: str = "", *, locker_id: int | None = None, http_status: int | None = None
+    ) -> None:
+        self.code = FirmwareCode(code)
+        self.detail = detail or self.code.name
+        super().__init__(f"{self.detail} [{int(self.code)} {self.code.name}]")
+        self.locker_id = locker_id
+        if http_status is None:
+            http_status = 404 if self.code is FirmwareCode.SYS_LOCKER_NOT_FOUND else 403
+        self.http_status = http_status
+
+    @property
+    def name(self) -> str:
+        return self.code.name
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGrant:
+    """What a valid session request grants: the seed (secret), permissions, expiry, who asked."""
+
+    tower_id: str
+    permissions: tuple[str, ...]
+    expires_at: float
+    client_id: str
+    user_id: str | None
+    seed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TowerEvent:
+    """One entry of the tower's numbered event log (what SYNC_PULL hands out)."""
+
+    number: int
+    type: PacketType
+    timestamp: float
+    locker_id: int | None = None
+    token_id: int | None = None
+    client_info: str = ""
+    detail: str = ""
+
+    def as_cbor_map(self) -> dict[str, object]:
+        return {
+            "n": self.number,
+            "type": int(self.type),
+            "ts": self.timestamp,
+            "locker": self.locker_id,
+            "token": self.token_id,
+            "ci": self.client_info,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events ``start .. start+count-1`` sealed by the tower for the phone to upload unchanged."""
+
+    start: int
+    count: int
+    payload: bytes
+    payload_auth: bytes = field(repr=False)
+
+
+class TowerFirmware:
+    """One virtual tower: checks tokens and session requests, opens and closes doors, logs events."""
+
+    def __init__(self, world: World, spec: TowerSpec, keys: TowerKeys) -> None:
+        self._world = world
+        self._keys = keys
+        self.tower_id = spec.id
+        self.name = spec.name
+        self.firmware_version = spec.firmware_version
+        self.locker_ids: tuple[int, ...] = spec.locker_ids
+        self._doors = {world.layout.lockers[i].name: i for i in spec.locker_ids}
+        self._events: list[TowerEvent] = []
+
+    def __repr__(self) -> str:
+        return f"TowerFirmware({self.tower_id}, {self.name!r})"
+
+    def reset(self) -> None:
+        """Power-on: the event log restarts with a BOOT event."""
+        with self._world.lock:
+            self._events = []
+            self._log(PacketType.BOOT, detail=f"firmware {self.firmware_version}")
+
+    def _log(self, type_: PacketType, **fields: object) -> TowerEvent:
+        event = TowerEvent(len(self._events), type_, self._world.now(), **fields)  # type: ignore[arg-type]
+        self._events.append(event)
+        return event
+
+    def door_label(self, locker_id: int) -> str:
+        return self._world.layout.lockers[locker_id].name
+
+    def _require_locker(self, locker_id: int) -> None:
+        if locker_id not in self.locker_ids:
+            raise FirmwareRefusal(
+                FirmwareCode.SYS_LOCKER_NOT_FOUND, "no such locker in this tower", locker_id=locker_id
+            )
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def verify_session_request(self, payload: bytes, payload_auth: bytes) -> SessionGrant:
+        """Check a session token from ``/sdk/v1/towers/{id}/session-token`` and open its seed."""
+        with self._world.lock:
+            claims = read_session_claims(payload)
+            if claims is None:
+                raise FirmwareRefusal(FirmwareCode.AUTH_SIGNATURE, "not a session token of this tower")
+            if claims.tower_id != self.tower_id:
+                raise FirmwareRefusal(FirmwareCode.AUTH_TOWER_ID, "the session token is for another tower")
+            if not verify_mac(self._keys.session_auth, payload, payload_auth):
+                raise FirmwareRefusal(FirmwareCode.AUTH_SIGNATURE, "the session token's signature is invalid")
+            if self._world.now() >= claims.expires_at:
+                raise FirmwareRefusal(FirmwareCode.MSG_EXPIRED, "the session token has expired")
+            opened = read_session_claims(payload, self._keys)
+            if opened is None or len(opened.seed) != 32:
+                raise FirmwareRefusal(FirmwareCode.AUTH_SIGNATURE, "the session seed does not open")
+            return SessionGrant(
+                self.tower_id, opened.permissions, opened.expires_at, opened.client_id, opened.user_id, opened.seed
+            )
+
+    # -- doors --------------------------------------------------------------------------------
+
+    def open_with_token(self, payload: bytes, payload_auth: bytes, *, at_locker: int | None = None) -> int:
+        """Open the door the token is for (or ``at_locker``, where it is presented); its locker id."""
+        world = self._world
+        bugs = world.bugs
+        with world.lock:
+            now = world.now()
+            claims = read_locker_claims(payload)
+            if bugs.accept_any_token:
+                return self._open_without_checks(claims, at_locker, now)
+            if claims is None:
+                raise FirmwareRefusal(FirmwareCode.AUTH_SIGNATURE, "not a locker token of this tower")
+            if claims.tower_id != self.tower_id:
+                raise FirmwareRefusal(FirmwareCode.AUTH_TOWER_ID, "the token is for another tower")
+            if not verify_mac(self._keys.locker_auth, payload, payload_auth):
+                raise FirmwareRefusal(FirmwareCode.AUTH_SIGNATURE, "the token's signature is invalid")
+            if now >= claims.expires_at and not bugs.ignore_token_expiry:
+                raise FirmwareRefusal(FirmwareCode.MSG_EXPIRED, "the token has expired", locker_id=claims.locker_id)
+            target = claims.locker_id if at_locker is None else at_locker
+            self._require_locker(target)
+            claim = TokenClaim(claims.locker_id, claims.kind, claims.expires_at, claims.epoch, claims.holder)
+            if bugs.ignore_token_expiry:
+                claim = dataclasses.replace(claim, expires_at=math.inf)
+            state = world.current(target, now)
+            refusal = check_token(state, claim, target, now)
+            planted = (refusal is Refusal.TOKEN_WRONG_LOCKER and bugs.token_opens_other_locker) or (
+                refusal is Refusal.TOKEN_STALE and bugs.replay_after_pickup
+            )
+            if planted and not state.door_open:
+                world.store(target, dataclasses.replace(state, door_open=True, opened_with=claim.kind))
+            else:
+                try:
+                    world.change(target, OpenDoor(claim, target), now)
+                except Refused as refused:
+                    raise FirmwareRefusal(
+                        FirmwareCode.AUTH_INVALID, refused.detail, locker_id=target,
+                        http_status=refused.reason.http_status,
+                    ) from None  # fmt: skip
+            self._opened(target, claims)
+            return target
+
+    def _open_without_checks(self, claims: LockerTokenClaims | None, at_locker: int | None, now: float) -> int:
+        """The ``accept_any_token`` bug: open the door the payload names, checking nothing."""
+        target = at_locker
+        if target is None and claims is not None:
+            target = self._doors.get(claims.door)
+        if target is None:
+            raise FirmwareRefusal(FirmwareCode.SYS_LOCKER_NOT_FOUND, "the payload names no door of this tower")
+        self._require_locker(target)
+        state = self._world.current(target, now)
+        kind = None if claims is None else claims.kind
+        self._world.store(target, dataclasses.replace(state, door_open=True, opened_with=kind))
+        self._opened(target, claims)
+        return target
+
+    def _opened(self, locker_id: int, claims: LockerTokenClaims | None) -> None:
+        token_id = None if claims is None else claims.token_id
+        client_info = "" if claims is None else claims.client_info
+        state = self._world.states[locker_id]
+        self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, token_id=token_id, client_info=client_info)
+        self._world.emit(locker_id, "LOCKER_TOKEN_USED", state, token_id=token_id, client_info=client_info)
+
+    def door_open(self, locker_id: int) -> bool:
+        with self._world.lock:
+            self._require_locker(locker_id)
+            return self._world.states[locker_id].door_open
+
+    def close_door(self, locker_id: int) -> None:
+        """A person closes the door; the model decides what the locker becomes."""
+        world = self._world
+        with world.lock:
+            self._require_locker(locker_id)
+            before, after = world.change(locker_id, CloseDoor(), world.now())
+            if not before.door_open:
+                return
+            event = self._log(PacketType.LOCKER_UPDATE, locker_id=locker_id, detail="door closed")
+            world.emit(locker_id, "LOCKER_DOOR_CLOSED", after)
+            if after.status is not before.status:
+                if world.bugs.stale_status_after_close:
+                    world.show_instead(locker_id, before.status, None)
+                elif not world.settings.uplink:
+                    world.show_instead(locker_id, before.status, event.number)
+
+    def locker_state(self, locker_id: int) -> LockerState:
+        """The model state of one of this tower's lockers, settled now."""
+        with self._world.lock:
+            self._require_locker(locker_id)
+            return self._world.current(locker_id, self._world.now())
+
+    def door_kind(self, locker_id: int) -> TokenKind | None:
+        """Which kind of token opened the door now open, if any."""
+        return self.locker_state(locker_id).opened_with
+
+    # -- the event log and sync ---------------------------------------------------------------
+
+    def add_client_event(self, client_info: str) -> TowerEvent:
+        """ADD_CLIENT_EVENT: the phone writes a note into the tower's log (500 bytes at most [S])."""
+        if len(client_info.encode()) > 500:
+            raise FirmwareRefusal(FirmwareCode.MSG_ITEM_LENGTH, "client_info is longer than 500 bytes")
+        with self._world.lock:
+            return self._log(PacketType.CLIENT_EVENT, client_info=client_info)
+
+    def events_since(self, start: int) -> list[TowerEvent]:
+        with self._world.lock:
+            return self._events[max(0, start) :]
+
+    @property
+    def next_event_number(self) -> int:
+        with self._world.lock:
+            return len(self._events)
+
+    def event_batch(self, start: int, max_count: int = SYNC_BATCH) -> EventBatch:
+        """Events from ``start`` (at most ``max_count``), sealed with the tower's events key."""
+        events = self.events_since(start)[:max_count]
+        payload = cbor2.dumps({"start": start, "count": len(events), "events": [e.as_cbor_map() for e in events]})
+        return EventBatch(start, len(events), payload, mac(self._keys.events_auth, payload))
+
+    def verify_event_batch(self, start: int, count: int, payload: bytes, payload_auth: bytes) -> bool:
+        """Whether an uploaded batch is this tower's, unchanged, for the range it claims."""
+        if not verify_mac(self._keys.events_auth, payload, payload_auth):
+            return False
+        try:
+            raw = cbor2.loads(payload)
+        except Exception:  # a MAC that verifies over garbage cannot happen; be safe anyway
+            return False
+        return isinstance(raw, dict) and raw.get("start") == start and raw.get("count") == count
