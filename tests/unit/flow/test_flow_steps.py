@@ -1,0 +1,277 @@
+"""The delivery flow's logic against a scripted client and opener: steps, events, checks, cleanup."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from harness.api import Locker, LockerToken, LockerType, Reservation
+from harness.errors import Conflict, InfrastructureError, ProductDefect, UsageError
+from harness.flow import (
+    FlowEvent,
+    Released,
+    Step,
+    StepFinished,
+    StepStarted,
+    locker_type_id,
+    run_delivery,
+)
+from harness.model import LockerStatus, TokenKind
+
+TOWER = "0100000000000014"
+SMALL, LARGE = LockerType(1, "small"), LockerType(3, "large")
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def locker(locker_id: int, status: LockerStatus = LockerStatus.AVAILABLE, kind: LockerType = SMALL) -> Locker:
+    return Locker(locker_id, str(locker_id % 100), TOWER, status, kind, False, "public")
+
+
+class FakeHarbor:
+    """A client that follows the model faithfully unless told to lie about one step."""
+
+    def __init__(self, lockers: list[Locker], *, status_timeout: float = 0.2) -> None:
+        self.lockers = {item.id: item for item in lockers}
+        self.settings = SimpleNamespace(status_timeout=status_timeout, target=SimpleNamespace(name="fake"))
+        self.session = SimpleNamespace(credentials=SimpleNamespace(client_id="me"))
+        self.calls: list[str] = []
+        self.lie: dict[str, LockerStatus] = {}  # call name -> status to answer instead
+        self.refuse_reserve: set[int] = set()
+
+    def _set(self, locker_id: int, status: LockerStatus, call: str) -> Locker:
+        self.lockers[locker_id] = dataclasses.replace(self.lockers[locker_id], status=status)
+        shown = self.lie.get(call, status)
+        return dataclasses.replace(self.lockers[locker_id], status=shown)
+
+    async def authenticate(self) -> None:
+        self.calls.append("authenticate")
+
+    async def list_lockers(self, tower_id: str) -> list[Locker]:
+        self.calls.append("list_lockers")
+        return list(self.lockers.values())
+
+    async def get_locker(self, tower_id: str, locker_id: int) -> Locker:
+        self.calls.append("get_locker")
+        current = self.lockers[locker_id]
+        return dataclasses.replace(current, status=self.lie.get("get_locker", current.status))
+
+    async def reserve(self, tower_id: str, locker_id: int, duration: int) -> Reservation:
+        self.calls.append(f"reserve {locker_id}")
+        if locker_id in self.refuse_reserve:
+            raise Conflict("taken", status_code=409)
+        shown = self._set(locker_id, LockerStatus.RESERVED, "reserve")
+        return Reservation(1, TOWER, locker_id, duration, LATER, shown)
+
+    async def _token(self, kind: TokenKind, locker_id: int, duration: int) -> LockerToken:
+        status = LockerStatus.RENTED if kind is TokenKind.DROPOFF else LockerStatus.OCCUPIED
+        shown = self._set(locker_id, status, f"{kind.value}_token")
+        return LockerToken(5, kind, TOWER, shown, "aa", "bb", LATER)
+
+    async def create_dropoff_token(self, tower_id: str, locker_id: int, duration: int, info: str) -> LockerToken:
+        self.calls.append("dropoff_token")
+        return await self._token(TokenKind.DROPOFF, locker_id, duration)
+
+    async def create_pickup_token(self, tower_id: str, locker_id: int, duration: int, info: str) -> LockerToken:
+        self.calls.append("pickup_token")
+        return await self._token(TokenKind.PICKUP, locker_id, duration)
+
+    async def cancel_reservation(self, tower_id: str, locker_id: int, reservation_id: int) -> Locker:
+        self.calls.append("cancel")
+        return self._set(locker_id, LockerStatus.AVAILABLE, "cancel")
+
+    async def release_locker(self, tower_id: str, locker_id: int) -> Locker:
+        self.calls.append("release")
+        current = self.lockers[locker_id].status
+        after = LockerStatus.DECLINED if current is LockerStatus.RENTED else LockerStatus.AVAILABLE
+        return self._set(locker_id, after, "release")
+
+
+class FakeDoors:
+    """An opener that mirrors the model's door behaviour onto the fake client."""
+
+    def __init__(self, harbor: FakeHarbor, *, opens: int | None = None, fail_on: TokenKind | None = None) -> None:
+        self.harbor = harbor
+        self.opens = opens
+        self.fail_on = fail_on
+        self.kind: TokenKind | None = None
+
+    async def open(self, target: Locker, token: LockerToken) -> int:
+        if token.kind is self.fail_on:
+            raise InfrastructureError("the radio is down")
+        self.kind = token.kind
+        return self.opens if self.opens is not None else target.id
+
+    async def wait_closed(self, target: Locker, *, timeout: float) -> None:
+        status = LockerStatus.OCCUPIED if self.kind is TokenKind.DROPOFF else LockerStatus.AVAILABLE
+        self.harbor.lockers[target.id] = dataclasses.replace(self.harbor.lockers[target.id], status=status)
+
+
+async def deliver(harbor: FakeHarbor, doors: FakeDoors, **kwargs: Any) -> tuple[Any, list[FlowEvent]]:
+    events: list[FlowEvent] = []
+    result = await run_delivery(harbor, doors, tower_id=TOWER, listeners=[events.append], **kwargs)  # type: ignore[arg-type]
+    return result, events
+
+
+@pytest.mark.anyio
+async def test_delivery_runs_every_step_in_order() -> None:
+    """A faithful target passes all twelve steps, each announced, timed and ending with the predicted status."""
+    harbor = FakeHarbor([locker(1401)])
+    delivery, events = await deliver(harbor, FakeDoors(harbor))
+    assert [s.step for s in delivery.steps] == list(Step)
+    assert delivery.locker.status is LockerStatus.AVAILABLE
+    assert [type(e) for e in events] == [StepStarted, StepFinished] * len(Step)
+    finished = [e for e in events if isinstance(e, StepFinished)]
+    assert all(e.ok and e.duration_ns >= 0 for e in finished)
+    assert [e.locker_status for e in finished][3:] == [
+        LockerStatus.RESERVED,
+        LockerStatus.RENTED,
+        LockerStatus.RENTED,
+        LockerStatus.OCCUPIED,
+        LockerStatus.OCCUPIED,
+        LockerStatus.OCCUPIED,
+        LockerStatus.OCCUPIED,
+        LockerStatus.AVAILABLE,
+        LockerStatus.AVAILABLE,
+    ]
+    assert delivery.total_ns == sum(s.duration_ns for s in delivery.steps)
+
+
+@pytest.mark.anyio
+async def test_wanted_type_is_picked() -> None:
+    """A wanted locker type narrows the choice; held lockers are never picked."""
+    harbor = FakeHarbor([locker(1401), locker(1417, kind=LARGE), locker(1418, LockerStatus.RENTED, LARGE)])
+    delivery, _ = await deliver(harbor, FakeDoors(harbor), locker_type="large")
+    assert delivery.locker.id == 1417
+
+
+@pytest.mark.anyio
+async def test_no_available_locker_is_infrastructure() -> None:
+    """No available locker of the wanted type means the run could not test (exit 4), not a defect."""
+    harbor = FakeHarbor([locker(1401, LockerStatus.OCCUPIED)])
+    with pytest.raises(InfrastructureError, match="no available locker in tower"):
+        await deliver(harbor, FakeDoors(harbor))
+
+
+@pytest.mark.anyio
+async def test_taken_locker_moves_on_to_the_next() -> None:
+    """If another party reserves the picked locker first, the flow reserves the next one."""
+    harbor = FakeHarbor([locker(1401), locker(1402)])
+    harbor.refuse_reserve = {1401}
+    delivery, _ = await deliver(harbor, FakeDoors(harbor))
+    assert delivery.locker.id == 1402
+    assert harbor.calls[2:4] == ["reserve 1401", "reserve 1402"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("call", "shown", "step", "check"),
+    [
+        ("reserve", LockerStatus.AVAILABLE, "reserve", "locker_reserved_after_reserve"),
+        ("dropoff_token", LockerStatus.RESERVED, "dropoff_token", "locker_rented_after_dropoff_token"),
+        ("pickup_token", LockerStatus.AVAILABLE, "pickup_token", "locker_occupied_after_pickup_token"),
+    ],
+)
+async def test_wrong_status_is_a_defect_naming_step_and_check(
+    call: str, shown: LockerStatus, step: str, check: str
+) -> None:
+    """A status the model does not predict is ProductDefect with the step and the check named."""
+    harbor = FakeHarbor([locker(1401)])
+    harbor.lie[call] = shown
+    with pytest.raises(ProductDefect) as caught:
+        await deliver(harbor, FakeDoors(harbor))
+    assert (caught.value.step, caught.value.check) == (step, check)
+    assert f"shows locker 1401 {shown.wire_name}" in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_status_never_shown_times_out_as_defect() -> None:
+    """A status the API never shows within the timeout fails the waiting step."""
+    harbor = FakeHarbor([locker(1401)], status_timeout=0.05)
+    doors = FakeDoors(harbor)
+
+    async def stuck(target: Locker, *, timeout: float) -> None:
+        pass  # the door closes, but the API never hears of it
+
+    doors.wait_closed = stuck  # type: ignore[method-assign]
+    with pytest.raises(ProductDefect) as caught:
+        await deliver(harbor, doors)
+    assert (caught.value.step, caught.value.check) == ("occupied", "locker_occupied_after_dropoff")
+    assert "still shows rented 0.05 s after the drop-off" in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_token_opening_another_locker_is_a_defect() -> None:
+    """If the tower opens another door than the token's, the flow says so."""
+    harbor = FakeHarbor([locker(1401)])
+    with pytest.raises(ProductDefect) as caught:
+        await deliver(harbor, FakeDoors(harbor, opens=1402))
+    assert (caught.value.step, caught.value.check) == ("open_for_dropoff", "token_opens_its_locker")
+
+
+@pytest.mark.anyio
+async def test_failure_after_token_releases_the_locker() -> None:
+    """A failure while the locker is rented releases it twice (rented -> declined -> available) and says so."""
+    harbor = FakeHarbor([locker(1401)])
+    with pytest.raises(InfrastructureError) as caught:
+        await deliver(harbor, FakeDoors(harbor, fail_on=TokenKind.DROPOFF))
+    assert harbor.calls[-2:] == ["release", "release"]
+    assert harbor.lockers[1401].status is LockerStatus.AVAILABLE
+    assert caught.value.__notes__ == [
+        "locker 1401 given back (released: rented -> declined; released: declined -> available)"
+    ]
+
+
+@pytest.mark.anyio
+async def test_failure_while_reserved_cancels_the_reservation() -> None:
+    """A failure while the locker is only reserved cancels the reservation."""
+    harbor = FakeHarbor([locker(1401)])
+    events: list[FlowEvent] = []
+
+    async def broken(tower_id: str, locker_id: int, duration: int, info: str) -> LockerToken:
+        raise UsageError("the API refused the call")
+
+    harbor.create_dropoff_token = broken  # type: ignore[method-assign]
+    with pytest.raises(UsageError):
+        await run_delivery(harbor, FakeDoors(harbor), tower_id=TOWER, listeners=[events.append])  # type: ignore[arg-type]
+    released = [e for e in events if isinstance(e, Released)]
+    assert released == [Released(1401, ("cancelled reservation 1: reserved -> available",), True, released[0].note)]
+    failed = [e for e in events if isinstance(e, StepFinished) and not e.ok]
+    assert [e.step for e in failed] == [Step.DROPOFF_TOKEN]
+
+
+@pytest.mark.anyio
+async def test_item_inside_is_reported_not_forced() -> None:
+    """With the test item inside (occupied), the flow does not pretend to free the locker: it says what to do."""
+    harbor = FakeHarbor([locker(1401)])
+    with pytest.raises(InfrastructureError) as caught:
+        await deliver(harbor, FakeDoors(harbor, fail_on=TokenKind.PICKUP))
+    assert "it holds the test item" in caught.value.__notes__[0]
+    assert "release" not in harbor.calls
+
+
+@pytest.mark.anyio
+async def test_failure_before_reserving_holds_nothing() -> None:
+    """A failure before any reservation gives back nothing and adds no note."""
+    harbor = FakeHarbor([])
+    with pytest.raises(InfrastructureError) as caught:
+        await deliver(harbor, FakeDoors(harbor))
+    assert not getattr(caught.value, "__notes__", None)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, None), (1, 1), ("2", 2), ("Large", 3), ("xlarge", 4), (" small ", 1)]
+)
+def test_locker_type_by_id_or_name(given: int | str | None, expected: int | None) -> None:
+    """Locker types are accepted by id or by name, in any case."""
+    assert locker_type_id(given) == expected
+
+
+@pytest.mark.parametrize("given", ["huge", "0", "5", ""])
+def test_unknown_locker_type_is_a_usage_error(given: str) -> None:
+    """An unknown locker type is a UsageError listing the known ones."""
+    with pytest.raises(UsageError, match=r"use one of small \(1\), medium \(2\), large \(3\), xlarge \(4\)"):
+        locker_type_id(given)
