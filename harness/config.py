@@ -222,7 +222,7 @@ def _check_url(value: str, source: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
 
 
-def parse_target(value: str, *, token_url: str | None = None) -> Target:
+def parse_target(value: str, *, token_url: str | None = None, source: str = "target") -> Target:
     """``local``, ``sandbox``, ``production`` or an ``http(s)://`` URL, as a ``Target``.
 
     A URL that names Harbor's sandbox or production host is that target, so the production
@@ -239,8 +239,9 @@ def parse_target(value: str, *, token_url: str | None = None) -> Target:
         if name == kind.value:
             return Target(kind, api, token or accounts + _TOKEN_PATH)
     if "://" not in text:
-        raise UsageError(f"unknown target {value!r}: use local, sandbox, production or an http(s):// URL")
-    url = _check_url(text, "target URL")
+        shown = "" if source == "target" else f" ({source})"
+        raise UsageError(f"unknown target {value!r}{shown}: use local, sandbox, production or an http(s):// URL")
+    url = _check_url(text, "target URL" if source == "target" else source)
     for kind, (api, accounts) in _HARBOR_HOSTS.items():
         if urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(api).netloc:
             return Target(kind, url, token or accounts + _TOKEN_PATH)
@@ -403,11 +404,11 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
 
     token_url = get("token_url")
     target_value = get("target")
-    target = (
-        parse_target(_text(*target_value), token_url=_text(*token_url) if token_url else None)
-        if target_value
-        else parse_target("local", token_url=_text(*token_url) if token_url else None)
-    )
+    token = _text(*token_url) if token_url else None
+    if target_value:
+        target = parse_target(_text(*target_value), token_url=token, source=target_value[1])
+    else:
+        target = parse_target("local", token_url=token)
 
     values: dict[str, Any] = {"target": target, "config_file": config_file}
     for key in ("client_id", "second_client_id"):

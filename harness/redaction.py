@@ -65,6 +65,7 @@ _KEY_VALUE = re.compile(
     rf"""(?ix)
     (?P<key>["']?(?:{_KEY_NAMES})["']?)
     (?P<sep>\s*[:=]\s*)
+    (?!Secret\()  # a Secret's repr already hides its value
     (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|(?:bearer\s+|basic\s+)?[^\s&,;"'}}\]]+)
     """
 )

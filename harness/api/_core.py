@@ -135,6 +135,10 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     return moment.timestamp() - now
 
 
+#: The policy a client uses unless given one (Harbor's SDK policy).
+DEFAULT_RETRY = RetryPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
     """One API operation, as data: how to ask and how to read the answer."""
@@ -256,7 +260,7 @@ class HarborSession:
         self.base_url: str = settings.target.api_url
         self.token_url: str = settings.target.token_url
         self.credentials = credentials if credentials is not None else settings.credentials()
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = retry if retry is not None else DEFAULT_RETRY
         self.holds = holds if holds is not None else NO_HOLDS
         self.redactor = redactor_ if redactor_ is not None else redactor()
         self.redactor.register(self.credentials.client_secret)

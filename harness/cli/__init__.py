@@ -1,0 +1,34 @@
+"""``locker-harness``: the command line.
+
+One module per command, each registered here in one line; a command module exposes
+``command`` (a typer command function). Modules import heavy parts (the sandbox, bleak) only
+when their command runs, so ``locker-harness --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from harness.cli import history, report, run, sim, smoke
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="locker-harness",
+    help="Contract, hardware and load testing for Harbor Lockers integrations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # errors are one line and an exit code (harness.cli._common)
+)
+
+app.command("smoke")(smoke.command)
+app.command("sim")(sim.command)
+app.command("run")(run.command)
+app.command("report")(report.command)
+app.command("history")(history.command)
+app.command("compare")(history.compare_command)
+
+
+def main() -> None:
+    """Console script entry point (``locker-harness``)."""
+    app()

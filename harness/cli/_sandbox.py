@@ -1,0 +1,82 @@
+"""The embedded virtual sandbox for ``--target local``: started in a thread, with throwaway identities.
+
+Every run gets fresh random credentials, handed to both sides in memory and registered with the
+redactor: nothing to configure, nothing that outlives the run. Bug switches and fault profiles
+(``--sim-bug``, ``--sim-fault``) are set through the sandbox's control plane before the run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import Credentials, Secret, Settings
+from harness.errors import InfrastructureError, UsageError
+from harness.redaction import redactor
+
+__all__ = ["EmbeddedSandbox", "embedded_sandbox", "parse_fault"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedSandbox:
+    """A running embedded sandbox and the settings that point at it."""
+
+    url: str
+    settings: Settings
+
+
+def _throwaway(role: str) -> Credentials:
+    secret = Secret(secrets.token_urlsafe(24))
+    redactor().register(secret)
+    return Credentials(f"harness-{role}-{secrets.token_hex(3)}", secret)
+
+
+def parse_fault(spec: str) -> dict[str, Any]:
+    """``name`` or ``name:key=value,key=value`` (values as JSON where they parse) as a fault body."""
+    name, _, params = spec.partition(":")
+    body: dict[str, Any] = {"profile": name.strip()}
+    for item in filter(None, (part.strip() for part in params.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--sim-fault {spec!r}: expected name:key=value,key=value")
+        try:
+            body[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            body[key.strip()] = value.strip()
+    if isinstance(body.get("paths"), str):
+        body["paths"] = [body["paths"]]
+    return body
+
+
+@contextmanager
+def embedded_sandbox(
+    settings: Settings, *, bugs: Sequence[str] = (), faults: Sequence[str] = ()
+) -> Iterator[EmbeddedSandbox]:
+    """Start the virtual sandbox in a thread for this run; stop it afterwards, whatever happens."""
+    # The sandbox (fastapi, uvicorn) is imported only when a local run needs it.
+    from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox
+
+    main, second = _throwaway("main"), _throwaway("second")
+    identities = tuple(Identity(c.client_id, c.client_secret.reveal()) for c in (main, second))
+    sandbox = VirtualSandbox(SimSettings(identities=identities))
+    try:
+        sandbox.start_in_thread()
+    except SandboxNotRunning as exc:
+        raise InfrastructureError(f"the embedded virtual sandbox did not start: {exc}") from None
+    try:
+        try:
+            if bugs:
+                sandbox.control.set_bugs(dict.fromkeys(bugs, True))
+            for fault in faults:
+                body = parse_fault(fault)
+                sandbox.control.set_faults(body.pop("profile"), **body)
+        except ControlError as exc:
+            raise UsageError(f"the virtual sandbox refused the switch: {exc.detail}") from None
+        target = settings.target.running_at(sandbox.url)
+        yield EmbeddedSandbox(sandbox.url, settings.with_target(target).with_credentials(main, second))
+    finally:
+        sandbox.stop()

@@ -1,0 +1,181 @@
+"""``locker-harness history`` and ``locker-harness compare [RUN] [RUN]``: this release against the last.
+
+``history`` lists recorded runs, newest first. ``compare`` puts two runs' per-step p95, p99 and
+failures side by side (default: the last two runs; one RUN: it against the latest) and flags a
+step whose p95 or p99 grew by more than ``--tolerance`` *and* ``--floor-ms``, or whose failures
+grew. Exit 1 when anything is flagged, so CI can gate on it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
+from harness.config import load_settings
+from harness.errors import ExitCode
+from harness.history import (
+    DEFAULT_FLOOR_MS,
+    Comparison,
+    History,
+    RunRecord,
+    StepChange,
+    StepFigures,
+    Tolerance,
+    compare,
+    parse_tolerance,
+)
+from harness.report import VERDICT_STYLES, Verdict, fit_table
+
+__all__ = ["command", "compare_command"]
+
+
+def _verdict(verdict: Verdict) -> Text:
+    return Text(verdict.value, style=VERDICT_STYLES[verdict])
+
+
+def history_table(records: list[RunRecord], out: Output) -> Table:
+    table = Table(title="run history (newest first)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("run", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("target", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("exit", justify="right")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("stages (failures)")
+    for record in records:
+        stages = Text()
+        for index, (name, verdict, failures) in enumerate(record.stages):
+            if index:
+                stages.append(" ")
+            stages.append(name, style=VERDICT_STYLES[verdict])
+            if failures:
+                stages.append(f"({failures})", style="red")
+        table.add_row(
+            record.run_id,
+            f"{record.started_at:%Y-%m-%d %H:%M}",
+            out.redactor.text(record.target),
+            _verdict(record.verdict),
+            str(record.exit_code),
+            f"{record.duration_ms / 1000:.1f} s",
+            stages,
+        )
+    return table
+
+
+def _ms(figures: StepFigures | None, attribute: str) -> str:
+    if figures is None or not figures.count:
+        return "-"
+    return f"{getattr(figures, attribute):.2f}"
+
+
+def _side_by_side(change: StepChange, quantile: str) -> tuple[Text, Text]:
+    """``before → after`` and the relative change, red when this quantile regressed."""
+    attribute = f"{quantile}_ms"
+    flagged = quantile in change.regressions
+    style = "bold red" if flagged else ""
+    pair = Text(f"{_ms(change.before, attribute)} → {_ms(change.after, attribute)}", style=style)
+    delta = Text("")
+    before, after = change.before, change.after
+    if before is not None and after is not None and before.count and after.count:
+        old, new = getattr(before, attribute), getattr(after, attribute)
+        if old > 0:
+            delta = Text(f"{(new - old) / old:+.0%}", style="bold red" if flagged else "dim")
+    return pair, delta
+
+
+def _failures(change: StepChange) -> Text:
+    before = change.before.failures if change.before is not None else 0
+    after = change.after.failures if change.after is not None else 0
+    return Text(f"{before} → {after}", style="bold red" if "failures" in change.regressions else "")
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    before, after = comparison.before, comparison.after
+    tolerance = comparison.tolerance
+    table = Table(
+        title=f"{before.run_id} ({before.verdict.value}) → {after.run_id} ({after.verdict.value})",
+        caption=f"flagged: p95/p99 up by more than {tolerance.relative:.0%} and {tolerance.floor_ms:g} ms, "
+        "or more failures",
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("stage/step", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("p95 ms", justify="right", no_wrap=True)
+    table.add_column("", justify="right", no_wrap=True)
+    table.add_column("p99 ms", justify="right", no_wrap=True)
+    table.add_column("", justify="right", no_wrap=True)
+    table.add_column("failures", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for change in comparison.changes:
+        counts = "/".join(str(f.count) if f is not None else "-" for f in (change.before, change.after))
+        table.add_row(
+            f"{change.stage}/{change.step}",
+            counts,
+            *_side_by_side(change, "p95"),
+            *_side_by_side(change, "p99"),
+            _failures(change),
+            Text("REGRESSED", style="bold red") if change.regressed else Text(""),
+        )
+    return table
+
+
+def command(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to list.", min=1)] = 20,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """List recorded runs, newest first: verdict, exit code, time and each stage's verdict."""
+
+    def body(out: Output) -> int:
+        settings = load_settings({"config": str(config) if config is not None else None})
+        with History.open(settings.state_dir) as history:
+            records = history.runs(limit)
+        if not records:
+            out.say(f"no runs recorded yet in {settings.state_dir}: run `locker-harness run` first")
+            return ExitCode.OK
+        out.print(fit_table(history_table(records, out), out.console))
+        return ExitCode.OK
+
+    run_command(body, verbose=verbose)
+
+
+def compare_command(
+    runs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Zero, one or two run ids or unique prefixes (default: the last two runs)."),
+    ] = None,
+    tolerance: Annotated[
+        str, typer.Option("--tolerance", help="Relative growth of p95/p99 allowed, e.g. 20% or 0.2.")
+    ] = "20%",
+    floor_ms: Annotated[
+        float,
+        typer.Option("--floor-ms", help="Growth in ms below which a change is noise, not a regression.", min=0),
+    ] = DEFAULT_FLOOR_MS,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Compare two runs step by step; exit 1 when a step regressed beyond the tolerance."""
+
+    def body(out: Output) -> int:
+        allowed = Tolerance(parse_tolerance(tolerance), floor_ms)
+        settings = load_settings({"config": str(config) if config is not None else None})
+        with History.open(settings.state_dir) as history:
+            before, after = history.pair(runs or [])
+        comparison = compare(before, after, allowed)
+        out.print(fit_table(comparison_table(comparison), out.console))
+        regressions = comparison.regressions
+        if regressions:
+            names = ", ".join(f"{c.stage}/{c.step} ({'+'.join(c.regressions)})" for c in regressions)
+            out.say(f"{len(regressions)} regression(s): {names}")
+            return ExitCode.DEFECT
+        out.say("no regression beyond the tolerance")
+        return ExitCode.OK
+
+    run_command(body, verbose=verbose)

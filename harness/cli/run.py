@@ -1,0 +1,204 @@
+"""``locker-harness run``: every stage against the target, one verdict, evidence under ``reports/<run-id>/``.
+
+Against ``local`` (the default) it starts the virtual sandbox itself. Stages run smoke ->
+contract -> properties -> hw -> load within ``--budget`` seconds (``--only`` / ``--skip``
+choose). Exit 0 all green, 1 a check failed, 2 usage, 3 an SLO breach, 4 could not test,
+130 interrupted. With ``$GITHUB_STEP_SUMMARY`` set, the Markdown summary is appended to it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    ProductionWritesOption,
+    StatusTimeoutOption,
+    TargetOption,
+    TowerOption,
+    VerboseOption,
+    run_command,
+)
+from harness.cli._sandbox import embedded_sandbox
+from harness.config import Settings, TargetKind, load_settings
+from harness.errors import UsageError
+from harness.history import History
+from harness.report import RunResult, StageResult, TargetInfo, build_html, fit_table, run_table
+from harness.run import DEFAULT_BUDGET_S, STAGE_ORDER, Stage, available_stages, execute, new_context, select_stages
+
+__all__ = ["command"]
+
+_STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+class RichProgress:
+    """The live display: a spinner per stage while it runs, its verdict when it ends (on stderr)."""
+
+    def __init__(self, out: Output) -> None:
+        self._redact = out.redactor.text
+        self._progress = Progress(
+            SpinnerColumn(finished_text="•"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True, highlight=False),
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def stage_started(self, name: str) -> None:
+        self._tasks[name] = self._progress.add_task(f"{name}: starting", total=1)
+
+    def stage_progress(self, name: str, message: str) -> None:
+        task = self._tasks.get(name)
+        if task is not None:
+            self._progress.update(task, description=self._redact(f"{name}: {message}"))
+
+    def stage_finished(self, result: StageResult) -> None:
+        task = self._tasks.get(result.name)
+        if task is not None:
+            reason = f" ({result.reason})" if result.reason else ""
+            self._progress.update(
+                task, description=self._redact(f"{result.name}: {result.verdict.value}{reason}"), completed=1
+            )
+
+
+def _target_info(settings: Settings) -> TargetInfo:
+    return TargetInfo(
+        name=settings.target.name,
+        url=settings.target.api_url,
+        tower=settings.tower_id,
+        firmware=None,  # the hardware rig's stage learns it from the tower
+    )
+
+
+def _publish_step_summary(out: Output, run_dir: Path) -> None:
+    """Append ``summary.md`` to a GitHub Actions step summary when the job provides one."""
+    target = os.environ.get(_STEP_SUMMARY_ENV)
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as summary:
+            summary.write((run_dir / "summary.md").read_text(encoding="utf-8") + "\n")
+    except OSError as exc:
+        out.say(f"could not append to ${_STEP_SUMMARY_ENV}: {exc.strerror}")
+
+
+def _execute(
+    out: Output,
+    settings: Settings,
+    stages: list[Stage],
+    skipped: list[StageResult],
+    *,
+    budget: float,
+    seed: int,
+    environment: dict[str, str],
+    html: bool,
+) -> int:
+    out.say(
+        f"run: {', '.join(stage.name for stage in stages)} against {settings.target.name} "
+        f"({settings.target.api_url}), budget {budget:g} s, seed {seed}"
+    )
+    out.detail(f"settings: {settings!r}")
+    with RichProgress(out) as progress, History.open(settings.state_dir) as history:
+        context = new_context(
+            settings=settings,
+            target=_target_info(settings),
+            redactor=out.redactor,
+            budget_s=budget,
+            seed=seed,
+            observer=progress,
+        )
+        context.environment.update(environment)
+        run: RunResult = execute(stages, context, skipped=skipped, history=history)
+    out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
+    out.say(f"reports: {context.reports_dir}")
+    _publish_step_summary(out, context.reports_dir)
+    if html:
+        report = build_html(
+            context.folder.allure_results,
+            context.folder.html_dir,
+            report_name=f"locker-harness {run.run_id}",
+            redactor=out.redactor,
+        )
+        out.say(f"HTML report: {report.path} ({report.total} tests, {report.failed} failed, {report.broken} broken)")
+    return int(run.exit_code)
+
+
+def command(
+    target: TargetOption = None,
+    tower: TowerOption = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help=f"Run only these stages (repeatable or comma-separated): {', '.join(STAGE_ORDER)}."
+        ),
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="Leave these stages out (repeatable or comma-separated).")
+    ] = None,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds the whole run may take; each stage keeps within it.", min=1.0)
+    ] = DEFAULT_BUDGET_S,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated tests, recorded with the run.")] = 0,
+    html: Annotated[bool, typer.Option("--html", help="Also write the HTML report (needs Node.js 20+).")] = False,
+    status_timeout: StatusTimeoutOption = None,
+    config: ConfigOption = None,
+    sim_bug: Annotated[
+        list[str] | None,
+        typer.Option("--sim-bug", help="local only: switch a sandbox bug on (repeatable), e.g. double_booking."),
+    ] = None,
+    sim_fault: Annotated[
+        list[str] | None,
+        typer.Option("--sim-fault", help="local only: a sandbox fault profile (repeatable), e.g. latency:ms=200."),
+    ] = None,
+    allow_production_writes: ProductionWritesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run every stage against the target and write reports/<run-id>/: one verdict, one exit code."""
+
+    def body(out: Output) -> int:
+        settings = load_settings(
+            {
+                "target": target,
+                "tower_id": tower,
+                "status_timeout": status_timeout,
+                "config": str(config) if config is not None else None,
+                "allow_production_writes": allow_production_writes,
+            }
+        )
+        stages, skipped = select_stages(available_stages(), only=only or (), skip=skip or ())
+        environment = {"stages": ",".join(stage.name for stage in stages)}
+        if settings.target.kind is TargetKind.LOCAL:
+            environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
+            with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
+                return _execute(
+                    out,
+                    sandbox.settings,
+                    stages,
+                    skipped,
+                    budget=budget,
+                    seed=seed,
+                    environment=environment,
+                    html=html,
+                )
+        if sim_bug or sim_fault:
+            raise UsageError("--sim-bug and --sim-fault apply to --target local only")
+        settings.check_writes_allowed("run the stages (they reserve lockers and create tokens)")
+        settings.credentials()  # name the missing variables before anything starts
+        return _execute(out, settings, stages, skipped, budget=budget, seed=seed, environment=environment, html=html)
+
+    run_command(body, verbose=verbose)

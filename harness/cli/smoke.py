@@ -1,0 +1,167 @@
+"""``locker-harness smoke``: one delivery end to end, each step's status and latency in a table.
+
+Against ``local`` (the default) it starts the virtual sandbox in a thread with throwaway
+credentials, so it needs nothing. Exit 0 when the locker is available again at the end, 1 when a
+step broke a promise (the step and the check are named), 2 for usage and configuration errors,
+4 when the target could not be tested, 130 on Ctrl-C after giving back what was held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness.api import AsyncHarborClient
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    ProductionWritesOption,
+    StatusTimeoutOption,
+    TargetOption,
+    TowerOption,
+    VerboseOption,
+    run_command,
+)
+from harness.cli._doors import door_opener
+from harness.cli._sandbox import embedded_sandbox
+from harness.config import Settings, TargetKind, load_settings
+from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
+from harness.flow import Delivery, FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id, run_delivery
+
+__all__ = ["command"]
+
+
+def _ms(duration_ns: int) -> str:
+    ms = duration_ns / 1e6
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
+
+
+class _Progress:
+    """Listens to the flow: keeps each step's row, shows events live with ``--verbose``."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.finished: list[StepFinished] = []
+        self.released: Released | None = None
+
+    def __call__(self, event: FlowEvent) -> None:
+        if isinstance(event, StepStarted):
+            self.out.detail(f"  {event.step.value} ...")
+        elif isinstance(event, StepFinished):
+            self.finished.append(event)
+            status = event.locker_status.wire_name if event.locker_status is not None else "-"
+            outcome = "ok" if event.ok else "FAILED"
+            self.out.detail(f"  {event.step.value}: {outcome} {_ms(event.duration_ns)} ms, locker {status}")
+        else:
+            self.released = event
+
+    @property
+    def failed_step(self) -> Step | None:
+        failed = [event.step for event in self.finished if not event.ok]
+        return failed[-1] if failed else None
+
+    def table(self) -> Table:
+        table = Table(title="delivery", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("step")
+        table.add_column("locker", justify="right")
+        table.add_column("status after")
+        table.add_column("latency ms", justify="right")
+        table.add_column("result")
+        for number, event in enumerate(self.finished, start=1):
+            table.add_row(
+                str(number),
+                event.step.value,
+                str(event.locker_id) if event.locker_id is not None else "-",
+                event.locker_status.wire_name if event.locker_status is not None else "-",
+                _ms(event.duration_ns),
+                "ok" if event.ok else "FAILED",
+            )
+        return table
+
+    def show(self) -> None:
+        if self.finished:
+            self.out.print(self.table())
+        if self.released is not None:
+            self.out.say(f"cleanup: {self.released.note}")
+
+
+async def _deliver(settings: Settings, tower_id: str, locker_type: int | None, progress: _Progress) -> Delivery:
+    async with AsyncHarborClient(settings) as client, door_opener(settings) as opener:
+        return await run_delivery(client, opener, tower_id=tower_id, locker_type=locker_type, listeners=[progress])
+
+
+def _run(out: Output, settings: Settings, tower_id: str, locker_type: int | None) -> int:
+    out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
+    out.detail(f"settings: {settings!r}")
+    progress = _Progress(out)
+    try:
+        delivery = asyncio.run(_deliver(settings, tower_id, locker_type, progress))
+    except KeyboardInterrupt:
+        progress.show()
+        raise
+    except HarnessError as exc:
+        progress.show()
+        step = progress.failed_step
+        if step is None:
+            raise
+        out.traceback(exc)
+        check = f" [{exc.check}]" if isinstance(exc, ProductDefect) else ""
+        out.error(f"step {step.value} failed{check}: {exc}")
+        return exc.exit_code
+    progress.show()
+    locker = delivery.locker
+    out.say(
+        f"delivered: locker {locker.id} (door {locker.name}, {locker.type.name}) is {locker.status.wire_name} again; "
+        f"{len(delivery.steps)} steps in {_ms(delivery.total_ns)} ms"
+    )
+    return ExitCode.OK
+
+
+def command(
+    target: TargetOption = None,
+    tower: TowerOption = None,
+    locker_type: Annotated[
+        str | None,
+        typer.Option("--locker-type", help="Use a locker of this type: small, medium, large, xlarge or 1-4."),
+    ] = None,
+    status_timeout: StatusTimeoutOption = None,
+    config: ConfigOption = None,
+    sim_bug: Annotated[
+        list[str] | None,
+        typer.Option("--sim-bug", help="local only: switch a sandbox bug on (repeatable), e.g. double_booking."),
+    ] = None,
+    sim_fault: Annotated[
+        list[str] | None,
+        typer.Option("--sim-fault", help="local only: a sandbox fault profile (repeatable), e.g. latency:ms=200."),
+    ] = None,
+    allow_production_writes: ProductionWritesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run one delivery end to end and show each step, the locker's status after it and its latency."""
+
+    def body(out: Output) -> int:
+        settings = load_settings(
+            {
+                "target": target,
+                "tower_id": tower,
+                "status_timeout": status_timeout,
+                "config": str(config) if config is not None else None,
+                "allow_production_writes": allow_production_writes,
+            }
+        )
+        settings.check_writes_allowed("run a delivery (it reserves a locker and creates tokens)")
+        type_id = locker_type_id(locker_type)
+        if settings.target.kind is TargetKind.LOCAL:
+            tower_id = settings.tower()
+            with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
+                return _run(out, sandbox.settings, tower_id, type_id)
+        if sim_bug or sim_fault:
+            raise UsageError("--sim-bug and --sim-fault apply to --target local only")
+        settings.credentials()  # name the missing variables before anything else happens
+        return _run(out, settings, settings.tower(), type_id)
+
+    run_command(body, verbose=verbose)
