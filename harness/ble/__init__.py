@@ -22,6 +22,7 @@ from harness.ble._client import (
     find_tower,
 )
 from harness.ble._errors import BleLinkError, TowerRefused
+from harness.ble._opener import BleDoorOpener
 from harness.ble._timing import Phase, PhaseTimer
 from harness.ble.protocol import FirmwareCode, SdkCode, TowerIdentity
 
@@ -29,6 +30,7 @@ __all__ = [
     "BACKEND_ENV",
     "DEFAULT_RESPONSE_TIMEOUT",
     "BleBackend",
+    "BleDoorOpener",
     "BleLinkError",
     "EventBatch",
     "FirmwareCode",

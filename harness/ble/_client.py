@@ -268,12 +268,13 @@ class TowerClient:
     async def disconnect(self) -> None:
         """Drop the link (and the session with it); safe to call twice."""
         self._channel = None
-        self._fail_pending(BleLinkError("disconnected", code=SdkCode.CANCELED, phase="disconnect"))
+        self._fail_pending(blink.SdkError("the harness disconnected", code=SdkCode.CANCELED))
         with _edge(Phase.TERMINATE, self.tower_id):
             await self._client.disconnect()
 
     async def __aenter__(self) -> TowerClient:
-        await self.connect()
+        if self.identity is None or not self.is_connected:
+            await self.connect()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -287,9 +288,8 @@ class TowerClient:
 
     def _on_disconnected(self) -> None:
         self._channel = None
-        self._fail_pending(
-            BleLinkError("the tower dropped the link", code=SdkCode.NOT_CONNECTED_WITH_TOWER, tower_id=self.tower_id)
-        )
+        # A protocol error, not yet a harness one: the phase's edge translates it and names the phase.
+        self._fail_pending(blink.SdkError("the tower dropped the link", code=SdkCode.NOT_CONNECTED_WITH_TOWER))
 
     def _fail_pending(self, error: BaseException) -> None:
         if self._pending is not None and not self._pending.done():
@@ -316,7 +316,7 @@ class TowerClient:
     async def _exchange(self, packet: blink.Packet) -> blink.Packet:
         """Write one packet in MTU-sized chunks and wait for the one packet that answers it."""
         if self._rx is None or not self.is_connected:
-            raise BleLinkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
+            raise blink.SdkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
         async with self._in_flight:
             self._reassembler.clear()
             loop = asyncio.get_running_loop()
@@ -333,7 +333,7 @@ class TowerClient:
         """Send an in-session command and return the reply's inner map; the tower's refusals raise."""
         channel = self._channel
         if channel is None:
-            raise BleLinkError("no session with the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
+            raise blink.SdkError("no session with the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
         reply = await self._exchange(channel.wrap(inner))
         blink.raise_for_error(reply)  # a clear SESSION_ERROR: the wrapper itself was refused
         answer = channel.unwrap(reply)
@@ -385,15 +385,27 @@ class TowerClient:
     # -- lockers --------------------------------------------------------------------------------------
 
     async def open_with_token(
-        self, payload: str | bytes, payload_auth: str | bytes, *, expect_locker: int | None = None
+        self,
+        payload: str | bytes,
+        payload_auth: str | bytes,
+        *,
+        expect_locker: int | None = None,
+        at_locker: int | None = None,
     ) -> int:
-        """OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED; returns the opened locker's id."""
+        """OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED; returns the opened locker's id.
+
+        ``at_locker`` names the door meant (field 70, ``assumptions.OPEN_MAY_NAME_LOCKER``), so the
+        tower can refuse a token for another locker; the SDK never sends it.
+        """
         inner: blink.Packet = {
             Field.PACKET_TYPE: PacketType.OPEN_LOCKER_WITH_TOKEN,
             Field.PAYLOAD: _hex(payload),
             Field.PAYLOAD_AUTH: _hex(payload_auth),
         }
-        with _edge(Phase.OPEN, self.tower_id, expect_locker), self.timer.time(Phase.OPEN):
+        if at_locker is not None:
+            inner[Field.LOCKER_ID] = at_locker
+            expect_locker = at_locker if expect_locker is None else expect_locker
+        with _edge(Phase.OPEN, self.tower_id, at_locker or expect_locker), self.timer.time(Phase.OPEN):
             answer = await self._command(inner, PacketType.LOCKER_OPENED)
         self._opened_at_ns = time.perf_counter_ns()
         locker_id = answer.get(Field.LOCKER_ID)

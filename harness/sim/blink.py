@@ -236,7 +236,10 @@ class BlinkConnection:
         payload_auth = inner.get(Field.PAYLOAD_AUTH)
         if not isinstance(payload, bytes) or not isinstance(payload_auth, bytes):
             raise FirmwareRefusal(FirmwareCode.MSG_ITEM_MISSING, "payload and payload_auth are required bytes")
-        locker_id = self.server.firmware.open_with_token(payload, payload_auth)
+        at_locker = inner.get(Field.LOCKER_ID)  # the door the phone means, if it says (assumptions)
+        if at_locker is not None and (not isinstance(at_locker, int) or isinstance(at_locker, bool)):
+            raise FirmwareRefusal(FirmwareCode.MSG_ITEM_TYPE, "locker_id must be an integer")
+        locker_id = self.server.firmware.open_with_token(payload, payload_auth, at_locker=at_locker)
         self.last_opened = locker_id
         self._last_token = (payload, payload_auth)
         self.server.on_opened(locker_id)

@@ -293,7 +293,7 @@ class VirtualRadio:
         dwell: float | None = 0.05,
     ) -> None:
         self.world = world
-        self.link = RadioLink(latency if latency is not None else LatencyModel(seed=world.seed))
+        self._link = RadioLink(latency if latency is not None else LatencyModel(seed=world.seed))
         self.person = Person(dwell)
         self.servers: dict[str, TowerBlinkServer] = {}
         self._peripherals: list[TowerPeripheral] = []
@@ -302,15 +302,26 @@ class VirtualRadio:
         self._lock = threading.Lock()
 
     @property
+    def link(self) -> RadioLink:
+        """The link a client's virtual bleak backend needs (``backend=..., link=radio.link``); the
+        radio goes on the air the first time it is asked for."""
+        if not self.running:
+            self.start()
+        return self._link
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def set_latency(self, latency: LatencyModel) -> None:
-        """A new latency model from the next packet on (thread-safe enough: one reference swap)."""
-        self.call(self._set_latency(latency))
+        """A new latency model from the next packet on."""
+        if self._loop is None:
+            self._link.set_latency(latency)
+        else:
+            self.call(self._set_latency(latency))
 
     async def _set_latency(self, latency: LatencyModel) -> None:
-        self.link.set_latency(latency)
+        self._link.set_latency(latency)
 
     def start(self, timeout: float = 10.0) -> VirtualRadio:
         with self._lock:
@@ -331,7 +342,7 @@ class VirtualRadio:
             if not ready.wait(timeout):
                 raise RuntimeError("the virtual radio's thread did not start")
             self._loop = loop
-            self.link.loop = loop
+            self._link.loop = loop
             self.call(self._bring_up(), timeout=timeout)
             return self
 
@@ -344,7 +355,7 @@ class VirtualRadio:
                 on_opened=self._person_at(firmware),
             )
             self.servers[tower_id] = server
-            peripheral = TowerPeripheral(self.link, server, f"D0:00:00:00:00:{number:02X}")
+            peripheral = TowerPeripheral(self._link, server, f"D0:00:00:00:00:{number:02X}")
             await peripheral.start()
             self._peripherals.append(peripheral)
 
@@ -372,7 +383,7 @@ class VirtualRadio:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout)
             self._loop = self._thread = None
-            self.link.loop = None
+            self._link.loop = None
 
     async def _bring_down(self) -> None:
         self.person.cancel()
@@ -381,6 +392,8 @@ class VirtualRadio:
         self._peripherals.clear()
         # Let the disconnection events run before the loop stops.
         await asyncio.sleep(0)
+
+    close = stop  # what VirtualSandbox.stop() calls
 
     def __enter__(self) -> VirtualRadio:
         return self.start()

@@ -99,6 +99,13 @@ DOOR_COMMANDS_USE_LAST_OPENED: Final = True
 #: bench tower reporting small indexes (1..24) means it does not.
 LOCKER_OPENED_REPORTS_API_ID: Final = True
 
+#: [G] OPEN_LOCKER_WITH_TOKEN carries only payload (9) and payload_auth (10) [S]; the tower opens
+#: the locker the token names. To test "a token for another locker" the harness can also send
+#: ``locker_id`` (70), the door the phone means, and the virtual tower then refuses a token for
+#: any other locker (AUTH_INVALID). Only the rig's wrong-locker test sends it. On a bench tower that
+#: ignores the field, that test sees the token's own door open and says so.
+OPEN_MAY_NAME_LOCKER: Final = True
+
 #: [I] SYNC_MARK_SEEN_EVENTS' ``sync_event_start`` (31) is the first event id *not* yet seen,
 #: i.e. ``start + count`` of the batch just delivered to the server.
 MARK_SEEN_IS_NEXT_UNSEEN: Final = True
