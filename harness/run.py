@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 import httpx
 
 from harness.config import Settings
-from harness.errors import UsageError
+from harness.errors import TargetUnreachable, UsageError
 from harness.history import History
 from harness.redaction import Redactor
 from harness.report import (
@@ -73,6 +73,7 @@ DEFAULT_BUDGET_S: Final = 600.0
 REPORT_RESERVE_S: Final = 5.0
 #: Evidence keeps at most this much of a body that is neither JSON nor a form.
 _MAX_BODY_CHARS: Final = 20_000
+_PROBE_TIMEOUT_S: Final = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +242,9 @@ def execute(
     """Run ``stages`` in order within the budget, write the reports, record the history.
 
     Ctrl-C stops the run after the current stage's own cleanup: the stages not reached are
-    marked skipped, the reports are still written, and the result says it was interrupted.
+    marked skipped, the reports are still written, and the result says it was interrupted. A
+    ``UsageError`` from a stage stops the run the same way, then propagates (exit 2): a wrong
+    configuration is not evidence about the target, so it is not recorded in the history.
     """
     run = RunResult(
         run_id=context.run_id,
@@ -253,9 +256,11 @@ def execute(
     started = time.perf_counter_ns()
     results: dict[str, StageResult] = {result.name: result for result in skipped}
     observer = context.observer
+    usage: UsageError | None = None
     for stage in stages:
-        if run.interrupted:
-            results[stage.name] = StageResult.skipped(stage.name, "the run was interrupted")
+        if run.interrupted or usage is not None:
+            why = "the run was interrupted" if run.interrupted else "a usage error stopped the run"
+            results[stage.name] = StageResult.skipped(stage.name, why)
             continue
         if context.budget.expired:
             results[stage.name] = StageResult.skipped(stage.name, "the time budget ran out before this stage")
@@ -269,6 +274,10 @@ def execute(
         except KeyboardInterrupt:
             run.interrupted = True
             result = StageResult.skipped(stage.name, "interrupted")
+        except UsageError as error:
+            # The configuration is wrong for every stage alike: stop, keep the evidence, exit 2.
+            usage = error
+            result = StageResult.skipped(stage.name, f"usage error: {error}")
         except Exception as error:  # every stage failure is evidence, not the end of the run
             result = _crashed(stage, error, context, started_ms)
         if not result.duration_ns:
@@ -282,7 +291,10 @@ def execute(
         if result.verdict is Verdict.SKIPPED:
             _skipped_in_allure(result, context)
     run.duration_ns = time.perf_counter_ns() - started
+    run.target = context.target  # a stage may have learnt more (the firmware, from the tower)
     finish_reports(run, context.folder, redactor=context.redactor)
+    if usage is not None:
+        raise usage
     if history is not None:
         history.record(run)
     return run
@@ -334,18 +346,31 @@ class SmokeStage:
             )
         if settings.target.api_url is None:
             raise UsageError("the smoke stage needs a running target: start the sandbox first")
+        if settings.target.kind is TargetKind.URL and not _serves_control_plane(settings.target.api_url):
+            return StageResult.skipped(
+                self.name, f"{settings.target.name} has no virtual doors (/_sim): a tower's doors are the hw stage's"
+            )
         recorder = StepRecorder(
             self.name, "delivery flow", full_name="locker-harness.smoke.delivery", planned=_flow_steps()
         )
         started = time.perf_counter_ns()
         try:
             asyncio.run(_deliver(context, recorder))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, UsageError):
             raise
         except Exception as error:  # classified into the stage's evidence, never the end of the run
             recorder.fail(error)
         recorder.close()
         return _smoke_result(self.name, context, recorder, time.perf_counter_ns() - started)
+
+
+def _serves_control_plane(url: str) -> bool:
+    """Whether ``url`` is a virtual sandbox (a second ``locker-harness sim``, a colleague's)."""
+    try:
+        response = httpx.get(f"{url}/_sim/bugs", timeout=_PROBE_TIMEOUT_S)
+    except httpx.RequestError as error:
+        raise TargetUnreachable(f"{url} does not answer ({type(error).__name__})", url=url) from None
+    return response.status_code == 200
 
 
 def _flow_steps() -> list[str]:

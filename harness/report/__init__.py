@@ -15,7 +15,7 @@ from harness.report._allure import (
     write_categories,
     write_environment,
 )
-from harness.report._console import run_table
+from harness.report._console import VERDICT_STYLES, fit_table, run_table
 from harness.report._folder import RunFolder, finish_reports
 from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
 from harness.report._junit import write_junit
@@ -39,6 +39,7 @@ from harness.report._summary import format_figures, render_markdown, summary_doc
 
 __all__ = [
     "CATEGORIES",
+    "VERDICT_STYLES",
     "AllureAttachment",
     "AllureStep",
     "AllureTest",
@@ -61,6 +62,7 @@ __all__ = [
     "environment_properties",
     "find_node_project",
     "finish_reports",
+    "fit_table",
     "format_figures",
     "new_run_id",
     "plot_latencies",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -11,7 +12,7 @@ from harness.redaction import Redactor
 from harness.report._results import RunResult, Verdict
 from harness.report._summary import format_figures
 
-__all__ = ["VERDICT_STYLES", "run_table"]
+__all__ = ["VERDICT_STYLES", "fit_table", "run_table"]
 
 VERDICT_STYLES: Final = {
     Verdict.PASSED: "bold green",
@@ -49,4 +50,14 @@ def run_table(run: RunResult, *, redactor: Redactor) -> Table:
             redactor.text(figures),
             f"{stage.duration_ns / 1e9:.1f} s",
         )
+    return table
+
+
+def fit_table(table: Table, console: Console) -> Table:
+    """A table at its natural width when the output is not a terminal (CI logs, files).
+
+    rich assumes 80 columns there and would wrap or cut every cell; a log has no right edge.
+    """
+    if not console.is_terminal:
+        table.width = Console(width=10_000).measure(table).maximum
     return table

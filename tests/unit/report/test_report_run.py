@@ -179,3 +179,18 @@ def test_a_budget_is_positive_and_clamps_what_a_stage_may_spend() -> None:
         Budget.start(0)
     budget = Budget.start(30)
     assert 0 < budget.clamp(1000) <= 30 and budget.clamp(2) == 2
+
+
+def test_a_usage_error_in_a_stage_stops_the_run_and_exits_2(context: RunContext, tmp_path: Path) -> None:
+    """A configuration error is nobody's defect: later stages are skipped, reports written, no history."""
+    later = FakeStage("load")
+    with History.open(tmp_path / "state") as history:
+        with pytest.raises(UsageError, match="unknown tower"):
+            execute([FakeStage("smoke", UsageError("unknown tower 01FF")), later], context, history=history)
+        assert history.run_ids() == []
+    assert later.ran_at is None
+    summary = json.loads((context.reports_dir / "summary.json").read_text())
+    assert [s["reason"] for s in summary["stages"]] == [
+        "usage error: unknown tower 01FF",
+        "a usage error stopped the run",
+    ]

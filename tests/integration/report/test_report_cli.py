@@ -1,0 +1,75 @@
+"""The report commands as a user types them: run, history, compare, report (embedded sandbox, in process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+runner = CliRunner()
+RESERVE_1401 = "/api/v1/towers/0100000000000014/lockers/1401/reservations"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder: reports/ and .locker-harness/ land here, no config file around."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("HARBOR_TARGET", "HARBOR_REPORTS_DIR", "HARBOR_STATE_DIR", "HARBOR_CONFIG", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_run_then_history_report_and_compare_flag_a_slowed_step(workdir: Path) -> None:
+    """Two green runs, the second with a latency fault on reserve: history lists both, compare exits 1."""
+    first = runner.invoke(app, ["run"])
+    assert first.exit_code == 0, first.output
+    assert "smoke" in first.output and "passed" in first.output
+    second = runner.invoke(app, ["run", "--sim-fault", f"latency:ms=250,paths={RESERVE_1401}"])
+    assert second.exit_code == 0, second.output
+
+    runs = sorted(p.name for p in (workdir / "reports").iterdir())
+    assert len(runs) == 2
+    listed = runner.invoke(app, ["history"])
+    assert listed.exit_code == 0 and all(run_id in listed.output for run_id in runs)
+
+    summary = runner.invoke(app, ["report", runs[1][:15]])
+    assert summary.exit_code == 0 and "Latency per step" in summary.output
+
+    compared = runner.invoke(app, ["compare", "--floor-ms", "100"])
+    assert compared.exit_code == 1, compared.output
+    assert "1 regression(s): smoke/reserve (p95+p99)" in compared.output
+    calm = runner.invoke(app, ["compare", runs[0], runs[0]])
+    assert calm.exit_code == 0 and "no regression" in calm.output
+
+
+def test_a_bug_switch_makes_run_exit_1_and_says_product(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A product defect exits 1; the step summary for CI gets the Markdown with the failure's class."""
+    step_summary = workdir / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = runner.invoke(app, ["run", "--sim-bug", "stale_status_after_close", "--status-timeout", "1"])
+    assert result.exit_code == 1, result.output
+    assert "| smoke | product | occupied | ProductDefect:" in step_summary.read_text()
+    [run_dir] = (workdir / "reports").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["exit_code"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--only", "nosuch"], "'nosuch' is not a stage"),
+        (["run", "--skip", "smoke"], "no stage left to run"),
+        (["compare"], "compare needs two runs"),
+        (["compare", "--tolerance", "fast"], "is not a number"),
+        (["report"], "no runs under"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
+    """Bad input: exit 2 with one clear line, no traceback."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
