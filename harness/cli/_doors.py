@@ -1,21 +1,26 @@
-"""Which ``DoorOpener`` a run uses: the sandbox's control plane, or (coming) Bluetooth LE.
+"""Which ``DoorOpener`` a run uses: Bluetooth LE, or a sandbox's control plane.
 
-A virtual sandbox (``local``, or a URL that serves ``/_sim``) opens doors through its control
-plane: the same firmware checks as over the radio, without the radio. Harbor's sandbox and
-production need a bench tower reached over Bluetooth; that path is not wired into the commands
-yet, and saying so beats pretending.
+On ``local`` doors open over Bluetooth LE through the embedded sandbox's virtual radio
+(``HARBOR_BLE=bleak``: the OS's radio and a bench tower). A virtual sandbox given as a URL (it
+serves ``/_sim``) opens doors through its control plane: the same firmware checks, without the
+radio. Harbor's sandbox and production open a bench tower's doors over the OS's Bluetooth.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 
-from harness.config import Settings, TargetKind
+from harness.api import AsyncHarborClient
+from harness.config import BleBackend, Settings, TargetKind
 from harness.errors import TargetUnreachable, UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
+
+if TYPE_CHECKING:
+    from harness.ble import BleDoorOpener
 
 __all__ = ["door_opener"]
 
@@ -34,15 +39,30 @@ async def _serves_control_plane(url: str) -> bool:
 
 
 @asynccontextmanager
-async def door_opener(settings: Settings) -> AsyncIterator[DoorOpener]:
-    """The door opener for this target, closed when the run ends."""
+async def door_opener(
+    settings: Settings, *, client: AsyncHarborClient | None = None, radio_link: Callable[[], object] | None = None
+) -> AsyncIterator[DoorOpener]:
+    """The door opener for this target, closed when the run ends: Bluetooth LE on the embedded
+    sandbox's radio (``radio_link``; ``HARBOR_BLE=bleak`` for a real one), the control plane of a
+    sandbox URL, else a bench tower over the OS's Bluetooth."""
+    if client is not None and radio_link is not None:
+        async with _ble(settings, client, None if settings.ble is BleBackend.BLEAK else radio_link()) as ble_opener:
+            yield ble_opener
+        return
     url = settings.target.api_url
     kind = settings.target.kind
     if url is not None and (kind is TargetKind.LOCAL or (kind is TargetKind.URL and await _serves_control_plane(url))):
         async with ControlPlaneOpener(url) as opener:
             yield opener
         return
-    raise UsageError(
-        f"target {settings.target.name} has no virtual doors: opening a bench tower's lockers over Bluetooth "
-        "is coming to this command; until then use --target local or the URL of a running `locker-harness sim`"
-    )
+    if client is not None:
+        async with _ble(settings, client, None) as ble_opener:
+            yield ble_opener
+        return
+    raise UsageError(f"target {settings.target.name} has no virtual doors and no API client to open them over BLE")
+
+
+def _ble(settings: Settings, client: AsyncHarborClient, link: object | None) -> BleDoorOpener:
+    from harness.cli._ble import ble_backend, ble_door_opener  # bleak (and bumble) only on this path
+
+    return ble_door_opener(client, ble_backend(settings, link))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,8 @@ class EmbeddedSandbox:
 
     url: str
     settings: Settings
+    #: The virtual BLE radio's link, put on the air on first call (for the BLE door opener).
+    radio_link: Callable[[], object] | None = None
 
 
 def _throwaway(role: str) -> Credentials:
@@ -77,6 +79,8 @@ def embedded_sandbox(
         except ControlError as exc:
             raise UsageError(f"the virtual sandbox refused the switch: {exc.detail}") from None
         target = settings.target.running_at(sandbox.url)
-        yield EmbeddedSandbox(sandbox.url, settings.with_target(target).with_credentials(main, second))
+        yield EmbeddedSandbox(
+            sandbox.url, settings.with_target(target).with_credentials(main, second), lambda: sandbox.radio.link
+        )
     finally:
         sandbox.stop()

@@ -9,6 +9,7 @@ step broke a promise (the step and the check are named), 2 for usage and configu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -89,17 +90,32 @@ class _Progress:
             self.out.say(f"cleanup: {self.released.note}")
 
 
-async def _deliver(settings: Settings, tower_id: str, locker_type: int | None, progress: _Progress) -> Delivery:
-    async with AsyncHarborClient(settings) as client, door_opener(settings) as opener:
+async def _deliver(
+    settings: Settings,
+    tower_id: str,
+    locker_type: int | None,
+    progress: _Progress,
+    radio_link: Callable[[], object] | None,
+) -> Delivery:
+    async with (
+        AsyncHarborClient(settings) as client,
+        door_opener(settings, client=client, radio_link=radio_link) as opener,
+    ):
         return await run_delivery(client, opener, tower_id=tower_id, locker_type=locker_type, listeners=[progress])
 
 
-def _run(out: Output, settings: Settings, tower_id: str, locker_type: int | None) -> int:
+def _run(
+    out: Output,
+    settings: Settings,
+    tower_id: str,
+    locker_type: int | None,
+    radio_link: Callable[[], object] | None = None,
+) -> int:
     out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
     out.detail(f"settings: {settings!r}")
     progress = _Progress(out)
     try:
-        delivery = asyncio.run(_deliver(settings, tower_id, locker_type, progress))
+        delivery = asyncio.run(_deliver(settings, tower_id, locker_type, progress, radio_link))
     except KeyboardInterrupt:
         progress.show()
         raise
@@ -158,7 +174,7 @@ def command(
         if settings.target.kind is TargetKind.LOCAL:
             tower_id = settings.tower()
             with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
-                return _run(out, sandbox.settings, tower_id, type_id)
+                return _run(out, sandbox.settings, tower_id, type_id, sandbox.radio_link)
         if sim_bug or sim_fault:
             raise UsageError("--sim-bug and --sim-fault apply to --target local only")
         settings.credentials()  # name the missing variables before anything else happens
