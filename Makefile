@@ -1,11 +1,12 @@
 # The two entry points: `make run` (the main job against the embedded virtual sandbox) and
 # `make test` (the whole suite). Both create .venv and install the project first.
+# `make sim` serves the virtual sandbox on http://127.0.0.1:8765 until Ctrl-C.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint clean
+.PHONY: run test lint sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+sim: $(STAMP)
+	$(BIN)/locker-harness sim
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

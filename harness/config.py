@@ -425,7 +425,9 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
         values["tower_id"] = None  # Harbor's towers are the user's to name
 
     ble = get("ble")
-    values["ble"] = _ble(*ble) if ble else (BleBackend.VIRTUAL if target.kind is TargetKind.LOCAL else BleBackend.BLEAK)
+    # Harbor's towers are real ones; local and URL targets are virtual sandboxes (doors via /_sim or the radio).
+    harbor = target.kind in (TargetKind.SANDBOX, TargetKind.PRODUCTION)
+    values["ble"] = _ble(*ble) if ble else (BleBackend.BLEAK if harbor else BleBackend.VIRTUAL)
 
     values["allow_production_writes"] = _production_opt_in(get("allow_production_writes"))
     for key in ("reports_dir", "state_dir"):

@@ -54,7 +54,8 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="Configuration file (default: ./locker-harness.toml, else [tool.locker-harness] in ./pyproject.toml).",
+        # "\[" keeps rich from reading the TOML table name as markup.
+        help="Configuration file (default: ./locker-harness.toml, else \\[tool.locker-harness] in ./pyproject.toml).",
         show_default=False,
         dir_okay=False,
     ),
