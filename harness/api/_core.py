@@ -325,10 +325,11 @@ class HarborSession:
             outcome = yield send
             if isinstance(outcome, httpx.RequestError):
                 if last:
+                    host = self._host(send)
                     raise TargetUnreachable(
-                        f"{send.where}: no answer from {self.base_url} after {attempt} attempt(s) "
+                        f"{send.where}: no answer from {host} after {attempt} attempt(s) "
                         f"({type(outcome).__name__}: {outcome or 'no detail'})",
-                        url=self.base_url,
+                        url=host,
                     )
                 yield Sleep(policy.delay(attempt))
                 continue
@@ -343,15 +344,20 @@ class HarborSession:
             if status == 408 or status >= 500:
                 if last:
                     if status == 408:
+                        host = self._host(send)
                         raise TargetUnreachable(
-                            f"{send.where}: {self.base_url} timed out the request (408) {attempt} time(s)",
-                            url=self.base_url,
+                            f"{send.where}: {host} timed out the request (408) {attempt} time(s)", url=host
                         )
                     raise error_for_response(outcome, send.where)
                 yield Sleep(policy.delay(attempt))
                 continue
             return outcome
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _host(self, send: Send) -> str:
+        """The origin a request went to: the API's, or the token endpoint's (another host on Harbor)."""
+        url = httpx.URL(send.url)
+        return f"{url.scheme}://{url.netloc.decode()}" if url.is_absolute_url else self.base_url
 
     # -- bearer tokens ---------------------------------------------------------------------------
 

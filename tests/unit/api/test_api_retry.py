@@ -7,7 +7,7 @@ import pytest
 from harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 from harness.api import AsyncHarborClient, HarborClient, RetryPolicy
-from harness.config import Settings
+from harness.config import Settings, load_settings
 from harness.errors import NotFound, RateLimited, ServerError, TargetUnreachable
 
 OK = answer(200, [locker_json()])
@@ -160,3 +160,22 @@ def test_not_found_is_not_retried(client: HarborClient, harbor: FakeHarbor) -> N
         NotFound, match=r"^GET /api/v1/towers/0100000000000014/lockers answered 404 Not Found: Tower not found$"
     ):
         client.list_lockers(TOWER)
+
+
+def test_unreachable_token_endpoint_names_its_own_host(sleeps: Sleeps) -> None:
+    """When the token host (Keycloak, another host on Harbor) is down, the message names that host."""
+    settings = load_settings(
+        {"target": "sandbox"}, environ={"HARBOR_CLIENT_ID": "me", "HARBOR_CLIENT_SECRET": "secret-value"}
+    )
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Name or service not known", request=request)
+
+    policy = RetryPolicy(sleep=sleeps)
+    with (
+        HarborClient(settings, transport=httpx.MockTransport(down), retry=policy) as client,
+        pytest.raises(TargetUnreachable) as caught,
+    ):
+        client.authenticate()
+    assert "no answer from https://accounts.sandbox.harborlockers.com after 3 attempt(s)" in str(caught.value)
+    assert caught.value.url == "https://accounts.sandbox.harborlockers.com"

@@ -52,9 +52,6 @@ CASES = [
     ("sim bug on a remote target", ["smoke", "--target", "sandbox", "--sim-bug", "double_booking"],
      {"HARBOR_CLIENT_ID": "me", "HARBOR_CLIENT_SECRET": "x", "HARBOR_TOWER_ID": "0100000000000014"}, 2,
      "--sim-bug and --sim-fault apply to --target local only"),
-    ("sandbox has no virtual doors yet", ["smoke", "--target", "sandbox"],
-     {"HARBOR_CLIENT_ID": "me", "HARBOR_CLIENT_SECRET": "x", "HARBOR_TOWER_ID": "0100000000000014"}, 2,
-     "target sandbox has no virtual doors"),
     ("sim on a public address", ["sim", "--host", "0.0.0.0"], {}, 2, "refusing to serve on 0.0.0.0"),
     ("sim on a host name", ["sim", "--host", "example.com"], {}, 2, "refusing to serve on example.com"),
 ]  # fmt: skip
