@@ -8,8 +8,10 @@ passing through the redactor.
 
 from __future__ import annotations
 
+import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -19,7 +21,7 @@ from rich.console import Console
 
 from harness.config import PRODUCTION_WRITES_FLAG
 from harness.errors import ExitCode, HarnessError
-from harness.redaction import Redactor, redactor
+from harness.redaction import RedactingFilter, Redactor, redactor
 
 __all__ = [
     "ConfigOption",
@@ -107,11 +109,29 @@ class Output:
             click.echo(self.redactor.text(text), err=True, nl=False)
 
 
+@contextmanager
+def _redacted_logging(out: Output) -> Iterator[None]:
+    """Log records reach stderr only through the redactor (warnings; info too with ``--verbose``)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter(out.redactor))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if out.verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
 def run_command(body: Callable[[Output], int], *, verbose: bool) -> NoReturn:
     """Run a command's body under the error policy and exit with its code."""
     out = Output(verbose=verbose)
     try:
-        code = body(out)
+        with _redacted_logging(out):
+            code = body(out)
     except typer.Exit:
         raise
     except KeyboardInterrupt:

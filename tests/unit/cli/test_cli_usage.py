@@ -6,13 +6,17 @@ These cases fail before any sandbox or network is needed; the ones that need a r
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.cli._common import Output, run_command
 from harness.config import ENVIRONMENT
+from harness.redaction import Redactor
 
 NO_HARBOR_ENV: dict[str, str | None] = dict.fromkeys(ENVIRONMENT)
 
@@ -99,3 +103,20 @@ def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "smoke" in result.stdout and "sim" in result.stdout
+
+
+def test_log_records_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a part logs during a command reaches stderr through the redactor."""
+    redactor = Redactor(["log-secret-value"])
+    monkeypatch.setattr("harness.cli._common.redactor", lambda: redactor)
+
+    def body(out: Output) -> int:
+        logging.getLogger("harness.test").warning("token %s refused", "log-secret-value")
+        return 0
+
+    app_ = typer.Typer()
+    app_.command()(lambda: run_command(body, verbose=False))
+    result = CliRunner().invoke(app_, [])
+    assert result.exit_code == 0
+    assert "WARNING harness.test: token [REDACTED] refused" in result.stderr
+    assert "log-secret-value" not in result.stderr
