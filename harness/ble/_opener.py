@@ -12,12 +12,13 @@ go: the opener then starts over from the scan with a new session, as a person wi
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol
 
 from harness.ble._backend import BleBackend
 from harness.ble._client import DEFAULT_RESPONSE_TIMEOUT, EventUpload, SessionTokenSource, TowerClient, find_tower
 from harness.ble._errors import BleLinkError
-from harness.ble._timing import PhaseTimer
+from harness.ble._timing import Phase, PhaseTimer
 from harness.errors import HarnessError
 
 __all__ = ["BleDoorOpener"]
@@ -71,6 +72,9 @@ class BleDoorOpener:
         self._open: dict[int, TowerClient] = {}
         #: Link failures survived thanks to ``retries`` (evidence for the report, not hidden).
         self.link_failures: list[BleLinkError] = []
+        #: ``perf_counter_ns()`` when each locker's door was last seen shut: the start of
+        #: "door closed -> status visible in the API" (``Phase.API_STATUS``), which the caller ends.
+        self.closed_at_ns: dict[int, int] = {}
 
     async def _connect(self, tower_id: str) -> TowerClient:
         found = await find_tower(self.backend, tower_id, timeout=self.scan_timeout, timer=self.timer)
@@ -125,11 +129,21 @@ class BleDoorOpener:
             )
         try:
             await client.wait_door_closed(timeout=timeout, poll_interval=self.door_poll_interval)
+            self.closed_at_ns[locker.id] = time.perf_counter_ns()
             if self._upload_events is not None:
                 await client.sync_events(self._upload_events, busy_delay=self.busy_delay)
             await client.terminate()
         finally:
             await self._drop(client)
+
+    def status_visible(self, locker_id: int) -> int | None:
+        """Record "door closed -> the API shows the new status" now (call it when the API does)."""
+        closed = self.closed_at_ns.pop(locker_id, None)
+        if closed is None:
+            return None
+        duration = time.perf_counter_ns() - closed
+        self.timer.record(Phase.API_STATUS, duration)
+        return duration
 
     async def _close_left_open(self, locker_id: int) -> None:
         client = self._open.pop(locker_id, None)

@@ -1,0 +1,89 @@
+"""Wrong tokens over BLE: each refused with the right firmware code, and no door opens.
+
+Each test must fail when the tower accepts any token: ``test_wrong_tokens_meta.py`` proves it
+against the sandbox's ``accept_any_token`` bug switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hw_rig import Rig, until
+
+from harness.api import AsyncHarborClient, LockerToken
+from harness.ble import FirmwareCode, TowerClient, TowerRefused
+
+pytestmark = pytest.mark.anyio
+
+
+async def _refused(tower: TowerClient, token: LockerToken, code: FirmwareCode, *, at_locker: int | None = None) -> None:
+    with pytest.raises(TowerRefused) as refused:
+        await tower.open_with_token(token.payload, token.payload_auth, at_locker=at_locker)
+    assert refused.value.code is code, f"refused with {refused.value.name}, expected {code.name}"
+
+
+async def _no_door_opened(rig: Rig, tower: TowerClient, *tokens: LockerToken) -> None:
+    """No locker was opened in this session (the tower says SYS_LAST_OPEN), and on local every door
+    of the tokens' lockers reads shut."""
+    with pytest.raises(TowerRefused) as check:
+        await tower.door_open()
+    assert check.value.code is FirmwareCode.SYS_LAST_OPEN
+    if rig.virtual:
+        for token in tokens:
+            assert not rig.sandbox.control.door_state(token.tower_id, token.locker.id)
+
+
+async def _give_back(rig: Rig, api: AsyncHarborClient, *tokens: LockerToken) -> None:
+    for token in tokens:
+        await rig.release(api, token)
+
+
+async def test_token_for_another_locker_is_refused(rig: Rig) -> None:
+    """A genuine token for locker B presented for locker A is refused with AUTH_INVALID (201)."""
+    async with rig.api() as api:
+        mine = await rig.dropoff_token(api)
+        other = await rig.dropoff_token(api)
+        try:
+            async with rig.session(api) as tower:
+                await _refused(tower, other, FirmwareCode.AUTH_INVALID, at_locker=mine.locker.id)
+                await _no_door_opened(rig, tower, mine, other)
+        finally:
+            await _give_back(rig, api, mine, other)
+
+
+async def test_expired_token_is_refused(rig: Rig) -> None:
+    """A token past its expiry is refused with MSG_EXPIRED (107): the virtual clock moves on local."""
+    duration = 60 if rig.virtual else 3
+    async with rig.api() as api:
+        token = await rig.dropoff_token(api, duration=duration)
+        try:
+            if rig.virtual:
+                rig.sandbox.control.advance_clock(duration + 1)
+            else:
+                expires = token.expires.astimezone(dt.UTC)
+
+                async def past_expiry() -> bool:
+                    return dt.datetime.now(dt.UTC) > expires + dt.timedelta(seconds=2)
+
+                await until(past_expiry, timeout=duration + 10, interval=0.25)
+            async with rig.session(api) as tower:
+                await _refused(tower, token, FirmwareCode.MSG_EXPIRED)
+                await _no_door_opened(rig, tower, token)
+        finally:
+            await _give_back(rig, api, token)
+
+
+async def test_token_of_another_tower_is_refused(rig: Rig) -> None:
+    """A token for a locker of another tower is refused with AUTH_TOWER_ID (206)."""
+    other_tower = rig.config.other_tower
+    if other_tower is None or other_tower == rig.tower_id:
+        pytest.skip("needs a second tower: pass --hw-other-tower (HARBOR_HW_OTHER_TOWER); a one-tower bench has none")
+    async with rig.api() as api:
+        foreign = await rig.dropoff_token(api, tower_id=other_tower)
+        try:
+            async with rig.session(api) as tower:
+                await _refused(tower, foreign, FirmwareCode.AUTH_TOWER_ID)
+                await _no_door_opened(rig, tower, foreign)
+        finally:
+            await _give_back(rig, api, foreign)
