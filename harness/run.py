@@ -16,6 +16,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -27,9 +30,10 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import httpx
 
-from harness.config import Settings
+from harness.config import PRODUCTION_WRITES_VALUE, Settings, TargetKind
 from harness.errors import TargetUnreachable, UsageError
 from harness.history import History
+from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.report import (
     AllureAttachment,
@@ -47,13 +51,17 @@ from harness.report import (
     Verdict,
     finish_reports,
     new_run_id,
+    read_junit,
     verdict_of,
 )
 
 __all__ = [
     "DEFAULT_BUDGET_S",
+    "LATENCIES_ENV",
+    "PROJECT_ROOT",
     "STAGE_ORDER",
     "Budget",
+    "PytestStage",
     "RunContext",
     "RunObserver",
     "SmokeStage",
@@ -62,7 +70,9 @@ __all__ = [
     "available_stages",
     "execute",
     "new_context",
+    "read_latencies",
     "select_stages",
+    "target_environment",
 ]
 
 #: The order stages run in; a stage's name is one of these.
@@ -166,11 +176,27 @@ def _built(module: str) -> bool:
         return False
 
 
-def available_stages() -> dict[str, StageFactory]:
+#: The checkout the harness runs from: where contracts/ and hw_tests/ live.
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
+
+
+def _has_tests(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.glob("test_*.py")))
+
+
+def available_stages(root: Path = PROJECT_ROOT) -> dict[str, StageFactory]:
     """The stages this installation can run, in ``STAGE_ORDER``; a stage's modules load when it runs."""
     factories: dict[str, StageFactory] = {}
     if _built("harness.flow"):
         factories["smoke"] = SmokeStage
+    pytest_stages = {
+        "contract": PytestStage("contract", ("contracts/test_contract.py",), root=root),
+        "properties": PytestStage("properties", ("contracts/test_properties.py",), root=root, seeded=True),
+        "hw": PytestStage("hw", ("hw_tests",), root=root),
+    }
+    for name, stage in pytest_stages.items():
+        if all(_has_tests(root / path) for path in stage.paths):
+            factories[name] = lambda stage=stage: stage  # type: ignore[misc]
     return {name: factories[name] for name in STAGE_ORDER if name in factories}
 
 
@@ -337,8 +363,6 @@ class SmokeStage:
     name = "smoke"
 
     def run(self, context: RunContext) -> StageResult:
-        from harness.config import TargetKind
-
         settings = context.settings
         if settings.target.kind in (TargetKind.SANDBOX, TargetKind.PRODUCTION):
             return StageResult.skipped(
@@ -508,3 +532,163 @@ def _smoke_result(name: str, context: RunContext, recorder: StepRecorder, durati
         slowest = max(result.summaries(), key=lambda s: s.max_ms)
         figures["slowest"] = f"{slowest.name} {slowest.max_ms:.1f} ms"
     return result
+
+
+# -- pytest-based stages: the contract suite, the property suite, the hardware rig -----------------
+
+#: A child process that timed something (BLE phases in the rig, Locust steps) writes its
+#: histograms into this folder: one JSON file per process, ``{name: encoded HdrHistogram}``
+#: (``Latencies.encode()``). The stage merges them exactly, so percentiles are never averaged.
+LATENCIES_ENV: Final = "LOCKER_HARNESS_LATENCIES_DIR"
+
+
+def read_latencies(folder: Path) -> tuple[Latencies, list[str]]:
+    """Every histogram the stage's child processes left in ``folder``, merged by name, and the
+    files that could not be read (a harness defect, reported without losing the rest)."""
+    merged = Latencies()
+    unreadable: list[str] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            encoded = json.loads(path.read_text(encoding="utf-8"))
+            merged.merge(Latencies.decode({str(k): str(v) for k, v in encoded.items()}))
+        except (ValueError, TypeError, AttributeError) as error:
+            unreadable.append(f"{path.name}: {error}")
+    return merged, unreadable
+
+
+#: pytest's own exit codes (``pytest.ExitCode``), named here to keep pytest out of this import.
+_PYTEST_OK, _PYTEST_FAILED, _PYTEST_NO_TESTS = 0, 1, 5
+
+
+def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
+    """``HARBOR_*`` variables that point a child process (pytest, Locust) at this run's target.
+
+    Secrets travel in the environment only, never on a command line (``ps`` shows those).
+    The embedded sandbox is passed as its URL: the child tests the very sandbox this run
+    started, with its bug switches and faults.
+    """
+    target = settings.target
+    served_here = target.kind in (TargetKind.LOCAL, TargetKind.URL) and target.api_url is not None
+    env = {"HARBOR_TARGET": target.api_url if served_here and target.api_url else target.name}
+    if served_here and target.token_url:
+        env["HARBOR_TOKEN_URL"] = target.token_url
+    pairs = {
+        "HARBOR_CLIENT_ID": settings.client_id,
+        "HARBOR_CLIENT_SECRET": settings.client_secret.reveal() if settings.client_secret else None,
+        "HARBOR_SECOND_CLIENT_ID": settings.second_client_id,
+        "HARBOR_SECOND_CLIENT_SECRET": settings.second_client_secret.reveal()
+        if settings.second_client_secret
+        else None,
+        "HARBOR_TOWER_ID": settings.tower_id,
+        "HARBOR_BLE": settings.ble.value,
+        "HARBOR_TIMEOUT": repr(settings.timeout),
+        "HARBOR_CONNECT_TIMEOUT": repr(settings.connect_timeout),
+        "HARBOR_STATUS_TIMEOUT": repr(settings.status_timeout),
+        "LOCKER_HARNESS_SEED": str(seed),
+    }
+    env |= {key: value for key, value in pairs.items() if value is not None}
+    if settings.allow_production_writes:
+        env["HARBOR_ALLOW_PRODUCTION_WRITES"] = PRODUCTION_WRITES_VALUE
+    return env
+
+
+@dataclass(frozen=True)
+class PytestStage:
+    """A stage that is a pytest run in a child process: JUnit and Allure results land in the run's folder.
+
+    A child process keeps the suite's plugins, Hypothesis settings and any monkeypatching out of
+    the orchestrator, and lets the budget end it. Its JUnit file is read back so the stage's
+    verdict, the summary and the history classify failures like every other stage.
+    """
+
+    name: str
+    paths: tuple[str, ...]
+    root: Path = PROJECT_ROOT
+    seeded: bool = False  # pass the run's seed to Hypothesis
+    extra_args: tuple[str, ...] = ()
+
+    def command(self, context: RunContext) -> list[str]:
+        folder = context.folder
+        args = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *self.paths,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={folder.junit(self.name)}",
+            "-o",
+            f"junit_suite_name={self.name}",
+            f"--alluredir={folder.allure_results}",
+            *self.extra_args,
+        ]
+        if self.seeded:
+            args.append(f"--hypothesis-seed={context.seed}")
+        return args
+
+    def run(self, context: RunContext) -> StageResult:
+        log = context.folder.stage_dir(self.name) / "pytest.log"
+        latencies_dir = context.folder.stage_dir(self.name) / "latencies"
+        environment = {
+            **os.environ,
+            **target_environment(context.settings, seed=context.seed),
+            LATENCIES_ENV: str(latencies_dir),
+        }
+        context.progress(self.name, f"pytest {' '.join(self.paths)}")
+        started = time.perf_counter_ns()
+        try:
+            done = subprocess.run(
+                self.command(context),
+                cwd=self.root,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=max(context.budget.remaining(), 1.0),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            _write_log(log, expired.stdout, expired.stderr, context.redactor)
+            raise TimeoutError(f"pytest ran past the run's time budget; its output: {log.name}") from None
+        duration_ns = time.perf_counter_ns() - started
+        _write_log(log, done.stdout, done.stderr, context.redactor)
+        junit = context.folder.junit(self.name)
+        if done.returncode == _PYTEST_NO_TESTS:
+            return StageResult.skipped(self.name, "pytest collected no tests")
+        if done.returncode not in (_PYTEST_OK, _PYTEST_FAILED) or not junit.is_file():
+            tail = " | ".join(context.redactor.text(done.stdout + done.stderr).strip().splitlines()[-3:])
+            raise RuntimeError(f"pytest exited {done.returncode} without results: {tail}")
+        cases = read_junit(junit)
+        failures = [case.failure for case in cases if case.failure is not None]
+        latencies, unreadable = read_latencies(latencies_dir)
+        failures += [
+            Failure(FailureKind.TEST, f"{self.name} latencies", f"unreadable histograms {what}", "ValueError")
+            for what in unreadable
+        ]
+        counts = {outcome: sum(case.outcome is outcome for case in cases) for outcome in CaseOutcome}
+        figures: dict[str, Figure] = {
+            "tests": len(cases),
+            "passed": counts[CaseOutcome.PASSED],
+            "failed": counts[CaseOutcome.FAILED],
+            "broken": counts[CaseOutcome.BROKEN],
+            "skipped": counts[CaseOutcome.SKIPPED],
+        }
+        if not cases:
+            return StageResult.skipped(self.name, "pytest reported no test cases")
+        return StageResult(
+            self.name,
+            verdict_of(failures),
+            reason=failures[0].message.splitlines()[0] if failures else "",
+            figures=figures,
+            latencies=latencies,
+            failures=failures,
+            artefacts=[junit, log],
+            duration_ns=duration_ns,
+        )
+
+
+def _write_log(path: Path, stdout: str | bytes | None, stderr: str | bytes | None, redactor: Redactor) -> None:
+    def text(value: str | bytes | None) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+    path.write_text(redactor.text(text(stdout) + text(stderr)), encoding="utf-8")

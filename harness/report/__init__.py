@@ -18,7 +18,7 @@ from harness.report._allure import (
 from harness.report._console import VERDICT_STYLES, fit_table, run_table
 from harness.report._folder import RunFolder, finish_reports
 from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
-from harness.report._junit import write_junit
+from harness.report._junit import read_junit, write_junit
 from harness.report._plots import plot_latencies
 from harness.report._results import (
     CaseOutcome,
@@ -66,6 +66,7 @@ __all__ = [
     "format_figures",
     "new_run_id",
     "plot_latencies",
+    "read_junit",
     "redact_results",
     "render_markdown",
     "run_table",

@@ -33,7 +33,16 @@ from allure_commons.model2 import (
 )
 
 from harness.redaction import Redactor
-from harness.report._results import CaseOutcome, Failure
+from harness.report._results import (
+    BLUETOOTH_ERRORS,
+    OTHER_INFRASTRUCTURE_ERRORS,
+    PRODUCT_ERRORS,
+    SERVER_ERRORS,
+    UNREACHABLE_ERRORS,
+    CaseOutcome,
+    Failure,
+    names_pattern,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -63,39 +72,37 @@ ENGINES: Final = (
     "allure-pytest",
 )
 
-# Regexes written so Allure 2 (Java, whole-message match) and Allure 3 (JavaScript, search) agree:
-# ``[\s\S]*`` spans lines where ``.*`` would not, and JavaScript has no inline ``(?s)``.
-_ANY: Final = r"[\s\S]*"
-
-
-def _names(*names: str) -> str:
-    return _ANY + r"\b(?:" + "|".join(names) + r")\b" + _ANY
-
-
 #: Allure categories, first match wins: infrastructure trouble first (whatever status a
-#: framework gave it), then product defects (failed), then test defects (broken).
+#: framework gave it), then product defects, then test defects (everything else broken).
+#: allure-pytest calls any exception but an ``AssertionError`` "broken", so a product defect
+#: is found by its exception's name as well as by the "failed" status; the two rules share a
+#: name, which Allure 2 groups by and Allure 3 merges into one category.
 CATEGORIES: Final[tuple[Mapping[str, Any], ...]] = (
     {
         "name": "Infrastructure: target unreachable or timed out",
         "matchedStatuses": ["broken", "failed"],
-        "messageRegex": _names(
-            "TargetUnreachable", "TimeoutError", "ConnectTimeout", "ReadTimeout", "ConnectError", "RemoteProtocolError"
-        ),
+        "messageRegex": names_pattern(UNREACHABLE_ERRORS),
     },
     {
         "name": "Infrastructure: server errors (5xx) after retries",
         "matchedStatuses": ["broken", "failed"],
-        "messageRegex": _names("ServerError"),
+        "messageRegex": names_pattern(SERVER_ERRORS),
     },
     {
-        "name": "Infrastructure: Bluetooth adapter",
+        "name": "Infrastructure: Bluetooth adapter or link",
         "matchedStatuses": ["broken", "failed"],
-        "messageRegex": _names("BluetoothUnavailable", "BleakError", "BleakDBusError", "BleakDeviceNotFoundError"),
+        "messageRegex": names_pattern(BLUETOOTH_ERRORS),
     },
     {
         "name": "Infrastructure: other",
         "matchedStatuses": ["broken", "failed"],
-        "messageRegex": _names("InfrastructureError"),
+        "messageRegex": names_pattern(OTHER_INFRASTRUCTURE_ERRORS),
+    },
+    {
+        "name": "Product defects",
+        "description": "The target broke a promise of the contract or the locker model.",
+        "matchedStatuses": ["broken", "failed"],
+        "messageRegex": names_pattern(PRODUCT_ERRORS),
     },
     {
         "name": "Product defects",

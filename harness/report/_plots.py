@@ -64,8 +64,8 @@ def _plot_one(latencies: Latencies, name: str, title: str, path: Path) -> Path:
     axes.text(
         0.01,
         0.97,
-        f"n={summary.count}  p50={summary.p50_ms:g}  p95={summary.p95_ms:g}  "
-        f"p99={summary.p99_ms:g}  max={summary.max_ms:g} ms",
+        f"n={summary.count}  p50={summary.p50_ms:.2f}  p95={summary.p95_ms:.2f}  "
+        f"p99={summary.p99_ms:.2f}  max={summary.max_ms:.2f} ms",
         transform=axes.transAxes,
         fontsize=8,
         verticalalignment="top",

@@ -9,12 +9,14 @@ and "the harness itself is wrong" (test defect) lead to different people and exi
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from harness.errors import ExitCode, HarborAPIError, InfrastructureError, ProductDefect
 from harness.metrics import Latencies, LatencySummary
@@ -30,6 +32,8 @@ __all__ = [
     "TargetInfo",
     "Verdict",
     "classify",
+    "classify_text",
+    "names_pattern",
     "new_run_id",
     "verdict_of",
 ]
@@ -78,6 +82,65 @@ class FailureKind(enum.StrEnum):
     def verdict(self) -> Verdict:
         """The stage verdict a failure of this kind implies on its own."""
         return Verdict.FAILED if self is FailureKind.PRODUCT else Verdict.INFRASTRUCTURE
+
+
+#: Exception type names, as other processes report them (pytest's JUnit, allure-pytest's
+#: messages), grouped by whose problem they are. ``classify_text`` and Allure's categories
+#: both read these, so a JUnit line and the HTML report can never disagree.
+UNREACHABLE_ERRORS: Final = (
+    "TargetUnreachable",
+    "TimeoutError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "ConnectError",
+    "RemoteProtocolError",
+)
+SERVER_ERRORS: Final = ("ServerError",)
+BLUETOOTH_ERRORS: Final = (
+    "BluetoothUnavailable",
+    "BleLinkError",
+    "BleakError",
+    "BleakDBusError",
+    "BleakDeviceNotFoundError",
+)
+OTHER_INFRASTRUCTURE_ERRORS: Final = ("InfrastructureError",)
+PRODUCT_ERRORS: Final = (
+    "ProductDefect",
+    "TowerRefused",
+    "HarborAPIError",
+    "BadRequest",
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "Conflict",
+    "ValidationFailed",
+    "RateLimited",
+    "AssertionError",
+    "FailureGroup",  # Schemathesis: the API broke its contract
+    "CheckFailed",
+)
+_INFRASTRUCTURE_NAMES = UNREACHABLE_ERRORS + SERVER_ERRORS + BLUETOOTH_ERRORS + OTHER_INFRASTRUCTURE_ERRORS
+
+
+def names_pattern(names: Sequence[str]) -> str:
+    r"""A regex finding any of ``names`` as a whole word, matching the whole text too.
+
+    ``[\s\S]*`` spans lines where ``.*`` would not, and JavaScript has no inline ``(?s)``:
+    Allure 2 (Java) matches a category's regex against the whole message, Allure 3
+    (JavaScript) searches it; this form means the same to both.
+    """
+    return r"[\s\S]*\b(?:" + "|".join(names) + r")\b[\s\S]*"
+
+
+def classify_text(text: str) -> FailureKind | None:
+    """Whose problem a failure is, from the exception names in its text; ``None`` if none is known.
+
+    Infrastructure names win: "ServerError while checking a ProductDefect" could not test.
+    """
+    for names, kind in ((_INFRASTRUCTURE_NAMES, FailureKind.INFRASTRUCTURE), (PRODUCT_ERRORS, FailureKind.PRODUCT)):
+        if re.search(r"\b(?:" + "|".join(names) + r")\b", text):
+            return kind
+    return None
 
 
 def classify(error: BaseException) -> FailureKind:

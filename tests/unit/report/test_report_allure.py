@@ -106,11 +106,14 @@ def _failure(error: Exception) -> Failure:
     [
         ("failed", failure_message(_failure(ProductDefect("double booking", check="c"))), "Product defects"),
         ("failed", "AssertionError: assert 'occupied' == 'available'", "Product defects"),
+        ("broken", "harness.errors.ProductDefect: stale status\nafter close", "Product defects"),
+        ("broken", "harness.ble.TowerRefused: AUTH_SIGNATURE (207)", "Product defects"),
         ("broken", failure_message(_failure(ServerError("503 after retries", status_code=503))), "5xx"),
         ("broken", "harness.errors.ServerError: 502\nline two", "5xx"),
         ("broken", failure_message(_failure(TargetUnreachable("connect refused"))), "unreachable"),
         ("broken", "httpx.ReadTimeout: timed out", "unreachable"),
         ("broken", failure_message(_failure(BluetoothUnavailable("no adapter"))), "Bluetooth"),
+        ("broken", "harness.ble.BleLinkError: link lost mid-command", "Bluetooth"),
         ("broken", "TypeError: unsupported operand", "Test defects"),
     ],
 )
