@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,7 +27,7 @@ from ._auth import TOWER_ACCESS, BearerAuthority, Principal
 from ._middleware import PRINCIPAL_KEY
 from ._world import World
 
-__all__ = ["api_router"]
+__all__ = ["add_api_routes"]
 
 TowerId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{16}$")]
 LockerId = Annotated[int, Path(ge=1)]
@@ -107,10 +107,10 @@ def _principal(request: Request) -> Principal:
 _LOCKER_TYPE_VIEWS = [{"name": name, "description": None, "id": type_id} for type_id, name in LOCKER_TYPES.items()]
 
 
-def api_router(world: World, authority: BearerAuthority) -> APIRouter:
-    """Every operation of the document, bound to ``world``."""
-    router = APIRouter()
-    get, post, delete = router.get, router.post, router.delete
+def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> None:
+    """Every operation of the document, bound to ``world``, as routes of ``app`` itself (an
+    included router would add a level of indirection to every request's routing)."""
+    get, post, delete = app.get, app.post, app.delete
 
     # -- login --------------------------------------------------------------------------------
 
@@ -265,5 +265,3 @@ def api_router(world: World, authority: BearerAuthority) -> APIRouter:
     @get("/sdk/v1/towers/{tower_id}/commands")
     async def list_tower_commands(tower_id: TowerId) -> JSONResponse:
         return JSONResponse(world.tower_commands(tower_id))
-
-    return router

@@ -16,9 +16,9 @@ from starlette.types import ASGIApp
 
 from harness.model import Refused
 
-from ._api import api_router
+from ._api import add_api_routes
 from ._auth import BearerAuthority
-from ._control import control_router
+from ._control import add_control_routes
 from ._faults import TOKEN_PATH
 from ._middleware import SandboxMiddleware
 from ._settings import SimSettings
@@ -107,6 +107,6 @@ def create_app(settings: SimSettings | None = None) -> SandboxApp:
             answer.body, status_code=answer.status_code, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
         )
 
-    app.include_router(api_router(world, authority))
-    app.include_router(control_router(world))
+    add_api_routes(app, world, authority)
+    add_control_routes(app, world)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import Body, FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +19,7 @@ from harness.model import LockerStatus
 from ._world import World, WorldError
 from .firmware import FirmwareRefusal, TowerFirmware
 
-__all__ = ["control_router"]
+__all__ = ["add_control_routes"]
 
 TowerId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{16}$")]
 LockerId = Annotated[int, Path(ge=1)]
@@ -52,32 +52,32 @@ def _refusal(refusal: FirmwareRefusal) -> JSONResponse:
     )
 
 
-def control_router(world: World) -> APIRouter:
-    router = APIRouter(prefix="/_sim", include_in_schema=False)
+def add_control_routes(app: FastAPI, world: World) -> None:
+    """The ``/_sim`` routes, bound to ``world``."""
 
     def firmware(tower_id: str, locker_id: int) -> TowerFirmware:
         spec = world.locker_spec(tower_id, locker_id)  # 404 for an unknown tower or locker
         return world.firmwares[spec.tower_id]
 
-    @router.post("/reset")
+    @app.post("/_sim/reset")
     async def reset(body: Annotated[ResetRequest | None, Body()] = None) -> JSONResponse:
         world.reset(None if body is None else body.seed)
         return JSONResponse({"seed": world.seed, "now": world.now()})
 
-    @router.get("/state")
+    @app.get("/_sim/state")
     async def state() -> JSONResponse:
         return JSONResponse(world.snapshot())
 
-    @router.post("/clock/advance")
+    @app.post("/_sim/clock/advance")
     async def advance_clock(body: AdvanceRequest) -> JSONResponse:
         with world.lock:
             return JSONResponse({"now": world.clock.advance(body.seconds)})
 
-    @router.get("/bugs")
+    @app.get("/_sim/bugs")
     async def get_bugs() -> JSONResponse:
         return JSONResponse(world.bugs.as_dict())
 
-    @router.post("/bugs")
+    @app.post("/_sim/bugs")
     async def set_bugs(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
         with world.lock:
             try:
@@ -86,11 +86,11 @@ def control_router(world: World) -> APIRouter:
                 raise WorldError(422, str(exc.args[0])) from None
             return JSONResponse(world.bugs.as_dict())
 
-    @router.get("/faults")
+    @app.get("/_sim/faults")
     async def get_faults() -> JSONResponse:
         return JSONResponse(world.faults.as_dict())
 
-    @router.post("/faults")
+    @app.post("/_sim/faults")
     async def set_faults(body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
         params = dict(body)
         name = params.pop("profile", None)
@@ -102,7 +102,7 @@ def control_router(world: World) -> APIRouter:
             raise WorldError(422, str(exc)) from None
         return JSONResponse(world.faults.as_dict())
 
-    @router.post("/towers/{tower_id}/lockers/{locker_id}/open")
+    @app.post("/_sim/towers/{tower_id}/lockers/{locker_id}/open")
     async def open_door(tower_id: TowerId, locker_id: LockerId, token: PresentedToken) -> JSONResponse:
         tower = firmware(tower_id, locker_id)
         try:
@@ -115,7 +115,7 @@ def control_router(world: World) -> APIRouter:
             view = world.locker_view(opened, world.current(opened, world.now()))
         return JSONResponse({"locker_id": opened, "door_open": True, "locker": view})
 
-    @router.post("/towers/{tower_id}/lockers/{locker_id}/close")
+    @app.post("/_sim/towers/{tower_id}/lockers/{locker_id}/close")
     async def close_door(tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
         tower = firmware(tower_id, locker_id)
         with world.lock:
@@ -123,17 +123,15 @@ def control_router(world: World) -> APIRouter:
             view = world.locker_view(locker_id, world.current(locker_id, world.now()))
         return JSONResponse({"locker": view})
 
-    @router.get("/towers/{tower_id}/lockers/{locker_id}/door")
+    @app.get("/_sim/towers/{tower_id}/lockers/{locker_id}/door")
     async def door_state(tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
         return JSONResponse({"door_open": firmware(tower_id, locker_id).door_open(locker_id)})
 
-    @router.post("/towers/{tower_id}/lockers/{locker_id}/force")
+    @app.post("/_sim/towers/{tower_id}/lockers/{locker_id}/force")
     async def force(tower_id: TowerId, locker_id: LockerId, body: ForceRequest) -> JSONResponse:
         return JSONResponse({"locker": world.force(tower_id, locker_id, LockerStatus[body.status.upper()])})
 
-    @router.get("/events")
+    @app.get("/_sim/events")
     async def events(since: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
         found, following = world.events_since(since)
         return JSONResponse({"events": found, "next": following})
-
-    return router

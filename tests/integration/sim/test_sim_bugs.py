@@ -1,0 +1,155 @@
+"""Every bug switch turns one check red: each check passes on the honest sandbox and fails with
+its switch on, which proves the check can catch the defect the switch plants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sandbox_parties import TOWER, Party
+
+from harness.sim import BUG_NAMES, FirmwareRefusal, SimControl
+
+
+@dataclass
+class Env:
+    demo: Party
+    second: Party
+    control: SimControl
+
+
+Check = Callable[[Env], None]
+CHECKS: dict[str, Check] = {}
+
+
+def catches(bug: str) -> Callable[[Check], Check]:
+    """Register a check as the one that catches ``bug``."""
+
+    def register(check: Check) -> Check:
+        CHECKS[bug] = check
+        return check
+
+    return register
+
+
+def open_code(control: SimControl, locker_id: int, token: dict[str, Any]) -> int | None:
+    """The Blink code the tower refuses the token with at this door, ``None`` if the door opened."""
+    try:
+        control.open_door(TOWER, locker_id, token["payload"], token["payload_auth"])
+    except FirmwareRefusal as refusal:
+        return int(refusal.code)
+    return None
+
+
+def occupied(env: Env, locker_id: int) -> dict[str, Any]:
+    """Drive ``locker_id`` to occupied for ``demo``; the drop-off token used."""
+    dropoff = env.demo.token("dropoff", locker_id)
+    assert dropoff.status_code == 201, dropoff.text
+    assert open_code(env.control, locker_id, dropoff.json()) is None
+    env.control.close_door(TOWER, locker_id)
+    token: dict[str, Any] = dropoff.json()
+    return token
+
+
+@catches("double_booking")
+def reserved_locker_cannot_be_reserved_again(env: Env) -> None:
+    assert env.demo.reserve(1401).status_code == 201
+    assert env.second.reserve(1401).status_code == 409
+    assert env.control.locker(1401)["holder"] == "demo-provider"
+
+
+@catches("stale_status_after_close")
+def status_follows_the_door_close(env: Env) -> None:
+    occupied(env, 1402)
+    assert env.demo.status(1402) == "occupied"
+
+
+@catches("wrong_field_type")
+def locker_fields_have_their_documented_types(env: Env) -> None:
+    for locker in env.demo.listing().values():
+        assert type(locker["id"]) is int
+        assert isinstance(locker["name"], str) and isinstance(locker["isLowLocker"], bool)
+        assert type(locker["status"]["id"]) is int and type(locker["type"]["id"]) is int
+
+
+@catches("token_opens_other_locker")
+def token_opens_only_its_own_locker(env: Env) -> None:
+    token = env.demo.token("dropoff", 1403).json()
+    assert open_code(env.control, 1404, token) == 201
+    assert env.control.door_state(TOWER, 1404) is False
+
+
+@catches("ignore_token_expiry")
+def expired_token_is_refused(env: Env) -> None:
+    occupied(env, 1405)
+    pickup = env.demo.token("pickup", 1405, duration=60).json()
+    env.control.advance_clock(61)
+    assert open_code(env.control, 1405, pickup) == 107
+    assert env.demo.status(1405) == "occupied"
+
+
+@catches("accept_any_token")
+def forged_token_is_refused(env: Env) -> None:
+    token = env.demo.token("dropoff", 1406).json()
+    forged = {**token, "payload_auth": "00" * 32}
+    assert open_code(env.control, 1406, forged) == 207
+    assert env.control.door_state(TOWER, 1406) is False
+
+
+@catches("cross_party_access")
+def another_party_cannot_use_a_held_locker(env: Env) -> None:
+    assert env.demo.reserve(1407).status_code == 201
+    assert env.second.token("dropoff", 1407).status_code == 403
+    assert env.second.release(1407).status_code == 403
+    assert env.demo.status(1407) == "reserved"
+
+
+@catches("held_shown_available")
+def listing_shows_held_lockers_as_held(env: Env) -> None:
+    assert env.demo.reserve(1408).status_code == 201
+    assert env.demo.listing()[1408]["status"]["name"] == "reserved"
+
+
+@catches("reservation_never_expires")
+def reservation_ends_after_its_duration(env: Env) -> None:
+    assert env.demo.reserve(1409, duration=60).status_code == 201
+    env.control.advance_clock(61)
+    assert env.demo.status(1409) == "available"
+    assert env.second.reserve(1409).status_code == 201
+
+
+@catches("replay_after_pickup")
+def dropoff_token_is_dead_after_the_pickup(env: Env) -> None:
+    dropoff = occupied(env, 1410)
+    pickup = env.demo.token("pickup", 1410).json()
+    assert open_code(env.control, 1410, pickup) is None
+    env.control.close_door(TOWER, 1410)
+    assert env.demo.status(1410) == "available"
+    assert open_code(env.control, 1410, dropoff) == 201
+    assert env.control.door_state(TOWER, 1410) is False
+
+
+@pytest.fixture
+def env(demo: Party, second: Party, control: SimControl) -> Env:
+    return Env(demo, second, control)
+
+
+def test_every_bug_switch_has_a_check() -> None:
+    """The table of checks names every bug switch of the sandbox, and nothing else."""
+    assert sorted(CHECKS) == sorted(BUG_NAMES)
+
+
+@pytest.mark.parametrize("bug", BUG_NAMES)
+def test_check_passes_on_the_honest_sandbox(bug: str, env: Env) -> None:
+    """With every switch off, the check that catches this bug passes."""
+    CHECKS[bug](env)
+
+
+@pytest.mark.parametrize("bug", BUG_NAMES)
+def test_check_fails_when_its_bug_is_on(bug: str, env: Env) -> None:
+    """With exactly this switch on, its check fails with an assertion: the switch is visible."""
+    env.control.set_bugs({bug: True})
+    with pytest.raises(AssertionError):
+        CHECKS[bug](env)
