@@ -76,14 +76,18 @@ class TowerBlinkServer:
         #: Called with the locker id each time a door opens (the person walks up to it).
         self.on_opened = on_opened
         self._seen = 0  # first event number no phone has marked seen
+        self._boot: object = None  # the BOOT event the pointer belongs to
 
     def __repr__(self) -> str:
         return f"TowerBlinkServer({self.firmware.tower_id})"
 
     @property
     def seen(self) -> int:
-        # The firmware's log restarts at 0 on a sandbox reset; a pointer past its end restarts too.
-        if self._seen > self.firmware.next_event_number:
+        # A sandbox reset reboots the tower: a new BOOT event, a log from 0, and so a pointer from 0.
+        log_start = self.firmware.events_since(0)[:1]
+        boot = log_start[0] if log_start else None
+        if boot != self._boot or self._seen > self.firmware.next_event_number:
+            self._boot = boot
             self._seen = 0
         return self._seen
 
