@@ -27,6 +27,8 @@ __all__ = [
     "ConfigOption",
     "Output",
     "ProductionWritesOption",
+    "SimBugOption",
+    "SimFaultOption",
     "StatusTimeoutOption",
     "TargetOption",
     "TowerOption",
@@ -69,6 +71,14 @@ StatusTimeoutOption = Annotated[
         help="Seconds to wait for the API to show a status (default 15). Env: HARBOR_STATUS_TIMEOUT.",
         show_default=False,
     ),
+]
+SimBugOption = Annotated[
+    list[str] | None,
+    typer.Option("--sim-bug", help="local only: switch a sandbox bug on (repeatable), e.g. double_booking."),
+]
+SimFaultOption = Annotated[
+    list[str] | None,
+    typer.Option("--sim-fault", help="local only: a sandbox fault profile (repeatable), e.g. latency:ms=200."),
 ]
 ProductionWritesOption = Annotated[
     bool,
