@@ -28,7 +28,8 @@ class RunFolder:
 
     @classmethod
     def create(cls, reports_dir: Path, run_id: str) -> RunFolder:
-        folder = cls(reports_dir / run_id)
+        # Absolute: child processes (pytest, Locust) write here from their own working directory.
+        folder = cls((reports_dir / run_id).resolve())
         folder.allure_results.mkdir(parents=True, exist_ok=True)
         folder.junit_dir.mkdir(parents=True, exist_ok=True)
         return folder

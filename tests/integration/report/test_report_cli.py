@@ -25,10 +25,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_run_then_history_report_and_compare_flag_a_slowed_step(workdir: Path) -> None:
     """Two green runs, the second with a latency fault on reserve: history lists both, compare exits 1."""
-    first = runner.invoke(app, ["run"])
+    first = runner.invoke(app, ["run", "--only", "smoke"])
     assert first.exit_code == 0, first.output
     assert "smoke" in first.output and "passed" in first.output
-    second = runner.invoke(app, ["run", "--sim-fault", f"latency:ms=250,paths={RESERVE_1401}"])
+    second = runner.invoke(app, ["run", "--only", "smoke", "--sim-fault", f"latency:ms=250,paths={RESERVE_1401}"])
     assert second.exit_code == 0, second.output
 
     runs = sorted(p.name for p in (workdir / "reports").iterdir())
@@ -50,7 +50,9 @@ def test_a_bug_switch_makes_run_exit_1_and_says_product(workdir: Path, monkeypat
     """A product defect exits 1; the step summary for CI gets the Markdown with the failure's class."""
     step_summary = workdir / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    result = runner.invoke(app, ["run", "--sim-bug", "stale_status_after_close", "--status-timeout", "1"])
+    result = runner.invoke(
+        app, ["run", "--only", "smoke", "--sim-bug", "stale_status_after_close", "--status-timeout", "1"]
+    )
     assert result.exit_code == 1, result.output
     assert "| smoke | product | occupied | ProductDefect:" in step_summary.read_text()
     [run_dir] = (workdir / "reports").iterdir()
@@ -61,7 +63,7 @@ def test_a_bug_switch_makes_run_exit_1_and_says_product(workdir: Path, monkeypat
     ("args", "message"),
     [
         (["run", "--only", "nosuch"], "'nosuch' is not a stage"),
-        (["run", "--skip", "smoke"], "no stage left to run"),
+        (["run", "--only", "smoke", "--skip", "smoke"], "no stage left to run"),
         (["compare"], "compare needs two runs"),
         (["compare", "--tolerance", "fast"], "is not a number"),
         (["report"], "no runs under"),

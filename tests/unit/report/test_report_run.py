@@ -194,3 +194,11 @@ def test_a_usage_error_in_a_stage_stops_the_run_and_exits_2(context: RunContext,
         "usage error: unknown tower 01FF",
         "a usage error stopped the run",
     ]
+
+
+def test_the_run_folder_is_absolute_for_child_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative reports dir becomes absolute: pytest and Locust children write from another cwd."""
+    monkeypatch.chdir(tmp_path)
+    settings = dataclasses.replace(Settings(), reports_dir=Path("reports"))
+    context = new_context(settings=settings, target=TargetInfo("local"), redactor=Redactor(), run_id="r1")
+    assert context.reports_dir == tmp_path / "reports" / "r1"
