@@ -20,6 +20,8 @@ from harness.cli._common import (
     ConfigOption,
     Output,
     ProductionWritesOption,
+    SimBugOption,
+    SimFaultOption,
     StatusTimeoutOption,
     TargetOption,
     TowerOption,
@@ -157,14 +159,8 @@ def command(
     html: Annotated[bool, typer.Option("--html", help="Also write the HTML report (needs Node.js 20+).")] = False,
     status_timeout: StatusTimeoutOption = None,
     config: ConfigOption = None,
-    sim_bug: Annotated[
-        list[str] | None,
-        typer.Option("--sim-bug", help="local only: switch a sandbox bug on (repeatable), e.g. double_booking."),
-    ] = None,
-    sim_fault: Annotated[
-        list[str] | None,
-        typer.Option("--sim-fault", help="local only: a sandbox fault profile (repeatable), e.g. latency:ms=200."),
-    ] = None,
+    sim_bug: SimBugOption = None,
+    sim_fault: SimFaultOption = None,
     allow_production_writes: ProductionWritesOption = False,
     verbose: VerboseOption = False,
 ) -> None:
