@@ -60,7 +60,9 @@ __all__ = [
     "LATENCIES_ENV",
     "PROJECT_ROOT",
     "STAGE_ORDER",
+    "STAGE_SUMMARY",
     "Budget",
+    "ChildStage",
     "PytestStage",
     "RunContext",
     "RunObserver",
@@ -71,6 +73,7 @@ __all__ = [
     "execute",
     "new_context",
     "read_latencies",
+    "read_stage_summary",
     "select_stages",
     "target_environment",
 ]
@@ -712,3 +715,104 @@ def _write_log(path: Path, stdout: str | bytes | None, stderr: str | bytes | Non
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
     path.write_text(redactor.text(text(stdout) + text(stderr)), encoding="utf-8")
+
+
+# -- child-process stages with a summary file: the load stage's seam --------------------------------
+
+#: Where a child stage writes its summary: ``reports/<run-id>/<stage>/stage-summary.json``.
+STAGE_SUMMARY: Final = "stage-summary.json"
+
+
+def read_stage_summary(name: str, path: Path) -> StageResult:
+    """A stage's result from the JSON summary its child process wrote.
+
+    The format (all keys optional)::
+
+        {"figures": {"requests": 1200, "rps": 398.5},
+         "histograms": {"reserve": "<Latencies.encode() value>", ...},
+         "failures": [{"kind": "product", "name": "reserve", "message": "...", "error_type": "ProductDefect"}],
+         "breaches": ["reserve p95 212 ms > 150 ms"]}
+
+    A product failure fails the stage; otherwise a breached gate makes it ``breached`` (exit 3);
+    infrastructure or test failures alone make it ``infrastructure``.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        figures = {str(k): v for k, v in dict(document.get("figures", {})).items() if isinstance(v, int | float | str)}
+        latencies = Latencies.decode({str(k): str(v) for k, v in dict(document.get("histograms", {})).items()})
+        failures = [
+            Failure(
+                FailureKind(str(item.get("kind", "test"))),
+                str(item.get("name", name)),
+                str(item.get("message", "")),
+                str(item.get("error_type", "")),
+                step=item.get("step"),
+            )
+            for item in document.get("failures", [])
+        ]
+        breaches = [str(line) for line in document.get("breaches", [])]
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        raise RuntimeError(f"{path} is not a stage summary: {error}") from None
+    verdict = verdict_of(failures)
+    if breaches and Verdict.BREACHED.rank > verdict.rank:
+        verdict = Verdict.BREACHED
+    reason = (
+        failures[0].message
+        if verdict is Verdict.FAILED
+        else "; ".join(breaches) or (failures[0].message if failures else "")
+    )
+    return StageResult(name, verdict, reason=reason, figures=figures, latencies=latencies, failures=failures)
+
+
+@dataclass(frozen=True)
+class ChildStage:
+    """A stage run as a child process that writes a stage summary (Locust must never enter this process).
+
+    ``command`` builds the child's argv from the context and the summary path; the child gets the
+    target in ``HARBOR_*`` and ``LOCKER_HARNESS_STAGE_SUMMARY``, and ends within the budget.
+    """
+
+    name: str
+    command: Callable[[RunContext, Path], list[str]]
+    root: Path = PROJECT_ROOT
+
+    def run(self, context: RunContext) -> StageResult:
+        stage_dir = context.folder.stage_dir(self.name)
+        summary, log = stage_dir / STAGE_SUMMARY, stage_dir / f"{self.name}.log"
+        environment = {
+            **os.environ,
+            **target_environment(context.settings, seed=context.seed),
+            "LOCKER_HARNESS_STAGE_SUMMARY": str(summary),
+            LATENCIES_ENV: str(stage_dir / "latencies"),
+        }
+        context.progress(self.name, "running")
+        started = time.perf_counter_ns()
+        try:
+            done = subprocess.run(
+                self.command(context, summary),
+                cwd=self.root,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=max(context.budget.remaining(), 1.0),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            _write_log(log, expired.stdout, expired.stderr, context.redactor)
+            raise TimeoutError(f"the {self.name} stage ran past the run's time budget; see {log.name}") from None
+        _write_log(log, done.stdout, done.stderr, context.redactor)
+        if not summary.is_file():
+            tail = " | ".join(context.redactor.text(done.stdout + done.stderr).strip().splitlines()[-3:])
+            raise RuntimeError(f"the {self.name} child exited {done.returncode} without a summary: {tail}")
+        result = read_stage_summary(self.name, summary)
+        extra, unreadable = read_latencies(stage_dir / "latencies")
+        result.latencies.merge(extra)
+        result.failures += [
+            Failure(FailureKind.TEST, f"{self.name} latencies", f"unreadable histograms {what}", "ValueError")
+            for what in unreadable
+        ]
+        if unreadable and result.verdict is Verdict.PASSED:
+            result.verdict = Verdict.INFRASTRUCTURE
+        result.artefacts += [summary, log]
+        result.duration_ns = time.perf_counter_ns() - started
+        return result
