@@ -48,10 +48,13 @@ class BleBackend:
         *,
         timeout: float,
         disconnected_callback: Callable[[BleakClient], None] | None = None,
+        services: list[str] | None = None,
     ) -> BleakClient:
+        """A bleak client; ``services`` limits GATT discovery where the backend allows (not BlueZ)."""
         return BleakClient(
             device,
             disconnected_callback,
+            services,
             timeout=timeout,
             backend=self.client_backend,
             **self.extra,

@@ -218,7 +218,10 @@ class TowerClient:
         """A client for ``device`` on ``backend``; the bleak client reports disconnections to it."""
         holder: list[TowerClient] = []
         bleak_client = backend.client(
-            device, timeout=connect_timeout, disconnected_callback=lambda _c: holder[0]._on_disconnected()
+            device,
+            timeout=connect_timeout,
+            disconnected_callback=lambda _c: holder[0]._on_disconnected(),
+            services=[blink.NUS_SERVICE_UUID],  # the SDK's scan filter; phones resolve only this service
         )
         client = cls(bleak_client, **options)
         holder.append(client)

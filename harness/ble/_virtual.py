@@ -53,6 +53,7 @@ _T = TypeVar("_T")
 REQUESTED_MTU = 247
 
 _ADDRESSES = itertools.count(1)
+_NOTIFY_OR_INDICATE = 0x10 | 0x20
 
 
 def _uuid_str(value: core.UUID) -> str:
@@ -232,6 +233,8 @@ class VirtualBleakClient(BaseBleakClient):
         self._peer: Peer | None = None
         self._caller_loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: dict[int, Callable[[bytes], None]] = {}
+        #: Services to resolve (bleak's ``services=``, honoured as CoreBluetooth and WinRT do); all if None.
+        self._wanted = None if services is None else [core.UUID(u) for u in services]
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -263,7 +266,7 @@ class VirtualBleakClient(BaseBleakClient):
         peer = self._peer = Peer(connection)
         await peer.request_mtu(REQUESTED_MTU)
         collection = BleakGATTServiceCollection()
-        for service in await peer.discover_services():
+        for service in await peer.discover_services(self._wanted or ()):
             bleak_service = BleakGATTService(service, service.handle, _uuid_str(service.uuid))
             collection.add_service(bleak_service)
             for characteristic in await peer.discover_characteristics(service=service):
@@ -276,6 +279,8 @@ class VirtualBleakClient(BaseBleakClient):
                     bleak_service,
                 )
                 collection.add_characteristic(bleak_characteristic)
+                if not characteristic.properties & _NOTIFY_OR_INDICATE:
+                    continue  # only the CCCD matters to a client; skipping the rest saves round trips
                 for descriptor in await peer.discover_descriptors(characteristic=characteristic):
                     collection.add_descriptor(
                         BleakGATTDescriptor(
