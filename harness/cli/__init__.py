@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import history, report, run, sim, smoke
+from harness.cli import history, hw, report, run, sim, smoke
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 
 app.command("smoke")(smoke.command)
+app.command("hw")(hw.command)
 app.command("sim")(sim.command)
 app.command("run")(run.command)
 app.command("report")(report.command)

@@ -1,0 +1,129 @@
+"""``locker-harness hw``: N deliveries over Bluetooth LE and the latency of every BLE phase.
+
+On ``local`` (the default) the doors are the virtual towers', reached through bleak and the
+virtual radio. With ``HARBOR_BLE=bleak`` they are a bench tower's (``--tower``), reached through
+the OS's Bluetooth; without an adapter that stops at once with one line (exit 4). ``--open-p95-ms``
+turns the table into a gate: exit 3 when OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED is slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness.api import AsyncHarborClient
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    ProductionWritesOption,
+    StatusTimeoutOption,
+    TargetOption,
+    TowerOption,
+    VerboseOption,
+    run_command,
+)
+from harness.cli._sandbox import embedded_sandbox
+from harness.config import Settings, TargetKind, load_settings
+from harness.errors import ExitCode, UsageError
+from harness.flow import FlowEvent, Step, StepFinished, run_delivery
+from harness.metrics import Latencies
+
+__all__ = ["command", "phase_table"]
+
+
+def phase_table(latencies: Latencies, title: str) -> Table:
+    """One row per BLE phase: count, p50, p95, p99 and max in milliseconds."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("phase")
+    for column in ("n", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="right")
+    for summary in latencies.summaries():
+        table.add_row(
+            summary.name.removeprefix("ble."),
+            str(summary.count),
+            f"{summary.p50_ms:.2f}",
+            f"{summary.p95_ms:.2f}",
+            f"{summary.p99_ms:.2f}",
+            f"{summary.max_ms:.2f}",
+        )
+    return table
+
+
+async def _cycles(
+    settings: Settings, tower_id: str, cycles: int, radio_link: Callable[[], object] | None, out: Output
+) -> Latencies:
+    from harness.ble import PhaseTimer  # bleak only when the command runs
+    from harness.cli._ble import ble_backend, ble_door_opener
+
+    timer = PhaseTimer()
+    link = radio_link() if radio_link is not None and settings.ble.value == "virtual" else None
+    backend = ble_backend(settings, link)
+    async with AsyncHarborClient(settings) as client, ble_door_opener(client, backend, timer=timer) as opener:
+
+        def status_seen(event: FlowEvent) -> None:
+            shown = isinstance(event, StepFinished) and event.ok and event.step in (Step.OCCUPIED, Step.AVAILABLE)
+            if shown and event.locker_id is not None:
+                opener.status_visible(event.locker_id)
+
+        for number in range(1, cycles + 1):
+            delivery = await run_delivery(client, opener, tower_id=tower_id, listeners=[status_seen])
+            out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
+    return timer.latencies
+
+
+def command(
+    cycles: Annotated[
+        int, typer.Option("--cycles", "-n", min=1, max=10_000, help="Deliveries to run (2 opens each).")
+    ] = 5,
+    open_p95_ms: Annotated[
+        float | None,
+        typer.Option("--open-p95-ms", help="Exit 3 if p95 of open -> LOCKER_OPENED exceeds this many ms."),
+    ] = None,
+    target: TargetOption = None,
+    tower: TowerOption = None,
+    status_timeout: StatusTimeoutOption = None,
+    config: ConfigOption = None,
+    allow_production_writes: ProductionWritesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Open doors over Bluetooth LE N times and print each BLE phase's latency (p50/p95/p99)."""
+
+    def body(out: Output) -> int:
+        settings = load_settings(
+            {
+                "target": target,
+                "tower_id": tower,
+                "status_timeout": status_timeout,
+                "config": str(config) if config is not None else None,
+                "allow_production_writes": allow_production_writes,
+            }
+        )
+        settings.check_writes_allowed("open doors over BLE (it reserves lockers and creates tokens)")
+        if settings.target.kind is TargetKind.LOCAL:
+            tower_id = settings.tower()
+            with embedded_sandbox(settings) as sandbox:
+                radio = "virtual radio" if settings.ble.value == "virtual" else "the OS's Bluetooth"
+                out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {radio}")
+                latencies = asyncio.run(_cycles(sandbox.settings, tower_id, cycles, sandbox.radio_link, out))
+        else:
+            if settings.ble.value != "bleak":
+                raise UsageError(
+                    "the virtual radio exists only on --target local; a bench tower needs HARBOR_BLE=bleak"
+                )
+            settings.credentials()
+            tower_id = settings.tower()
+            out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
+            latencies = asyncio.run(_cycles(settings, tower_id, cycles, None, out))
+        out.print(phase_table(latencies, f"BLE phases over {cycles} deliveries ({2 * cycles} opens)"))
+        if open_p95_ms is not None:
+            p95 = latencies.percentile_ms("ble.open", 95)
+            if p95 > open_p95_ms:
+                out.error(f"open p95 {p95:.2f} ms exceeds --open-p95-ms {open_p95_ms:g}")
+                return ExitCode.SLO_BREACH
+        return ExitCode.OK
+
+    run_command(body, verbose=verbose)
