@@ -108,15 +108,17 @@ def test_a_bug_switch_fails_the_run_as_a_product_defect_everywhere(fresh: Virtua
 def test_compare_flags_the_step_a_latency_fault_slowed(
     fresh: VirtualSandbox, sandbox: VirtualSandbox, tmp_path: Path
 ) -> None:
-    """Two runs, the second with the sandbox's latency fault on reservations: compare flags reserve only."""
+    """Two runs, the second with the sandbox's latency fault on reservations: compare flags reserve."""
     with History.open(tmp_path / "state") as history:
         _run(fresh, tmp_path, history)
         sandbox.control.reset(seed=0)
-        sandbox.control.set_faults("latency", ms=250, paths=[f"/api/v1/towers/{TOWER}/lockers/1401/reservations"])
+        sandbox.control.set_faults("latency", ms=400, paths=[f"/api/v1/towers/{TOWER}/lockers/1401/reservations"])
         try:
             slow = _run(sandbox, tmp_path, history)
         finally:
             sandbox.control.clear_faults()
         assert slow.exit_code is ExitCode.OK
-        comparison = compare(*history.pair([]), Tolerance(relative=0.2, floor_ms=100.0))
-    assert [(c.step, c.regressions) for c in comparison.regressions] == [("reserve", ("p95", "p99"))]
+        comparison = compare(*history.pair([]), Tolerance(relative=0.2, floor_ms=200.0))
+    flagged = {c.step: c.regressions for c in comparison.regressions}
+    # One sample per step: on a loaded 2-core machine another step may pause too; the fault's must show.
+    assert flagged["reserve"] == ("p95", "p99")
