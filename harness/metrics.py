@@ -8,9 +8,11 @@ defines, so merging is exact rather than an average of percentiles.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 __all__ = ["HIGHEST_NS", "LOWEST_NS", "Latencies", "LatencySummary", "new_histogram"]
@@ -48,6 +50,55 @@ def _ms(ns: float) -> float:
     return round(ns / 1e6, 4)
 
 
+# hdrh walks all ~34k slots in Python for a mean or a percentile (about 90 ms a summary); these
+# do the same arithmetic with numpy over the slots at once, with identical results.
+
+
+@functools.cache
+def _slot_ranges(
+    counts_len: int, half_count_magnitude: int, half_count: int, unit_magnitude: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest value each counts slot stands for, and the width of its range."""
+    index = np.arange(counts_len, dtype=np.int64)
+    bucket = (index >> half_count_magnitude) - 1
+    sub_bucket = (index & (half_count - 1)) + half_count
+    first = bucket < 0
+    sub_bucket[first] -= half_count
+    bucket[first] = 0
+    return sub_bucket << (bucket + unit_magnitude), np.int64(1) << (bucket + unit_magnitude)
+
+
+def _slots(hist: HdrHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lowest, width = _slot_ranges(
+        hist.counts_len, hist.sub_bucket_half_count_magnitude, hist.sub_bucket_half_count, hist.unit_magnitude
+    )
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(np.int64)
+    return counts, lowest, width
+
+
+def _mean(hist: HdrHistogram) -> float:
+    """HdrHistogram's mean: each slot counted at the middle of its range."""
+    total = hist.get_total_count()
+    if not total:
+        return 0.0
+    counts, lowest, width = _slots(hist)
+    middles = (lowest + (width >> 1)).astype(np.float64)
+    return float(np.dot(counts.astype(np.float64), middles) / total)
+
+
+def _percentiles(hist: HdrHistogram, percentiles: Iterable[float]) -> list[int]:
+    """HdrHistogram's value at each percentile: the highest value of the slot the target count falls in."""
+    total = hist.get_total_count()
+    counts, lowest, width = _slots(hist)
+    cumulative = np.cumsum(counts)
+    values = []
+    for percentile in percentiles:
+        target = max(int(min(percentile, 100.0) * total / 100 + 0.5), 1)
+        slot = int(np.searchsorted(cumulative, target, side="left"))
+        values.append(int(lowest[slot] + width[slot] - 1) if slot < len(lowest) else 0)
+    return values
+
+
 class Latencies:
     """Named histograms, one per step or phase, in insertion order."""
 
@@ -83,13 +134,14 @@ class Latencies:
         return 0 if hist is None else int(hist.get_total_count())
 
     def percentile_ms(self, name: str, percentile: float) -> float:
-        return _ms(self.histogram(name).get_value_at_percentile(percentile))
+        hist = self.histogram(name)
+        return _ms(_percentiles(hist, [percentile])[0]) if hist.get_total_count() else 0.0
 
     def summary(self, name: str) -> LatencySummary:
         hist = self.histogram(name)
         if hist.get_total_count() == 0:
             return LatencySummary(name, 0, *([0.0] * 8))
-        p = [_ms(hist.get_value_at_percentile(q)) for q in PERCENTILES]
+        p = [_ms(value) for value in _percentiles(hist, PERCENTILES)]
         return LatencySummary(
             name=name,
             count=int(hist.get_total_count()),
@@ -100,7 +152,7 @@ class Latencies:
             p99_ms=p[3],
             p999_ms=p[4],
             max_ms=_ms(hist.get_max_value()),
-            mean_ms=_ms(hist.get_mean_value()),
+            mean_ms=_ms(_mean(hist)),
         )
 
     def summaries(self) -> list[LatencySummary]:
