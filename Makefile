@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/locker-harness smoke
+	$(BIN)/locker-harness run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
