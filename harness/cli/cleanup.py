@@ -1,0 +1,354 @@
+"""``locker-harness cleanup``: give back what a crashed run left held, on any target.
+
+Reads the ledger (``.locker-harness/ledger.sqlite``): every reservation and token a run asked
+for and never saw given back. Rows of processes that still run are left alone. Each locker is
+looked at and walked back to available (cancel, release, release; an occupied locker of a
+virtual sandbox: a pickup token and its door opened and closed). The identity that holds a
+locker must be one the environment has a secret for (``HARBOR_CLIENT_ID``/``_SECRET`` or the
+``HARBOR_SECOND_*`` pair).
+
+Exit 0 when nothing is left held (or nothing was), 4 when a locker could not be given back (a
+target unreachable, an item that needs a pickup at a real tower), 2 when an identity's secret
+is missing. Running it again is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.api import AsyncHarborClient
+from harness.cli._common import ConfigOption, Output, ProductionWritesOption, VerboseOption, run_command
+from harness.cli._doors import _serves_control_plane
+from harness.config import Credentials, Settings, Target, TargetKind, load_settings, parse_target
+from harness.errors import ExitCode, TargetUnreachable, UsageError
+from harness.flow import ControlPlaneOpener, DoorOpener
+from harness.ledger import (
+    LEDGER_FILE,
+    Ledger,
+    LedgerEntry,
+    LedgerHolds,
+    LockerClaim,
+    Outcome,
+    Settlement,
+    give_back,
+    new_run_id,
+    plan,
+)
+from harness.report import fit_table
+
+__all__ = ["command"]
+
+_DEFAULT_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The lockers one identity holds on one target: one client gives them all back."""
+
+    target: str
+    api_url: str | None
+    token_url: str | None
+    client_id: str
+    claims: tuple[LockerClaim, ...]
+
+
+def _groups(claims: Sequence[LockerClaim]) -> list[_Group]:
+    by_key: dict[tuple[str, str, str], list[LockerClaim]] = {}
+    for claim in claims:
+        by_key.setdefault(claim.key, []).append(claim)
+    return [
+        _Group(rows[0].target, rows[0].api_url, rows[0].token_url, rows[0].client_id, tuple(rows))
+        for rows in by_key.values()
+    ]
+
+
+def _target(group: _Group) -> Target:
+    """The target a group's rows were written against, bound to the URL they used."""
+    if group.target == TargetKind.LOCAL.value:
+        if group.api_url is None:
+            raise UsageError("a ledger row of target local has no URL")
+        return Target.local().running_at(group.api_url, group.token_url)
+    name = group.target if group.target in (TargetKind.SANDBOX, TargetKind.PRODUCTION) else (group.api_url or "")
+    return parse_target(name, token_url=group.token_url)
+
+
+def _credentials(settings: Settings, client_id: str) -> Credentials | None:
+    """The secret the environment holds for ``client_id``, if any."""
+    pairs = ((settings.client_id, settings.client_secret), (settings.second_client_id, settings.second_client_secret))
+    for known_id, secret in pairs:
+        if known_id == client_id and secret is not None:
+            return Credentials(client_id, secret)
+    return None
+
+
+def _settled(group: _Group, outcome: Outcome, note: str) -> list[Settlement]:
+    return [Settlement(claim, outcome=outcome, note=note) for claim in group.claims]
+
+
+class _Progress:
+    """Lockers looked at so far: a bar on a terminal, one line per locker on stderr otherwise (CI logs)."""
+
+    def __init__(self, total: int) -> None:
+        self._console = Console(stderr=True, highlight=False)
+        self._total = total
+        self._count = 0
+        self._current = ""
+        self._progress = Progress(
+            TextColumn("cleanup"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=True,
+            disable=not self._console.is_terminal,
+        )
+        self._task = self._progress.add_task("", total=total)
+
+    def __enter__(self) -> _Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def working_on(self, claim: LockerClaim) -> None:
+        self._current = f"locker {claim.locker_id} on {claim.target}"
+        self._progress.update(self._task, description=self._current)
+
+    def done(self, settled: Settlement) -> None:
+        self._count += 1
+        self._progress.advance(self._task)
+        if not self._console.is_terminal:
+            self._console.print(f"cleanup [{self._count}/{self._total}] {self._current}: {settled.outcome.value}")
+
+
+async def _has_doors(target: Target) -> bool:
+    """Whether the target is a virtual sandbox whose doors ``/_sim`` opens; ``TargetUnreachable`` if silent."""
+    url = target.api_url
+    if url is None or target.kind not in (TargetKind.LOCAL, TargetKind.URL):
+        return False
+    return await _serves_control_plane(url)
+
+
+async def _clean_group(
+    group: _Group,
+    settings: Settings,
+    ledger: Ledger,
+    run_id: str,
+    progress: _Progress,
+    *,
+    status_timeout: float,
+) -> list[Settlement]:
+    try:
+        target = _target(group)
+    except UsageError as exc:
+        return _settled(group, Outcome.FAILED, f"the ledger's target cannot be used: {exc}")
+    target_settings = settings.with_target(target)
+    if target.is_production and not settings.allow_production_writes:
+        try:
+            target_settings.check_writes_allowed("give lockers back")
+        except UsageError as exc:
+            return _settled(group, Outcome.NEEDS_CREDENTIALS, str(exc))
+    try:
+        virtual = await _has_doors(target)
+    except TargetUnreachable as exc:
+        if target.kind is TargetKind.LOCAL:
+            # The embedded sandbox lived inside the run's process: its lockers ended with it.
+            return _settled(group, Outcome.GONE, "the embedded sandbox ended with its run")
+        return _settled(group, Outcome.FAILED, str(exc))
+    credentials = _credentials(settings, group.client_id)
+    if credentials is None:
+        return _settled(
+            group,
+            Outcome.NEEDS_CREDENTIALS,
+            f"held by client {group.client_id!r}: set HARBOR_CLIENT_ID and HARBOR_CLIENT_SECRET to its credentials",
+        )
+    holds = LedgerHolds(ledger, target_settings, run_id=run_id, client_id=group.client_id)
+    settled: list[Settlement] = []
+    assert target.api_url is not None
+    doors: AbstractAsyncContextManager[DoorOpener | None] = (
+        ControlPlaneOpener(target.api_url) if virtual else nullcontext(None)
+    )
+    async with (
+        doors as opener,
+        AsyncHarborClient(target_settings, credentials=credentials, holds=holds) as client,
+    ):
+        for claim in group.claims:
+            progress.working_on(claim)
+            done = await give_back(client, opener, claim, status_timeout=status_timeout)
+            if done.outcome.done:
+                ledger.release(claim.row_ids, f"cleanup {run_id}: {done.outcome.value}")
+                holds.returned(claim.locker_id, note=f"cleanup {run_id}: its own pickup")
+            settled.append(done)
+            progress.done(done)
+    return settled
+
+
+async def _clean(
+    groups: list[_Group], settings: Settings, ledger: Ledger, run_id: str, *, timeout: float, status_timeout: float
+) -> list[Settlement]:
+    settled: list[Settlement] = []
+    total = sum(len(group.claims) for group in groups)
+    deadline = time.monotonic() + timeout
+    with _Progress(total) as progress:
+        for group in groups:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                settled += _settled(group, Outcome.FAILED, f"cleanup ran out of its {timeout:g} s")
+                continue
+            try:
+                async with asyncio.timeout(remaining):
+                    settled += await _clean_group(
+                        group, settings, ledger, run_id, progress, status_timeout=status_timeout
+                    )
+            except TimeoutError:
+                seen = {id(s.claim) for s in settled}
+                settled += [
+                    Settlement(claim, outcome=Outcome.FAILED, note=f"cleanup ran out of its {timeout:g} s")
+                    for claim in group.claims
+                    if id(claim) not in seen
+                ]
+    return settled
+
+
+def _table(settled: Sequence[Settlement], live: Sequence[LedgerEntry], out: Output, *, title: str = "cleanup") -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("target", "tower", "locker", "rows", "before", "actions", "after", "outcome"):
+        table.add_column(column, overflow="fold")
+    for done in settled:
+        claim = done.claim
+        outcome = (
+            done.note
+            if done.outcome is Outcome.IN_USE
+            else done.outcome.value + (f": {done.note}" if done.note else "")
+        )
+        table.add_row(
+            out.redactor.text(claim.target),
+            claim.tower_id,
+            str(claim.locker_id),
+            str(len(claim.entries)),
+            done.before.wire_name if done.before else "-",
+            "; ".join(done.actions) or "-",
+            done.after.wire_name if done.after else "-",
+            out.redactor.text(outcome),
+        )
+    lockers: dict[tuple[str, int | None], list[LedgerEntry]] = {}
+    for entry in live:
+        lockers.setdefault((entry.target, entry.locker_id), []).append(entry)
+    for (target, locker_id), rows in lockers.items():
+        pids = ", ".join(sorted({str(row.process.pid) for row in rows}))
+        table.add_row(
+            out.redactor.text(target),
+            rows[0].tower_id or "-",
+            str(locker_id or "-"),
+            str(len(rows)),
+            "-",
+            "-",
+            "-",
+            f"{Outcome.IN_USE.value}: its run still runs (pid {pids})",
+        )
+    return table
+
+
+def _exit_code(settled: Sequence[Settlement]) -> int:
+    outcomes = {done.outcome for done in settled}
+    if outcomes & {Outcome.FAILED, Outcome.NEEDS_TOWER}:
+        return ExitCode.INFRASTRUCTURE
+    if Outcome.NEEDS_CREDENTIALS in outcomes:
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def _matches(entry: LedgerEntry, wanted: Target) -> bool:
+    if wanted.kind in (TargetKind.LOCAL, TargetKind.SANDBOX, TargetKind.PRODUCTION):
+        return entry.target == wanted.kind.value
+    return entry.api_url == wanted.api_url or entry.target == wanted.name
+
+
+def command(
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="Only this target's lockers: local, sandbox, production or a URL (default: every target in the "
+            "ledger).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be given back; change nothing.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds the whole cleanup may take.", min=1.0, max=3600.0)
+    ] = _DEFAULT_TIMEOUT_S,
+    config: ConfigOption = None,
+    allow_production_writes: ProductionWritesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Give back the reservations and tokens a crashed run left held, and show what was done."""
+
+    def body(out: Output) -> int:
+        settings = load_settings(
+            {"config": str(config) if config is not None else None, "allow_production_writes": allow_production_writes}
+        )
+        wanted = parse_target(target) if target is not None else None
+        path = settings.state_dir / LEDGER_FILE
+        if not path.is_file():
+            out.say(f"cleanup: no ledger at {path}: nothing was recorded, nothing to give back")
+            return ExitCode.OK
+        with Ledger(path) as ledger:
+            entries = [e for e in ledger.entries(open_only=True) if wanted is None or _matches(e, wanted)]
+            work = plan(entries)
+            lockers = len(work.claims)
+            scope = f" on {out.redactor.text(wanted.name)}" if wanted is not None else ""
+            out.say(
+                f"cleanup{scope}: {len(entries)} open ledger row(s); {lockers} locker(s) to look at, "
+                f"{len(work.live)} row(s) of runs still running left alone"
+            )
+            if work.unplaced:
+                kinds = ", ".join(sorted({entry.kind for entry in work.unplaced}))
+                out.say(
+                    f"  {len(work.unplaced)} row(s) name no locker ({kinds}): the call never answered; "
+                    "check the identity's assigned lockers (GET /api/v1/users/me/assigned-lockers)"
+                )
+            if dry_run:
+                to_do = [Settlement(claim, outcome=Outcome.IN_USE, note="to look at") for claim in work.claims]
+                table = _table(to_do, work.live, out, title="cleanup (dry run: nothing changed)")
+                out.print(fit_table(table, out.console))
+                return ExitCode.OK
+            if not work.claims:
+                if work.live:
+                    out.print(fit_table(_table([], work.live, out), out.console))
+                out.say("cleanup: nothing left held" + (" by runs that ended" if work.live else ""))
+                ledger.prune()
+                return ExitCode.OK
+            settled = asyncio.run(
+                _clean(
+                    _groups(work.claims),
+                    settings,
+                    ledger,
+                    new_run_id(),
+                    timeout=timeout,
+                    status_timeout=settings.status_timeout,
+                )
+            )
+            ledger.prune()
+        out.print(fit_table(_table(settled, work.live, out), out.console))
+        counts: dict[Outcome, int] = {}
+        for done in settled:
+            counts[done.outcome] = counts.get(done.outcome, 0) + 1
+        out.say("cleanup: " + ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items()))
+        return _exit_code(settled)
+
+    run_command(body, verbose=verbose)

@@ -1,0 +1,188 @@
+"""``LedgerHolds``: the API client's ``Holds`` hook, writing every hold to the ledger.
+
+One ``LedgerHolds`` per client (a CLI run, one Locust user, one pytest session): its rows share
+an *owner*, so when that client's delivery ends ("the locker is available again") only its own
+rows for that locker are closed, never a row another user of the same run just opened.
+
+Before a create call a row is written (``intent``); after it the row says ``created`` with the
+id the target gave, ``refused`` for a 4xx (nothing was created), or ``unknown`` (a timeout, a
+5xx after the retries, an interrupt: the target may hold it). A cancel or release that leaves
+the locker available closes the owner's rows for it; so does ``returned()`` (the pickup door
+closed) and the flow's own events through ``listener``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from harness.api import Hold, HoldAction, HoldKind, Locker, LockerOpenRequest, LockerToken, Reservation
+from harness.config import Settings
+from harness.errors import HarborAPIError, HarnessError, ServerError
+from harness.flow import FlowEvent, Released, Step, StepFinished
+from harness.ledger._store import EntryState, Intent, Ledger
+from harness.model import LockerStatus
+
+__all__ = ["RUN_ID_ENV", "LedgerHolds", "ledger_holds", "new_run_id", "shared_ledger"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: A child process (Locust, a pytest stage) writes its rows under its parent run's id.
+RUN_ID_ENV = "LOCKER_HARNESS_RUN_ID"
+
+#: Holds the ledger records (a cancel or a release is recorded by its effect, not as a row).
+_RECORDED = frozenset(
+    {
+        HoldKind.RESERVATION,
+        HoldKind.DROPOFF_TOKEN,
+        HoldKind.PICKUP_TOKEN,
+        HoldKind.DROPOFF_REQUEST,
+        HoldKind.PICKUP_REQUEST,
+    }
+)
+
+
+def new_run_id() -> str:
+    """A run id for a command that has none of its own (``smoke``, ``cleanup``): time and randomness."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+class LedgerHolds:
+    """A ``harness.api.Holds`` that writes to a ``Ledger``; thread- and greenlet-safe.
+
+    A ledger that cannot be written (a full disk, a locked file past the busy timeout) must not
+    turn a test of the target into a harness crash mid-delivery: the failure is logged once and
+    the client goes on; ``failed_writes`` counts them for the caller to report.
+    """
+
+    def __init__(self, ledger: Ledger, settings: Settings, *, run_id: str, client_id: str | None = None) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.owner = secrets.token_hex(8)
+        self._target = settings.target
+        self._client_id = client_id or settings.client_id or "?"
+        self._lock = threading.Lock()
+        self._inflight: dict[Hold, list[int]] = {}
+        self.failed_writes = 0
+
+    # -- the Holds protocol ----------------------------------------------------------------------
+
+    def before(self, hold: Hold) -> None:
+        if hold.action is not HoldAction.CREATE or hold.kind not in _RECORDED:
+            return
+        target = self._target
+        intent = Intent(
+            run_id=self.run_id,
+            owner=self.owner,
+            target=target.name,
+            api_url=target.api_url,
+            token_url=target.token_url,
+            client_id=self._client_id,
+            kind=hold.kind.value,
+            tower_id=hold.tower_id,
+            locker_id=hold.locker_id,
+            location_id=hold.location_id,
+            duration=hold.duration,
+        )
+        row_id = self._guard(lambda: self.ledger.intend(intent))
+        if row_id is not None:
+            with self._lock:
+                self._inflight.setdefault(hold, []).append(row_id)
+
+    def after(self, hold: Hold, result: object | None, error: BaseException | None) -> None:
+        if hold.action is HoldAction.CREATE:
+            with self._lock:
+                waiting = self._inflight.get(hold)
+                row_id = waiting.pop(0) if waiting else None
+                if waiting == []:
+                    del self._inflight[hold]
+            if row_id is not None:
+                self._finish_create(row_id, result, error)
+            return
+        # A cancel or a release: if the locker is available after it, this owner holds it no more.
+        if error is None and isinstance(result, Locker) and result.status is LockerStatus.AVAILABLE:
+            self.returned(result.id, note=f"{hold.action.value}: available")
+
+    # -- beyond the hook -------------------------------------------------------------------------
+
+    def returned(self, locker_id: int, *, note: str = "delivery complete: available", up_to: int | None = None) -> None:
+        """The locker is available again (the pickup door closed): close this owner's rows for it."""
+        self._guard(lambda: self.ledger.release_owned(self.owner, locker_id, note, up_to=up_to))
+
+    def listener(self, event: FlowEvent) -> None:
+        """A ``harness.flow`` listener: a delivery that ends available, or a give-back that worked,
+        closes the rows of its locker."""
+        if isinstance(event, StepFinished) and event.step is Step.AVAILABLE and event.ok and event.locker_id:
+            self.returned(event.locker_id)
+        elif isinstance(event, Released) and event.ok:
+            self.returned(event.locker_id, note=f"given back after a failure: {event.note}")
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _finish_create(self, row_id: int, result: object | None, error: BaseException | None) -> None:
+        if error is None:
+            resource_id, tower_id, locker_id = _identity(result)
+            self._guard(
+                lambda: self.ledger.mark(
+                    row_id, EntryState.CREATED, resource_id=resource_id, tower_id=tower_id, locker_id=locker_id
+                )
+            )
+            return
+        if isinstance(error, HarborAPIError) and not isinstance(error, ServerError):
+            state, note = EntryState.REFUSED, f"{error.status_code}: nothing created"
+        else:
+            # A timeout, a 5xx, a body we could not read, Ctrl-C: the target may hold it now.
+            state, note = EntryState.UNKNOWN, f"outcome unknown: {type(error).__name__}"
+        self._guard(lambda: self.ledger.mark(row_id, state, note=note))
+
+    def _guard(self, write: Callable[[], T]) -> T | None:
+        try:
+            return write()
+        except (sqlite3.Error, OSError, HarnessError) as exc:
+            with self._lock:
+                self.failed_writes += 1
+                first = self.failed_writes == 1
+            if first:
+                log.warning("the cleanup ledger %s could not be written: %s", self.ledger.path, exc)
+            return None
+
+
+def _identity(result: object | None) -> tuple[int | None, str | None, int | None]:
+    """(resource id, tower id, locker id) of what a create call answered."""
+    if isinstance(result, Reservation):
+        return result.id, result.tower_id, result.locker_id
+    if isinstance(result, LockerToken):
+        return result.id, result.tower_id, result.locker.id
+    if isinstance(result, LockerOpenRequest):
+        return result.id, result.tower_id, result.locker_id
+    return None, None, None
+
+
+_SHARED: dict[tuple[int, Path], Ledger] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_ledger(state_dir: Path) -> Ledger:
+    """This process's one ``Ledger`` for ``state_dir`` (many Locust users, one connection)."""
+    key = (os.getpid(), state_dir.resolve())
+    with _SHARED_LOCK:
+        ledger = _SHARED.get(key)
+        if ledger is None:
+            ledger = _SHARED[key] = Ledger.open(state_dir)
+        return ledger
+
+
+def ledger_holds(settings: Settings, *, run_id: str | None = None, client_id: str | None = None) -> LedgerHolds:
+    """A ``LedgerHolds`` on this process's ledger under ``settings.state_dir``; the run id is
+    ``run_id``, else the parent's (``LOCKER_HARNESS_RUN_ID``), else a new one."""
+    chosen = run_id or os.environ.get(RUN_ID_ENV) or new_run_id()
+    return LedgerHolds(shared_ledger(settings.state_dir), settings, run_id=chosen, client_id=client_id)
