@@ -33,6 +33,7 @@ from harness.cli._sandbox import embedded_sandbox
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
 from harness.flow import Delivery, FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id, run_delivery
+from harness.ledger import ledger_holds
 
 __all__ = ["command"]
 
@@ -99,11 +100,14 @@ async def _deliver(
     progress: _Progress,
     radio_link: Callable[[], object] | None,
 ) -> Delivery:
+    holds = ledger_holds(settings)  # written before each reservation and token: `cleanup` after a crash
     async with (
-        AsyncHarborClient(settings) as client,
+        AsyncHarborClient(settings, holds=holds) as client,
         door_opener(settings, client=client, radio_link=radio_link) as opener,
     ):
-        return await run_delivery(client, opener, tower_id=tower_id, locker_type=locker_type, listeners=[progress])
+        return await run_delivery(
+            client, opener, tower_id=tower_id, locker_type=locker_type, listeners=[progress, holds.listener]
+        )
 
 
 def _run(
