@@ -33,6 +33,7 @@ import httpx
 from harness.config import PRODUCTION_WRITES_VALUE, Settings, TargetKind
 from harness.errors import TargetUnreachable, UsageError
 from harness.history import History
+from harness.ledger import RUN_ID_ENV
 from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.report import (
@@ -476,6 +477,7 @@ def _body(content_type: str, content: bytes, redactor: Redactor) -> Any:
 async def _deliver(context: RunContext, recorder: StepRecorder) -> None:
     from harness.api import AsyncHarborClient
     from harness.flow import ControlPlaneOpener, FlowEvent, Released, StepFinished, StepStarted, run_delivery
+    from harness.ledger import ledger_holds
 
     settings = context.settings
     assert settings.target.api_url is not None
@@ -500,12 +502,13 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> None:
         elif isinstance(event, Released):
             recorder.note(event.note)
 
+    holds = ledger_holds(settings, run_id=context.run_id)  # for `locker-harness cleanup` after a crash
     async with (
-        AsyncHarborClient(settings, transport=capture, redactor=context.redactor) as client,
+        AsyncHarborClient(settings, transport=capture, redactor=context.redactor, holds=holds) as client,
         ControlPlaneOpener(settings.target.api_url, transport=capture) as opener,
     ):
         async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
-            await run_delivery(client, opener, tower_id=settings.tower(), listeners=[listen])
+            await run_delivery(client, opener, tower_id=settings.tower(), listeners=[listen, holds.listener])
 
 
 def _smoke_result(name: str, context: RunContext, recorder: StepRecorder, duration_ns: int) -> StageResult:
@@ -588,6 +591,8 @@ def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
         "HARBOR_CONNECT_TIMEOUT": repr(settings.connect_timeout),
         "HARBOR_STATUS_TIMEOUT": repr(settings.status_timeout),
         "LOCKER_HARNESS_SEED": str(seed),
+        # Absolute: a child runs from the checkout, and its ledger rows belong with this run's.
+        "HARBOR_STATE_DIR": str(settings.state_dir.resolve()),
     }
     env |= {key: value for key, value in pairs.items() if value is not None}
     if settings.allow_production_writes:
@@ -657,6 +662,7 @@ class PytestStage:
             **os.environ,
             **self._target(context),
             LATENCIES_ENV: str(latencies_dir),
+            RUN_ID_ENV: context.run_id,  # the child's holds go to the ledger under this run
         }
         context.progress(self.name, f"pytest {' '.join(self.paths)}")
         started = time.perf_counter_ns()
@@ -784,6 +790,7 @@ class ChildStage:
             **target_environment(context.settings, seed=context.seed),
             "LOCKER_HARNESS_STAGE_SUMMARY": str(summary),
             LATENCIES_ENV: str(stage_dir / "latencies"),
+            RUN_ID_ENV: context.run_id,  # the child's holds go to the ledger under this run
         }
         context.progress(self.name, "running")
         started = time.perf_counter_ns()
