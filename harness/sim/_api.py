@@ -12,8 +12,9 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.model import (
     CLIENT_INFO_MAX,
@@ -99,6 +100,20 @@ class TowerEventBatch(_Strict):
     payloadAuth: Annotated[str, Field(pattern=HEX)]
 
 
+async def _optional_empty_body(request: Request) -> None:
+    """An optional ``EmptyBody``: no body at all, or ``{}``. FastAPI cannot tell an absent body from
+    an explicit JSON ``null`` (both become ``None``), and the document allows only the first."""
+    raw = await request.body()
+    if not raw:
+        return
+    try:
+        EmptyBody.model_validate_json(raw)
+    except ValidationError as invalid:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)]
+        ) from None
+
+
 def _principal(request: Request) -> Principal:
     principal: Principal = request.scope[PRINCIPAL_KEY]  # set by SandboxMiddleware before routing
     return principal
@@ -169,9 +184,8 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
         return JSONResponse(token, status_code=201)
 
     @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/release-locker")
-    async def release_locker(
-        request: Request, tower_id: TowerId, locker_id: LockerId, body: Annotated[EmptyBody | None, Body()] = None
-    ) -> JSONResponse:
+    async def release_locker(request: Request, tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
+        await _optional_empty_body(request)
         actor = _principal(request).client_id
         return JSONResponse(world.release(actor, tower_id, locker_id))
 

@@ -154,3 +154,12 @@ def test_held_by_another_party_is_403_and_wrong_status_409(demo: Party, second: 
     assert demo.token("pickup", 1401).status_code == 409
     assert demo.reserve(1412).status_code == 409  # out of service
     assert demo.http.delete(f"/api/v1/towers/{TOWER}/lockers/1401/reservations/999").status_code == 404
+
+
+def test_release_body_is_absent_or_empty_never_null(demo: Party) -> None:
+    """``release-locker`` takes no body or ``{}``; an explicit JSON ``null`` is 422, not "no body"."""
+    path = f"/api/v1/towers/{TOWER}/lockers/1401/release-locker"
+    demo.reserve(1401)
+    null = demo.http.post(path, content=b"null", headers={"Content-Type": "application/json"})
+    assert null.status_code == 422
+    assert demo.http.post(path).status_code == 200  # no body at all
