@@ -149,7 +149,7 @@ async def find_tower(
             result = await asyncio.wait_for(found, timeout)
         except TimeoutError:
             raise BleLinkError(
-                f"no tower {wanted or ''} advertised within {timeout:g} s".replace("  ", " "),
+                f"no {f'tower {wanted}' if wanted else 'tower'} advertised within {timeout:g} s",
                 code=SdkCode.DISCOVERY_FAILED,
                 phase=Phase.SCAN.short,
                 tower_id=wanted,
