@@ -20,6 +20,10 @@ switch                       the one behaviour it flips
 ``reservation_never_expires`` a reservation outlives its ``duration``: the locker stays reserved
 ``replay_after_pickup``      a token of an earlier tenancy (e.g. the drop-off token after the pickup) still
                              opens the door
+``wrong_status_id``          every locker object's ``status.id`` is the next status's id (available shows 2,
+                             out_of_service 1): still within the document's 1..6, only the model tells
+``token_issued_expired``     a new locker token's ``expires`` field is ``duration`` seconds in the past (the
+                             token itself, as the tower checks it, is valid)
 ===========================  ==========================================================================
 
 Bugs bypass ``harness.model.apply`` on purpose, and only where their row says so: that is what
@@ -49,6 +53,8 @@ class BugSwitches:
     held_shown_available: bool = False
     reservation_never_expires: bool = False
     replay_after_pickup: bool = False
+    wrong_status_id: bool = False
+    token_issued_expired: bool = False
 
     def update(self, flags: Mapping[str, bool]) -> None:
         """Set the named switches; raises ``KeyError`` naming an unknown one, changing nothing."""

@@ -92,6 +92,8 @@ class OpenRequest:
 
 
 _STATUS_VIEWS = {status: {"name": status.wire_name, "id": int(status)} for status in LockerStatus}
+#: The ``wrong_status_id`` bug: each name with the next status's id (still 1..6, so the schema cannot tell).
+_MISNUMBERED_VIEWS = {status: {"name": status.wire_name, "id": int(status) % 6 + 1} for status in LockerStatus}
 
 
 class World:
@@ -314,7 +316,7 @@ class World:
             "name": static["name"],
             "isLowLocker": static["isLowLocker"],
             "towerId": static["towerId"],
-            "status": _STATUS_VIEWS[status],
+            "status": (_MISNUMBERED_VIEWS if self.bugs.wrong_status_id else _STATUS_VIEWS)[status],
             "type": static["type"],
             "accessMode": "public",
         }
@@ -394,7 +396,7 @@ class World:
                 "locker": self.locker_view(spec.id, after),
                 "payload": payload.hex(),
                 "payload_auth": payload_auth.hex(),
-                "expires": iso_timestamp(claims.expires_at),
+                "expires": iso_timestamp(now - duration if self.bugs.token_issued_expired else claims.expires_at),
                 "client_info": client_info,
             }
 

@@ -120,6 +120,20 @@ def reservation_ends_after_its_duration(env: Env) -> None:
     assert env.second.reserve(1409).status_code == 201
 
 
+@catches("wrong_status_id")
+def status_ids_are_the_models(env: Env) -> None:
+    assert env.demo.listing()[1401]["status"] == {"name": "available", "id": 1}
+
+
+@catches("token_issued_expired")
+def token_expires_after_it_is_issued(env: Env) -> None:
+    from datetime import datetime
+    from email.utils import parsedate_to_datetime
+
+    issued = env.demo.token("dropoff", 1411, duration=600)
+    assert datetime.fromisoformat(issued.json()["expires"]) > parsedate_to_datetime(issued.headers["date"])
+
+
 @catches("replay_after_pickup")
 def dropoff_token_is_dead_after_the_pickup(env: Env) -> None:
     dropoff = occupied(env, 1410)
