@@ -9,7 +9,7 @@ like "the harness or its setup is wrong".
     │   └── BluetoothUnavailable
     ├── HarborAPIError          a 4xx answer; expected in tests, a defect where the flow needed a 2xx
     │   ├── BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404, Conflict 409,
-    │   └── ValidationFailed 422, RateLimited 429 (after honouring Retry-After)
+    │   └── ValidationFailed 422, RateLimited 429 (after honouring Retry-After; also Infrastructure)
     └── ProductDefect           exit 1  the target broke a promise (a check failed)
 
 ``api/`` and ``ble/`` translate httpx and bleak errors into this tree at their edge; nobody
@@ -152,8 +152,9 @@ class ValidationFailed(HarborAPIError):
         return self.detail if isinstance(self.detail, list) else []
 
 
-class RateLimited(HarborAPIError):
-    """429 that persisted after honouring ``Retry-After``."""
+class RateLimited(HarborAPIError, InfrastructureError):
+    """429 that persisted after honouring ``Retry-After``: the target would not serve the test, so it
+    could not test (exit 4), though it is still the target's answer (a ``HarborAPIError``)."""
 
     status_code = 429
 

@@ -21,7 +21,7 @@ from harness.ble._client import (
     discover_towers,
     find_tower,
 )
-from harness.ble._errors import BleLinkError, TowerRefused
+from harness.ble._errors import BleLinkError, TowerBusy, TowerRefused
 from harness.ble._opener import BleDoorOpener
 from harness.ble._timing import Phase, PhaseTimer
 from harness.ble.protocol import FirmwareCode, SdkCode, TowerIdentity
@@ -38,6 +38,7 @@ __all__ = [
     "Phase",
     "PhaseTimer",
     "SdkCode",
+    "TowerBusy",
     "TowerClient",
     "TowerIdentity",
     "TowerRefused",

@@ -4,6 +4,7 @@
     ├── TowerRefused (FirmwareError)        the tower answered with a firmware code: a verdict on
     │                                       the token or the request (exit 1 where success was due)
     ├── InfrastructureError                 exit 4: could not test
+    │   ├── TowerBusy (TowerRefused)        busy (505, 509, 510) past the SDK's asks
     │   ├── BleLinkError (SdkError)         timeout, disconnect, lost or undecodable reply
     │   └── BluetoothUnavailable            no adapter, no BlueZ, no D-Bus
     └── UsageError                          a backend that cannot be chosen
@@ -17,10 +18,10 @@ from typing import Any
 
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakDeviceNotFoundError, BleakError
 
-from harness.ble.protocol import DecodeError, FirmwareError, SdkCode, SdkError
+from harness.ble.protocol import DecodeError, FirmwareCode, FirmwareError, SdkCode, SdkError
 from harness.errors import BluetoothUnavailable, HarnessError, InfrastructureError
 
-__all__ = ["BleLinkError", "TowerRefused", "translate"]
+__all__ = ["BleLinkError", "TowerBusy", "TowerRefused", "translate"]
 
 #: The one line a user without Bluetooth reads (exit 4), whatever the OS said underneath.
 NO_ADAPTER = "no Bluetooth adapter is reachable (HARBOR_BLE=bleak needs BlueZ and an adapter on this machine)"
@@ -41,6 +42,15 @@ class TowerRefused(FirmwareError, HarnessError):
 
     def __str__(self) -> str:
         return FirmwareError.__str__(self)
+
+
+class TowerBusy(TowerRefused, InfrastructureError):
+    """The tower stayed busy (SYS_RESOURCES, SYS_LOCKERS_BUSY, SYS_SYNC_BUSY) past the asks the SDK
+    makes: it could not be tested now (exit 4), which says nothing about its tokens."""
+
+
+#: Firmware codes that mean "ask again later" [S reference 9.8], not a verdict on the request.
+_BUSY_CODES = frozenset({FirmwareCode.SYS_RESOURCES, FirmwareCode.SYS_LOCKERS_BUSY, FirmwareCode.SYS_SYNC_BUSY})
 
 
 class BleLinkError(SdkError, InfrastructureError):
@@ -76,7 +86,8 @@ def translate(
     if _bluetooth_unavailable(exc):
         return BluetoothUnavailable(NO_ADAPTER)
     if isinstance(exc, FirmwareError):
-        return TowerRefused(exc.message, code=exc.code, session_level=exc.session_level, **where)
+        refused = TowerBusy if exc.code in _BUSY_CODES else TowerRefused
+        return refused(exc.message, code=exc.code, session_level=exc.session_level, **where)
     if isinstance(exc, DecodeError):
         return BleLinkError(
             f"undecodable reply ({exc.message}); check harness/ble/protocol/assumptions.py on a bench tower",

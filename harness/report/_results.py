@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from harness.errors import ExitCode, HarborAPIError, InfrastructureError, ProductDefect
+from harness.errors import ExitCode, HarborAPIError, HarnessError, InfrastructureError, ProductDefect
 from harness.metrics import Latencies, LatencySummary
 
 __all__ = [
@@ -103,7 +103,8 @@ BLUETOOTH_ERRORS: Final = (
     "BleakDBusError",
     "BleakDeviceNotFoundError",
 )
-OTHER_INFRASTRUCTURE_ERRORS: Final = ("InfrastructureError",)
+# A 429 after the retries and a tower busy past the SDK's asks could not test: not a broken promise.
+OTHER_INFRASTRUCTURE_ERRORS: Final = ("InfrastructureError", "RateLimited", "TowerBusy")
 PRODUCT_ERRORS: Final = (
     "ProductDefect",
     "TowerRefused",
@@ -114,7 +115,6 @@ PRODUCT_ERRORS: Final = (
     "NotFound",
     "Conflict",
     "ValidationFailed",
-    "RateLimited",
     "AssertionError",
     "FailureGroup",  # Schemathesis: the API broke its contract
     "CheckFailed",
@@ -150,10 +150,12 @@ def classify(error: BaseException) -> FailureKind:
     a failed ``assert`` in a check is a product defect too, as pytest and Allure count it.
     Anything else (a ``TypeError``, a ``UsageError`` met mid-stage) is the harness's own.
     """
+    if isinstance(error, InfrastructureError | TimeoutError | ConnectionError):
+        return FailureKind.INFRASTRUCTURE  # first: a 429 after the retries is a HarborAPIError too
     if isinstance(error, ProductDefect | HarborAPIError | AssertionError):
         return FailureKind.PRODUCT
-    if isinstance(error, InfrastructureError | TimeoutError | ConnectionError):
-        return FailureKind.INFRASTRUCTURE
+    if isinstance(error, HarnessError) and error.exit_code is ExitCode.DEFECT:
+        return FailureKind.PRODUCT  # the harness's own verdicts on the target (a tower's refusal)
     return FailureKind.TEST
 
 

@@ -96,6 +96,7 @@ def test_public_face_is_small() -> None:
             "Phase",
             "PhaseTimer",
             "SdkCode",
+            "TowerBusy",
             "TowerClient",
             "TowerIdentity",
             "TowerRefused",
