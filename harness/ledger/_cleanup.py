@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from harness.api import AsyncHarborClient, Locker
 from harness.errors import Conflict, Forbidden, HarnessError, NotFound
 from harness.flow import DoorOpener
-from harness.ledger._store import LedgerEntry
+from harness.ledger._store import LedgerEntry, ProcessStamp
 from harness.model import LockerStatus
 
 __all__ = ["LockerClaim", "Outcome", "Plan", "Settlement", "give_back", "plan"]
@@ -90,15 +90,15 @@ class Plan:
     unplaced: tuple[LedgerEntry, ...]
 
 
-def plan(entries: Iterable[LedgerEntry]) -> Plan:
-    """Group open rows by locker; rows of processes that still run are set aside, untouched."""
+def plan(entries: Iterable[LedgerEntry], *, alive: Callable[[ProcessStamp], bool] = ProcessStamp.alive) -> Plan:
+    """Group open rows by locker; rows of processes that still run (``alive``) are set aside, untouched."""
     grouped: dict[tuple[str, str, str, str, int], list[LedgerEntry]] = {}
     live: list[LedgerEntry] = []
     unplaced: list[LedgerEntry] = []
     for entry in entries:
         if not entry.open:
             continue
-        if entry.process.alive():
+        if alive(entry.process):
             live.append(entry)
             continue
         if entry.tower_id is None or entry.locker_id is None:

@@ -26,7 +26,7 @@ from typing import TypeVar
 from harness.api import Hold, HoldAction, HoldKind, Locker, LockerOpenRequest, LockerToken, Reservation
 from harness.config import Settings
 from harness.errors import HarborAPIError, HarnessError, ServerError
-from harness.flow import FlowEvent, Released, Step, StepFinished
+from harness.flow import FlowEvent, Step, StepFinished
 from harness.ledger._store import EntryState, Intent, Ledger
 from harness.model import LockerStatus
 
@@ -119,12 +119,14 @@ class LedgerHolds:
         self._guard(lambda: self.ledger.release_owned(self.owner, locker_id, note, up_to=up_to))
 
     def listener(self, event: FlowEvent) -> None:
-        """A ``harness.flow`` listener: a delivery that ends available, or a give-back that worked,
-        closes the rows of its locker."""
+        """A ``harness.flow`` listener: a delivery that ends available closes the rows of its locker.
+
+        A give-back after a failure closes rows through the cancel or release it made (``after``);
+        a give-back that found nothing held closes nothing: a call whose answer never came may
+        still land on the target, so its row waits for ``cleanup`` to look again.
+        """
         if isinstance(event, StepFinished) and event.step is Step.AVAILABLE and event.ok and event.locker_id:
             self.returned(event.locker_id)
-        elif isinstance(event, Released) and event.ok:
-            self.returned(event.locker_id, note=f"given back after a failure: {event.note}")
 
     # -- internals -------------------------------------------------------------------------------
 
