@@ -7,18 +7,25 @@ Two defences, because either alone leaks:
   the redactor replaces those exact strings wherever they appear, whatever the format.
 - **Known keys.** JSON bodies, form bodies and headers are redacted by key (``client_secret``,
   ``access_token``, ``Authorization``, ``payload_auth``, ``session_seed``, ``refresh_token``, ...),
-  so a secret the harness never saw (another party's token in a response) is hidden as well.
+  so a secret the harness never saw (another party's token in a response) is hidden as well;
+  so is anything shaped like a JSON Web Token, with or without its key.
+
+``register_fields`` registers the secrets an API answer carries (a token's ``payload_auth``, a
+session's seed); ``tree`` is the last pass over a run's folder, for files other tools wrote.
 
 Stdlib only: configuration, the API client and the reports all sit above it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final, final
 
 __all__ = [
@@ -70,6 +77,13 @@ _KEY_VALUE = re.compile(
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*")
+# A JSON Web Token wherever it stands (a HAR entry, a Locust failure line, a URL): Keycloak's bearer
+# tokens and the sandbox's are JWTs, and one seen without its key or its "Bearer" is still a token.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}")
+#: Files ``Redactor.tree`` leaves alone: binary formats whose bytes a text pass would break.
+_BINARY_SUFFIXES: Final = frozenset(
+    {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".pdf", ".zip", ".gz", ".sqlite", ".db", ".woff", ".woff2"}
+)
 
 
 def _normal_key(key: str) -> str:
@@ -125,20 +139,53 @@ class Redactor:
         for secret in secrets:
             self.register(secret)
 
-    def register(self, secret: str | Secret | None) -> None:
-        """Remember a live secret so that every later output hides it."""
+    def register(self, secret: str | bytes | Secret | None) -> None:
+        """Remember a live secret so that every later output hides it.
+
+        Bytes (a session seed or key) are registered as the hex the harness would print them as,
+        in both cases; a string as itself and URL-encoded (a form body, a query string).
+        """
         if secret is None:
             return
-        value = secret.reveal() if isinstance(secret, Secret) else secret
-        if len(value) < _MIN_SECRET_LENGTH:
-            return
+        if isinstance(secret, bytes):
+            forms = {secret.hex(), secret.hex().upper()}
+        else:
+            value = secret.reveal() if isinstance(secret, Secret) else secret
+            forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+        forms = {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
         with self._lock:
-            if value in self._values:
+            if forms <= self._values:
                 return
-            self._values = self._values | {value}
+            self._values = self._values | forms
             # Longest first, so a secret that contains another is hidden whole.
             alternatives = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+    def register_fields(self, value: object) -> None:
+        """Register every secret a result carries: fields named like a secret key (``payload_auth``,
+        ``session_seed``, ``access_token``...) of a dataclass, mapping or list, however deep."""
+        self._register_fields(value, depth=0)
+
+    def _register_fields(self, value: object, depth: int) -> None:
+        if depth > 8:  # answers are shallow; a cycle or a huge tree is not a result
+            return
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            items: Iterable[tuple[object, object]] = (
+                (f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
+            )
+        elif isinstance(value, Mapping):
+            items = value.items()
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self._register_fields(item, depth + 1)
+            return
+        else:
+            return
+        for key, item in items:
+            if isinstance(key, str) and is_secret_key(key) and isinstance(item, str | bytes | Secret):
+                self.register(item)
+            else:
+                self._register_fields(item, depth + 1)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -149,7 +196,29 @@ class Redactor:
         if pattern is not None:
             text = pattern.sub(MASK, text)
         text = _KEY_VALUE.sub(_mask_key_value, text)
-        return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        return _JWT.sub(MASK, text)
+
+    def file(self, path: Path) -> bool:
+        """Rewrite one text file with its secrets masked; whether it changed. Binary files are left."""
+        if path.suffix.lower() in _BINARY_SUFFIXES:
+            return False
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False  # not text (or gone): nothing a text pass could mask safely
+        masked = self.text(text)
+        if masked == text:
+            return False
+        path.write_text(masked, encoding="utf-8")
+        return True
+
+    def tree(self, root: Path) -> list[Path]:
+        """``file`` on every file under ``root``: the last pass over a run's evidence, whichever
+        tool wrote it (Schemathesis's HAR and VCR, Locust's CSV and HTML, pytest's JUnit); the
+        files it changed."""
+        return [path for path in sorted(root.rglob("*")) if path.is_file() and self.file(path)]
 
     def value(self, value: Any) -> Any:
         """A copy of a JSON-like value with secret keys and registered secrets masked."""

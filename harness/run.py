@@ -323,6 +323,9 @@ def execute(
     run.duration_ns = time.perf_counter_ns() - started
     run.target = context.target  # a stage may have learnt more (the firmware, from the tower)
     finish_reports(run, context.folder, redactor=context.redactor)
+    # The last pass over the evidence: files that child tools wrote (Schemathesis's HAR and VCR,
+    # Locust's CSV and HTML, pytest's JUnit) go through the same redaction as everything else.
+    context.redactor.tree(context.folder.root)
     if usage is not None:
         raise usage
     if history is not None:

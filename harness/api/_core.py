@@ -315,7 +315,9 @@ class HarborSession:
                 continue
             if not response.is_success:
                 raise error_for_response(response, where)
-            return call.parse(Reader(_json(response, where), where))
+            result = call.parse(Reader(_json(response, where), where))
+            self.redactor.register_fields(result)  # a token's payload_auth, a session's seed: hidden from now on
+            return result
 
     def _send(self, send: Send) -> Exchange[httpx.Response]:
         """One request with the retry policy; raises once the attempts are spent."""

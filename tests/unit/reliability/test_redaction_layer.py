@@ -1,0 +1,81 @@
+"""The redaction layer's extensions: secrets learnt from answers, every encoding of a secret, any JWT, and the
+last pass over a run's files."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.api import Locker, LockerToken, LockerType, SessionToken
+from harness.model import LockerStatus, TokenKind
+from harness.redaction import MASK, Redactor, Secret
+
+TOWER = "0100000000000014"
+#: Shaped like the sandbox's bearer tokens (HS256 JWT); not a token of anything.
+JWT = (
+    ".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+        for part in ({"alg": "HS256", "typ": "JWT"}, {"azp": "someone", "exp": 1})
+    )
+    + ".c2lnbmF0dXJlLW9mLWEtdGVzdA"
+)
+
+
+def test_answer_fields_named_like_secrets_are_registered() -> None:
+    """A locker token's payload_auth and a session's seed are hidden once the answer was read; the payload is not."""
+    redactor = Redactor()
+    locker = Locker(1401, "1", TOWER, LockerStatus.RENTED, LockerType(1, "small"), False, "public")
+    token = LockerToken(7, TokenKind.DROPOFF, TOWER, locker, "a1b2c3d4e5f6", "feedfacecafebeef", datetime.now(UTC))
+    session = SessionToken(TOWER, "0011223344", "99887766554433", "5eed5eed5eed5eed")
+    redactor.register_fields([token, {"nested": session}])
+    text = f"sent {token.payload} {token.payload_auth} seed={session.session_seed} auth {session.payload_auth}"
+    assert redactor.text(text) == f"sent a1b2c3d4e5f6 {MASK} seed={MASK} auth {MASK}"
+
+
+def test_bytes_are_hidden_as_hex_in_either_case() -> None:
+    """A session key registered as bytes is hidden as lower- and upper-case hex."""
+    redactor = Redactor()
+    key = bytes(range(16))
+    redactor.register(key)
+    assert redactor.text(f"{key.hex()} {key.hex().upper()}") == f"{MASK} {MASK}"
+
+
+def test_url_encoded_secret_is_hidden() -> None:
+    """A secret with reserved characters is hidden as it is and as a form body or query string spells it."""
+    redactor = Redactor()
+    redactor.register(Secret("p@ss/word+1 x"))
+    assert (
+        redactor.text("grant=client_credentials&secret2=p%40ss%2Fword%2B1+x")
+        == f"grant=client_credentials&secret2={MASK}"
+    )
+    assert redactor.text("p%40ss%2Fword%2B1%20x and p@ss/word+1 x") == f"{MASK} and {MASK}"
+
+
+def test_any_jwt_is_masked_without_its_key() -> None:
+    """A bearer token the harness never registered is still masked when it stands alone in text."""
+    assert (
+        Redactor().text(f"failure: GET /x?token={JWT} refused; saw {JWT}.")
+        == f"failure: GET /x?token={MASK} refused; saw {MASK}."
+    )
+
+
+def test_tree_rewrites_text_files_and_leaves_binary_ones(tmp_path: Path) -> None:
+    """The last pass masks secrets in every text file under a folder, names the files it changed, and never
+    touches an image or a database."""
+    redactor = Redactor([Secret("canary-secret-value")])
+    (tmp_path / "har").mkdir()
+    har = tmp_path / "har" / "contract.har"
+    har.write_text(json.dumps({"request": {"headers": [{"name": "Authorization", "value": f"Bearer {JWT}"}]}}))
+    csv = tmp_path / "load_failures.csv"
+    csv.write_text("Method,Name,Error\nPOST,token,client_secret=canary-secret-value refused\n")
+    clean = tmp_path / "summary.md"
+    clean.write_text("nothing secret\n")
+    png = tmp_path / "latency.png"
+    png.write_bytes(b"\x89PNG canary-secret-value")
+    changed = redactor.tree(tmp_path)
+    assert sorted(changed) == sorted([csv, har])
+    assert "canary-secret-value" not in csv.read_text() and JWT not in har.read_text()
+    assert png.read_bytes() == b"\x89PNG canary-secret-value"
+    assert clean.read_text() == "nothing secret\n"
