@@ -20,6 +20,7 @@ from ._api import add_api_routes
 from ._auth import BearerAuthority
 from ._control import add_control_routes
 from ._faults import TOKEN_PATH
+from ._issued import IssuedSecretsLog
 from ._middleware import SandboxMiddleware
 from ._settings import SimSettings
 from ._world import World, WorldError
@@ -50,12 +51,10 @@ class SandboxApp(FastAPI):
     authority: BearerAuthority
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SandboxMiddleware(
-            super().build_middleware_stack(),
-            clock=self.world.clock,
-            faults=self.world.faults,
-            authority=self.authority,
-        )
+        app = super().build_middleware_stack()
+        if self.world.settings.issued_log:  # the redaction canary's debug hook (_issued.py)
+            app = IssuedSecretsLog(app, self.world.settings.issued_log)
+        return SandboxMiddleware(app, clock=self.world.clock, faults=self.world.faults, authority=self.authority)
 
 
 async def _world_error(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._issued import ISSUED_LOG_ENV
+
 __all__ = ["DEMO_IDENTITIES", "IDENTITIES_ENV", "SECRET_ENV", "Identity", "SimSettings"]
 
 #: Environment variable carrying the identities to a sandbox subprocess, as JSON (never argv).
@@ -51,6 +53,8 @@ class SimSettings:
     uplink: bool = True
     #: The secret the tower keys and bearer tokens derive from; ``None``: fresh random bytes per sandbox.
     secret: bytes | None = field(default=None, repr=False)
+    #: Debug hook of the redaction canary: a file every issued secret is appended to (``_issued.py``).
+    issued_log: str | None = field(default_factory=lambda: os.environ.get(ISSUED_LOG_ENV) or None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.identities:
