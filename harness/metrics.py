@@ -134,12 +134,14 @@ class Latencies:
         return 0 if hist is None else int(hist.get_total_count())
 
     def percentile_ms(self, name: str, percentile: float) -> float:
-        hist = self.histogram(name)
-        return _ms(_percentiles(hist, [percentile])[0]) if hist.get_total_count() else 0.0
+        """The value at ``percentile`` in ms; 0.0 for a step that never ran (gate on ``count`` first)."""
+        hist = self._histograms.get(name)
+        return _ms(_percentiles(hist, [percentile])[0]) if hist is not None and hist.get_total_count() else 0.0
 
     def summary(self, name: str) -> LatencySummary:
-        hist = self.histogram(name)
-        if hist.get_total_count() == 0:
+        """Counts and percentiles of one step; reading never creates a step, so a typo is no phantom step."""
+        hist = self._histograms.get(name)
+        if hist is None or hist.get_total_count() == 0:
             return LatencySummary(name, 0, *([0.0] * 8))
         p = [_ms(value) for value in _percentiles(hist, PERCENTILES)]
         return LatencySummary(

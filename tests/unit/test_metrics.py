@@ -56,5 +56,7 @@ def test_values_out_of_range_are_clamped_not_lost() -> None:
 
 def test_an_empty_step_summarises_to_zeros() -> None:
     """A step that never ran has a zero summary rather than an error."""
-    assert Latencies().summary("never").count == 0
-    assert Latencies().percentile_ms("never", 99) == 0.0
+    latencies = Latencies()
+    assert latencies.summary("never").count == 0
+    assert latencies.percentile_ms("never", 99) == 0.0
+    assert latencies.names() == [], "reading a step must not create it"
