@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_LOCAL_TOWER",
     "ENVIRONMENT",
     "FILE_KEYS",
+    "FILE_TABLES",
     "PRODUCTION_WRITES_FLAG",
     "PRODUCTION_WRITES_VALUE",
     "BleBackend",
@@ -42,6 +43,7 @@ __all__ = [
     "Settings",
     "Target",
     "TargetKind",
+    "file_table",
     "load_settings",
     "normalize_tower_id",
     "parse_target",
@@ -310,6 +312,9 @@ FILE_KEYS: Final = frozenset(
         "status_timeout",
     }
 )
+#: Tables a configuration file may hold for other parts, which read them with ``file_table``:
+#: ``[load]`` and ``[slo]`` (``harness.load``). ``Settings`` ignores them.
+FILE_TABLES: Final = frozenset({"load", "slo"})
 _FILE_SECRETS: Final = {"client_secret": "HARBOR_CLIENT_SECRET", "second_client_secret": "HARBOR_SECOND_CLIENT_SECRET"}
 
 #: Option names ``load_settings`` accepts (the CLI passes ``None`` for options not given).
@@ -344,6 +349,10 @@ def _read_file(path: Path, *, explicit: bool) -> tuple[dict[str, Any], str]:
 def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path | None]:
     table, where = _read_file(path, explicit=explicit)
     for key in table:
+        if key in FILE_TABLES:
+            if not isinstance(table[key], dict):
+                raise UsageError(f"{key} in {where} must be a table ([{key}])")
+            continue
         if key in _FILE_SECRETS:
             raise UsageError(
                 f"{key} found in {where}: secrets are read only from the environment, "
@@ -356,7 +365,20 @@ def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path 
             )
         if key not in FILE_KEYS:
             raise UsageError(f"unknown key {key!r} in {where}; known keys: {', '.join(sorted(FILE_KEYS))}")
-    return {key: (value, f"{key} in {where}") for key, value in table.items()}, (path if table else None)
+    values = {key: (value, f"{key} in {where}") for key, value in table.items() if key not in FILE_TABLES}
+    return values, (path if table else None)
+
+
+def file_table(settings: Settings, name: str) -> tuple[dict[str, Any], str]:
+    """The ``[name]`` table (one of ``FILE_TABLES``) of the file ``settings`` came from, and how
+    to name it in messages; empty when there is no file or no such table."""
+    if name not in FILE_TABLES:
+        raise ValueError(f"not a configuration table: {name!r}")
+    if settings.config_file is None:
+        return {}, name
+    table, where = _read_file(settings.config_file, explicit=True)
+    found = table.get(name, {})
+    return (dict(found) if isinstance(found, dict) else {}), f"[{name}] of {where}"
 
 
 def _find_file(cwd: Path, explicit: str | None) -> tuple[Path, bool] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import cleanup, history, hw, report, run, sim, smoke
+from harness.cli import cleanup, history, hw, load, report, run, sim, smoke
 
 __all__ = ["app", "main"]
 
@@ -28,6 +28,7 @@ app.command("run")(run.command)
 app.command("report")(report.command)
 app.command("history")(history.command)
 app.command("compare")(history.compare_command)
+app.command("load")(load.command)
 app.command("cleanup")(cleanup.command)
 
 

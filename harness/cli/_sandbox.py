@@ -56,9 +56,10 @@ def parse_fault(spec: str) -> dict[str, Any]:
 
 @contextmanager
 def embedded_sandbox(
-    settings: Settings, *, bugs: Sequence[str] = (), faults: Sequence[str] = ()
+    settings: Settings, *, bugs: Sequence[str] = (), faults: Sequence[str] = (), subprocess: bool = False
 ) -> Iterator[EmbeddedSandbox]:
-    """Start the virtual sandbox in a thread for this run; stop it afterwards, whatever happens."""
+    """Start the virtual sandbox for this run, in a thread (or a child process with ``subprocess``:
+    load runs, so the sandbox does not share a GIL with the harness); stop it afterwards."""
     # The sandbox (fastapi, uvicorn) is imported only when a local run needs it.
     from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox
 
@@ -66,7 +67,7 @@ def embedded_sandbox(
     identities = tuple(Identity(c.client_id, c.client_secret.reveal()) for c in (main, second))
     sandbox = VirtualSandbox(SimSettings(identities=identities))
     try:
-        sandbox.start_in_thread()
+        sandbox.start_subprocess() if subprocess else sandbox.start_in_thread()
     except SandboxNotRunning as exc:
         raise InfrastructureError(f"the embedded virtual sandbox did not start: {exc}") from None
     try:
@@ -80,7 +81,9 @@ def embedded_sandbox(
             raise UsageError(f"the virtual sandbox refused the switch: {exc.detail}") from None
         target = settings.target.running_at(sandbox.url)
         yield EmbeddedSandbox(
-            sandbox.url, settings.with_target(target).with_credentials(main, second), lambda: sandbox.radio.link
+            sandbox.url,
+            settings.with_target(target).with_credentials(main, second),
+            None if subprocess else lambda: sandbox.radio.link,  # the radio lives in the sandbox's process
         )
     finally:
         sandbox.stop()

@@ -1,0 +1,245 @@
+"""Locust as a child process: its command line, its environment, progress while it runs, and a
+bounded stop.
+
+Locust always runs in a child process (``import locust`` patches the process with gevent), in
+its own session so a Ctrl-C at the terminal reaches the harness only. The harness then stops it
+with SIGTERM, which Locust handles in a greenlet of its own (a SIGINT would surface as an
+exception inside whichever user runs at that instant); its users give back what they hold and
+the master writes the record. Every wait is bounded: a Locust that does not stop is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from harness.errors import InfrastructureError
+from harness.load._plan import LoadPlan
+
+__all__ = [
+    "LocustFiles",
+    "LocustOutcome",
+    "LocustProgress",
+    "LocustStats",
+    "harness_arguments",
+    "locust_command",
+    "read_stats",
+    "run_locust",
+]
+
+#: Seconds Locust may take to start (import, fork workers, connect them) before its run counts.
+STARTUP_S: Final = 30.0
+#: Seconds Locust may take to stop once asked: users give back their lockers, workers report.
+STOP_GRACE_S: Final = 45.0
+_POLL_S: Final = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class LocustFiles:
+    """Where one Locust run writes: its record, HTML, CSV (a prefix) and its output."""
+
+    folder: Path
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "record.json"
+
+    @property
+    def html(self) -> Path:
+        return self.folder / "locust.html"
+
+    @property
+    def csv_prefix(self) -> Path:
+        return self.folder / "locust"
+
+    @property
+    def stats_csv(self) -> Path:
+        return self.folder / "locust_stats.csv"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "locust.log"
+
+
+@dataclass(frozen=True, slots=True)
+class LocustProgress:
+    """What the harness shows while Locust runs (from Locust's own CSV, written every second)."""
+
+    elapsed_s: float
+    requests: int
+    failures: int
+    requests_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LocustOutcome:
+    returncode: int
+    interrupted: bool
+    elapsed_s: float
+
+
+def locust_command(
+    locustfile: Path,
+    *,
+    host: str,
+    users: int,
+    duration_s: float,
+    files: LocustFiles,
+    user_classes: Sequence[str] = (),
+    processes: int = 1,
+    harness_args: Sequence[str] = (),
+) -> list[str]:
+    """``python -m locust`` headless with HTML, CSV and a log; ``-t`` is only a backstop: the
+    locustfile stops the run itself after ``--harness-duration`` and quits."""
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", str(locustfile),
+        "--headless",
+        "--host", host,
+        "-u", str(users),
+        "-r", str(min(users, 100)),
+        "-t", f"{int(duration_s + STOP_GRACE_S)}s",
+        "--only-summary",
+        "--exit-code-on-error", "0",  # the harness decides the verdict from the record
+        "--csv", str(files.csv_prefix),
+        "--html", str(files.html),
+        "--loglevel", "INFO",
+        "--harness-duration", repr(duration_s),
+        "--harness-result", str(files.record),
+    ]  # fmt: skip
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    return [*command, *harness_args, *user_classes]
+
+
+def harness_arguments(plan: LoadPlan, tower_id: str, *, doors: bool, timeout_s: float) -> list[str]:
+    """The locustfile's ``--harness-*`` options for ``plan`` (duration and result file aside)."""
+    weights = ",".join(f"{kind}={weight}" for kind, weight in plan.weights.items())
+    low, high = plan.think_s
+    args = [
+        "--harness-tower", tower_id,
+        "--harness-mode", plan.mode,
+        "--harness-weights", weights,
+        "--harness-think", f"{low!r},{high!r}",
+        "--harness-doors", "control-plane" if doors else "none",
+        "--harness-contention-lockers", str(plan.contention_lockers),
+        "--harness-timeout", repr(timeout_s),
+    ]  # fmt: skip
+    if plan.rate is not None:
+        args += ["--harness-rate", repr(plan.rate)]
+    if plan.max_rps is not None:
+        args += ["--harness-max-rps", repr(plan.max_rps)]
+    return args
+
+
+@dataclass(frozen=True, slots=True)
+class LocustStats:
+    """Locust's own aggregate of a run (its CSV): what a run without the harness's record can tell."""
+
+    requests: int = 0
+    failures: int = 0
+    requests_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+
+
+def read_stats(files: LocustFiles) -> LocustStats:
+    """The ``Aggregated`` row of Locust's stats CSV (percentiles rounded by Locust: ~2 digits)."""
+    try:
+        with files.stats_csv.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("Name") == "Aggregated":
+                    return LocustStats(
+                        requests=int(row.get("Request Count") or 0),
+                        failures=int(row.get("Failure Count") or 0),
+                        requests_per_s=float(row.get("Requests/s") or 0.0),
+                        p50_ms=_number(row.get("50%")),
+                        p95_ms=_number(row.get("95%")),
+                        p99_ms=_number(row.get("99%")),
+                    )
+    except (OSError, ValueError):
+        pass  # not written yet, or caught mid-write: the next read has it
+    return LocustStats()
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:  # "N/A" before the first request
+        return 0.0
+
+
+def _progress(files: LocustFiles, started: float) -> LocustProgress:
+    stats = read_stats(files)
+    return LocustProgress(time.monotonic() - started, stats.requests, stats.failures, stats.requests_per_s)
+
+
+def run_locust(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    files: LocustFiles,
+    duration_s: float,
+    on_progress: Callable[[LocustProgress], None] | None = None,
+    cwd: Path | None = None,
+) -> LocustOutcome:
+    """Run Locust to its end, or until Ctrl-C (then stop it and wait, bounded).
+
+    Returns how it ended; raises ``InfrastructureError`` if it would not stop in time. A Ctrl-C is
+    reported as ``interrupted`` after Locust has stopped: the caller reads the record, then re-raises.
+    """
+    files.folder.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    deadline = started + STARTUP_S + duration_s + STOP_GRACE_S
+    with files.log.open("wb") as output:
+        process = subprocess.Popen(
+            list(command), env=dict(env), cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        interrupted = False
+        try:
+            while process.poll() is None:
+                if time.monotonic() > deadline:
+                    _stop(process)
+                    raise InfrastructureError(
+                        f"Locust did not finish within {deadline - started:.0f} s; see {files.log}"
+                    )
+                if on_progress is not None:
+                    on_progress(_progress(files, started))
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=_POLL_S)
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop(process)
+        finally:
+            if process.poll() is None:  # an unexpected error above: never leave Locust behind
+                _stop(process)
+    return LocustOutcome(process.returncode, interrupted, time.monotonic() - started)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Locust stops its users, they give back their lockers), then SIGKILL if it hangs.
+    A second Ctrl-C while waiting kills at once."""
+    if process.poll() is not None:
+        return
+    try:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL Locust and its forked workers (its own session's process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)

@@ -1,0 +1,193 @@
+"""SLO gates: latency percentiles and failure ratios a load run must hold, per step and overall.
+
+From ``[tool.locker-harness.slo]`` in ``pyproject.toml`` (``[slo]`` in ``locker-harness.toml``),
+then ``--slo`` options, which win::
+
+    [tool.locker-harness.slo]
+    p99_ms = 250                # every request together
+    failure_ratio = 0.01        # failed requests / requests (conflicts are not failures)
+    [tool.locker-harness.slo.steps]
+    reserve = { p95_ms = 50, p99_ms = 100 }
+    delivery = { p99_ms = 2000 }    # a whole delivery, end to end
+
+    --slo p99=250 --slo reserve.p95=50 --slo failure_ratio=0.01 --slo delivery.p99=2000
+
+Percentiles are p50, p90, p95, p99 and p999, in milliseconds. A breached gate makes the run exit
+3 (``ExitCode.SLO_BREACH``) and is named in the summary. Oracle violations are not a gate: any
+is a product defect (exit 1). Without configuration, one gate holds: at most 1 % of requests fail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from harness.config import Settings, file_table
+from harness.errors import UsageError
+
+__all__ = ["DEFAULT_FAILURE_RATIO", "KNOWN_STEPS", "PERCENTILES", "Gate", "GateResult", "SloGates"]
+
+#: Percentile names and the percentile each means.
+PERCENTILES: Final = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+DEFAULT_FAILURE_RATIO: Final = 0.01
+#: Every step the load users name their requests by, in flow order, and ``delivery`` (end to
+#: end): a gate on any other name is a typo, refused before the run rather than never checked.
+KNOWN_STEPS: Final = (
+    "authenticate",
+    "list_lockers",
+    "reserve",
+    "dropoff_token",
+    "open_for_dropoff",
+    "close_after_dropoff",
+    "pickup_token",
+    "open_for_pickup",
+    "close_after_pickup",
+    "release",
+    "release_declined",
+    "browse_locations",
+    "browse_location_availability",
+    "browse_tower_availability",
+    "browse_lockers",
+    "contend_list",
+    "contend_reserve",
+    "contend_release",
+    "cleanup_status",
+    "cleanup_door",
+    "cleanup_close",
+    "cleanup_release",
+    "cleanup_pickup_token",
+    "cleanup_open",
+    "delivery",
+)
+_METRICS: Final = (*PERCENTILES, "failure_ratio")
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """One threshold: ``metric`` of ``step`` (``None``: every request together) at most ``limit``."""
+
+    step: str | None
+    metric: str  # a key of PERCENTILES, or "failure_ratio"
+    limit: float
+
+    @property
+    def name(self) -> str:
+        """``reserve p99``, ``p99`` (overall), ``failure_ratio``."""
+        return self.metric if self.step is None else f"{self.step} {self.metric}"
+
+    @property
+    def unit(self) -> str:
+        return "" if self.metric == "failure_ratio" else "ms"
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    gate: Gate
+    actual: float | None  # None: the step was not measured in this run
+
+    @property
+    def breached(self) -> bool:
+        return self.actual is not None and self.actual > self.gate.limit
+
+    def describe(self) -> str:
+        gate = self.gate
+        if self.actual is None:
+            return f"{gate.name}: not measured (no requests of that step in this run)"
+        relation = ">" if self.breached else "<="
+        if gate.unit == "ms":
+            return f"{gate.name} {self.actual:.2f} ms {relation} {gate.limit:g} ms"
+        return f"{gate.name} {self.actual:.4f} {relation} {gate.limit:g}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate.name,
+            "step": self.gate.step,
+            "metric": self.gate.metric,
+            "limit": self.gate.limit,
+            "unit": self.gate.unit,
+            "actual": self.actual,
+            "breached": self.breached,
+        }
+
+
+class SloGates:
+    """The gates of a run, at most one per (step, metric); later sources replace earlier ones."""
+
+    def __init__(self, gates: Iterable[Gate] = ()) -> None:
+        self._gates: dict[tuple[str | None, str], Gate] = {}
+        for gate in gates:
+            self.add(gate)
+
+    def add(self, gate: Gate) -> None:
+        if gate.metric not in _METRICS:
+            raise UsageError(f"unknown SLO metric {gate.metric!r}; known: {', '.join(_METRICS)}")
+        if gate.step is not None and gate.step not in KNOWN_STEPS:
+            raise UsageError(f"unknown step {gate.step!r} in an SLO gate; steps: {', '.join(sorted(KNOWN_STEPS))}")
+        if not math.isfinite(gate.limit) or gate.limit < 0:
+            raise UsageError(f"SLO {gate.name} must be a number >= 0, not {gate.limit!r}")
+        if gate.metric == "failure_ratio" and gate.limit > 1:
+            raise UsageError(f"SLO {gate.name} is a ratio between 0 and 1, not {gate.limit:g}")
+        self._gates[(gate.step, gate.metric)] = gate
+
+    def __iter__(self) -> Any:
+        return iter(self._gates.values())
+
+    def __len__(self) -> int:
+        return len(self._gates)
+
+    @classmethod
+    def resolve(cls, settings: Settings, options: Sequence[str] = ()) -> SloGates:
+        """The default failure-ratio gate, then ``[slo]`` of the configuration file, then ``--slo``."""
+        gates = cls([Gate(None, "failure_ratio", DEFAULT_FAILURE_RATIO)])
+        table, where = file_table(settings, "slo")
+        for gate in _from_table(table, where):
+            gates.add(gate)
+        for text in options:
+            gates.add(parse_gate(text))
+        return gates
+
+
+def parse_gate(text: str) -> Gate:
+    """``p99=250``, ``reserve.p95=50``, ``failure_ratio=0.01`` or ``reserve.failure_ratio=0.05``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--slo {text!r}: expected [STEP.]METRIC=LIMIT, e.g. reserve.p99=100 or failure_ratio=0.01")
+    step, _, metric = key.strip().rpartition(".")
+    return Gate(step or None, _metric(metric), _number(value, f"--slo {text!r}"))
+
+
+def _metric(key: str) -> str:
+    """``p99_ms``, ``p99`` -> ``p99``; ``failure_ratio`` as it is."""
+    metric = key.strip().lower().removesuffix("_ms")
+    if metric not in _METRICS:
+        raise UsageError(
+            f"unknown SLO metric {key!r}; known: {', '.join(f'{m}_ms' for m in PERCENTILES)}, failure_ratio"
+        )
+    return metric
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise UsageError(f"{where}: the limit must be a number, not {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: the limit must be a number, not {value!r}") from None
+
+
+def _from_table(table: Mapping[str, Any], where: str) -> list[Gate]:
+    gates: list[Gate] = []
+    for key, value in table.items():
+        if key == "steps":
+            if not isinstance(value, Mapping):
+                raise UsageError(f"steps in {where} must be a table of step = {{ p99_ms = ... }}")
+            for step, limits in value.items():
+                if not isinstance(limits, Mapping):
+                    raise UsageError(f"steps.{step} in {where} must be a table like {{ p99_ms = 100 }}")
+                gates += [Gate(step, _metric(metric), _number(limit, f"steps.{step}.{metric} in {where}"))
+                          for metric, limit in limits.items()]  # fmt: skip
+        else:
+            gates.append(Gate(None, _metric(key), _number(value, f"{key} in {where}")))
+    return gates

@@ -1,0 +1,262 @@
+"""``LoadStage``: a load run as a stage of ``locker-harness run`` (and the body of ``locker-harness load``).
+
+Against the running target of the context (the embedded sandbox, a sandbox URL, Harbor's
+sandbox) it runs Locust in a child process for the plan's duration, reads the merged record,
+sweeps what is still held, measures the gates, and writes ``load/summary.json`` next to Locust's
+HTML, CSV and output. The verdict: an oracle violation fails the stage (a product defect), else a
+breached gate breaches it, else missing workers or an empty run make it infrastructure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from harness.config import TargetKind
+from harness.errors import InfrastructureError, TargetUnreachable, UsageError
+from harness.load._locust import (
+    STARTUP_S,
+    STOP_GRACE_S,
+    LocustFiles,
+    LocustProgress,
+    harness_arguments,
+    locust_command,
+    run_locust,
+)
+from harness.load._plan import LoadPlan
+from harness.load._record import VIOLATION_KINDS, LoadRecord
+from harness.load._slo import SloGates
+from harness.load._summary import LoadSummary
+from harness.load._sweep import sweep_leftovers
+from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
+from harness.run import PROJECT_ROOT, RunContext, target_environment
+
+__all__ = ["LOCUSTFILE", "LoadStage"]
+
+#: The locustfile of the checkout the harness runs from.
+LOCUSTFILE: Final = PROJECT_ROOT / "loadtests" / "locustfile.py"
+_PROBE_TIMEOUT_S: Final = 3.0
+_VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
+
+
+def serves_control_plane(url: str) -> bool:
+    """Whether ``url`` is a virtual sandbox (doors open through ``/_sim``)."""
+    try:
+        response = httpx.get(f"{url}/_sim/bugs", timeout=_PROBE_TIMEOUT_S)
+    except httpx.RequestError as error:
+        raise TargetUnreachable(f"{url} does not answer ({type(error).__name__})", url=url) from None
+    return response.status_code == 200
+
+
+def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
+    """The merged record and the run facts the locustfile wrote; ``ValueError`` if unreadable."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("run"), dict):
+        raise ValueError(f"{path.name} is not a load record")
+    return LoadRecord.from_json(document["record"]), document["run"]
+
+
+class LoadStage:
+    """The load stage: ``plan`` and ``gates`` given, or read from the configuration when it runs."""
+
+    name = "load"
+
+    def __init__(
+        self,
+        plan: LoadPlan | None = None,
+        gates: SloGates | None = None,
+        *,
+        locustfile: Path = LOCUSTFILE,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.plan = plan
+        self.gates = gates
+        self.locustfile = locustfile
+        self.notes = list(notes)
+        #: The run's summary, once it ran (the CLI prints its table).
+        self.summary: LoadSummary | None = None
+        self.files: LocustFiles | None = None
+
+    def run(self, context: RunContext) -> StageResult:
+        settings = context.settings
+        if settings.target.is_production:
+            raise UsageError("load against production is refused: use --target local, sandbox or a URL")
+        plan, note = (self.plan, None) if self.plan is not None else LoadPlan.resolve(settings)
+        gates = self.gates if self.gates is not None else SloGates.resolve(settings)
+        if note:
+            self.notes.append(note)
+        api_url = settings.target.api_url
+        if api_url is None:
+            raise UsageError("the load stage needs a running target: start the sandbox first")
+        tower_id = settings.tower()
+        kind = settings.target.kind
+        doors = kind is TargetKind.LOCAL or (kind is TargetKind.URL and serves_control_plane(api_url))
+        if not doors:
+            self.notes.append(
+                f"{settings.target.name} has no virtual doors: each delivery stops at the token and releases"
+            )
+        # Keep within the run's budget: Locust's start and stop come out of it too.
+        duration = min(plan.duration_s, context.budget.remaining() - STARTUP_S / 3 - STOP_GRACE_S / 3)
+        if duration < 1.0:
+            return StageResult.skipped(self.name, "the time budget left is too short for a load run")
+        if not self.locustfile.is_file():
+            raise UsageError(f"no locustfile at {self.locustfile}: the load stage runs from a checkout of the harness")
+
+        files = self.files = LocustFiles(context.folder.stage_dir(self.name))
+        command = locust_command(
+            self.locustfile,
+            host=api_url,
+            users=plan.users,
+            duration_s=duration,
+            files=files,
+            user_classes=plan.user_classes,
+            processes=plan.processes,
+            harness_args=harness_arguments(plan, tower_id, doors=doors, timeout_s=settings.timeout),
+        )
+        env = {**os.environ, **target_environment(settings, seed=context.seed)}
+        env.pop("HARBOR_CONFIG", None)  # the child reads the target from --host and credentials from here
+
+        def progress(now: LocustProgress) -> None:
+            shown = min(now.elapsed_s, duration)
+            context.progress(
+                self.name,
+                f"{plan.mode} model, {shown:.0f}/{duration:.0f} s, {now.requests} requests, "
+                f"{now.failures} failed, {now.requests_per_s:.0f} req/s",
+            )
+
+        context.progress(self.name, f"starting Locust ({plan.mode} model, {plan.users} users)")
+        outcome = run_locust(command, env=env, files=files, duration_s=duration, on_progress=progress)
+        _redact(files.log, context)
+        try:
+            record, facts = read_record(files.record)
+        except (OSError, ValueError) as error:
+            if outcome.interrupted:
+                record, facts = LoadRecord.merged(()), {}
+            else:
+                raise InfrastructureError(
+                    f"Locust exited {outcome.returncode} without its record ({type(error).__name__}); see {files.log}"
+                ) from None
+        if facts.get("fatal"):
+            raise UsageError(str(facts["fatal"]))
+
+        context.progress(self.name, "checking that nothing is left held")
+        sweep = sweep_leftovers(settings, control_plane=doors)
+        summary = self.summary = LoadSummary.build(
+            record,
+            gates,
+            duration_s=float(facts.get("duration_s") or duration),
+            plan={**plan.as_dict(), "duration_s": duration, "doors": "control plane" if doors else "none"},
+            sweep=sweep,
+            workers_expected=int(facts.get("workers_expected") or 0),
+            workers_reported=int(facts.get("workers_reported") or 0),
+            interrupted=outcome.interrupted,
+            notes=self.notes,
+        )
+        written = _write_summary(summary, files, context, tower_id)
+        result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log])
+        if outcome.interrupted:
+            raise KeyboardInterrupt  # after the evidence is on disk and nothing is held
+        return result
+
+
+def _redact(path: Path, context: RunContext) -> None:
+    """Locust's output passes through the redactor like everything else the harness keeps."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    path.write_text(context.redactor.text(text), encoding="utf-8")
+
+
+def _write_summary(summary: LoadSummary, files: LocustFiles, context: RunContext, tower_id: str) -> Path:
+    root = context.folder.root
+    artefacts = {"locust_html": files.html, "locust_csv": files.stats_csv, "locust_output": files.log}
+    document = summary.as_json(
+        files={name: str(path.relative_to(root)) for name, path in artefacts.items() if path.exists()},
+        context={"run_id": context.run_id, "target": context.target.name, "url": context.target.url, "tower": tower_id},
+    )
+    path = files.folder / "summary.json"
+    path.write_text(json.dumps(context.redactor.value(document), indent=2), encoding="utf-8")
+    return path
+
+
+def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> StageResult:
+    record = summary.record
+    failures: list[Failure] = []
+    cases: list[CaseResult] = []
+    for kind in VIOLATION_KINDS:
+        count = record.violations.get(kind, 0)
+        examples = [example for example in record.examples if example.kind == kind]
+        if not count:
+            cases.append(CaseResult(f"oracle {kind}", CaseOutcome.PASSED))
+            continue
+        shown = "; ".join(f"{example.step} locker {example.locker_id}: {example.detail}" for example in examples[:3])
+        failure = Failure(
+            FailureKind.PRODUCT, f"oracle {kind}", f"{count} x {kind}: {shown}", "ProductDefect",
+            step=examples[0].step if examples else None,
+        )  # fmt: skip
+        failures.append(failure)
+        cases.append(CaseResult.failed(f"oracle {kind}", failure))
+    for result in summary.gate_results:
+        case_name = f"SLO {result.gate.name}"
+        if result.breached:
+            breach = Failure(FailureKind.PRODUCT, case_name, f"SLO breached: {result.describe()}", "SloBreach")
+            cases.append(CaseResult(case_name, CaseOutcome.FAILED, failure=breach))
+        elif result.actual is None:
+            cases.append(CaseResult(case_name, CaseOutcome.SKIPPED, reason=result.describe()))
+        else:
+            cases.append(CaseResult(case_name, CaseOutcome.PASSED))
+    if summary.missing_workers:
+        failures.append(
+            Failure(
+                FailureKind.INFRASTRUCTURE,
+                "load workers",
+                f"{summary.missing_workers} of {summary.workers_expected} Locust workers sent no record",
+                "InfrastructureError",
+            )
+        )
+    if summary.sweep.found:
+        failures.append(
+            Failure(
+                FailureKind.TEST,
+                "load cleanup",
+                f"the load users left {summary.sweep.found} locker(s) held; the sweep released "
+                f"{summary.sweep.released}: {'; '.join(summary.sweep.notes[:3])}",
+                "CleanupLeak",
+            )
+        )
+    figures: dict[str, Figure] = {
+        "requests": record.requests,
+        "req/s": round(summary.requests_per_s, 1),
+        "deliveries/min": round(summary.deliveries_per_min, 1),
+        "failures": record.failures,
+        "conflicts": summary.conflicts,
+        "violations": record.violation_count,
+        "p99 ms": summary.overall.p99_ms,
+    }
+    breaches = summary.breaches
+    if breaches:
+        figures["breaches"] = len(breaches)
+    reason = ""
+    if record.violation_count:
+        reason = failures[0].message.splitlines()[0]
+    elif breaches:
+        reason = "SLO breached: " + "; ".join(result.describe() for result in breaches)
+    elif failures:
+        reason = failures[0].message.splitlines()[0]
+    elif record.requests == 0:
+        reason = "no request was measured"
+    return StageResult(
+        name,
+        _VERDICTS[int(summary.exit_code)],
+        reason=reason,
+        figures=figures,
+        latencies=summary.histograms(),
+        artefacts=[path for path in artefacts if path.exists()],
+        failures=failures,
+        cases=cases,
+    )

@@ -1,0 +1,234 @@
+"""``LoadSummary``: a load run's figures, gates and evidence, and the JSON the reports read.
+
+``load/summary.json`` holds the per-step table (requests, failures, conflicts, p50/p95/p99), the
+totals, the oracles' violations with examples, each gate with its measured value, what the
+cleanup gave back and what the sweep still found, and every histogram encoded (HdrHistogram's
+compressed base64), so a report or a later comparison can redraw or merge them exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from harness.errors import ExitCode
+from harness.load._record import ALL_REQUESTS, LoadRecord, StepCounts
+from harness.load._slo import KNOWN_STEPS, PERCENTILES, GateResult, SloGates
+from harness.metrics import Latencies
+
+__all__ = ["SUMMARY_SCHEMA", "LoadSummary", "StepRow", "Sweep"]
+
+SUMMARY_SCHEMA: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    """One line of the per-step table."""
+
+    name: str
+    requests: int
+    failures: int
+    violations: int
+    conflicts: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in self.__dataclass_fields__}
+
+
+@dataclass(slots=True)
+class Sweep:
+    """What the harness found still held after Locust exited, and gave back itself."""
+
+    checked: bool = False
+    found: int = 0
+    released: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "found": self.found, "released": self.released, "notes": self.notes}
+
+
+def _row(name: str, latencies: Latencies, histogram: str, counts: StepCounts | None) -> StepRow:
+    summary = latencies.summary(histogram)
+    return StepRow(
+        name=name,
+        requests=counts.requests if counts is not None else summary.count,
+        failures=counts.failures if counts is not None else 0,
+        violations=counts.violations if counts is not None else 0,
+        conflicts=counts.conflicts if counts is not None else 0,
+        p50_ms=summary.p50_ms,
+        p95_ms=summary.p95_ms,
+        p99_ms=summary.p99_ms,
+        max_ms=summary.max_ms,
+    )
+
+
+@dataclass
+class LoadSummary:
+    """Everything a load run found, computed once from the merged record."""
+
+    record: LoadRecord
+    duration_s: float
+    plan: Mapping[str, Any]
+    gate_results: list[GateResult]
+    sweep: Sweep
+    workers_expected: int = 0
+    workers_reported: int = 0
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+    steps: list[StepRow] = field(init=False)
+    overall: StepRow = field(init=False)
+    flows: list[StepRow] = field(init=False)
+
+    def __post_init__(self) -> None:
+        record = self.record
+        order = {name: index for index, name in enumerate(KNOWN_STEPS)}
+        names = sorted(record.latencies.names(), key=lambda name: (order.get(name, len(order)), name))
+        self.steps = [_row(name, record.latencies, name, record.steps.get(name)) for name in names]
+        totals = StepCounts()
+        for counts in record.steps.values():
+            totals.add(counts)
+        self.overall = _row(ALL_REQUESTS, record.all_requests(), ALL_REQUESTS, totals)
+        self.flows = [_row(name, record.flow_latencies, name, None) for name in record.flow_latencies.names()]
+
+    @classmethod
+    def build(
+        cls,
+        record: LoadRecord,
+        gates: SloGates,
+        *,
+        duration_s: float,
+        plan: Mapping[str, Any],
+        sweep: Sweep,
+        workers_expected: int = 0,
+        workers_reported: int = 0,
+        interrupted: bool = False,
+        notes: Sequence[str] = (),
+    ) -> LoadSummary:
+        """The summary with every gate measured against ``record``."""
+        results = [GateResult(gate, _measure(record, gate.step, gate.metric)) for gate in gates]
+        return cls(
+            record, duration_s, plan, results, sweep, workers_expected, workers_reported, interrupted, list(notes)
+        )
+
+    # -- verdict --------------------------------------------------------------------------------
+
+    @property
+    def breaches(self) -> list[GateResult]:
+        return [result for result in self.gate_results if result.breached]
+
+    @property
+    def violations(self) -> int:
+        return self.record.violation_count
+
+    @property
+    def missing_workers(self) -> int:
+        return max(self.workers_expected - self.workers_reported, 0)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """A violation is a defect (1); else a breach (3); else missing workers, an empty run or
+        lockers the users left held make it infrastructure (4)."""
+        if self.violations:
+            return ExitCode.DEFECT
+        if self.breaches:
+            return ExitCode.SLO_BREACH
+        if self.missing_workers or self.record.requests == 0 or self.sweep.found:
+            return ExitCode.INFRASTRUCTURE
+        return ExitCode.OK
+
+    # -- figures --------------------------------------------------------------------------------
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.record.requests / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def deliveries_per_min(self) -> float:
+        completed = self.record.flows.get("completed", 0)
+        return completed * 60 / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def conflicts(self) -> int:
+        return sum(counts.conflicts for counts in self.record.steps.values())
+
+    def histograms(self) -> Latencies:
+        """Every step's histogram and each flow's end to end (``delivery (end to end)``), for plots."""
+        latencies = Latencies()
+        latencies.merge(self.record.latencies)
+        for name in self.record.flow_latencies:
+            latencies.histogram(f"{name} (end to end)").add(self.record.flow_latencies.histogram(name))
+        return latencies
+
+    def as_json(
+        self, *, files: Mapping[str, str] | None = None, context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        record = self.record
+        return {
+            "schema": SUMMARY_SCHEMA,
+            **dict(context or {}),
+            "plan": dict(self.plan),
+            "exit_code": int(self.exit_code),
+            "interrupted": self.interrupted,
+            "duration_s": round(self.duration_s, 3),
+            "totals": {
+                "requests": record.requests,
+                "failures": record.failures,
+                "errors": sum(counts.errors for counts in record.steps.values()),
+                "violations": record.violation_count,
+                "conflicts": self.conflicts,
+                "requests_per_s": round(self.requests_per_s, 2),
+                "deliveries_completed": record.flows.get("completed", 0),
+                "deliveries_per_min": round(self.deliveries_per_min, 1),
+            },
+            "overall": self.overall.as_dict(),
+            "steps": [row.as_dict() for row in self.steps],
+            "flows": [row.as_dict() for row in self.flows],
+            "flow_outcomes": dict(record.flows),
+            "violations": dict(record.violations),
+            "violation_examples": [example.as_dict() for example in record.examples],
+            "errors": dict(sorted(record.errors.items(), key=lambda item: -item[1])),
+            "gates": [result.as_dict() for result in self.gate_results],
+            "breaches": [result.gate.name for result in self.breaches],
+            "cleanup": {
+                **record.cleanup,
+                "failures": list(record.cleanup_failures),
+                "sweep": self.sweep.as_dict(),
+            },
+            "workers": {
+                "processes": record.processes,
+                "expected": self.workers_expected,
+                "reported": self.workers_reported,
+            },
+            "notes": list(self.notes),
+            "histograms": {"steps": record.latencies.encode(), "flows": record.flow_latencies.encode()},
+            "files": dict(files or {}),
+        }
+
+
+def _measure(record: LoadRecord, step: str | None, metric: str) -> float | None:
+    """The value a gate is compared with; ``None`` when the run has no request of ``step``."""
+    if metric == "failure_ratio":
+        if step is None:
+            requests, failures = record.requests, record.failures
+        elif step in record.steps:
+            requests, failures = record.steps[step].requests, record.steps[step].failures
+        else:
+            return None
+        return failures / requests if requests else None
+    if step is None:
+        latencies, name = record.all_requests(), ALL_REQUESTS
+    elif step in record.latencies:
+        latencies, name = record.latencies, step
+    elif step in record.flow_latencies:
+        latencies, name = record.flow_latencies, step
+    else:
+        return None
+    if latencies.count(name) == 0:
+        return None
+    return latencies.percentile_ms(name, PERCENTILES[metric])

@@ -1,0 +1,462 @@
+"""One Locust user's conversation with Harbor's side: the delivery, browsing and contention flows,
+their in-flight oracles, and the cleanup that gives back whatever the user holds.
+
+Every request is named by its step and timed with ``perf_counter_ns`` into the process's
+``LoadRecord``. Paths and bodies come from the API client's operation builders (the one place
+the REST surface is written down); answers are read by hand, only the fields the flow needs, so
+the client side costs little next to Locust's own.
+
+The oracles, each counted as its own kind and never mixed with ordinary errors:
+
+- ``double_booking``: a reserve succeeded on a locker another user of this process holds;
+- ``unexpected_status``: after a step the locker's status is not what ``harness.model`` predicts,
+  or a request the model allows was refused;
+- ``server_error``: a 5xx.
+
+A 409 on a reserve is contention (the listing was stale): a conflict, not a failure. A transport
+error, a 401 or a 429 is an ordinary error.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import gevent
+from load_process import HttpClient, LoadProcess
+
+from harness.api import OPERATIONS
+from harness.model import (
+    CloseDoor,
+    Command,
+    IssueToken,
+    LockerState,
+    LockerStatus,
+    OpenDoor,
+    Release,
+    Reserve,
+    TokenClaim,
+    TokenKind,
+    apply,
+)
+
+__all__ = ["DELIVERY", "Conversation", "StepFailed"]
+
+#: The end-to-end histogram of a delivery.
+DELIVERY: Final = "delivery"
+RESERVATION_S: Final = 300
+TOKEN_S: Final = 900
+CLIENT_INFO: Final = "locker-harness load"
+#: Available lockers a delivery tries before it gives up for lack of one.
+RESERVE_ATTEMPTS: Final = 3
+#: Actions the cleanup of one locker may take (close, release twice, or a pickup, open and close).
+CLEANUP_ACTIONS: Final = 6
+#: The model's clock for predictions: durations are long and nothing expires during a run.
+_NOW: Final = 0.0
+_FOREVER: Final = float("inf")
+_OK: Final = (200, 201)
+_FREE: Final = frozenset({"available", "out_of_service"})
+_RELEASABLE: Final = frozenset({"reserved", "rented", "declined"})
+
+_list_lockers = OPERATIONS["listTowerLockers"]
+_get_locker = OPERATIONS["getLocker"]
+_reserve = OPERATIONS["reserveLocker"]
+_dropoff_token = OPERATIONS["createDropoffToken"]
+_pickup_token = OPERATIONS["createPickupToken"]
+_release = OPERATIONS["releaseLocker"]
+_list_locations = OPERATIONS["listLocations"]
+_location_availability = OPERATIONS["getLocationAvailability"]
+_tower_availability = OPERATIONS["getTowerAvailability"]
+
+
+class StepFailed(Exception):
+    """The flow cannot go on; the failure is already counted against its step."""
+
+
+@dataclass(slots=True)
+class Hold:
+    """A locker a user holds, and the model's prediction of its state."""
+
+    locker_id: int
+    state: LockerState = field(default_factory=LockerState)
+    token: tuple[str, str] | None = None  # payload, payload_auth of the last token
+
+    def predict(self, command: Command) -> LockerState:
+        return apply(self.state, command, _NOW)
+
+
+def _status(view: Any) -> str | None:
+    """``status.name`` of a locker view, or ``None`` if the answer has none."""
+    try:
+        name = view["status"]["name"]
+    except (KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _locker_of(answer: Any) -> Any:
+    """The locker view inside an answer (``{"locker": {...}}``), or the answer itself."""
+    return answer.get("locker", answer) if isinstance(answer, dict) else answer
+
+
+def _detail(content: bytes | None) -> str:
+    """Harbor's ``detail`` in a few words, for an example (never a header, never a whole body)."""
+    try:
+        detail = json.loads(content or b"").get("detail", "")
+    except (ValueError, AttributeError):
+        return "no detail"
+    return str(detail)[:160] or "no detail"
+
+
+class Conversation:
+    """The requests of one user and their oracles; one flow at a time."""
+
+    def __init__(self, client: HttpClient, process: LoadProcess, user_id: int) -> None:
+        self.client = client
+        self.process = process
+        self.record = process.record
+        self.user_id = user_id
+        self.tower = process.options.tower_id
+        self.doors = process.options.doors
+        self.hold: Hold | None = None
+        #: When the current delivery began (its intended start in the open model), while it runs.
+        self.flow_origin_ns: int | None = None
+
+    # -- one request ------------------------------------------------------------------------------
+
+    def send(
+        self,
+        step: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        origin_ns: int | None = None,
+        conflict: bool = False,
+        refusable: bool = False,
+    ) -> Any:
+        """Send one request named ``step``: the parsed answer of a 2xx, ``None`` for an allowed 409.
+
+        Anything else is counted (an ordinary error, or an oracle's violation) and raises
+        ``StepFailed``. ``origin_ns`` is when the step was meant to start (open model): its
+        latency counts from then, not from when it could be sent. ``refusable`` (the cleanup):
+        any 4xx but 401 and 429 answers ``None`` and counts as a conflict.
+        """
+        process, hold = self.process, self.hold
+        headers = process.bearer.headers(self.client)
+        if process.pacer is not None:
+            process.pacer.wait()
+        locker_id = hold.locker_id if hold is not None else None
+        started = time.perf_counter_ns()
+        with self.client.request(method, path, name=step, json=body, headers=headers, catch_response=True) as response:
+            counts = self.record.request(
+                step, time.perf_counter_ns() - (started if origin_ns is None else min(origin_ns, started))
+            )
+            status: int = response.status_code
+            refused = refusable and 400 <= status < 500 and status not in (401, 429)
+            if status in _OK or (status == 409 and conflict) or refused:
+                answer = None
+                if status in _OK:
+                    try:
+                        answer = json.loads(response.content or b"null")
+                    except ValueError:
+                        response.failure("the answer is not JSON")
+                        self.record.violation(counts, "unexpected_status", step, locker_id, f"{status}, not JSON")
+                        raise StepFailed(step) from None
+                else:
+                    counts.conflicts += 1
+                response.success()
+                return answer
+            if status >= 500:
+                response.failure(f"{status} server error")
+                self.record.violation(counts, "server_error", step, locker_id, f"{status}: {_detail(response.content)}")
+            elif status == 0:
+                reason = f"{step}: no answer ({type(getattr(response, 'error', None)).__name__})"
+                response.failure(reason)
+                self.record.error(counts, reason)
+            elif status in (401, 429):
+                if status == 401:
+                    process.bearer.forget()
+                response.failure(f"{status}")
+                self.record.error(counts, f"{step}: {status}")
+            else:
+                # The flow only asks for what the model predicts will work: a refusal is a finding.
+                response.failure(f"{status} where the model predicts success")
+                self.record.violation(
+                    counts,
+                    "unexpected_status",
+                    step,
+                    locker_id,
+                    f"{status} where the model predicts success: {_detail(response.content)}",
+                )
+            raise StepFailed(step)
+
+    def expect(self, step: str, answer: Any, predicted: LockerState) -> None:
+        """The oracle: the locker's status in ``answer`` must be the model's prediction."""
+        hold = self.hold
+        assert hold is not None
+        shown = _status(_locker_of(answer))
+        hold.state = predicted
+        if shown != predicted.status.wire_name:
+            self.record.violation(
+                self.record.step(step),
+                "unexpected_status",
+                step,
+                hold.locker_id,
+                f"{shown or 'no status'} after {step}; the model predicts {predicted.status.wire_name}",
+            )
+            raise StepFailed(step)
+
+    # -- the delivery -----------------------------------------------------------------------------
+
+    def deliver(self, origin_ns: int | None = None) -> None:
+        """One delivery: list, reserve, drop-off token, then the doors (open, close, pickup token,
+        open, close) or, without doors, two releases. On any failure it gives back what it holds."""
+        started = origin_ns if origin_ns is not None else time.perf_counter_ns()
+        self.flow_origin_ns = started
+        try:
+            lockers = self.send("list_lockers", "GET", _list_lockers(self.tower).path, origin_ns=origin_ns)
+            if not self._reserve_one(lockers):
+                self.flow_origin_ns = None
+                self.record.flow("no_locker")
+                return
+            self._token("dropoff_token", TokenKind.DROPOFF)
+            if self.doors:
+                self._door("open_for_dropoff", "open", TokenKind.DROPOFF)
+                self._door("close_after_dropoff", "close")
+                self._token("pickup_token", TokenKind.PICKUP)
+                self._door("open_for_pickup", "open", TokenKind.PICKUP)
+                self._door("close_after_pickup", "close")
+            else:
+                self._release("release")
+                self._release("release_declined")
+        except StepFailed:
+            self.flow_origin_ns = None
+            self.record.flow("aborted")
+            self.give_back()
+            return
+        self.hold = self.flow_origin_ns = None
+        self.record.flow("completed", DELIVERY, time.perf_counter_ns() - started)
+
+    def _reserve_one(self, lockers: Any) -> bool:
+        held = self.process.held
+        try:
+            free = [
+                view["id"]
+                for view in lockers
+                if _status(view) == "available" and isinstance(view["id"], int) and view["id"] not in held
+            ]
+        except (KeyError, TypeError):
+            self.record.violation(
+                self.record.step("list_lockers"), "unexpected_status", "list_lockers", None, "not a list of lockers"
+            )
+            raise StepFailed("list_lockers") from None
+        for locker_id in random.sample(free, min(len(free), RESERVE_ATTEMPTS)):
+            if self.reserve("reserve", locker_id):
+                return True
+        return False
+
+    def reserve(self, step: str, locker_id: int) -> bool:
+        """Reserve ``locker_id``: True if this user now holds it, False on a conflict."""
+        hold = self.hold = Hold(locker_id)
+        call = _reserve(self.tower, locker_id, RESERVATION_S)
+        answer = self.send(step, "POST", call.path, body=call.json, conflict=True)
+        if answer is None:
+            self.hold = None
+            return False
+        held = self.process.held
+        owner = held.get(locker_id)
+        if owner is not None and owner != self.user_id:
+            self.record.violation(
+                self.record.step(step), "double_booking", step, locker_id, "reserved while another user holds it"
+            )
+        held[locker_id] = self.user_id
+        reservation_id = answer.get("id", 0) if isinstance(answer, dict) else 0
+        self.expect(step, answer, hold.predict(Reserve(self.process.actor, RESERVATION_S, reservation_id)))
+        return True
+
+    def _token(self, step: str, kind: TokenKind) -> None:
+        hold = self.hold
+        assert hold is not None
+        build = _dropoff_token if kind is TokenKind.DROPOFF else _pickup_token
+        call = build(self.tower, hold.locker_id, TOKEN_S, CLIENT_INFO)
+        answer = self.send(step, "POST", call.path, body=call.json)
+        self.expect(step, answer, hold.predict(IssueToken(self.process.actor, kind, TOKEN_S)))
+        try:
+            hold.token = (str(answer["payload"]), str(answer["payload_auth"]))
+        except (KeyError, TypeError):
+            self.record.violation(self.record.step(step), "unexpected_status", step, hold.locker_id, "no payload")
+            raise StepFailed(step) from None
+
+    def _door(self, step: str, action: str, kind: TokenKind | None = None) -> None:
+        """Present the last token at the door, or close it: the tower's firmware via the control plane."""
+        hold = self.hold
+        assert hold is not None
+        path = f"/_sim/towers/{self.tower}/lockers/{hold.locker_id}/{action}"
+        if action == "open":
+            assert hold.token is not None and kind is not None
+            claim = TokenClaim(hold.locker_id, kind, _FOREVER, hold.state.epoch, self.process.actor)
+            predicted = hold.predict(OpenDoor(claim, hold.locker_id))
+            payload, payload_auth = hold.token
+            answer = self.send(step, "POST", path, body={"payload": payload, "payload_auth": payload_auth})
+        else:
+            predicted = hold.predict(CloseDoor())
+            if predicted.status is LockerStatus.AVAILABLE:
+                self._let_go(hold)  # free once this answers: no longer this user's to guard
+            answer = self.send(step, "POST", path)
+        self.expect(step, answer, predicted)
+
+    def _release(self, step: str) -> None:
+        hold = self.hold
+        assert hold is not None
+        predicted = hold.predict(Release(self.process.actor))
+        if predicted.status is LockerStatus.AVAILABLE:
+            self._let_go(hold)
+        call = _release(self.tower, hold.locker_id)
+        answer = self.send(step, "POST", call.path, body=call.json)
+        self.expect(step, answer, predicted)
+
+    def _let_go(self, hold: Hold) -> None:
+        """Forget a hold before the request that frees it, so a quick reserve by another user of
+        the freed locker is never mistaken for a double booking."""
+        if self.process.held.get(hold.locker_id) == self.user_id:
+            del self.process.held[hold.locker_id]
+
+    # -- browsing and contention ------------------------------------------------------------------
+
+    def browse(self) -> None:
+        """A look around as an app would: locations, a location's and the tower's availability,
+        the tower's lockers. Only a 5xx or a refusal is a finding here."""
+        try:
+            call = _list_locations()
+            query = "&".join(f"{key}={value}" for key, value in (call.params or {}).items())
+            locations = self.send("browse_locations", "GET", f"{call.path}?{query}")
+            ids = [item["id"] for item in locations if isinstance(item, dict) and isinstance(item.get("id"), int)]
+            if ids:
+                self.send("browse_location_availability", "GET", _location_availability(random.choice(ids)).path)
+            self.send("browse_tower_availability", "GET", _tower_availability(self.tower).path)
+            self.send("browse_lockers", "GET", _list_lockers(self.tower).path)
+        except StepFailed:
+            return
+
+    def contend(self, hold_s: float) -> None:
+        """Many users, few lockers: reserve one of the hot lockers, hold it a moment, release it."""
+        hot = self.hot_lockers()
+        if not hot:
+            return
+        try:
+            if not self.reserve("contend_reserve", random.choice(hot)):
+                return
+            if hold_s > 0:
+                gevent.sleep(hold_s)
+            self._release("contend_release")
+            self.hold = None
+        except StepFailed:
+            self.give_back()
+
+    def hot_lockers(self) -> list[int]:
+        """The lockers this process's contention users fight for: the tower's last in-service ones."""
+        process = self.process
+        if not process.hot_lockers:
+            try:
+                lockers = self.send("contend_list", "GET", _list_lockers(self.tower).path)
+            except StepFailed:
+                return []
+            in_service = [
+                view["id"]
+                for view in lockers
+                if isinstance(view, dict) and isinstance(view.get("id"), int) and _status(view) != "out_of_service"
+            ]
+            process.hot_lockers = in_service[-process.options.contention_lockers :]
+        return process.hot_lockers
+
+    # -- giving back ------------------------------------------------------------------------------
+
+    def give_back(self) -> None:
+        """Return the held locker to available from whatever step the flow stopped at (bounded).
+
+        The hold stays set until the cleanup is over, so a user stopped in the middle of it
+        cleans up again from ``on_stop``.
+        """
+        hold = self.hold
+        if hold is None:
+            return
+        self._let_go(hold)  # from here a reserve by another user is legitimate
+        cleanup = _Cleanup(self, hold)
+        try:
+            cleanup.run()
+        except Exception as error:  # cleanup must never crash a stopping user; the failure is counted
+            why = "failed" if isinstance(error, StepFailed) else f"raised {type(error).__name__}"
+            cleanup.why = f"{cleanup.last_step} {why}"
+        self.hold = None
+        if cleanup.released:
+            self.record.cleaned(True)
+        else:
+            self.record.cleaned(False, f"locker {hold.locker_id}: {cleanup.why}")
+
+
+class _Cleanup:
+    """Drive one locker back to available: look at it, take the one action that moves it on, repeat.
+
+    A user stopped mid-request leaves that request in flight, and the sandbox may serve it after
+    the cleanup's first look; so every action is chosen from a fresh look, and a refusal only
+    means "look again" (counted as a conflict of that cleanup step, never as an oracle's finding).
+    """
+
+    def __init__(self, conversation: Conversation, hold: Hold) -> None:
+        self.conversation = conversation
+        self.hold = hold
+        self.released = False
+        self.why = ""
+        self.last_step = ""
+
+    def _send(self, step: str, method: str, path: str, body: Any = None) -> Any:
+        self.last_step = step
+        return self.conversation.send(step, method, path, body=body, refusable=True)
+
+    def _look(self) -> tuple[str, bool] | None:
+        """The locker's status and whether its door is open; ``None`` if another user holds it now."""
+        conversation, locker_id = self.conversation, self.hold.locker_id
+        owner = conversation.process.held.get(locker_id)
+        if owner is not None and owner != conversation.user_id:
+            return None
+        view = self._send("cleanup_status", "GET", _get_locker(conversation.tower, locker_id).path)
+        door_open = False
+        if conversation.doors:
+            door = self._send("cleanup_door", "GET", f"/_sim/towers/{conversation.tower}/lockers/{locker_id}/door")
+            door_open = bool(door.get("door_open")) if isinstance(door, dict) else False
+        return str(_status(view)), door_open
+
+    def run(self) -> None:
+        conversation, locker_id = self.conversation, self.hold.locker_id
+        tower, doors = conversation.tower, conversation.doors
+        base = f"/_sim/towers/{tower}/lockers/{locker_id}"
+        status = "unknown"
+        for _ in range(CLEANUP_ACTIONS):
+            seen = self._look()
+            if seen is None:
+                self.released = True  # another user of this process holds it now: theirs to give back
+                return
+            status, door_open = seen
+            if door_open:
+                self._send("cleanup_close", "POST", f"{base}/close")
+            elif status in _FREE:
+                self.released = True
+                return
+            elif status in _RELEASABLE:
+                call = _release(tower, locker_id)
+                self._send("cleanup_release", "POST", call.path, call.json)
+            elif status == "occupied" and doors:
+                # An item is inside: take it out as a courier would (pickup token, open; close next).
+                call = _pickup_token(tower, locker_id, TOKEN_S, CLIENT_INFO)
+                token = self._send("cleanup_pickup_token", "POST", call.path, call.json)
+                if isinstance(token, dict):
+                    presented = {"payload": token.get("payload"), "payload_auth": token.get("payload_auth")}
+                    self._send("cleanup_open", "POST", f"{base}/open", presented)
+            else:
+                self.why = f"it is {status} and this target has no doors to empty it"
+                return
+        self.why = f"still {status} after {CLEANUP_ACTIONS} actions"

@@ -1,0 +1,267 @@
+"""What one Locust process shares between its users: options, the record, the lockers it knows
+are held, the bearer token, the arrival schedule of the open model and the request pacer.
+
+gevent runs every user of a process on one thread, so nothing here needs a lock except where a
+greenlet yields between a check and a change (the token fetch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import gevent
+import gevent.lock
+
+from harness.config import Credentials, load_settings, normalize_tower_id, parse_target
+from harness.load import LoadRecord
+
+__all__ = [
+    "Arrivals",
+    "Bearer",
+    "LoadOptions",
+    "LoadProcess",
+    "Pacer",
+    "TokenRefused",
+]
+
+#: Seconds before a bearer token's expiry at which it is renewed (or half its life, if sooner).
+_REFRESH_MARGIN_S: Final = 30.0
+#: An open-model run starts its schedule this long after the first user asks, so the first
+#: arrivals do not count the users' own start-up as latency.
+_SCHEDULE_LEAD_NS: Final = 50_000_000
+#: At most this many unserved arrivals are recorded one by one when a run ends.
+_MAX_UNSERVED: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """The ``--harness-*`` options, as every process sees them (workers get them from the master)."""
+
+    tower_id: str
+    mode: str  # "closed" (users) or "open" (arrivals per second)
+    rate: float  # deliveries per second in all, open model
+    duration_s: float
+    weights: Mapping[str, int]
+    think_s: tuple[float, float]
+    doors: bool  # open doors through the sandbox's control plane, else stop at the token
+    contention_lockers: int
+    max_rps: float  # 0: no cap
+    timeout_s: float
+    result_path: str
+    workers: int  # processes that run users: 1 without a master
+    worker_index: int
+
+    @classmethod
+    def parse(cls, options: argparse.Namespace, *, workers: int, worker_index: int) -> LoadOptions:
+        think = [float(part) for part in str(options.harness_think).split(",") if part.strip()] or [0.0]
+        return cls(
+            tower_id=normalize_tower_id(options.harness_tower),
+            mode=options.harness_mode,
+            rate=float(options.harness_rate),
+            duration_s=float(options.harness_duration),
+            weights=parse_weights(options.harness_weights),
+            think_s=(think[0], think[-1]),
+            doors=options.harness_doors == "control-plane",
+            contention_lockers=int(options.harness_contention_lockers),
+            max_rps=float(options.harness_max_rps),
+            timeout_s=float(options.harness_timeout),
+            result_path=str(options.harness_result),
+            workers=max(workers, 1),
+            worker_index=worker_index,
+        )
+
+
+def parse_weights(text: str) -> dict[str, int]:
+    """``delivery=3,browsing=1,contention=1`` as a dict; raises ``ValueError`` on anything else."""
+    weights: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(f"weights must look like delivery=3,browsing=1, not {text!r}")
+        weights[name.strip()] = int(value)
+    return weights
+
+
+class TokenRefused(Exception):
+    """The token endpoint refused the client: no user of this run can do anything."""
+
+
+class Response(Protocol):
+    """The part of Locust's response context manager this module uses."""
+
+    status_code: int
+    content: bytes | None
+
+    def success(self) -> None: ...
+
+    def failure(self, exc: Any) -> None: ...
+
+    def __enter__(self) -> Response: ...
+
+    def __exit__(self, *exc: object) -> bool | None: ...
+
+
+class HttpClient(Protocol):
+    """The part of FastHttpUser's client this module uses (``request`` with Locust's keywords)."""
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any: ...
+
+
+class Bearer:
+    """One service-provider bearer token per process, fetched once and renewed before it expires."""
+
+    def __init__(self, token_url: str, credentials: Credentials, record: LoadRecord) -> None:
+        self._token_url = token_url
+        self._form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret.reveal(),
+                "scope": "service_provider",
+            }
+        )
+        self._record = record
+        self._headers: dict[str, str] | None = None
+        self._refresh_at = 0.0
+        self._lock = gevent.lock.Semaphore()
+
+    def headers(self, client: HttpClient) -> dict[str, str]:
+        """``Authorization`` (and ``Accept``) for the next request; fetches a token if needed."""
+        headers = self._headers
+        if headers is not None and time.monotonic() < self._refresh_at:
+            return headers
+        with self._lock:  # one greenlet fetches; the others wait and reuse its token
+            if self._headers is None or time.monotonic() >= self._refresh_at:
+                self._fetch(client)
+        assert self._headers is not None
+        return self._headers
+
+    def forget(self) -> None:
+        """Drop the token (a 401 said it is no longer good)."""
+        self._headers = None
+
+    def _fetch(self, client: HttpClient) -> None:
+        sent = time.monotonic()
+        started = time.perf_counter_ns()
+        with client.request(
+            "POST",
+            self._token_url,
+            name="authenticate",
+            data=self._form,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            catch_response=True,
+        ) as response:
+            counts = self._record.request("authenticate", time.perf_counter_ns() - started)
+            status = response.status_code
+            if status in (400, 401, 403):
+                response.failure(f"the token endpoint refused the client ({status})")
+                self._record.error(counts, f"authenticate: {status} (credentials refused)")
+                raise TokenRefused(f"the token endpoint refused the client ({status}): check HARBOR_CLIENT_ID/SECRET")
+            try:
+                body = json.loads(response.content or b"")
+                token, lifetime = str(body["access_token"]), float(body["expires_in"])
+            except (ValueError, KeyError, TypeError):
+                reason = f"authenticate: {status or 'no answer'}"
+                response.failure(reason)
+                self._record.error(counts, reason)
+                raise ConnectionError(reason) from None
+            response.success()
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._refresh_at = sent + lifetime - min(_REFRESH_MARGIN_S, lifetime / 2)
+
+
+class Pacer:
+    """Caps this process's requests per second (the budget against Harbor's sandbox)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            gevent.sleep(slot - now)
+
+
+class Arrivals:
+    """The open model's schedule: flow ``k`` of this process is meant to start at ``t0 + k / rate``.
+
+    The total rate is split evenly over the processes that run users, each offset by its index,
+    so together they arrive evenly. A user claims the next arrival when it is free; if every user
+    is busy, arrivals wait, and their latency still counts from when they were meant to start.
+    """
+
+    def __init__(self, rate: float, workers: int, index: int) -> None:
+        self._interval_ns = round(1e9 * workers / rate)
+        self._phase_ns = round(1e9 * index / rate)
+        self._t0: int | None = None
+        self._next = 0
+        self.closed = False
+
+    def claim(self) -> int:
+        """The intended start (``perf_counter_ns``) of the next arrival."""
+        if self._t0 is None:
+            self._t0 = time.perf_counter_ns() + _SCHEDULE_LEAD_NS + self._phase_ns
+        intended = self._t0 + self._next * self._interval_ns
+        self._next += 1
+        return intended
+
+    def close(self, now_ns: int) -> list[int]:
+        """Stop the schedule; the intended starts before ``now_ns`` that no user claimed."""
+        self.closed = True
+        if self._t0 is None:
+            return []
+        missed: list[int] = []
+        while len(missed) < _MAX_UNSERVED:
+            intended = self._t0 + self._next * self._interval_ns
+            if intended >= now_ns:
+                break
+            missed.append(intended)
+            self._next += 1
+        return missed
+
+
+@dataclass
+class LoadProcess:
+    """Everything the users of one Locust process share."""
+
+    options: LoadOptions
+    actor: str  # the client id: the holder the sandbox records
+    bearer: Bearer
+    record: LoadRecord
+    pacer: Pacer | None = None
+    arrivals: Arrivals | None = None
+    #: Lockers a user of this process holds, and which user: the double-booking oracle's knowledge.
+    held: dict[int, int] = field(default_factory=dict)
+    #: The lockers contention users fight for (chosen once per process, from a listing).
+    hot_lockers: list[int] = field(default_factory=list)
+    #: Set when the run cannot go on (credentials refused); the harness reports it.
+    fatal: str | None = None
+    stopping: bool = False
+
+    @classmethod
+    def start(cls, options: LoadOptions, host: str) -> LoadProcess:
+        """The process's state for a run against ``host``; credentials come from the environment."""
+        target = parse_target(host)
+        if target.is_production:
+            raise ValueError("load against production is refused")
+        settings = load_settings({"target": host})
+        token_url = settings.target.token_url or target.token_url
+        assert token_url is not None
+        record = LoadRecord()
+        process = cls(
+            options, settings.credentials().client_id, Bearer(token_url, settings.credentials(), record), record
+        )
+        if options.max_rps > 0:
+            process.pacer = Pacer(options.max_rps / options.workers)
+        if options.mode == "open":
+            process.arrivals = Arrivals(options.rate, options.workers, options.worker_index)
+        return process

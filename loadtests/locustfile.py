@@ -1,0 +1,345 @@
+"""Locust users that speak the locker flow: deliveries, browsing and contention, with in-flight
+oracles, an open-model arrival mode and HdrHistogram latencies merged across workers.
+
+``locker-harness load`` runs this file as a child process (never inside pytest: Locust patches
+the process with gevent) and passes every ``--harness-*`` option; it can also run by hand
+against a running sandbox (credentials from the environment, never from the command line)::
+
+    HARBOR_CLIENT_ID=demo-provider HARBOR_CLIENT_SECRET=demo-secret \\
+        locust -f loadtests/locustfile.py --headless -u 10 -r 10 -t 60s \\
+        --host http://127.0.0.1:8765 --harness-duration 30 --harness-result load.json
+
+Users (weights from ``--harness-weights``; think times from ``--harness-think``):
+
+- ``DeliveryUser``: list -> reserve -> drop-off token -> open -> door closed -> pickup token
+  -> open -> door closed (doors through the sandbox's control plane), or, without doors
+  (Harbor's sandbox), list -> reserve -> drop-off token -> release -> release;
+- ``BrowsingUser``: locations, availability, the tower's lockers;
+- ``ContentionUser``: many users reserving and releasing the same few lockers.
+
+Closed model (``--harness-mode closed``): each user runs flows back to back with its think time,
+and latencies count from each request's send. Open model (``--harness-mode open``): deliveries
+arrive at ``--harness-rate`` per second whatever the answers take, each with an intended start,
+and latencies count from it, so a stalled server shows in the percentiles. Each process records
+its own ``LoadRecord``; workers send theirs to the master when their users have stopped, and the
+master (or the only process) merges and writes ``--harness-result``.
+
+The run ends after ``--harness-duration`` seconds: users are stopped and every one gives back
+what it holds (``on_stop``), also when the run is stopped early by SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import gevent
+from load_flows import DELIVERY, Conversation
+from load_process import LoadOptions, LoadProcess, TokenRefused
+from locust import FastHttpUser, between, constant, events, task
+from locust.env import Environment
+from locust.html import get_html_report
+from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
+
+from harness.config import DEFAULT_LOCAL_TOWER
+from harness.errors import HarnessError
+from harness.load import LoadRecord
+
+logger = logging.getLogger("locker-harness")
+
+_RECORD_MESSAGE = "locker_harness_record"
+_FATAL_MESSAGE = "locker_harness_fatal"
+_user_ids = itertools.count(1)
+_Listener = TypeVar("_Listener", bound=Callable[..., None])
+
+
+def _listen(hook: Any) -> Callable[[_Listener], _Listener]:
+    """``@events.x.add_listener``, typed (Locust's event hooks are not)."""
+
+    def register(listener: _Listener) -> _Listener:
+        hook.add_listener(listener)
+        return listener
+
+    return register
+
+
+class _Run:
+    """This process's part of the run (module state: Locust's events are module-level too)."""
+
+    process: LoadProcess | None = None
+    options: LoadOptions | None = None
+    merged = LoadRecord.merged(())  # workers' records (the master), or none
+    reported = 0  # worker records the master received
+    started = 0.0
+    stopped = 0.0
+    fatal: str | None = None
+    finishing = False
+    written = False
+
+
+@_listen(events.init_command_line_parser)
+def _arguments(parser: Any) -> None:
+    group = parser.add_argument_group("locker-harness", "options `locker-harness load` passes")
+    group.add_argument("--harness-tower", default=DEFAULT_LOCAL_TOWER, help="tower id (16 hex digits)")
+    group.add_argument("--harness-mode", choices=["closed", "open"], default="closed", help="user model")
+    group.add_argument("--harness-rate", type=float, default=1.0, help="open model: deliveries per second")
+    group.add_argument("--harness-duration", type=float, default=10.0, help="seconds of load before stopping")
+    group.add_argument(
+        "--harness-weights", default="delivery=3,browsing=1,contention=1", help="user weights, name=int,..."
+    )
+    group.add_argument("--harness-think", default="0", help="think time between flows: SECONDS or MIN,MAX")
+    group.add_argument(
+        "--harness-doors", choices=["control-plane", "none"], default="control-plane", help="how doors open"
+    )
+    group.add_argument("--harness-contention-lockers", type=int, default=3, help="lockers contention users share")
+    group.add_argument("--harness-max-rps", type=float, default=0.0, help="requests per second cap (0: none)")
+    group.add_argument("--harness-timeout", type=float, default=10.0, help="seconds for one request")
+    group.add_argument("--harness-result", default="", help="where the master writes the merged record (JSON)")
+
+
+@_listen(events.init)
+def _on_init(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message(_RECORD_MESSAGE, _receive_record)
+        runner.register_message(_FATAL_MESSAGE, _receive_fatal)
+
+
+def _receive_record(environment: Environment, msg: Any, **_: Any) -> None:
+    _Run.merged.merge(LoadRecord.from_json(msg.data))
+    _Run.reported += 1
+
+
+def _receive_fatal(environment: Environment, msg: Any, **_: Any) -> None:
+    _Run.fatal = _Run.fatal or str(msg.data.get("message"))
+    gevent.spawn(_finish, environment)
+
+
+# -- the run's life cycle -------------------------------------------------------------------------
+
+
+def _options(environment: Environment) -> LoadOptions:
+    runner = environment.runner
+    parsed = environment.parsed_options
+    assert parsed is not None
+    if isinstance(runner, WorkerRunner | MasterRunner):
+        workers, index = int(getattr(parsed, "expect_workers", 1) or 1), int(getattr(runner, "worker_index", 0))
+    else:
+        workers, index = 1, 0
+    return LoadOptions.parse(parsed, workers=workers, worker_index=index)
+
+
+def _configure_users(options: LoadOptions) -> None:
+    """Weights, think times and timeouts: class attributes, set before any user is created."""
+    low, high = options.think_s
+    think = constant(low) if low == high else between(low, high)
+    for user_class, name in ((DeliveryUser, "delivery"), (BrowsingUser, "browsing"), (ContentionUser, "contention")):
+        user_class.weight = max(options.weights.get(name, 0), 1)
+        user_class.wait_time = think
+        user_class.network_timeout = options.timeout_s
+        user_class.connection_timeout = options.timeout_s
+    if options.mode == "open":
+        DeliveryUser.wait_time = constant(0)  # arrivals pace themselves
+
+
+@_listen(events.test_start)
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    options = _Run.options = _options(environment)
+    _configure_users(options)
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        try:
+            assert environment.host is not None, "no --host"
+            _Run.process = LoadProcess.start(options, environment.host)
+        except (HarnessError, ValueError, AssertionError) as error:
+            _fail(environment, f"cannot start the load users: {error}")
+            return
+    if not isinstance(runner, WorkerRunner):
+        _Run.started = time.monotonic()
+        gevent.spawn_later(options.duration_s, _finish, environment)
+
+
+def _fail(environment: Environment, message: str) -> None:
+    """A problem no user can work around (credentials refused): stop the run and say why."""
+    logger.error(message)
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(_FATAL_MESSAGE, {"message": message})
+    else:
+        _Run.fatal = _Run.fatal or message
+        gevent.spawn(_finish, environment)
+
+
+def _finish(environment: Environment) -> None:
+    """Stop the users (each gives back what it holds, workers report), then quit."""
+    runner = environment.runner
+    assert runner is not None
+    if _Run.finishing:
+        return
+    _Run.finishing = True
+    if runner.state != STATE_STOPPED:
+        runner.stop()
+    runner.quit()
+
+
+@_listen(events.test_stopping)
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, WorkerRunner) and not _Run.stopped:
+        _Run.stopped = time.monotonic()
+    process = _Run.process
+    if process is None:
+        return
+    process.stopping = True
+    if process.arrivals is not None:
+        # Arrivals that were due but found no free user: recorded as at least this late, so a
+        # stall at the very end of the run is not left out of the percentiles.
+        now = time.perf_counter_ns()
+        for intended in process.arrivals.close(now):
+            process.record.flow("unserved", DELIVERY, now - intended)
+
+
+@_listen(events.test_stop)
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    process = _Run.process
+    if isinstance(runner, WorkerRunner) and process is not None:
+        # Sent before the worker tells the master it stopped, so the master has every record
+        # by the time its own stop returns.
+        runner.send_message(_RECORD_MESSAGE, process.record.to_json())
+        process.record = LoadRecord()
+
+
+@_listen(events.quitting)
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner) or runner is None:
+        return
+    if runner.state != STATE_STOPPED:
+        runner.stop()  # stopped by a signal: users give back what they hold first
+    _write_result(environment)
+    _save_html(environment)
+
+
+def _save_html(environment: Environment) -> None:
+    """Locust writes its HTML report on a normal end and on SIGINT, not on SIGTERM (which is how
+    the harness stops it early, because gevent turns a SIGINT into an exception in whichever
+    user happens to run): write it here when Locust did not."""
+    options = environment.parsed_options
+    html_file = getattr(options, "html_file", None)
+    if not html_file or Path(html_file).exists():
+        return
+    Path(html_file).parent.mkdir(parents=True, exist_ok=True)
+    report = cast(Callable[..., str], get_html_report)  # untyped in Locust
+    Path(html_file).write_text(report(environment, show_download_link=False), encoding="utf-8")
+
+
+def _write_result(environment: Environment) -> None:
+    options = _Run.options
+    if _Run.written or options is None or not options.result_path:
+        return
+    _Run.written = True
+    record = _Run.merged
+    if _Run.process is not None:  # the local runner's own users
+        record.merge(_Run.process.record)
+    stopped = _Run.stopped or time.monotonic()
+    document = {
+        "record": record.to_json(),
+        "run": {
+            "mode": options.mode,
+            "rate": options.rate if options.mode == "open" else None,
+            "duration_s": round(max(stopped - _Run.started, 0.0), 3) if _Run.started else 0.0,
+            "workers_expected": options.workers if isinstance(environment.runner, MasterRunner) else 0,
+            "workers_reported": _Run.reported,
+            "fatal": _Run.fatal,
+            "pid": os.getpid(),
+        },
+    }
+    path = Path(options.result_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document), encoding="utf-8")
+    temporary.replace(path)  # the harness never reads half a file
+
+
+# -- the users ------------------------------------------------------------------------------------
+
+
+class LockerUser(FastHttpUser):
+    """A user of the load run: one ``Conversation`` with Harbor's side, given back on stop."""
+
+    abstract = True
+    network_timeout = 10.0
+    connection_timeout = 10.0
+
+    def on_start(self) -> None:
+        process = _Run.process
+        if process is None:
+            raise RuntimeError("the load process did not start (see the log)")
+        self.conversation = Conversation(self.client, process, next(_user_ids))
+
+    def on_stop(self) -> None:
+        conversation: Conversation | None = getattr(self, "conversation", None)
+        if conversation is None:
+            return
+        origin = conversation.flow_origin_ns
+        if origin is not None:  # stopped in the middle of a delivery
+            conversation.flow_origin_ns = None
+            open_model = conversation.process.arrivals is not None
+            latency = time.perf_counter_ns() - origin if open_model else None
+            conversation.record.flow("interrupted", DELIVERY if open_model else None, latency)
+        conversation.give_back()
+
+    def run_flow(self, flow: Any) -> None:
+        """Run one flow; a refused token ends the run for every user, so say it once and stop."""
+        try:
+            flow()
+        except TokenRefused as refused:
+            _fail(self.environment, str(refused))
+            gevent.sleep(self.network_timeout)  # the run is ending; do not hammer the token endpoint
+
+
+class DeliveryUser(LockerUser):
+    """The delivery flow, back to back (closed model) or at the arrival rate (open model)."""
+
+    weight = 3
+
+    @task
+    def deliver(self) -> None:
+        conversation = self.conversation
+        arrivals = conversation.process.arrivals
+        if arrivals is None:
+            self.run_flow(conversation.deliver)
+            return
+        intended = arrivals.claim()
+        delay_ns = intended - time.perf_counter_ns()
+        if delay_ns > 0:
+            gevent.sleep(delay_ns / 1e9)
+        if not arrivals.closed:
+            self.run_flow(lambda: conversation.deliver(intended))
+
+
+class BrowsingUser(LockerUser):
+    """An app looking around: locations, availability, the tower's lockers."""
+
+    weight = 1
+
+    @task
+    def browse(self) -> None:
+        self.run_flow(self.conversation.browse)
+
+
+class ContentionUser(LockerUser):
+    """Many users, few lockers: reserve and release the same hot lockers."""
+
+    weight = 1
+
+    @task
+    def contend(self) -> None:
+        self.run_flow(lambda: self.conversation.contend(hold_s=random.uniform(0.0, 0.05)))
