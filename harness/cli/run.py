@@ -115,17 +115,19 @@ def _execute(
         f"({settings.target.api_url}), budget {budget:g} s, seed {seed}"
     )
     out.detail(f"settings: {settings!r}")
-    with RichProgress(out) as progress, History.open(settings.state_dir) as history:
+    # The folders first: one that cannot be written is a usage error before any display starts.
+    with History.open(settings.state_dir) as history:
         context = new_context(
             settings=settings,
             target=_target_info(settings),
             redactor=out.redactor,
             budget_s=budget,
             seed=seed,
-            observer=progress,
         )
         context.environment.update(environment)
-        run: RunResult = execute(stages, context, skipped=skipped, history=history)
+        with RichProgress(out) as progress:
+            context.observer = progress
+            run: RunResult = execute(stages, context, skipped=skipped, history=history)
     out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
     out.say(f"reports: {context.reports_dir}")
     _publish_step_summary(out, context.reports_dir)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from harness.errors import UsageError
 from harness.redaction import Redactor
 from harness.report._allure import environment_properties, write_categories, write_environment
 from harness.report._html import redact_results
@@ -30,8 +31,17 @@ class RunFolder:
     def create(cls, reports_dir: Path, run_id: str) -> RunFolder:
         # Absolute: child processes (pytest, Locust) write here from their own working directory.
         folder = cls((reports_dir / run_id).resolve())
-        folder.allure_results.mkdir(parents=True, exist_ok=True)
-        folder.junit_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.allure_results.mkdir(parents=True, exist_ok=True)
+            folder.junit_dir.mkdir(parents=True, exist_ok=True)
+            probe = folder.root / ".writable"
+            probe.write_bytes(b"")  # a folder one may enter but not write to fails here, not mid-run
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write reports under {reports_dir}: {exc.strerror or exc}; "
+                "choose another folder (HARBOR_REPORTS_DIR)"
+            ) from None
         return folder
 
     @property
