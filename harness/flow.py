@@ -457,6 +457,11 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
     lockers: list[Locker] = await run.step(Step.LIST_LOCKERS, list_lockers)
 
     async def pick() -> tuple[list[Locker], LockerStatus]:
+        if wanted_locker is not None and all(locker.id != wanted_locker for locker in lockers):
+            # A door label ("14") is not a locker id (959) [S]: say which id the user probably meant.
+            labelled = [locker for locker in lockers if locker.name == str(wanted_locker)]
+            hint = f": {wanted_locker} is the door label of locker {labelled[0].id}, pass its id" if labelled else ""
+            raise UsageError(f"tower {tower} has no locker with id {wanted_locker}{hint}")
         candidates = [
             locker
             for locker in sorted(lockers, key=lambda locker: locker.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -34,6 +35,7 @@ from harness.config import Settings, TargetKind, load_settings
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
 from harness.flow import Delivery, FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id, run_delivery
 from harness.ledger import ledger_holds
+from harness.model import CLIENT_INFO_MAX
 
 __all__ = ["command"]
 
@@ -93,10 +95,19 @@ class _Progress:
             self.out.say(f"cleanup: {self.released.note}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """Which locker the delivery uses and what its tokens carry."""
+
+    locker_type: int | None = None
+    locker_id: int | None = None
+    client_info: str = ""
+
+
 async def _deliver(
     settings: Settings,
     tower_id: str,
-    locker_type: int | None,
+    choice: _Choice,
     progress: _Progress,
     radio_link: Callable[[], object] | None,
 ) -> Delivery:
@@ -106,7 +117,13 @@ async def _deliver(
         door_opener(settings, client=client, radio_link=radio_link) as opener,
     ):
         return await run_delivery(
-            client, opener, tower_id=tower_id, locker_type=locker_type, listeners=[progress, holds.listener]
+            client,
+            opener,
+            tower_id=tower_id,
+            locker_type=choice.locker_type,
+            locker_id=choice.locker_id,
+            client_info=choice.client_info,
+            listeners=[progress, holds.listener],
         )
 
 
@@ -114,14 +131,14 @@ def _run(
     out: Output,
     settings: Settings,
     tower_id: str,
-    locker_type: int | None,
+    choice: _Choice,
     radio_link: Callable[[], object] | None = None,
 ) -> int:
     out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
     out.detail(f"settings: {settings!r}")
     progress = _Progress(out)
     try:
-        delivery = asyncio.run(_deliver(settings, tower_id, locker_type, progress, radio_link))
+        delivery = asyncio.run(_deliver(settings, tower_id, choice, progress, radio_link))
     except KeyboardInterrupt:
         progress.show()
         raise
@@ -150,6 +167,17 @@ def command(
         str | None,
         typer.Option("--locker-type", help="Use a locker of this type: small, medium, large, xlarge or 1-4."),
     ] = None,
+    locker: Annotated[
+        int | None,
+        typer.Option("--locker", help="Use this locker: its id (e.g. 1401), not the label on its door.", min=1),
+    ] = None,
+    client_info: Annotated[
+        str,
+        typer.Option(
+            "--client-info",
+            help=f"client_info of the tokens, at most {CLIENT_INFO_MAX} characters (default empty, as Harbor asks).",
+        ),
+    ] = "",
     status_timeout: StatusTimeoutOption = None,
     config: ConfigOption = None,
     sim_bug: SimBugOption = None,
@@ -170,14 +198,16 @@ def command(
             }
         )
         settings.check_writes_allowed("run a delivery (it reserves a locker and creates tokens)")
-        type_id = locker_type_id(locker_type)
+        if len(client_info) > CLIENT_INFO_MAX:
+            raise UsageError(f"--client-info is {len(client_info)} characters: at most {CLIENT_INFO_MAX}")
+        choice = _Choice(locker_type_id(locker_type), locker, client_info)
         if settings.target.kind is TargetKind.LOCAL:
             tower_id = settings.tower()
             with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
-                return _run(out, sandbox.settings, tower_id, type_id, sandbox.radio_link)
+                return _run(out, sandbox.settings, tower_id, choice, sandbox.radio_link)
         if sim_bug or sim_fault:
             raise UsageError("--sim-bug and --sim-fault apply to --target local only")
         settings.credentials()  # name the missing variables before anything else happens
-        return _run(out, settings, settings.tower(), type_id)
+        return _run(out, settings, settings.tower(), choice)
 
     run_command(body, verbose=verbose)
