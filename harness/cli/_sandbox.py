@@ -1,7 +1,9 @@
 """The embedded virtual sandbox for ``--target local``: started in a thread, with throwaway identities.
 
 Every run gets fresh random credentials, handed to both sides in memory and registered with the
-redactor: nothing to configure, nothing that outlives the run. Bug switches and fault profiles
+redactor: nothing to configure, nothing that outlives the run. Credentials given in the
+environment (``HARBOR_CLIENT_ID``/``_SECRET``, the ``SECOND`` pair) are used as the sandbox's
+identities instead. Bug switches and fault profiles
 (``--sim-bug``, ``--sim-fault``) are set through the sandbox's control plane before the run.
 """
 
@@ -37,6 +39,13 @@ def _throwaway(role: str) -> Credentials:
     return Credentials(f"harness-{role}-{secrets.token_hex(3)}", secret)
 
 
+def _given(client_id: str | None, secret: Secret | None) -> Credentials | None:
+    if client_id is None or secret is None:
+        return None
+    redactor().register(secret)
+    return Credentials(client_id, secret)
+
+
 def parse_fault(spec: str) -> dict[str, Any]:
     """``name`` or ``name:key=value,key=value`` (values as JSON where they parse) as a fault body."""
     name, _, params = spec.partition(":")
@@ -63,7 +72,12 @@ def embedded_sandbox(
     # The sandbox (fastapi, uvicorn) is imported only when a local run needs it.
     from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox
 
-    main, second = _throwaway("main"), _throwaway("second")
+    # Identities given in the environment are the sandbox's own (a canary run, a team's fixed ids);
+    # otherwise throwaway ones.
+    main = _given(settings.client_id, settings.client_secret) or _throwaway("main")
+    second = _given(settings.second_client_id, settings.second_client_secret) or _throwaway("second")
+    if second.client_id == main.client_id:
+        second = _throwaway("second")
     identities = tuple(Identity(c.client_id, c.client_secret.reveal()) for c in (main, second))
     sandbox = VirtualSandbox(SimSettings(identities=identities))
     try:
