@@ -29,6 +29,7 @@ import gevent
 from load_process import HttpClient, LoadProcess
 
 from harness.api import OPERATIONS
+from harness.ledger import ledger_holds
 from harness.model import (
     CloseDoor,
     Command,
@@ -124,6 +125,9 @@ class Conversation:
         self.hold: Hold | None = None
         #: When the current delivery began (its intended start in the open model), while it runs.
         self.flow_origin_ns: int | None = None
+        #: Every reservation and token written to the cleanup ledger before it is asked for, so a
+        #: killed run leaves a record for `locker-harness cleanup`; one owner per user.
+        self.ledger = ledger_holds(process.settings) if process.settings is not None else None
 
     # -- one request ------------------------------------------------------------------------------
 
@@ -210,6 +214,23 @@ class Conversation:
             )
             raise StepFailed(step)
 
+    def _ledgered(self, call: Any, send: Any) -> Any:
+        """``send()`` a create call with its row in the cleanup ledger written before and settled after."""
+        ledger, hold = self.ledger, call.hold
+        if ledger is None or hold is None:
+            return send()
+        ledger.before(hold)
+        try:
+            answer = send()
+        except BaseException:
+            ledger.unanswered(hold)  # a failure's outcome is unknown here: cleanup looks at the locker
+            raise
+        if answer is None:
+            ledger.refused(hold, "409: another user holds it")
+        else:
+            ledger.after(hold, answer, None)
+        return answer
+
     # -- the delivery -----------------------------------------------------------------------------
 
     def deliver(self, origin_ns: int | None = None) -> None:
@@ -238,6 +259,8 @@ class Conversation:
             self.record.flow("aborted")
             self.give_back()
             return
+        if self.ledger is not None and self.hold is not None:
+            self.ledger.returned(self.hold.locker_id)
         self.hold = self.flow_origin_ns = None
         self.record.flow("completed", DELIVERY, time.perf_counter_ns() - started)
 
@@ -263,7 +286,7 @@ class Conversation:
         """Reserve ``locker_id``: True if this user now holds it, False on a conflict."""
         hold = self.hold = Hold(locker_id)
         call = _reserve(self.tower, locker_id, RESERVATION_S)
-        answer = self.send(step, "POST", call.path, body=call.json, conflict=True)
+        answer = self._ledgered(call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True))
         if answer is None:
             self.hold = None
             return False
@@ -283,7 +306,7 @@ class Conversation:
         assert hold is not None
         build = _dropoff_token if kind is TokenKind.DROPOFF else _pickup_token
         call = build(self.tower, hold.locker_id, TOKEN_S, CLIENT_INFO)
-        answer = self.send(step, "POST", call.path, body=call.json)
+        answer = self._ledgered(call, lambda: self.send(step, "POST", call.path, body=call.json))
         self.expect(step, answer, hold.predict(IssueToken(self.process.actor, kind, TOKEN_S)))
         try:
             hold.token = (str(answer["payload"]), str(answer["payload_auth"]))
@@ -353,6 +376,8 @@ class Conversation:
             if hold_s > 0:
                 gevent.sleep(hold_s)
             self._release("contend_release")
+            if self.ledger is not None and self.hold is not None:
+                self.ledger.returned(self.hold.locker_id)
             self.hold = None
         except StepFailed:
             self.give_back()
@@ -393,6 +418,8 @@ class Conversation:
             cleanup.why = f"{cleanup.last_step} {why}"
         self.hold = None
         if cleanup.released:
+            if self.ledger is not None:
+                self.ledger.returned(hold.locker_id, note="given back by the load user")
             self.record.cleaned(True)
         else:
             self.record.cleaned(False, f"locker {hold.locker_id}: {cleanup.why}")

@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 import gevent
 import gevent.lock
 
-from harness.config import Credentials, load_settings, normalize_tower_id, parse_target
+from harness.config import Credentials, Settings, load_settings, normalize_tower_id, parse_target
 from harness.load import LoadRecord
 
 __all__ = [
@@ -246,6 +246,8 @@ class LoadProcess:
     #: Set when the run cannot go on (credentials refused); the harness reports it.
     fatal: str | None = None
     stopping: bool = False
+    #: The resolved settings: where the cleanup ledger lives (``state_dir``) and whom it records.
+    settings: Settings | None = None
 
     @classmethod
     def start(cls, options: LoadOptions, host: str) -> LoadProcess:
@@ -264,4 +266,5 @@ class LoadProcess:
             process.pacer = Pacer(options.max_rps / options.workers)
         if options.mode == "open":
             process.arrivals = Arrivals(options.rate, options.workers, options.worker_index)
+        process.settings = settings
         return process

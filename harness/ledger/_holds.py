@@ -99,12 +99,9 @@ class LedgerHolds:
                 self._inflight.setdefault(hold, []).append(row_id)
 
     def after(self, hold: Hold, result: object | None, error: BaseException | None) -> None:
+        """``result`` may be the client's parsed answer or, for a client reading by hand, the JSON."""
         if hold.action is HoldAction.CREATE:
-            with self._lock:
-                waiting = self._inflight.get(hold)
-                row_id = waiting.pop(0) if waiting else None
-                if waiting == []:
-                    del self._inflight[hold]
+            row_id = self._pop(hold)
             if row_id is not None:
                 self._finish_create(row_id, result, error)
             return
@@ -113,6 +110,18 @@ class LedgerHolds:
             self.returned(result.id, note=f"{hold.action.value}: available")
 
     # -- beyond the hook -------------------------------------------------------------------------
+
+    def refused(self, hold: Hold, note: str = "refused: nothing created") -> None:
+        """The create call got a clear no (a client that reads answers by hand, like the Locust users)."""
+        row_id = self._pop(hold)
+        if row_id is not None:
+            self._guard(lambda: self.ledger.mark(row_id, EntryState.REFUSED, note=note))
+
+    def unanswered(self, hold: Hold, note: str = "outcome unknown") -> None:
+        """The create call failed without a clear answer: the target may hold it; cleanup will look."""
+        row_id = self._pop(hold)
+        if row_id is not None:
+            self._guard(lambda: self.ledger.mark(row_id, EntryState.UNKNOWN, note=note))
 
     def returned(self, locker_id: int, *, note: str = "delivery complete: available", up_to: int | None = None) -> None:
         """The locker is available again (the pickup door closed): close this owner's rows for it."""
@@ -129,6 +138,15 @@ class LedgerHolds:
             self.returned(event.locker_id)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _pop(self, hold: Hold) -> int | None:
+        """The row of the oldest unanswered call for ``hold``."""
+        with self._lock:
+            waiting = self._inflight.get(hold)
+            row_id = waiting.pop(0) if waiting else None
+            if waiting == []:
+                del self._inflight[hold]
+        return row_id
 
     def _finish_create(self, row_id: int, result: object | None, error: BaseException | None) -> None:
         if error is None:
@@ -166,6 +184,15 @@ def _identity(result: object | None) -> tuple[int | None, str | None, int | None
         return result.id, result.tower_id, result.locker.id
     if isinstance(result, LockerOpenRequest):
         return result.id, result.tower_id, result.locker_id
+    if isinstance(result, dict):  # the JSON answer itself: read leniently, only ids
+        locker = result.get("locker")
+        locker_id = result.get("lockerId", locker.get("id") if isinstance(locker, dict) else None)
+        tower_id = result.get("towerId", result.get("tower_id"))
+        return (
+            result["id"] if isinstance(result.get("id"), int) else None,
+            tower_id if isinstance(tower_id, str) else None,
+            locker_id if isinstance(locker_id, int) else None,
+        )
     return None, None, None
 
 

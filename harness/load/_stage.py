@@ -18,6 +18,7 @@ import httpx
 
 from harness.config import TargetKind
 from harness.errors import InfrastructureError, TargetUnreachable, UsageError
+from harness.ledger import RUN_ID_ENV
 from harness.load._locust import (
     STARTUP_S,
     STOP_GRACE_S,
@@ -117,7 +118,7 @@ class LoadStage:
             processes=plan.processes,
             harness_args=harness_arguments(plan, tower_id, doors=doors, timeout_s=settings.timeout),
         )
-        env = {**os.environ, **target_environment(settings, seed=context.seed)}
+        env = {**os.environ, **target_environment(settings, seed=context.seed), RUN_ID_ENV: context.run_id}
         env.pop("HARBOR_CONFIG", None)  # the child reads the target from --host and credentials from here
 
         def progress(now: LocustProgress) -> None:

@@ -177,3 +177,17 @@ def test_no_row_for_calls_that_hold_nothing(ledger: Ledger, settings: Settings) 
     holds.before(cancel)
     holds.after(cancel, None, httpx.ReadTimeout("slow"))
     assert ledger.entries() == []
+
+
+def test_hand_read_answers_are_recorded(ledger: Ledger, settings: Settings) -> None:
+    """A client reading JSON by hand (the Locust users) records the ids of an answer, a clear no, or no answer."""
+    holds = LedgerHolds(ledger, settings, run_id="load")
+    for locker_id in (1401, 1402, 1403):
+        holds.before(_reserve(locker_id))
+    holds.after(_reserve(1401), {"id": 9, "towerId": TOWER, "lockerId": 1401, "locker": {"id": 1401}}, None)
+    holds.refused(_reserve(1402), "409: another user holds it")
+    holds.unanswered(_reserve(1403))
+    rows = {row.locker_id: row for row in ledger.entries()}
+    assert (rows[1401].state, rows[1401].resource_id) == (EntryState.CREATED, 9)
+    assert (rows[1402].state, rows[1402].note) == (EntryState.REFUSED, "409: another user holds it")
+    assert rows[1403].state is EntryState.UNKNOWN
