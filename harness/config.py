@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import math
 import os
 import re
@@ -35,6 +36,7 @@ __all__ = [
     "ENVIRONMENT",
     "FILE_KEYS",
     "FILE_TABLES",
+    "INSECURE_HTTP_VARIABLE",
     "PRODUCTION_WRITES_FLAG",
     "PRODUCTION_WRITES_VALUE",
     "BleBackend",
@@ -55,6 +57,8 @@ DEFAULT_LOCAL_TOWER: Final = "0100000000000014"
 #: The loudly named opt-in for writes against production.
 PRODUCTION_WRITES_FLAG: Final = "--i-understand-this-writes-to-production"
 PRODUCTION_WRITES_VALUE: Final = "yes-write-to-production"
+#: The opt-in for plain ``http://`` to a host other than loopback (the secret then travels in clear).
+INSECURE_HTTP_VARIABLE: Final = "HARBOR_ALLOW_INSECURE_HTTP"
 
 _TOKEN_PATH: Final = "/realms/harbor/protocol/openid-connect/token"
 _TOWER_ID = re.compile(r"[0-9A-Fa-f]{16}")
@@ -224,11 +228,28 @@ def _check_url(value: str, source: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
 
 
+def _host(url: str) -> str:
+    """A URL's host as DNS compares it: lower case, without the root's trailing dot."""
+    return (urllib.parse.urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+def _is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = _host(url)
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_target(value: str, *, token_url: str | None = None, source: str = "target") -> Target:
     """``local``, ``sandbox``, ``production`` or an ``http(s)://`` URL, as a ``Target``.
 
-    A URL that names Harbor's sandbox or production host is that target, so the production
-    guard cannot be sidestepped by spelling the URL out.
+    A URL whose host is Harbor's sandbox or production API host (any case, with or without the
+    root's trailing dot, on any port) is that target, so the production guard cannot be
+    sidestepped by spelling the URL out; plain ``http://`` to Harbor's hosts is refused.
     """
     text = value.strip()
     name = text.lower()
@@ -245,9 +266,23 @@ def parse_target(value: str, *, token_url: str | None = None, source: str = "tar
         raise UsageError(f"unknown target {value!r}{shown}: use local, sandbox, production or an http(s):// URL")
     url = _check_url(text, "target URL" if source == "target" else source)
     for kind, (api, accounts) in _HARBOR_HOSTS.items():
-        if urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(api).netloc:
+        if _host(url) == _host(api):
+            if urllib.parse.urlsplit(url).scheme != "https":
+                raise UsageError(f"target URL {value.strip()!r} is Harbor's {kind.value} host: use https://")
             return Target(kind, url, token or accounts + _TOKEN_PATH)
     return Target(TargetKind.URL, url, token or url + _TOKEN_PATH)
+
+
+def _check_transport(target: Target, allowed: bool) -> None:
+    """Refuse plain ``http://`` to a host other than loopback: the client secret would travel in clear."""
+    if allowed:
+        return
+    for what, url in (("target URL", target.api_url), ("token URL", target.token_url)):
+        if url is not None and url.startswith("http://") and not _is_loopback_url(url):
+            raise UsageError(
+                f"{what} {url} is plain http to another machine: the client secret and tokens would travel "
+                f"in clear; use https://, or set {INSECURE_HTTP_VARIABLE}=1 if this network is yours"
+            )
 
 
 def _seconds(value: object, source: str) -> float:
@@ -288,6 +323,7 @@ ENVIRONMENT: Final[Mapping[str, str]] = {
     "HARBOR_TOKEN_URL": "token_url",
     "HARBOR_BLE": "ble",
     "HARBOR_ALLOW_PRODUCTION_WRITES": "allow_production_writes",
+    INSECURE_HTTP_VARIABLE: "allow_insecure_http",
     "HARBOR_REPORTS_DIR": "reports_dir",
     "HARBOR_STATE_DIR": "state_dir",
     "HARBOR_TIMEOUT": "timeout",
@@ -318,7 +354,11 @@ FILE_TABLES: Final = frozenset({"load", "slo"})
 _FILE_SECRETS: Final = {"client_secret": "HARBOR_CLIENT_SECRET", "second_client_secret": "HARBOR_SECOND_CLIENT_SECRET"}
 
 #: Option names ``load_settings`` accepts (the CLI passes ``None`` for options not given).
-OPTION_KEYS: Final = (FILE_KEYS - {"client_id", "second_client_id"}) | {"config", "allow_production_writes"}
+OPTION_KEYS: Final = (FILE_KEYS - {"client_id", "second_client_id"}) | {
+    "config",
+    "allow_production_writes",
+    "allow_insecure_http",
+}
 _OPTION_FLAGS: Final = {"tower_id": "--tower", "allow_production_writes": PRODUCTION_WRITES_FLAG}
 
 
@@ -362,6 +402,11 @@ def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path 
             raise UsageError(
                 f"allow_production_writes found in {where}: the production opt-in is never read from a file, "
                 f"pass {PRODUCTION_WRITES_FLAG} or set HARBOR_ALLOW_PRODUCTION_WRITES={PRODUCTION_WRITES_VALUE}"
+            )
+        if key == "allow_insecure_http":
+            raise UsageError(
+                f"allow_insecure_http found in {where}: sending secrets in clear is never allowed from a file, "
+                f"set {INSECURE_HTTP_VARIABLE}=1"
             )
         if key not in FILE_KEYS:
             raise UsageError(f"unknown key {key!r} in {where}; known keys: {', '.join(sorted(FILE_KEYS))}")
@@ -452,6 +497,7 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
     values["ble"] = _ble(*ble) if ble else (BleBackend.BLEAK if harbor else BleBackend.VIRTUAL)
 
     values["allow_production_writes"] = _production_opt_in(get("allow_production_writes"))
+    _check_transport(target, _insecure_http_opt_in(get("allow_insecure_http")))
     for key in ("reports_dir", "state_dir"):
         if (item := get(key)) is not None:
             values[key] = Path(_text(*item))
@@ -459,6 +505,20 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
         if (item := get(key)) is not None:
             values[key] = _seconds(*item)
     return Settings(**values)
+
+
+def _insecure_http_opt_in(item: tuple[object, str] | None) -> bool:
+    if item is None:
+        return False
+    value, source = item
+    if isinstance(value, bool):  # the option
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise UsageError(f"{source} must be 1 or 0, not {value!r}")
 
 
 def _production_opt_in(item: tuple[object, str] | None) -> bool:

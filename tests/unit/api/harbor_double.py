@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 import httpx
 
-BASE = "http://harbor.test"
+BASE = "https://harbor.test"
 TOKEN_PATH = "/realms/harbor/protocol/openid-connect/token"
 TOWER = "0100000000000014"
 

@@ -54,7 +54,7 @@ def test_unreachable_after_three_attempts(client: HarborClient, harbor: FakeHarb
     with pytest.raises(TargetUnreachable) as caught:
         client.list_lockers(TOWER)
     assert sleeps.seconds == [1.0, 2.0]
-    assert "no answer from http://harbor.test after 3 attempt(s)" in str(caught.value)
+    assert "no answer from https://harbor.test after 3 attempt(s)" in str(caught.value)
     assert "ConnectTimeout" in str(caught.value)
     assert caught.value.exit_code == 4
 

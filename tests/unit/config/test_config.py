@@ -80,6 +80,57 @@ def test_url_naming_a_harbor_host_is_that_target() -> None:
     assert parse_target("https://API.sandbox.harborlockers.com/").kind is TargetKind.SANDBOX
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.harborlockers.com:443",
+        "https://api.harborlockers.com./",
+        "HTTPS://API.HARBORLOCKERS.COM.:443/",
+        "https://api.harborlockers.com:8443",
+    ],
+)
+def test_any_spelling_of_productions_host_keeps_the_guard(url: str) -> None:
+    """A port, a trailing dot or upper case still name production: writes refused, load refused."""
+    settings = load({"target": url})
+    assert settings.target.kind is TargetKind.PRODUCTION
+    with pytest.raises(UsageError, match="refusing to reserve a locker on production"):
+        settings.check_writes_allowed("reserve a locker")
+
+
+@pytest.mark.parametrize("url", ["http://api.harborlockers.com", "http://api.sandbox.harborlockers.com.:80/"])
+def test_plain_http_to_harbor_is_refused(url: str) -> None:
+    """Harbor's hosts are only ever reached over https."""
+    with pytest.raises(UsageError, match="use https://"):
+        load({"target": url})
+
+
+def test_plain_http_to_another_machine_is_refused() -> None:
+    """http:// to a host other than loopback would send the client secret in clear: a usage error."""
+    with pytest.raises(UsageError, match="HARBOR_ALLOW_INSECURE_HTTP=1") as caught:
+        load({"target": "http://staging.example:8765"})
+    assert "\n" not in str(caught.value)
+    with pytest.raises(UsageError, match="token URL http://kc.example/token"):
+        load(env={"HARBOR_TARGET": "sandbox", "HARBOR_TOKEN_URL": "http://kc.example/token"})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8765", "http://localhost:8765", "http://[::1]:8765", "http://127.9.0.1"]
+)
+def test_plain_http_to_loopback_is_accepted(url: str) -> None:
+    """A sandbox on this machine (``locker-harness sim``) is reached over plain http."""
+    assert load({"target": url}).target.kind is TargetKind.URL
+
+
+def test_insecure_http_opt_in() -> None:
+    """HARBOR_ALLOW_INSECURE_HTTP=1 (or the option) accepts http:// to another machine; never from a file."""
+    assert load(env={"HARBOR_TARGET": "http://10.0.0.5:8765", "HARBOR_ALLOW_INSECURE_HTTP": "1"}).target.api_url == (
+        "http://10.0.0.5:8765"
+    )
+    assert load({"target": "http://10.0.0.5:8765", "allow_insecure_http": True}).target.kind is TargetKind.URL
+    with pytest.raises(UsageError, match="HARBOR_ALLOW_INSECURE_HTTP must be 1 or 0"):
+        load(env={"HARBOR_TARGET": "http://10.0.0.5", "HARBOR_ALLOW_INSECURE_HTTP": "maybe"})
+
+
 def test_token_url_override() -> None:
     """``HARBOR_TOKEN_URL`` replaces the token endpoint of a Harbor target."""
     settings = load(env={"HARBOR_TARGET": "sandbox", "HARBOR_TOKEN_URL": "https://kc.example/realms/x/token"})
@@ -99,14 +150,14 @@ def test_running_local_target_gets_urls() -> None:
 
 def test_options_beat_environment_beat_file(tmp_path: Path) -> None:
     """Command-line options override HARBOR_* variables, which override the config file."""
-    write(tmp_path, "locker-harness.toml", 'target = "http://file.test"\ntimeout = 3\nstate_dir = "from-file"\n')
-    env = {"HARBOR_TARGET": "http://env.test", "HARBOR_TIMEOUT": "4"}
-    settings = load({"target": "http://option.test"}, env, tmp_path)
-    assert settings.target.api_url == "http://option.test"
+    write(tmp_path, "locker-harness.toml", 'target = "https://file.test"\ntimeout = 3\nstate_dir = "from-file"\n')
+    env = {"HARBOR_TARGET": "https://env.test", "HARBOR_TIMEOUT": "4"}
+    settings = load({"target": "https://option.test"}, env, tmp_path)
+    assert settings.target.api_url == "https://option.test"
     assert settings.timeout == 4.0
     assert settings.state_dir == Path("from-file")
-    assert load(None, env, tmp_path).target.api_url == "http://env.test"
-    assert load(None, {}, tmp_path).target.api_url == "http://file.test"
+    assert load(None, env, tmp_path).target.api_url == "https://env.test"
+    assert load(None, {}, tmp_path).target.api_url == "https://file.test"
     assert load(None, {}, tmp_path).config_file == tmp_path / "locker-harness.toml"
 
 
@@ -150,6 +201,7 @@ def test_every_environment_variable_is_read() -> None:
         "HARBOR_TOKEN_URL": "https://kc.example/token",
         "HARBOR_BLE": "virtual",
         "HARBOR_ALLOW_PRODUCTION_WRITES": "yes-write-to-production",
+        "HARBOR_ALLOW_INSECURE_HTTP": "0",
         "HARBOR_REPORTS_DIR": "out",
         "HARBOR_STATE_DIR": "state",
         "HARBOR_TIMEOUT": "11",
@@ -306,6 +358,7 @@ BAD_FILES = [
     ('client_secret = "abc"', "secrets are read only from the environment"),
     ('second_client_secret = "abc"', "set HARBOR_SECOND_CLIENT_SECRET"),
     ("allow_production_writes = true", "never read from a file"),
+    ("allow_insecure_http = true", "never allowed from a file"),
     ("tower = 1", "unknown key 'tower'"),
     ('timeout = "fast"', "timeout in"),
     ("target = 3", "must be a non-empty string"),
