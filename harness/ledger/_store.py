@@ -99,8 +99,13 @@ class ProcessStamp:
 
 
 def _started(pid: int) -> float | None:
+    """When process ``pid`` started; ``None`` if it is gone or a zombie (killed, not yet reaped: an
+    orphan whose new parent never waits for it still has a process table entry)."""
     try:
-        return float(psutil.Process(pid).create_time())
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
 
