@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import cleanup, history, hw, load, report, run, sim, smoke
+from harness.cli import bench, cleanup, history, hw, load, report, run, sim, smoke
 
 __all__ = ["app", "main"]
 
@@ -29,6 +29,7 @@ app.command("report")(report.command)
 app.command("history")(history.command)
 app.command("compare")(history.compare_command)
 app.command("load")(load.command)
+app.command("bench")(bench.command)
 app.command("cleanup")(cleanup.command)
 
 

@@ -1,0 +1,118 @@
+"""SLO gates: parsed from options and configuration, measured against a record, breaches named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_settings
+from harness.errors import ExitCode, UsageError
+from harness.load import Gate, LoadRecord, LoadSummary, SloGates, Sweep
+from harness.load._slo import parse_gate
+
+MS = 1_000_000
+
+
+def _summary(record: LoadRecord, gates: SloGates, sweep: Sweep | None = None) -> LoadSummary:
+    return LoadSummary.build(record, gates, duration_s=2.0, plan={}, sweep=sweep or Sweep(checked=True))
+
+
+def _steady(latency_ms: int = 5, count: int = 100) -> LoadRecord:
+    record = LoadRecord()
+    for _ in range(count):
+        record.request("reserve", latency_ms * MS)
+    record.flow("completed", "delivery", 10 * latency_ms * MS)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("text", "gate"),
+    [
+        ("p99=250", Gate(None, "p99", 250.0)),
+        ("reserve.p95=50", Gate("reserve", "p95", 50.0)),
+        ("reserve.p99_ms=5.5", Gate("reserve", "p99", 5.5)),
+        ("failure_ratio=0.01", Gate(None, "failure_ratio", 0.01)),
+        ("delivery.p999=2000", Gate("delivery", "p999", 2000.0)),
+    ],
+)
+def test_slo_option_syntax(text: str, gate: Gate) -> None:
+    """``--slo [STEP.]METRIC=LIMIT`` names a step (or all requests), a metric and a limit."""
+    assert parse_gate(text) == gate
+
+
+@pytest.mark.parametrize("text", ["p99", "p98=1", "reserv.p99=1", "p99=fast", "failure_ratio=2", "p99=-1"])
+def test_bad_slo_options_are_usage_errors(text: str) -> None:
+    """A malformed gate, an unknown metric or step, or an impossible limit stops the run before it starts."""
+    with pytest.raises(UsageError):
+        SloGates([parse_gate(text)])
+
+
+def test_gates_from_pyproject_then_options(tmp_path: Path) -> None:
+    """``[tool.locker-harness.slo]`` sets gates; ``--slo`` replaces the same gate; the default ratio stays."""
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.locker-harness.slo]\np99_ms = 250\n"
+        "[tool.locker-harness.slo.steps]\nreserve = { p95_ms = 50, p99_ms = 100 }\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(cwd=tmp_path, environ={})
+    gates = {gate.name: gate.limit for gate in SloGates.resolve(settings, ["reserve.p99=80"])}
+    assert gates == {"failure_ratio": 0.01, "p99": 250.0, "reserve p95": 50.0, "reserve p99": 80.0}
+
+
+def test_unknown_step_in_the_slo_table_is_refused(tmp_path: Path) -> None:
+    """A gate on a step no user makes would never be checked: it is refused with its name."""
+    (tmp_path / "locker-harness.toml").write_text("[slo.steps]\nreserv = { p99_ms = 1 }\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="reserv"):
+        SloGates.resolve(load_settings(cwd=tmp_path, environ={}))
+
+
+def test_a_green_run_exits_0_and_a_breach_exits_3_named() -> None:
+    """Within every gate the run is green; a percentile above its limit is a breach (3) named by gate."""
+    record = _steady(latency_ms=5)
+    assert _summary(record, SloGates([Gate("reserve", "p99", 10.0)])).exit_code is ExitCode.OK
+    summary = _summary(record, SloGates([Gate("reserve", "p99", 1.0), Gate(None, "p50", 100.0)]))
+    assert summary.exit_code is ExitCode.SLO_BREACH
+    assert [result.gate.name for result in summary.breaches] == ["reserve p99"]
+    assert summary.as_json()["breaches"] == ["reserve p99"]
+    assert "reserve p99 5.00 ms > 1 ms" in summary.breaches[0].describe()
+
+
+def test_end_to_end_gate_reads_the_flow_histogram() -> None:
+    """``delivery.p99`` is measured on whole deliveries, not on requests."""
+    summary = _summary(_steady(latency_ms=5), SloGates([Gate("delivery", "p99", 40.0)]))
+    assert summary.gate_results[0].actual == pytest.approx(50.0, rel=1e-3)
+    assert summary.exit_code is ExitCode.SLO_BREACH
+
+
+def test_failure_ratio_excludes_conflicts() -> None:
+    """Expected contention (409 on reserve) never counts against the failure ratio."""
+    record = _steady(count=99)
+    conflict = record.request("reserve", MS)
+    conflict.conflicts += 1
+    summary = _summary(record, SloGates([Gate(None, "failure_ratio", 0.0)]))
+    assert summary.gate_results[0].actual == 0.0
+    assert summary.exit_code is ExitCode.OK
+
+
+def test_oracle_violations_outrank_breaches_as_a_defect() -> None:
+    """A violation is a product defect (1) even when a gate is breached too."""
+    record = _steady()
+    record.violation(record.step("reserve"), "double_booking", "reserve", 1401, "held by another user")
+    summary = _summary(record, SloGates([Gate(None, "p50", 0.001)]))
+    assert summary.exit_code is ExitCode.DEFECT
+
+
+def test_a_gate_on_a_step_that_did_not_run_is_reported_not_measured() -> None:
+    """Door steps do not run on Harbor's sandbox: their gates say so instead of passing or failing."""
+    summary = _summary(_steady(), SloGates([Gate("open_for_dropoff", "p99", 1.0)]))
+    result = summary.gate_results[0]
+    assert result.actual is None and not result.breached
+    assert "not measured" in result.describe()
+
+
+def test_empty_runs_and_leftovers_are_infrastructure() -> None:
+    """No request measured, or lockers the users left held, cannot pass as green."""
+    assert _summary(LoadRecord(), SloGates()).exit_code is ExitCode.INFRASTRUCTURE
+    leak = Sweep(checked=True, found=1, released=1)
+    assert _summary(_steady(), SloGates(), leak).exit_code is ExitCode.INFRASTRUCTURE
