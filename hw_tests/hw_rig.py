@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.api import AsyncHarborClient, LockerToken
-from harness.ble import BleBackend, BleDoorOpener, PhaseTimer, TowerClient, find_tower
-from harness.cli._ble import ble_door_opener
+from harness.ble import BleDoorOpener, PhaseTimer, Radio, TowerClient, find_tower
 from harness.config import Settings
 from harness.errors import HarborAPIError
 from harness.model import LockerStatus
@@ -52,7 +51,7 @@ class Rig:
 
     settings: Settings
     tower_id: str
-    backend: BleBackend
+    backend: Radio
     config: RigConfig
     sandbox: Any = None  # harness.sim.VirtualSandbox on local, None on a bench
 
@@ -64,7 +63,7 @@ class Rig:
         return AsyncHarborClient(self.settings)
 
     def opener(self, api: AsyncHarborClient, timer: PhaseTimer | None = None) -> BleDoorOpener:
-        return ble_door_opener(api, self.backend, timer=timer, response_timeout=self.config.response_timeout)
+        return BleDoorOpener.for_api(api, self.backend, timer=timer, response_timeout=self.config.response_timeout)
 
     async def dropoff_token(
         self, api: AsyncHarborClient, *, tower_id: str | None = None, skip: int = 0, duration: int = 600

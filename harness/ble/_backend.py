@@ -19,15 +19,16 @@ from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
 
 from harness.errors import UsageError
 
-__all__ = ["BACKENDS", "BACKEND_ENV", "BleBackend", "choose_backend"]
+__all__ = ["BACKENDS", "BACKEND_ENV", "Radio", "choose_backend"]
 
 BACKEND_ENV = "HARBOR_BLE"
 BACKENDS = ("virtual", "bleak")
 
 
 @dataclass(frozen=True, slots=True)
-class BleBackend:
-    """A radio: how to make bleak scanners and clients on it."""
+class Radio:
+    """A radio: how to make bleak scanners and clients on it (``harness.config.BleBackend`` is the
+    setting that names one; ``choose_backend`` makes it)."""
 
     name: str
     scanner_backend: type[BaseBleakScanner] | None = None
@@ -61,14 +62,14 @@ class BleBackend:
         )
 
 
-def choose_backend(name: str | None = None, *, link: object | None = None) -> BleBackend:
+def choose_backend(name: str | None = None, *, link: object | None = None) -> Radio:
     """The backend called ``name`` (default: ``$HARBOR_BLE``, else ``virtual``).
 
     ``link`` is the virtual radio's link (``VirtualSandbox.radio.link``), required by ``virtual``.
     """
     chosen = (name or os.environ.get(BACKEND_ENV) or "virtual").strip().lower()
     if chosen == "bleak":
-        return BleBackend("bleak")
+        return Radio("bleak")
     if chosen != "virtual":
         raise UsageError(f"{BACKEND_ENV}={chosen!r} is not a BLE backend; choose one of: {', '.join(BACKENDS)}")
     if link is None:
@@ -78,4 +79,4 @@ def choose_backend(name: str | None = None, *, link: object | None = None) -> Bl
         )
     from harness.ble._virtual import VirtualBleakClient, VirtualBleakScanner  # bumble only on this path
 
-    return BleBackend("virtual", VirtualBleakScanner, VirtualBleakClient, {"link": link})
+    return Radio("virtual", VirtualBleakScanner, VirtualBleakClient, {"link": link})

@@ -32,7 +32,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from harness.ble import protocol as blink
-from harness.ble._backend import BleBackend
+from harness.ble._backend import Radio
 from harness.ble._errors import BleLinkError, translate
 from harness.ble._timing import Phase, PhaseTimer
 from harness.ble.protocol import Field, FirmwareCode, PacketType, SdkCode, TowerIdentity
@@ -123,7 +123,7 @@ def _edge(phase: Phase, tower_id: str | None, locker_id: int | None = None) -> I
 
 
 async def find_tower(
-    backend: BleBackend,
+    backend: Radio,
     tower_id: str | None = None,
     *,
     timeout: float = 20.0,
@@ -161,7 +161,7 @@ async def find_tower(
         return result
 
 
-async def discover_towers(backend: BleBackend, *, duration: float = 2.0) -> list[FoundTower]:
+async def discover_towers(backend: Radio, *, duration: float = 2.0) -> list[FoundTower]:
     """Every tower advertising within ``duration`` seconds, by tower id."""
     towers: dict[str, FoundTower] = {}
 
@@ -209,7 +209,7 @@ class TowerClient:
     @classmethod
     def over(
         cls,
-        backend: BleBackend,
+        backend: Radio,
         device: BLEDevice | str,
         *,
         connect_timeout: float = 20.0,

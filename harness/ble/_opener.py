@@ -7,21 +7,32 @@ opener's ``PhaseTimer``.
 
 A link failure raises ``BleLinkError`` (infrastructure, exit 4) unless ``retries`` allows another
 go: the opener then starts over from the scan with a new session, as a person with a phone would.
+
+``BleDoorOpener.for_api(api, radio)`` is the seam ``smoke``, ``hw`` and the hardware rig open doors
+through: session tokens and event uploads go through any client shaped like ``HarborSdk``
+(``harness.api.AsyncHarborClient`` is one), which this package never imports.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
-from harness.ble._backend import BleBackend
-from harness.ble._client import DEFAULT_RESPONSE_TIMEOUT, EventUpload, SessionTokenSource, TowerClient, find_tower
+from harness.ble._backend import Radio
+from harness.ble._client import (
+    DEFAULT_RESPONSE_TIMEOUT,
+    EventUpload,
+    SessionTokenSource,
+    TowerClient,
+    find_tower,
+)
 from harness.ble._errors import BleLinkError
 from harness.ble._timing import Phase, PhaseTimer
 from harness.errors import HarnessError
 
-__all__ = ["BleDoorOpener"]
+__all__ = ["BleDoorOpener", "HarborSdk"]
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +53,24 @@ class _Token(Protocol):
     def payload_auth(self) -> str: ...
 
 
+class HarborSdk(Protocol):
+    """What the opener asks of Harbor's SDK API: ``harness.api.AsyncHarborClient`` fits.
+
+    ``upload_tower_events`` gets ``EventBatch``es, whose fields and JSON are the API's
+    ``TowerEventBatch``'s (pinned by a test), so the client's own method takes them as they are.
+    """
+
+    def create_session_token(self, tower_id: str, version: str, /) -> Awaitable[Any]: ...
+
+    def upload_tower_events(self, tower_id: str, batches: Sequence[Any], /) -> Awaitable[Any]: ...
+
+
 class BleDoorOpener:
     """Opens lockers the way Harbor's phone SDK does; one tower connection per open door."""
 
     def __init__(
         self,
-        backend: BleBackend,
+        backend: Radio,
         *,
         session_token: SessionTokenSource,
         upload_events: EventUpload | None = None,
@@ -75,6 +98,27 @@ class BleDoorOpener:
         #: ``perf_counter_ns()`` when each locker's door was last seen shut: the start of
         #: "door closed -> status visible in the API" (``Phase.API_STATUS``), which the caller ends.
         self.closed_at_ns: dict[int, int] = {}
+
+    @classmethod
+    def for_api(
+        cls,
+        api: HarborSdk,
+        backend: Radio,
+        *,
+        timer: PhaseTimer | None = None,
+        response_timeout: float | None = None,
+        retries: int = 0,
+    ) -> BleDoorOpener:
+        """An opener over ``backend`` that gets its session tokens from ``api`` and uploads the
+        tower's events through it (so the API learns of the doors, as Harbor's phones make it)."""
+        return cls(
+            backend,
+            session_token=api.create_session_token,
+            upload_events=api.upload_tower_events,
+            timer=timer,
+            response_timeout=DEFAULT_RESPONSE_TIMEOUT if response_timeout is None else response_timeout,
+            retries=retries,
+        )
 
     async def _connect(self, tower_id: str) -> TowerClient:
         found = await find_tower(self.backend, tower_id, timeout=self.scan_timeout, timer=self.timer)

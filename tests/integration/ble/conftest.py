@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.ble import BleBackend, choose_backend
+from harness.ble import Radio, choose_backend
 from harness.config import Settings, Target
 from harness.redaction import Secret
 from harness.sim import SimSettings, VirtualSandbox
@@ -50,5 +50,5 @@ def settings(sandbox: VirtualSandbox) -> Settings:
 
 
 @pytest.fixture
-def backend(sandbox: VirtualSandbox) -> BleBackend:
+def backend(sandbox: VirtualSandbox) -> Radio:
     return choose_backend("virtual", link=sandbox.radio.link)

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.api import AsyncHarborClient
-from harness.ble import BleBackend, BleDoorOpener, BleLinkError, PhaseTimer, SdkCode, choose_backend, find_tower
-from harness.cli._ble import ble_door_opener
+from harness.ble import BleDoorOpener, BleLinkError, PhaseTimer, Radio, SdkCode, choose_backend, find_tower
 from harness.config import Settings
 from harness.errors import BluetoothUnavailable, ExitCode
 from harness.flow import run_delivery
@@ -26,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.anyio
 
 
-def _opener(api: AsyncHarborClient, backend: BleBackend, **options: object) -> BleDoorOpener:
-    return ble_door_opener(api, backend, timer=PhaseTimer(), **options)  # type: ignore[arg-type]
+def _opener(api: AsyncHarborClient, backend: Radio, **options: object) -> BleDoorOpener:
+    return BleDoorOpener.for_api(api, backend, timer=PhaseTimer(), **options)  # type: ignore[arg-type]
 
 
-async def test_delivery_over_ble_ends_available(settings: Settings, backend: BleBackend) -> None:
+async def test_delivery_over_ble_ends_available(settings: Settings, backend: Radio) -> None:
     """run_delivery with the BLE door opener passes every step and leaves the locker available."""
     async with AsyncHarborClient(settings) as api, _opener(api, backend) as opener:
         delivery = await run_delivery(api, opener, tower_id=TOWER, status_timeout=5.0)
@@ -49,7 +48,7 @@ async def test_delivery_over_ble_ends_available(settings: Settings, backend: Ble
 )
 async def test_link_fault_is_classified_explained_and_retried(
     settings: Settings,
-    backend: BleBackend,
+    backend: Radio,
     sandbox: VirtualSandbox,
     fault: str,
     code: SdkCode,

@@ -9,11 +9,11 @@ import pytest
 
 from harness.api import AsyncHarborClient, Locker, LockerToken, TowerEventBatch
 from harness.ble import (
-    BleBackend,
     BleLinkError,
     EventBatch,
     FirmwareCode,
     Phase,
+    Radio,
     SdkCode,
     TowerClient,
     TowerRefused,
@@ -48,7 +48,7 @@ def _uploader(api: AsyncHarborClient):  # type: ignore[no-untyped-def]
     return upload
 
 
-async def _connected(backend: BleBackend, tower: str = TOWER, **options: object) -> TowerClient:
+async def _connected(backend: Radio, tower: str = TOWER, **options: object) -> TowerClient:
     found = await find_tower(backend, tower, timeout=5.0)
     options.setdefault("response_timeout", 2.0)
     client = TowerClient.over(backend, found.device, tower_id=tower, **options)  # type: ignore[arg-type]
@@ -56,7 +56,7 @@ async def _connected(backend: BleBackend, tower: str = TOWER, **options: object)
     return client
 
 
-async def test_dropoff_and_pickup_over_ble_reach_the_api(settings: Settings, backend: BleBackend) -> None:
+async def test_dropoff_and_pickup_over_ble_reach_the_api(settings: Settings, backend: Radio) -> None:
     """A drop-off and a pickup over BLE, with event sync, end with the API showing occupied, then available."""
     async with AsyncHarborClient(settings) as api:
         token = await _dropoff(api)
@@ -93,7 +93,7 @@ async def test_dropoff_and_pickup_over_ble_reach_the_api(settings: Settings, bac
     ],
 )
 async def test_wrong_tokens_are_refused_with_the_firmware_code(
-    settings: Settings, backend: BleBackend, sandbox: VirtualSandbox, case: str, code: FirmwareCode
+    settings: Settings, backend: Radio, sandbox: VirtualSandbox, case: str, code: FirmwareCode
 ) -> None:
     """Each wrong token is refused with its firmware code, the door stays shut, the session survives."""
     async with AsyncHarborClient(settings) as api:
@@ -120,7 +120,7 @@ async def test_wrong_tokens_are_refused_with_the_firmware_code(
             assert tower.in_session
 
 
-async def test_session_token_of_another_tower_is_refused(settings: Settings, backend: BleBackend) -> None:
+async def test_session_token_of_another_tower_is_refused(settings: Settings, backend: Radio) -> None:
     """A session token minted for tower 175 gets SESSION_ERROR AUTH_TOWER_ID from tower 14."""
     async with AsyncHarborClient(settings) as api:
         async with await _connected(backend) as tower:
@@ -130,7 +130,7 @@ async def test_session_token_of_another_tower_is_refused(settings: Settings, bac
         assert refused.value.session_level and refused.value.phase == "session"
 
 
-async def test_door_commands_need_an_opened_locker(settings: Settings, backend: BleBackend) -> None:
+async def test_door_commands_need_an_opened_locker(settings: Settings, backend: Radio) -> None:
     """CHECK_LOCKER_DOOR and REOPEN_LOCKER before any open answer SYS_LAST_OPEN (504)."""
     async with AsyncHarborClient(settings) as api, await _connected(backend) as tower:
         await tower.start_session(api.create_session_token)
@@ -140,7 +140,7 @@ async def test_door_commands_need_an_opened_locker(settings: Settings, backend: 
             assert refused.value.code is FirmwareCode.SYS_LAST_OPEN
 
 
-async def test_reopen_opens_the_dropoff_locker_again(settings: Settings, backend: BleBackend) -> None:
+async def test_reopen_opens_the_dropoff_locker_again(settings: Settings, backend: Radio) -> None:
     """After a drop-off closes, REOPEN_LOCKER opens the same locker again with the session's token."""
     async with AsyncHarborClient(settings) as api:
         token = await _dropoff(api)
@@ -152,7 +152,7 @@ async def test_reopen_opens_the_dropoff_locker_again(settings: Settings, backend
             await tower.wait_door_closed(timeout=5.0, poll_interval=0.005)
 
 
-async def test_busy_tower_is_asked_again(settings: Settings, backend: BleBackend, sandbox: VirtualSandbox) -> None:
+async def test_busy_tower_is_asked_again(settings: Settings, backend: Radio, sandbox: VirtualSandbox) -> None:
     """SYS_SYNC_BUSY makes the client wait and ask again; the sync then completes."""
     async with AsyncHarborClient(settings) as api, await _connected(backend) as tower:
         await tower.start_session(api.create_session_token)
@@ -174,7 +174,7 @@ async def test_busy_tower_is_asked_again(settings: Settings, backend: BleBackend
 )
 async def test_link_faults_are_infrastructure_failures(
     settings: Settings,
-    backend: BleBackend,
+    backend: Radio,
     sandbox: VirtualSandbox,
     fault: str,
     code: SdkCode,
