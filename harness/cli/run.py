@@ -9,6 +9,7 @@ choose). Exit 0 all green, 1 a check failed, 2 usage, 3 an SLO breach, 4 could n
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -109,6 +110,8 @@ def _execute(
     seed: int,
     environment: dict[str, str],
     html: bool,
+    sim_bugs: Sequence[str] = (),
+    sim_faults: Sequence[str] = (),
 ) -> int:
     out.say(
         f"run: {', '.join(stage.name for stage in stages)} against {settings.target.name} "
@@ -123,6 +126,8 @@ def _execute(
             redactor=out.redactor,
             budget_s=budget,
             seed=seed,
+            sim_bugs=sim_bugs,
+            sim_faults=sim_faults,
         )
         context.environment.update(environment)
         with RichProgress(out) as progress:
@@ -192,6 +197,8 @@ def command(
                     seed=seed,
                     environment=environment,
                     html=html,
+                    sim_bugs=sim_bug or (),
+                    sim_faults=sim_fault or (),
                 )
         if sim_bug or sim_fault:
             raise UsageError("--sim-bug and --sim-fault apply to --target local only")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from harness.errors import ExitCode
 from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.report import TargetInfo, Verdict
-from harness.run import ChildStage, RunContext, execute, new_context
+from harness.run import Budget, ChildStage, PytestStage, RunContext, execute, new_context
 
 _CHILD = """
 import json, os, sys
@@ -72,3 +73,37 @@ def test_a_child_stage_reads_its_summary(context: RunContext, summary: object, v
         assert result.latencies.count("reserve") == 100
         assert (context.folder.plots_dir / "load-reserve.svg").is_file()
         assert "target local" in (context.folder.root / "load" / "load.log").read_text()
+
+
+_HANG = "import sys, time\nprint('started with', sys.argv[-1], flush=True)\ntime.sleep(30)  # a child that hangs\n"
+
+
+class _HangingSuite(PytestStage):
+    """A pytest stage whose child hangs at once (pytest itself takes seconds to start on a busy machine)."""
+
+    def command(self, context: RunContext) -> list[str]:
+        return [sys.executable, "-c", _HANG, *self.extra_args]
+
+
+@pytest.mark.parametrize("kind", ["pytest", "child"])
+def test_every_child_stage_ends_at_the_budget_the_same_way(tmp_path: Path, kind: str) -> None:
+    """A pytest stage and a summary-writing child that outlive the budget are both ended as could-not-test,
+    their output kept redacted in the stage's log, and the reason names that log within the run folder."""
+    secret = "child-secret-3b7e"
+    settings = dataclasses.replace(Settings(), reports_dir=tmp_path / "reports")
+    context = new_context(settings=settings, target=TargetInfo("local"), redactor=Redactor([secret]), budget_s=60)
+    context.budget = Budget(total_s=60, deadline=time.monotonic() + 0.2)  # the child gets the 1 s floor
+    stage: PytestStage | ChildStage
+    if kind == "pytest":
+        stage, log = _HangingSuite("contract", ("suite",), extra_args=(secret,)), "contract/pytest.log"
+    else:
+        stage = ChildStage("load", lambda context, path: [sys.executable, "-c", _HANG, secret])
+        log = "load/load.log"
+
+    [result] = execute([stage], context).stages
+
+    assert result.verdict is Verdict.INFRASTRUCTURE
+    assert result.failures[0].error_type == "TimeoutError"
+    assert result.reason.endswith(f"ran past the run's time budget; its output: {log}")
+    kept = (context.folder.root / log).read_text()
+    assert "started with" in kept and secret not in kept

@@ -1,0 +1,227 @@
+"""Stages run as child processes: their environment, their launch, and what they leave behind.
+
+A child (a pytest run, Locust) gets the run's target in ``HARBOR_*`` variables, the run id for
+the cleanup ledger, and a folder for its histograms; it runs from the checkout, within the
+run's budget, and its output lands, redacted, in a log beside its other evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from harness.config import PRODUCTION_WRITES_VALUE, Settings, TargetKind
+from harness.ledger import RUN_ID_ENV
+from harness.metrics import Latencies
+from harness.redaction import Redactor
+from harness.report import Failure, FailureKind, StageResult, Verdict, verdict_of
+from harness.run._context import PROJECT_ROOT, RunContext
+
+__all__ = [
+    "LATENCIES_ENV",
+    "STAGE_SUMMARY",
+    "ChildStage",
+    "latency_failures",
+    "output_tail",
+    "read_latencies",
+    "read_stage_summary",
+    "run_child",
+    "target_environment",
+]
+
+#: A child process that timed something (BLE phases in the rig, Locust steps) writes its
+#: histograms into this folder: one JSON file per process, ``{name: encoded HdrHistogram}``
+#: (``Latencies.encode()``). The stage merges them exactly, so percentiles are never averaged.
+LATENCIES_ENV: Final = "LOCKER_HARNESS_LATENCIES_DIR"
+#: Where a child stage writes its summary: ``reports/<run-id>/<stage>/stage-summary.json``.
+STAGE_SUMMARY: Final = "stage-summary.json"
+#: Lines of a child's output quoted when it ends without results.
+_TAIL_LINES: Final = 3
+
+
+def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
+    """``HARBOR_*`` variables that point a child process (pytest, Locust) at this run's target.
+
+    Secrets travel in the environment only, never on a command line (``ps`` shows those).
+    The embedded sandbox is passed as its URL: the child tests the very sandbox this run
+    started, with its bug switches and faults.
+    """
+    target = settings.target
+    served_here = target.kind in (TargetKind.LOCAL, TargetKind.URL) and target.api_url is not None
+    env = {"HARBOR_TARGET": target.api_url if served_here and target.api_url else target.name}
+    if served_here and target.token_url:
+        env["HARBOR_TOKEN_URL"] = target.token_url
+    pairs = {
+        "HARBOR_CLIENT_ID": settings.client_id,
+        "HARBOR_CLIENT_SECRET": settings.client_secret.reveal() if settings.client_secret else None,
+        "HARBOR_SECOND_CLIENT_ID": settings.second_client_id,
+        "HARBOR_SECOND_CLIENT_SECRET": settings.second_client_secret.reveal()
+        if settings.second_client_secret
+        else None,
+        "HARBOR_TOWER_ID": settings.tower_id,
+        "HARBOR_BLE": settings.ble.value,
+        "HARBOR_TIMEOUT": repr(settings.timeout),
+        "HARBOR_CONNECT_TIMEOUT": repr(settings.connect_timeout),
+        "HARBOR_STATUS_TIMEOUT": repr(settings.status_timeout),
+        "LOCKER_HARNESS_SEED": str(seed),
+        # Absolute: a child runs from the checkout, and its ledger rows belong with this run's.
+        "HARBOR_STATE_DIR": str(settings.state_dir.resolve()),
+    }
+    env |= {key: value for key, value in pairs.items() if value is not None}
+    if settings.allow_production_writes:
+        env["HARBOR_ALLOW_PRODUCTION_WRITES"] = PRODUCTION_WRITES_VALUE
+    return env
+
+
+def run_child(
+    stage: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    context: RunContext,
+    log: Path,
+    cwd: Path = PROJECT_ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run a stage's child process within the budget; its output goes, redacted, to ``log``.
+
+    A child that outlives the budget is ended and the stage could not test (``TimeoutError``);
+    the message names the log relative to the run folder, where the output up to then is kept.
+    """
+    where = log.relative_to(context.folder.root) if log.is_relative_to(context.folder.root) else log
+    try:
+        done = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **env, RUN_ID_ENV: context.run_id},  # the child's holds go under this run
+            capture_output=True,
+            text=True,
+            timeout=max(context.budget.remaining(), 1.0),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        _write_log(log, expired.stdout, expired.stderr, context.redactor)
+        raise TimeoutError(f"the {stage} stage ran past the run's time budget; its output: {where}") from None
+    _write_log(log, done.stdout, done.stderr, context.redactor)
+    return done
+
+
+def output_tail(done: subprocess.CompletedProcess[str], redactor: Redactor) -> str:
+    """The last lines of a child's output on one line, redacted: why it ended without results."""
+    return " | ".join(redactor.text(done.stdout + done.stderr).strip().splitlines()[-_TAIL_LINES:])
+
+
+def _write_log(path: Path, stdout: str | bytes | None, stderr: str | bytes | None, redactor: Redactor) -> None:
+    def text(value: str | bytes | None) -> str:
+        # A timed-out child's output comes back as bytes whatever ``text`` said.
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(redactor.text(text(stdout) + text(stderr)), encoding="utf-8")
+
+
+def read_latencies(folder: Path) -> tuple[Latencies, list[str]]:
+    """Every histogram the stage's child processes left in ``folder``, merged by name, and the
+    files that could not be read (a harness defect, reported without losing the rest)."""
+    merged = Latencies()
+    unreadable: list[str] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            encoded = json.loads(path.read_text(encoding="utf-8"))
+            merged.merge(Latencies.decode({str(k): str(v) for k, v in encoded.items()}))
+        except (ValueError, TypeError, AttributeError) as error:
+            unreadable.append(f"{path.name}: {error}")
+    return merged, unreadable
+
+
+def latency_failures(stage: str, unreadable: Sequence[str]) -> list[Failure]:
+    """A test defect for each histogram file a child wrote that could not be read."""
+    return [
+        Failure(FailureKind.TEST, f"{stage} latencies", f"unreadable histograms {what}", "ValueError")
+        for what in unreadable
+    ]
+
+
+def read_stage_summary(name: str, path: Path) -> StageResult:
+    """A stage's result from the JSON summary its child process wrote.
+
+    The format (all keys optional)::
+
+        {"figures": {"requests": 1200, "rps": 398.5},
+         "histograms": {"reserve": "<Latencies.encode() value>", ...},
+         "failures": [{"kind": "product", "name": "reserve", "message": "...", "error_type": "ProductDefect"}],
+         "breaches": ["reserve p95 212 ms > 150 ms"]}
+
+    A product failure fails the stage; otherwise a breached gate makes it ``breached`` (exit 3);
+    infrastructure or test failures alone make it ``infrastructure``.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        figures = {str(k): v for k, v in dict(document.get("figures", {})).items() if isinstance(v, int | float | str)}
+        latencies = Latencies.decode({str(k): str(v) for k, v in dict(document.get("histograms", {})).items()})
+        failures = [
+            Failure(
+                FailureKind(str(item.get("kind", "test"))),
+                str(item.get("name", name)),
+                str(item.get("message", "")),
+                str(item.get("error_type", "")),
+                step=item.get("step"),
+            )
+            for item in document.get("failures", [])
+        ]
+        breaches = [str(line) for line in document.get("breaches", [])]
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        raise RuntimeError(f"{path} is not a stage summary: {error}") from None
+    verdict = verdict_of(failures)
+    if breaches and Verdict.BREACHED.rank > verdict.rank:
+        verdict = Verdict.BREACHED
+    reason = (
+        failures[0].message
+        if verdict is Verdict.FAILED
+        else "; ".join(breaches) or (failures[0].message if failures else "")
+    )
+    return StageResult(name, verdict, reason=reason, figures=figures, latencies=latencies, failures=failures)
+
+
+@dataclass(frozen=True)
+class ChildStage:
+    """A stage run as a child process that writes a stage summary (Locust must never enter this process).
+
+    ``command`` builds the child's argv from the context and the summary path; the child gets the
+    target in ``HARBOR_*`` and ``LOCKER_HARNESS_STAGE_SUMMARY``, and ends within the budget.
+    """
+
+    name: str
+    command: Callable[[RunContext, Path], list[str]]
+    root: Path = PROJECT_ROOT
+
+    def run(self, context: RunContext) -> StageResult:
+        stage_dir = context.folder.stage_dir(self.name)
+        summary, log = stage_dir / STAGE_SUMMARY, stage_dir / f"{self.name}.log"
+        environment = {
+            **target_environment(context.settings, seed=context.seed),
+            "LOCKER_HARNESS_STAGE_SUMMARY": str(summary),
+            LATENCIES_ENV: str(stage_dir / "latencies"),
+        }
+        context.progress(self.name, "running")
+        started = time.perf_counter_ns()
+        done = run_child(
+            self.name, self.command(context, summary), env=environment, context=context, log=log, cwd=self.root
+        )
+        if not summary.is_file():
+            tail = output_tail(done, context.redactor)
+            raise RuntimeError(f"the {self.name} child exited {done.returncode} without a summary: {tail}")
+        result = read_stage_summary(self.name, summary)
+        extra, unreadable = read_latencies(stage_dir / "latencies")
+        result.latencies.merge(extra)
+        result.failures += latency_failures(self.name, unreadable)
+        if unreadable and result.verdict is Verdict.PASSED:
+            result.verdict = Verdict.INFRASTRUCTURE
+        result.artefacts += [summary, log]
+        result.duration_ns = time.perf_counter_ns() - started
+        return result

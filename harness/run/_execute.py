@@ -1,0 +1,186 @@
+"""The stages in order under one budget, each failure classified, then the reports and the history."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.history import History
+from harness.report import (
+    AllureTest,
+    CaseOutcome,
+    Failure,
+    FailureKind,
+    RunResult,
+    StageResult,
+    Verdict,
+    finish_reports,
+)
+from harness.run._context import PROJECT_ROOT, STAGE_ORDER, RunContext, Stage
+from harness.run._pytest_stage import HardwareStage, PytestStage
+from harness.run._smoke import SmokeStage
+
+__all__ = ["StageFactory", "available_stages", "execute", "select_stages"]
+
+StageFactory = Callable[[], Stage]
+
+
+def _built(module: str) -> bool:
+    """Whether a module a stage needs exists in this installation (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _has_tests(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.glob("test_*.py")))
+
+
+def available_stages(root: Path = PROJECT_ROOT) -> dict[str, StageFactory]:
+    """The stages this installation can run, in ``STAGE_ORDER``; a stage's modules load when it runs."""
+    factories: dict[str, StageFactory] = {}
+    if _built("harness.flow"):
+        factories["smoke"] = SmokeStage
+    pytest_stages: dict[str, PytestStage] = {
+        "contract": PytestStage("contract", ("contracts/test_contract.py",), root=root),
+        "properties": PytestStage("properties", ("contracts/test_properties.py",), root=root, seeded=True),
+        "hw": HardwareStage("hw", ("hw_tests",), root=root),
+    }
+    for name, stage in pytest_stages.items():
+        if all(_has_tests(root / path) for path in stage.paths):
+            factories[name] = lambda stage=stage: stage  # type: ignore[misc]
+    return {name: factories[name] for name in STAGE_ORDER if name in factories}
+
+
+def _parse_names(values: Sequence[str]) -> list[str]:
+    """``--only smoke,load --only hw`` as ``["smoke", "load", "hw"]``."""
+    return [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
+
+
+def select_stages(
+    available: Mapping[str, StageFactory], *, only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> tuple[list[Stage], list[StageResult]]:
+    """The stages to run in order, and a skipped result for each stage left out by ``--skip``.
+
+    An unknown name, or one this installation cannot run, is a usage error naming the ones it can.
+    """
+    only_names, skip_names = _parse_names(only), _parse_names(skip)
+    for name in [*only_names, *skip_names]:
+        if name not in available:
+            known = ", ".join(available) or "none"
+            why = "is not built into this installation" if name in STAGE_ORDER else "is not a stage"
+            raise UsageError(f"stage {name!r} {why}; stages: {known}")
+    chosen = [name for name in available if (not only_names or name in only_names)]
+    skipped = [StageResult.skipped(name, "--skip") for name in chosen if name in skip_names]
+    running = [available[name]() for name in chosen if name not in skip_names]
+    if not running:
+        raise UsageError("no stage left to run: check --only and --skip")
+    return running, skipped
+
+
+def _crashed(stage: Stage, error: BaseException, context: RunContext, started_ms: int) -> StageResult:
+    """A stage that raised: classify the error, keep its evidence, say it in Allure."""
+    failure = Failure.from_exception(error, f"{stage.name} stage")
+    context.allure.write(
+        AllureTest(
+            name=f"{stage.name} stage",
+            full_name=f"locker-harness.{stage.name}.stage",
+            stage=stage.name,
+            outcome=CaseOutcome.FAILED if failure.kind is FailureKind.PRODUCT else CaseOutcome.BROKEN,
+            start_ms=started_ms,
+            stop_ms=int(time.time() * 1000),
+            failure=failure,
+        )
+    )
+    return StageResult(stage.name, failure.kind.verdict, reason=failure.message.splitlines()[0], failures=[failure])
+
+
+def _skipped_in_allure(result: StageResult, context: RunContext) -> None:
+    now_ms = int(time.time() * 1000)
+    context.allure.write(
+        AllureTest(
+            name=f"{result.name} stage",
+            full_name=f"locker-harness.{result.name}.stage",
+            stage=result.name,
+            outcome=CaseOutcome.SKIPPED,
+            start_ms=now_ms,
+            stop_ms=now_ms,
+            description=f"skipped: {result.reason}",
+        )
+    )
+
+
+def execute(
+    stages: Sequence[Stage],
+    context: RunContext,
+    *,
+    skipped: Sequence[StageResult] = (),
+    history: History | None = None,
+) -> RunResult:
+    """Run ``stages`` in order within the budget, write the reports, record the history.
+
+    Ctrl-C stops the run after the current stage's own cleanup: the stages not reached are
+    marked skipped, the reports are still written, and the result says it was interrupted. A
+    ``UsageError`` from a stage stops the run the same way, then propagates (exit 2): a wrong
+    configuration is not evidence about the target, so it is not recorded in the history.
+    """
+    run = RunResult(
+        run_id=context.run_id,
+        target=context.target,
+        started_at=datetime.now(UTC),
+        seed=context.seed,
+        environment=context.environment,
+    )
+    started = time.perf_counter_ns()
+    results: dict[str, StageResult] = {result.name: result for result in skipped}
+    observer = context.observer
+    usage: UsageError | None = None
+    for stage in stages:
+        if run.interrupted or usage is not None:
+            why = "the run was interrupted" if run.interrupted else "a usage error stopped the run"
+            results[stage.name] = StageResult.skipped(stage.name, why)
+            continue
+        if context.budget.expired:
+            results[stage.name] = StageResult.skipped(stage.name, "the time budget ran out before this stage")
+            continue
+        if observer is not None:
+            observer.stage_started(stage.name)
+        stage_started = time.perf_counter_ns()
+        started_ms = int(time.time() * 1000)
+        try:
+            result = stage.run(context)
+        except KeyboardInterrupt:
+            run.interrupted = True
+            result = StageResult.skipped(stage.name, "interrupted")
+        except UsageError as error:
+            # The configuration is wrong for every stage alike: stop, keep the evidence, exit 2.
+            usage = error
+            result = StageResult.skipped(stage.name, f"usage error: {error}")
+        except Exception as error:  # every stage failure is evidence, not the end of the run
+            result = _crashed(stage, error, context, started_ms)
+        if not result.duration_ns:
+            result.duration_ns = time.perf_counter_ns() - stage_started
+        results[stage.name] = result
+        if observer is not None:
+            observer.stage_finished(result)
+    run.stages = [results[name] for name in STAGE_ORDER if name in results]
+    run.stages += [result for name, result in results.items() if name not in STAGE_ORDER]
+    for result in run.stages:
+        if result.verdict is Verdict.SKIPPED:
+            _skipped_in_allure(result, context)
+    run.duration_ns = time.perf_counter_ns() - started
+    run.target = context.target  # a stage may have learnt more (the firmware, from the tower)
+    finish_reports(run, context.folder, redactor=context.redactor)
+    # The last pass over the evidence: files that child tools wrote (Schemathesis's HAR and VCR,
+    # Locust's CSV and HTML, pytest's JUnit) go through the same redaction as everything else.
+    context.redactor.tree(context.folder.root)
+    if usage is not None:
+        raise usage
+    if history is not None:
+        history.record(run)
+    return run

@@ -1,0 +1,136 @@
+"""Stages that are pytest runs in a child process: the contract suite, the property suite, the hardware rig."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from harness.config import TargetKind
+from harness.report import CaseOutcome, Figure, StageResult, read_junit, verdict_of
+from harness.run._child import (
+    LATENCIES_ENV,
+    latency_failures,
+    output_tail,
+    read_latencies,
+    run_child,
+    target_environment,
+)
+from harness.run._context import PROJECT_ROOT, RunContext
+
+__all__ = ["HardwareStage", "PytestStage"]
+
+#: pytest's own exit codes (``pytest.ExitCode``), named here to keep pytest out of this import.
+_PYTEST_OK: Final = 0
+_PYTEST_FAILED: Final = 1
+_PYTEST_NO_TESTS: Final = 5
+
+
+@dataclass(frozen=True)
+class PytestStage:
+    """A stage that is a pytest run in a child process: JUnit and Allure results land in the run's folder.
+
+    A child process keeps the suite's plugins, Hypothesis settings and any monkeypatching out of
+    the orchestrator, and lets the budget end it. Its JUnit file is read back so the stage's
+    verdict, the summary and the history classify failures like every other stage.
+    """
+
+    name: str
+    paths: tuple[str, ...]
+    root: Path = PROJECT_ROOT
+    seeded: bool = False  # pass the run's seed to Hypothesis
+    extra_args: tuple[str, ...] = ()
+
+    def command(self, context: RunContext) -> list[str]:
+        folder = context.folder
+        args = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *self.paths,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={folder.junit(self.name)}",
+            "-o",
+            f"junit_suite_name={self.name}",
+            # xunit1 keeps the properties tests record (record_property): the rig reports its
+            # percentiles that way, and xunit2 turns them into a warning, an error under -W error.
+            "-o",
+            "junit_family=xunit1",
+            f"--alluredir={folder.allure_results}",
+            *self.extra_args,
+        ]
+        if self.seeded:
+            args.append(f"--hypothesis-seed={context.seed}")
+        return args
+
+    def environment(self, context: RunContext) -> dict[str, str]:
+        """The variables that point the suite at the run's target."""
+        return target_environment(context.settings, seed=context.seed)
+
+    def run(self, context: RunContext) -> StageResult:
+        stage_dir = context.folder.stage_dir(self.name)
+        latencies_dir = stage_dir / "latencies"
+        log = stage_dir / "pytest.log"
+        context.progress(self.name, f"pytest {' '.join(self.paths)}")
+        started = time.perf_counter_ns()
+        done = run_child(
+            self.name,
+            self.command(context),
+            env={**self.environment(context), LATENCIES_ENV: str(latencies_dir)},
+            context=context,
+            log=log,
+            cwd=self.root,
+        )
+        duration_ns = time.perf_counter_ns() - started
+        junit = context.folder.junit(self.name)
+        if done.returncode == _PYTEST_NO_TESTS:
+            return StageResult.skipped(self.name, "pytest collected no tests")
+        if done.returncode not in (_PYTEST_OK, _PYTEST_FAILED) or not junit.is_file():
+            tail = output_tail(done, context.redactor)
+            raise RuntimeError(f"pytest exited {done.returncode} without results: {tail}")
+        cases = read_junit(junit)
+        failures = [case.failure for case in cases if case.failure is not None]
+        latencies, unreadable = read_latencies(latencies_dir)
+        failures += latency_failures(self.name, unreadable)
+        counts = {outcome: sum(case.outcome is outcome for case in cases) for outcome in CaseOutcome}
+        figures: dict[str, Figure] = {
+            "tests": len(cases),
+            "passed": counts[CaseOutcome.PASSED],
+            "failed": counts[CaseOutcome.FAILED],
+            "broken": counts[CaseOutcome.BROKEN],
+            "skipped": counts[CaseOutcome.SKIPPED],
+        }
+        if not cases:
+            return StageResult.skipped(self.name, "pytest reported no test cases")
+        return StageResult(
+            self.name,
+            verdict_of(failures),
+            reason=failures[0].message.splitlines()[0] if failures else "",
+            figures=figures,
+            latencies=latencies,
+            failures=failures,
+            artefacts=[junit, log],
+            duration_ns=duration_ns,
+        )
+
+
+@dataclass(frozen=True)
+class HardwareStage(PytestStage):
+    """The hardware rig (``hw_tests/``): on ``local`` it starts its own sandbox in its process, since
+    the virtual radio lives beside the sandbox's firmware and cannot cross a process boundary."""
+
+    def environment(self, context: RunContext) -> dict[str, str]:
+        settings = context.settings
+        if settings.target.kind is not TargetKind.LOCAL:
+            return super().environment(context)
+        return {
+            "HARBOR_TARGET": "local",
+            "HARBOR_BLE": "virtual",
+            "HARBOR_TOWER_ID": settings.tower_id or "",
+            "HARBOR_HW_SIM_BUG": ",".join(context.sim_bugs),
+            "LOCKER_HARNESS_SEED": str(context.seed),
+        }
