@@ -146,7 +146,9 @@ def execute(
             results[stage.name] = StageResult.skipped(stage.name, why)
             continue
         if context.budget.expired:
-            results[stage.name] = StageResult.skipped(stage.name, "the time budget ran out before this stage")
+            # A stage asked for and never run tested nothing: could not test, never a quiet skip.
+            spent = TimeoutError("the time budget ran out before this stage")
+            results[stage.name] = _crashed(stage, spent, context, int(time.time() * 1000))
             continue
         if observer is not None:
             observer.stage_started(stage.name)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from harness.config import TargetKind
-from harness.report import CaseOutcome, Figure, StageResult, read_junit, verdict_of
+from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
 from harness.run._child import (
     LATENCIES_ENV,
     latency_failures,
@@ -26,6 +27,8 @@ __all__ = ["HardwareStage", "PytestStage"]
 _PYTEST_OK: Final = 0
 _PYTEST_FAILED: Final = 1
 _PYTEST_NO_TESTS: Final = 5
+#: Skip reasons quoted in a skipped stage's reason.
+_MAX_REASONS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -106,16 +109,29 @@ class PytestStage:
         }
         if not cases:
             return StageResult.skipped(self.name, "pytest reported no test cases")
+        verdict, reason = verdict_of(failures), failures[0].message.splitlines()[0] if failures else ""
+        if not failures and not counts[CaseOutcome.PASSED]:
+            # Every test skipped (no bench tower, a target without doors): nothing was shown to work.
+            verdict, reason = Verdict.SKIPPED, _skip_reasons(cases)
         return StageResult(
             self.name,
-            verdict_of(failures),
-            reason=failures[0].message.splitlines()[0] if failures else "",
+            verdict,
+            reason=reason,
             figures=figures,
             latencies=latencies,
             failures=failures,
             artefacts=[junit, log],
             duration_ns=duration_ns,
         )
+
+
+def _skip_reasons(cases: Sequence[CaseResult]) -> str:
+    """Why the tests of a stage that ran none skipped, each reason once, in the order met."""
+    reasons = list(dict.fromkeys(case.reason.strip() for case in cases if case.reason.strip()))
+    shown = "; ".join(reasons[:_MAX_REASONS]) + (
+        f" (+{len(reasons) - _MAX_REASONS} more)" if len(reasons) > _MAX_REASONS else ""
+    )
+    return f"every test skipped: {shown or 'no reason given'}"
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,28 @@ def test_pytest_stages_register_only_when_their_suite_exists(tmp_path: Path) -> 
     (tmp_path / "hw_tests").mkdir()
     (tmp_path / "hw_tests" / "test_rig.py").write_text("def test_y():\n    pass\n")
     assert [name for name in available_stages(tmp_path) if name != "smoke"] == ["contract", "hw"]
+
+
+_ALL_SKIPPED = """
+import pytest
+
+@pytest.mark.skip(reason="needs a bench tower")
+def test_open_over_ble():
+    pass
+
+def test_sandbox_door():
+    pytest.skip("the target has no virtual doors")
+"""
+
+
+def test_a_suite_whose_every_test_skipped_is_a_skipped_stage_with_the_reasons(tmp_path: Path) -> None:
+    """Nothing passed and nothing failed: the stage is skipped with the suite's reasons, never passed."""
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_skips.py").write_text(_ALL_SKIPPED)
+    context = _context(tmp_path)
+
+    [result] = execute([PytestStage("hw", ("suite",), root=tmp_path)], context).stages
+
+    assert result.verdict is Verdict.SKIPPED
+    assert "needs a bench tower" in result.reason and "the target has no virtual doors" in result.reason
+    assert result.figures["skipped"] == 2

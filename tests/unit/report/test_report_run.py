@@ -135,14 +135,39 @@ def test_a_harness_bug_in_a_stage_is_a_test_defect_not_a_product_defect(context:
     assert run.stages[0].failures[0].kind.value == "test"
 
 
-def test_stages_after_the_budget_ran_out_are_skipped_with_the_reason(context: RunContext) -> None:
-    """A spent budget skips the stages not yet started, and says why."""
+def test_a_stage_the_budget_never_reached_could_not_test(context: RunContext) -> None:
+    """A spent budget does not start the stages left, and each counts as could-not-test with the reason."""
     context.budget = Budget(total_s=1.0, deadline=time.monotonic() - 1.0)
     stage = FakeStage("smoke")
     run = execute([stage], context)
     assert stage.ran_at is None
-    assert run.stages[0].reason == "the time budget ran out before this stage"
+    assert (run.stages[0].verdict, run.stages[0].reason) == (
+        Verdict.INFRASTRUCTURE,
+        "the time budget ran out before this stage",
+    )
     assert run.exit_code is ExitCode.INFRASTRUCTURE  # nothing was tested
+
+
+def test_a_green_stage_and_one_left_out_for_the_budget_is_not_a_green_run(context: RunContext) -> None:
+    """smoke passed but contract never ran for lack of time: exit 4, and Allure shows contract as broken."""
+
+    class SpendsTheBudget(FakeStage):
+        def run(self, context: RunContext) -> StageResult:
+            context.budget = Budget(total_s=1.0, deadline=time.monotonic() - 1.0)
+            return super().run(context)
+
+    contract = FakeStage("contract")
+    run = execute([SpendsTheBudget("smoke"), contract], context)
+    assert contract.ran_at is None
+    assert [(s.name, s.verdict) for s in run.stages] == [
+        ("smoke", Verdict.PASSED),
+        ("contract", Verdict.INFRASTRUCTURE),
+    ]
+    assert run.exit_code is ExitCode.INFRASTRUCTURE
+    [failure] = run.stages[1].failures
+    assert failure.kind.value == "infrastructure" and failure.error_type == "TimeoutError"
+    results = [json.loads(p.read_text()) for p in context.folder.allure_results.glob("*-result.json")]
+    assert {r["name"]: r["status"] for r in results}["contract stage"] == "broken"
 
 
 def test_ctrl_c_stops_the_run_writes_reports_and_exits_130(context: RunContext) -> None:
