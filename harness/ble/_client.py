@@ -8,11 +8,13 @@
     await client.sync_events(api.upload_tower_events)
     await client.terminate()
 
-One command is in flight at a time (the SDK's queue [S]); each waits ``response_timeout``
-(20 s as the SDK has it) for a reply. Every failure leaves as a harness error: ``TowerRefused``
-(the tower's verdict, with its firmware code), ``BleLinkError`` (the link failed: infrastructure)
-or ``BluetoothUnavailable``. The client never sees httpx: the session token and the event upload
-are callables (the API client's ``create_session_token`` and ``upload_tower_events`` fit).
+One command is in flight at a time (the SDK's queue [S]); each (its writes and its reply) is
+bounded by ``response_timeout`` (20 s as the SDK has it), and so is every other call into the
+radio (scanner start and stop, GATT setup, disconnect): nothing here waits on bleak unbounded.
+Every failure leaves as a harness error: ``TowerRefused`` (the tower's verdict, with its firmware
+code), ``BleLinkError`` (the link failed: infrastructure) or ``BluetoothUnavailable``. The client
+never sees httpx: the session token and the event upload are callables (the API client's
+``create_session_token`` and ``upload_tower_events`` fit).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ DEFAULT_RESPONSE_TIMEOUT = 20.0
 DEFAULT_CLAIMS = ("developer",)
 #: The SDK's session-token duration for ``sendRequestSession`` [S].
 DEFAULT_SESSION_DURATION = 3600
+#: Seconds for a call into the local radio that carries no command (scanner start and stop): the OS
+#: answers in milliseconds, but a stuck D-Bus or bumble call must not hang a run.
+RADIO_CALL_TIMEOUT = 10.0
 
 
 def _hex(value: str | bytes) -> bytes:
@@ -144,7 +149,7 @@ async def find_tower(
     with _edge(Phase.SCAN, wanted):
         start = time.perf_counter_ns()
         scanner = backend.scanner(seen, [blink.NUS_SERVICE_UUID])
-        await scanner.start()
+        await asyncio.wait_for(scanner.start(), RADIO_CALL_TIMEOUT)
         try:
             result = await asyncio.wait_for(found, timeout)
         except TimeoutError:
@@ -155,7 +160,7 @@ async def find_tower(
                 tower_id=wanted,
             ) from None
         finally:
-            await scanner.stop()
+            await asyncio.wait_for(scanner.stop(), RADIO_CALL_TIMEOUT)
         if timer is not None:
             timer.record(Phase.SCAN, time.perf_counter_ns() - start)
         return result
@@ -172,11 +177,11 @@ async def discover_towers(backend: Radio, *, duration: float = 2.0) -> list[Foun
 
     with _edge(Phase.SCAN, None):
         scanner = backend.scanner(seen, [blink.NUS_SERVICE_UUID])
-        await scanner.start()
+        await asyncio.wait_for(scanner.start(), RADIO_CALL_TIMEOUT)
         try:
             await asyncio.sleep(duration)  # a scan window: listening is the point, not waiting for state
         finally:
-            await scanner.stop()
+            await asyncio.wait_for(scanner.stop(), RADIO_CALL_TIMEOUT)
     return sorted(towers.values(), key=lambda tower: tower.identity.tower_id)
 
 
@@ -258,8 +263,9 @@ class TowerClient:
                     tower_id=self.tower_id,
                 )
             self._rx = rx
-            await self._client.start_notify(tx, self._on_notification)
-            identity = TowerIdentity.from_device_info(bytes(await self._client.read_gatt_char(info)))
+            async with asyncio.timeout(self.response_timeout):
+                await self._client.start_notify(tx, self._on_notification)
+                identity = TowerIdentity.from_device_info(bytes(await self._client.read_gatt_char(info)))
         if self.expected_tower_id is not None and identity.tower_id != self.expected_tower_id:
             await self.disconnect()
             raise InfrastructureError(
@@ -273,7 +279,7 @@ class TowerClient:
         self._channel = None
         self._fail_pending(blink.SdkError("the harness disconnected", code=SdkCode.CANCELED))
         with _edge(Phase.TERMINATE, self.tower_id):
-            await self._client.disconnect()
+            await asyncio.wait_for(self._client.disconnect(), self.response_timeout)
 
     async def __aenter__(self) -> TowerClient:
         if self.identity is None or not self.is_connected:
@@ -317,18 +323,22 @@ class TowerClient:
     # -- one command in flight ------------------------------------------------------------------------
 
     async def _exchange(self, packet: blink.Packet) -> blink.Packet:
-        """Write one packet in MTU-sized chunks and wait for the one packet that answers it."""
+        """Write one packet in MTU-sized chunks and wait for the one packet that answers it; the
+        writes and the wait share one ``response_timeout`` (a write the radio never acknowledges
+        is as much a silent tower as a reply that never comes)."""
         if self._rx is None or not self.is_connected:
             raise blink.SdkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
         async with self._in_flight:
             self._reassembler.clear()
             loop = asyncio.get_running_loop()
-            pending = self._pending = loop.create_future()
+            pending: asyncio.Future[blink.Packet] = loop.create_future()
+            self._pending = pending
             try:
                 raw = blink.encode_packet(packet)
-                for chunk in blink.chunks(raw, self._client.mtu_size):
-                    await self._client.write_gatt_char(self._rx, chunk, response=False)
-                return await asyncio.wait_for(pending, self.response_timeout)
+                async with asyncio.timeout(self.response_timeout):
+                    for chunk in blink.chunks(raw, self._client.mtu_size):
+                        await self._client.write_gatt_char(self._rx, chunk, response=False)
+                    return await pending
             finally:
                 self._pending = None
 

@@ -19,7 +19,6 @@ translates one kind of error whatever the radio.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import uuid
 import weakref
@@ -303,10 +302,16 @@ class VirtualBleakClient(BaseBleakClient):
         if connection is None:
             return
         self._disconnected_callback = None  # bleak calls it only for unsolicited disconnections
-        with contextlib.suppress(core.BaseBumbleError):  # already gone: the promise holds either way
-            await self._adapter.run(connection.disconnect())
-        self._connection = None
-        self._peer = None
+        try:
+            await asyncio.wait_for(self._adapter.run(connection.disconnect()), self._timeout)
+        except core.BaseBumbleError:
+            pass  # already gone: the promise holds either way
+        except TimeoutError as exc:
+            raise BleakError(f"virtual disconnect from {self._address} timed out after {self._timeout} s") from exc
+        finally:
+            # Forgotten whatever happened: a link that would not say goodbye is not used again.
+            self._connection = None
+            self._peer = None
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         """The virtual radio has no security manager to pair with; towers do not ask for pairing [S]."""
