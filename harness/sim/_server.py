@@ -31,11 +31,17 @@ class SandboxNotRunning(RuntimeError):
 
 def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> uvicorn.Config:
     """How the sandbox is served everywhere: the ``Date`` header is the sandbox's (virtual clock),
-    no access log (it costs throughput and could echo ids), no lifespan (nothing to start)."""
+    no access log (it costs throughput and could echo ids), no lifespan (nothing to start).
+
+    ``log_config=None``: uvicorn leaves logging alone, so its records (an app's traceback too)
+    propagate to the root logger, where the harness's redacting handler and its one-line error
+    policy sit; uvicorn's default would give its loggers their own stderr handler and stop them there.
+    """
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        log_config=None,
         log_level=log_level,
         access_log=False,
         date_header=False,

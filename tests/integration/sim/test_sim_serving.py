@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 
 import httpx
 import pytest
@@ -57,3 +58,48 @@ def test_thread_mode_offers_world_and_a_lazy_radio() -> None:
         assert radio is sandbox.radio and type(radio).__name__ == "VirtualRadio"
     with pytest.raises(SandboxNotRunning):
         sandbox.url  # noqa: B018
+
+
+#: Serves an app that raises, the way the sandbox is served, with a root handler that keeps what it gets.
+_TRACEBACK_PROBE = textwrap.dedent(
+    """
+    import logging, sys, threading, time
+    import httpx, uvicorn
+    from harness.sim._server import uvicorn_config
+
+    kept = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            kept.append(record)
+
+    logging.getLogger().addHandler(Keep())
+
+    async def broken(scope, receive, send):
+        if scope["type"] == "http":
+            raise RuntimeError("a sandbox bug")
+
+    server = uvicorn.Server(uvicorn_config(broken))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 500
+    server.should_exit = True
+    print(sum(1 for r in kept if r.name.startswith("uvicorn") and r.exc_info is not None))
+    print(len(logging.getLogger("uvicorn").handlers))
+    """
+)
+
+
+def test_server_tracebacks_reach_the_root_handlers() -> None:
+    """uvicorn's records (a traceback from the app included) propagate to the root logger, where the
+    harness's redacting handler sits, instead of uvicorn's own stderr handler."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACEBACK_PROBE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with_traceback, uvicorn_handlers = done.stdout.split()
+    assert int(with_traceback) >= 1, done.stderr[-2000:]
+    assert uvicorn_handlers == "0"
