@@ -14,7 +14,9 @@ profile                    effect                                               
                            again (a coordinated-omission probe: 1 s every 10 s)
 ``ble_disconnect``         the radio drops the link                              trigger
 ``ble_lost_notification``  the radio swallows a notification                     trigger
-``ble_busy``               the tower answers SYS_LOCKERS_BUSY                    trigger
+``ble_busy``               a sync command (REQUEST_SYNC_STATUS, SYNC_PULL) is    trigger
+                           answered SYS_SYNC_BUSY, so the phone asks again;
+                           opening and door checks are served as ever
 =========================  ====================================================  ==============================
 
 A *trigger* is ``count`` (the next N matching requests), ``fraction`` (each with that

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import cbor2
 
 from harness.ble.protocol import FirmwareCode, PacketType
-from harness.model import CloseDoor, LockerState, OpenDoor, Refusal, Refused, TokenClaim, TokenKind, check_token
+from harness.model import CloseDoor, OpenDoor, Refusal, Refused, TokenClaim, check_token
 
 from ._layout import TowerSpec
 from ._sealing import LockerTokenClaims, TowerKeys, mac, read_locker_claims, read_session_claims, verify_mac
@@ -244,16 +244,6 @@ class TowerFirmware:
                     world.show_instead(locker_id, before.status, None)
                 elif not world.settings.uplink:
                     world.show_instead(locker_id, before.status, event.number)
-
-    def locker_state(self, locker_id: int) -> LockerState:
-        """The model state of one of this tower's lockers, settled now."""
-        with self._world.lock:
-            self._require_locker(locker_id)
-            return self._world.current(locker_id, self._world.now())
-
-    def door_kind(self, locker_id: int) -> TokenKind | None:
-        """Which kind of token opened the door now open, if any."""
-        return self.locker_state(locker_id).opened_with
 
     # -- the event log and sync ---------------------------------------------------------------
 

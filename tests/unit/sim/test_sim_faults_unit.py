@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
-from harness.sim import Faults
+from harness.ble.protocol import Field, FirmwareCode, PacketType
+from harness.sim import Faults, TowerFirmware, _faults
 from harness.sim._faults import TOKEN_PATH
+from harness.sim.blink import TowerBlinkServer
 
 
 class FakeWall:
@@ -103,3 +107,18 @@ def test_invalid_profiles_are_refused(name: str, params: dict[str, object]) -> N
     """Unknown names, out-of-range numbers and parameters a profile does not take: ValueError."""
     with pytest.raises(ValueError):
         Faults().set(name, params)
+
+
+@pytest.mark.parametrize("command", [PacketType.REQUEST_SYNC_STATUS, PacketType.SYNC_PULL])
+def test_the_fault_table_names_the_code_a_busy_tower_answers(command: PacketType) -> None:
+    """The table's ble_busy row names the firmware code the virtual tower answers a sync command with."""
+    faults = Faults()
+    faults.set("ble_busy")
+    server = TowerBlinkServer(cast(TowerFirmware, None), faults, clock=lambda: 0.0)  # busy before any firmware call
+    answer = server.connection()._command(command, {Field.SYNC_EVENT_START: 0})
+    code = FirmwareCode(answer[Field.ERROR_CODE])
+    lines = (_faults.__doc__ or "").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("``ble_busy``"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i][:1] in ("`", "="))  # the next row
+    row = " ".join(lines[start:end])
+    assert code.name in row and command.name in row, (code.name, row)
