@@ -35,6 +35,7 @@ from allure_commons.model2 import (
 from harness.redaction import Redactor
 from harness.report._results import (
     BLUETOOTH_ERRORS,
+    DID_NOT_RAISE,
     OTHER_INFRASTRUCTURE_ERRORS,
     PRODUCT_ERRORS,
     SERVER_ERRORS,
@@ -78,6 +79,13 @@ ENGINES: Final = (
 #: is found by its exception's name as well as by the "failed" status; the two rules share a
 #: name, which Allure 2 groups by and Allure 3 merges into one category.
 CATEGORIES: Final[tuple[Mapping[str, Any], ...]] = (
+    {
+        # First: "DID NOT RAISE ServerError" names the error a check expected, not one that happened.
+        "name": "Product defects",
+        "description": "The target broke a promise of the contract or the locker model.",
+        "matchedStatuses": ["broken", "failed"],
+        "messageRegex": names_pattern((DID_NOT_RAISE,)),
+    },
     {
         "name": "Infrastructure: target unreachable or timed out",
         "matchedStatuses": ["broken", "failed"],

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.redaction import Redactor
-from harness.report._results import CaseOutcome, CaseResult, Failure, FailureKind, classify_text
+from harness.report._results import CHECK_FAILURES, CaseOutcome, CaseResult, Failure, FailureKind, classify_text
 
 __all__ = ["read_junit", "write_junit"]
 
@@ -85,8 +85,9 @@ def _failure_of(element: ET.Element, name: str) -> Failure:
     error_type = found.group(1).rsplit(".", 1)[-1] if found else (element.get("type") or "").rsplit(".", 1)[-1]
     kind = classify_text(f"{error_type}: {message}")
     if kind is None:
-        # pytest writes <failure> for any exception in a test's call; only an assertion is the product's.
-        kind = FailureKind.PRODUCT if error_type == "AssertionError" else FailureKind.TEST
+        # pytest writes <failure> for any exception in a test's call; only a check's verdict (an
+        # assertion, pytest.fail, pytest.raises that saw nothing) is the product's.
+        kind = FailureKind.PRODUCT if error_type in CHECK_FAILURES else FailureKind.TEST
     summary = message or (text.strip().splitlines() or [""])[-1]
     return Failure(kind, name, summary, error_type, trace=text or None)
 

@@ -22,6 +22,8 @@ from harness.errors import ExitCode, HarborAPIError, HarnessError, Infrastructur
 from harness.metrics import Latencies, LatencySummary
 
 __all__ = [
+    "CHECK_FAILURES",
+    "DID_NOT_RAISE",
     "CaseOutcome",
     "CaseResult",
     "Failure",
@@ -119,6 +121,13 @@ PRODUCT_ERRORS: Final = (
     "FailureGroup",  # Schemathesis: the API broke its contract
     "CheckFailed",
 )
+#: Exception types that are a check's verdict on the target: a failed ``assert``, and pytest's
+#: ``Failed`` (``pytest.fail(...)``, a ``pytest.raises`` that saw nothing). Matched as the type of
+#: the exception only, never as a word of a message ("Failed to start the sandbox" is no verdict).
+CHECK_FAILURES: Final = ("AssertionError", "Failed")
+#: pytest's "DID NOT RAISE X": X is the error a check expected and never got, not one that happened,
+#: so the names in such a message say nothing about whose problem it is.
+DID_NOT_RAISE: Final = "DID NOT RAISE"
 _INFRASTRUCTURE_NAMES = UNREACHABLE_ERRORS + SERVER_ERRORS + BLUETOOTH_ERRORS + OTHER_INFRASTRUCTURE_ERRORS
 
 
@@ -135,8 +144,11 @@ def names_pattern(names: Sequence[str]) -> str:
 def classify_text(text: str) -> FailureKind | None:
     """Whose problem a failure is, from the exception names in its text; ``None`` if none is known.
 
-    Infrastructure names win: "ServerError while checking a ProductDefect" could not test.
+    Infrastructure names win: "ServerError while checking a ProductDefect" could not test; but a
+    check that expected a ``ServerError`` and saw none ("DID NOT RAISE ServerError") failed.
     """
+    if DID_NOT_RAISE in text:
+        return FailureKind.PRODUCT
     for names, kind in ((_INFRASTRUCTURE_NAMES, FailureKind.INFRASTRUCTURE), (PRODUCT_ERRORS, FailureKind.PRODUCT)):
         if re.search(r"\b(?:" + "|".join(names) + r")\b", text):
             return kind

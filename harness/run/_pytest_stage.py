@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from harness.config import TargetKind
+from harness.errors import ExitCode, InfrastructureError, UsageError
 from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
 from harness.run._child import (
     LATENCIES_ENV,
@@ -26,7 +29,10 @@ __all__ = ["HardwareStage", "PytestStage"]
 #: pytest's own exit codes (``pytest.ExitCode``), named here to keep pytest out of this import.
 _PYTEST_OK: Final = 0
 _PYTEST_FAILED: Final = 1
+_PYTEST_USAGE: Final = 4
 _PYTEST_NO_TESTS: Final = 5
+#: How pytest reports a suite's ``pytest.exit(reason)``: ``!!!!! _pytest.outcomes.Exit: reason !!!!!``.
+_SUITE_EXIT: Final = re.compile(r"^!+ _pytest\.outcomes\.Exit: (.*?) !+\s*$", re.MULTILINE)
 #: Skip reasons quoted in a skipped stage's reason.
 _MAX_REASONS: Final = 3
 
@@ -92,6 +98,7 @@ class PytestStage:
         junit = context.folder.junit(self.name)
         if done.returncode == _PYTEST_NO_TESTS:
             return StageResult.skipped(self.name, "pytest collected no tests")
+        self._check_ending(done, context)
         if done.returncode not in (_PYTEST_OK, _PYTEST_FAILED) or not junit.is_file():
             tail = output_tail(done, context.redactor)
             raise RuntimeError(f"pytest exited {done.returncode} without results: {tail}")
@@ -123,6 +130,26 @@ class PytestStage:
             artefacts=[junit, log],
             duration_ns=duration_ns,
         )
+
+    def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> None:
+        """Raise what a child that ended without judging anything means for the run.
+
+        A suite may stop itself with ``pytest.exit(line, returncode=...)`` and one of the harness's
+        exit codes (the rig without Bluetooth: 4; a bench run configured wrong: 2): its line becomes
+        the stage's one-line reason. pytest refusing its command line (4) is a usage error.
+        """
+        output = context.redactor.text(done.stdout + done.stderr)
+        stopped = _SUITE_EXIT.search(output)
+        if stopped is not None:
+            line = stopped.group(1).strip()
+            if done.returncode == ExitCode.USAGE:
+                raise UsageError(line)
+            if done.returncode == ExitCode.INFRASTRUCTURE:
+                raise InfrastructureError(line)
+        elif done.returncode == _PYTEST_USAGE:
+            refused = [line.strip() for line in output.splitlines() if "error:" in line]
+            what = refused[-1] if refused else output_tail(done, context.redactor)
+            raise UsageError(f"pytest refused the {self.name} stage's command line: {what}")
 
 
 def _skip_reasons(cases: Sequence[CaseResult]) -> str:

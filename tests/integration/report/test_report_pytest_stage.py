@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 
+import pytest
+
 from harness.config import Credentials, Secret, Settings, Target
-from harness.errors import ExitCode
+from harness.errors import ExitCode, UsageError
 from harness.redaction import Redactor
 from harness.report import CATEGORIES, FailureKind, TargetInfo, Verdict
 from harness.run import PytestStage, available_stages, execute, new_context
@@ -127,3 +130,66 @@ def test_a_suite_whose_every_test_skipped_is_a_skipped_stage_with_the_reasons(tm
     assert result.verdict is Verdict.SKIPPED
     assert "needs a bench tower" in result.reason and "the target has no virtual doors" in result.reason
     assert result.figures["skipped"] == 2
+
+
+_RIG_STOPS = """
+import pytest
+
+@pytest.fixture(scope="session", autouse=True)
+def rig():
+    pytest.exit("hw rig: no Bluetooth adapter (BluetoothUnavailable)", returncode=4)
+
+def test_open():
+    pass
+"""
+
+
+def test_a_suite_that_stops_itself_as_could_not_test_is_one_line_of_infrastructure(tmp_path: Path) -> None:
+    """``pytest.exit(..., returncode=4)`` (the rig without Bluetooth) is infrastructure with the suite's own line."""
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_rig.py").write_text(_RIG_STOPS)
+    context = _context(tmp_path)
+
+    run = execute([PytestStage("contract", ("suite",), root=tmp_path)], context)
+
+    [result] = run.stages
+    assert (result.verdict, result.reason) == (
+        Verdict.INFRASTRUCTURE,
+        "hw rig: no Bluetooth adapter (BluetoothUnavailable)",
+    )
+    assert run.exit_code is ExitCode.INFRASTRUCTURE
+
+
+class _Ends(PytestStage):
+    """A pytest stage whose child prints what pytest prints in a given ending, and exits with its code."""
+
+    def command(self, context):  # type: ignore[no-untyped-def]
+        output, code = self.extra_args
+        return [sys.executable, "-c", f"import sys; print({output!r}, file=sys.stderr); sys.exit({code})"]
+
+
+@pytest.mark.parametrize(
+    ("output", "code", "expected"),
+    [
+        ("!!!!!! _pytest.outcomes.Exit: hw rig: a bench run needs HARBOR_BLE=bleak !!!!!!", 2, "UsageError"),
+        (
+            "ERROR: usage: python -m pytest [options] [file_or_dir]\n"
+            "python -m pytest: error: unrecognized arguments: --hw-cycle=3",
+            4,
+            "UsageError",
+        ),
+        ("Interrupted: 1 error during collection", 2, "RuntimeError"),  # a broken test module: the harness's
+    ],
+)
+def test_a_childs_usage_error_is_a_usage_error(tmp_path: Path, output: str, code: int, expected: str) -> None:
+    """The suite's own stop with exit 2, or pytest refusing its command line (4), stop the run as usage (exit 2)."""
+    context = _context(tmp_path)
+    stage = _Ends("contract", ("suite",), root=tmp_path, extra_args=(output, str(code)))
+    if expected == "UsageError":
+        with pytest.raises(UsageError) as stopped:
+            execute([stage], context)
+        assert "HARBOR_BLE=bleak" in str(stopped.value) or "unrecognized arguments: --hw-cycle=3" in str(stopped.value)
+        assert "\n" not in str(stopped.value)
+    else:
+        [result] = execute([stage], context).stages
+        assert result.verdict is Verdict.INFRASTRUCTURE and result.failures[0].kind is FailureKind.TEST

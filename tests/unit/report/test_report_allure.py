@@ -115,6 +115,9 @@ def _failure(error: Exception) -> Failure:
         ("broken", failure_message(_failure(BluetoothUnavailable("no adapter"))), "Bluetooth"),
         ("broken", "harness.ble.BleLinkError: link lost mid-command", "Bluetooth"),
         ("broken", "TypeError: unsupported operand", "Test defects"),
+        # pytest.raises that saw nothing names the error it expected: the check failed, nothing was unreachable.
+        ("failed", "Failed: DID NOT RAISE <class 'harness.errors.ServerError'>", "Product defects"),
+        ("failed", "Failed: locker 1401 still reads occupied", "Product defects"),
     ],
 )
 def test_categories_separate_product_infrastructure_and_test_defects(
