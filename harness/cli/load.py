@@ -120,7 +120,12 @@ def _run(out: Output, settings: Settings, stage: LoadStage, duration_s: float, e
 def command(
     users: Annotated[
         int | None,
-        typer.Option("--users", "-u", help="Closed model: users running flows back to back (default 10).", min=1),
+        typer.Option(
+            "--users",
+            "-u",
+            help="Closed model: users running flows back to back (default 10). With --rate: the most deliveries in flight.",
+            min=1,
+        ),
     ] = None,
     rate: Annotated[
         float | None,
