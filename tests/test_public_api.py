@@ -37,6 +37,7 @@ def test_api_public_names() -> None:
     assert harness.api.__all__ == [
         "NO_HOLDS",
         "OPERATIONS",
+        "AnswerLost",
         "AsyncHarborClient",
         "Availability",
         "Call",

@@ -7,14 +7,15 @@ dataclasses. Errors are the harness's own (``harness.errors``); no httpx type es
 
     HarnessError
     ├── UsageError ── CredentialsRefused (also an Unauthorized: the token endpoint said no)
-    ├── InfrastructureError ── TargetUnreachable, ServerError (after the retries)
+    ├── InfrastructureError ── TargetUnreachable, ServerError (after the retries),
+    │                          AnswerLost (told to a Holds hook: a create may have landed unanswered)
     ├── HarborAPIError ── BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     │                     ValidationFailed, RateLimited
     └── ProductDefect(check="response_shape")  a body that does not match the API document
 """
 
 from harness.api._client import AsyncHarborClient, HarborClient
-from harness.api._core import Call, CredentialsRefused, RetryPolicy, Scope
+from harness.api._core import AnswerLost, Call, CredentialsRefused, RetryPolicy, Scope
 from harness.api._holds import NO_HOLDS, Hold, HoldAction, HoldKind, HoldLog, HoldRecord, Holds
 from harness.api._models import (
     Availability,
@@ -37,6 +38,7 @@ from harness.api._operations import OPERATIONS
 __all__ = [
     "NO_HOLDS",
     "OPERATIONS",
+    "AnswerLost",
     "AsyncHarborClient",
     "Availability",
     "Call",

@@ -40,6 +40,12 @@ def _build(http: httpx.Client | httpx.AsyncClient, send: Send) -> httpx.Request:
     )
 
 
+def _dropped(request: httpx.Request, exc: ConnectionError) -> httpx.RequestError:
+    """An in-process app (``ASGITransport``) that dropped the connection raises a plain
+    ``ConnectionError``; over a socket the same drop is httpx's ``RemoteProtocolError``."""
+    return httpx.RemoteProtocolError(f"the server dropped the connection without an answer ({exc})", request=request)
+
+
 def _timeout(settings: Settings) -> httpx.Timeout:
     return httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
 
@@ -133,10 +139,13 @@ class HarborClient(_Base):
         if not isinstance(action, Send):
             self.session.retry.sleep(action.seconds)
             return None
+        request = _build(self._http, action)
         try:
-            return self._http.send(_build(self._http, action))
+            return self._http.send(request)
         except httpx.RequestError as exc:
             return exc
+        except ConnectionError as exc:
+            return _dropped(request, exc)
 
     def _drive(self, exchange: Exchange[T]) -> T:
         try:
@@ -219,10 +228,13 @@ class AsyncHarborClient(_Base):
         if not isinstance(action, Send):
             await self.session.retry.async_sleep(action.seconds)
             return None
+        request = _build(self._http, action)
         try:
-            return await self._http.send(_build(self._http, action))
+            return await self._http.send(request)
         except httpx.RequestError as exc:
             return exc
+        except ConnectionError as exc:
+            return _dropped(request, exc)
 
     async def _drive(self, exchange: Exchange[T]) -> T:
         try:

@@ -9,6 +9,16 @@ the production guard, the ``Holds`` hook, error mapping and strict parsing. ``Ha
 Retries follow Harbor's SDK [S, reference 5]: 3 attempts in all, 1 s before the second and 2 s
 before the third; only transport errors, 408 and 5xx are retried, any other 4xx fails at once.
 A 429 waits for its ``Retry-After`` (capped) and counts as an attempt.
+
+Retrying a create is not idempotent: an attempt whose answer was lost (a read timeout, a dropped
+connection, a 5xx) may have reserved the locker, and the retry then meets that reservation as a
+409. So a create retried after such an attempt and then refused (409/403) looks at what the caller
+holds (``users/me/assigned-lockers``) before believing the refusal: a reservation of its own is
+recorded through the ``Holds`` hook, given back (its id was in the lost answer) and made once
+more; a token of its own is recorded as of unknown outcome (``AnswerLost``) and the refusal stands.
+
+A documented operation answers one success code (201 for a create); another 2xx is a
+``ProductDefect(check="status_code_conformance")``.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import httpx
 
-from harness.api._holds import NO_HOLDS, Hold, Holds
+from harness.api._holds import NO_HOLDS, Hold, HoldAction, HoldKind, Holds
 from harness.api._models import Reader
 from harness.config import Credentials, Settings
 from harness.errors import (
@@ -32,6 +42,7 @@ from harness.errors import (
     Forbidden,
     HarborAPIError,
     HarnessError,
+    InfrastructureError,
     NotFound,
     ProductDefect,
     RateLimited,
@@ -41,9 +52,11 @@ from harness.errors import (
     UsageError,
     ValidationFailed,
 )
+from harness.model import LockerStatus
 from harness.redaction import Redactor, redactor
 
 __all__ = [
+    "AnswerLost",
     "Call",
     "CredentialsRefused",
     "Exchange",
@@ -67,6 +80,11 @@ class Scope(enum.StrEnum):
 
 class CredentialsRefused(Unauthorized, UsageError):
     """The token endpoint refused the client id and secret: a configuration error (exit 2)."""
+
+
+class AnswerLost(InfrastructureError):
+    """What a ``Holds`` hook hears when a create may have landed on an attempt whose answer was lost:
+    the target may hold something of the caller's that the caller never learnt the id of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +170,8 @@ class Call(Generic[T]):
     #: What the call writes, in words ("reserve a locker"); ``None`` for a read.
     writes: str | None = None
     hold: Hold | None = None
+    #: The success code the API document gives (201 for a create); another 2xx is a defect.
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +193,19 @@ _ERRORS: Final[Mapping[int, type[HarborAPIError]]] = {
     422: ValidationFailed,
     429: RateLimited,
 }
+
+# Transport errors raised before the request left: retrying them can never repeat a write.
+_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# Creates whose refusal after a retry may be the caller's own earlier attempt (a locker it now holds).
+_RECOVERABLE: Final = frozenset({HoldKind.RESERVATION, HoldKind.DROPOFF_TOKEN, HoldKind.PICKUP_TOKEN})
+
+
+class _RefusedAfterRetry(Exception):
+    """A 403/409 that followed an attempt which may have landed; carries the refusal."""
+
+    def __init__(self, error: HarnessError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _detail(response: httpx.Response) -> Any:
@@ -269,7 +302,7 @@ class HarborSession:
 
     # -- exchanges -------------------------------------------------------------------------------
 
-    def exchange(self, call: Call[T]) -> Exchange[T]:
+    def exchange(self, call: Call[T], *, recover: bool = True) -> Exchange[T]:
         """Run ``call``: the production guard, the holds hook, then the request itself."""
         if call.writes is not None:
             self.settings.check_writes_allowed(call.writes)
@@ -278,6 +311,12 @@ class HarborSession:
             self.holds.before(hold)
         try:
             result = yield from self._request(call)
+        except _RefusedAfterRetry as refused:
+            if hold is None or not recover or hold.action is not HoldAction.CREATE or hold.kind not in _RECOVERABLE:
+                if hold is not None:
+                    self.holds.after(hold, None, refused.error)
+                raise refused.error from None
+            return (yield from self._recover(call, hold, refused.error))
         except BaseException as exc:
             if hold is not None:
                 self.holds.after(hold, None, exc)
@@ -290,15 +329,57 @@ class HarborSession:
         """Fetch a bearer token for ``scope`` now (if the cached one is not fresh)."""
         yield from self._bearer(scope)
 
-    def forget_tokens(self) -> None:
-        self._tokens.clear()
+    def _recover(self, call: Call[T], hold: Hold, refusal: HarnessError) -> Exchange[T]:
+        """``call`` (a create) was refused after an attempt that may have landed: is the refusal our own doing?
+
+        ``hold.after`` is called here exactly once for ``hold``, whatever the outcome.
+        """
+        from harness.api import _operations as ops  # the builders import this module
+
+        where = f"{call.method} {call.path}"
+        try:
+            mine = yield from self._request(ops.assigned_lockers())
+        except _RefusedAfterRetry as refused:
+            mine, cause = None, refused.error
+        except HarnessError as exc:
+            mine, cause = None, exc
+        if mine is None:
+            self.holds.after(hold, None, AnswerLost(f"{where}: an earlier attempt may have landed ({cause})"))
+            refusal.add_note(f"an earlier attempt of {where} may have landed; what the caller holds could not be read")
+            raise refusal
+        held = next((lk for lk in mine if lk.id == hold.locker_id and lk.tower_id.upper() == hold.tower_id), None)
+        if held is None:  # nothing of ours there: the refusal is the target's word
+            self.holds.after(hold, None, refusal)
+            raise refusal
+        if hold.kind is not HoldKind.RESERVATION or held.status is not LockerStatus.RESERVED:
+            # A token's create leaves the locker ours either way: whether a token was made is unknown.
+            self.holds.after(hold, None, AnswerLost(f"{where}: an earlier attempt may have made a token"))
+            refusal.add_note(
+                f"an earlier attempt of {where} may have landed (its answer was lost); "
+                f"locker {held.id} is the caller's, {held.status.wire_name}"
+            )
+            raise refusal
+        # Our own earlier attempt reserved it. Its id was in the lost answer, so give it back and reserve again.
+        self.holds.after(hold, held, None)
+        try:
+            yield from self.exchange(ops.release_locker(held.tower_id, held.id))
+        except HarnessError as exc:
+            refusal.add_note(
+                f"an earlier attempt of {where} reserved locker {held.id} (its answer was lost); "
+                f"giving it back failed: {exc}"
+            )
+            raise refusal from None
+        return (yield from self.exchange(call, recover=False))
 
     def _request(self, call: Call[T]) -> Exchange[T]:
+        """One call with retries and one token renewal; ``_RefusedAfterRetry`` for a 403/409 that
+        followed an attempt which may have landed."""
         where = f"{call.method} {call.path}"
         renewed = False
+        landed = False
         while True:
             token = yield from self._bearer(call.scope)
-            response = yield from self._send(
+            response, maybe = yield from self._send(
                 Send(
                     call.method,
                     call.path,
@@ -308,24 +389,40 @@ class HarborSession:
                     params=call.params,
                 )
             )
+            landed = landed or maybe
             if response.status_code == 401 and not renewed and _says_expired(response):
                 # The token expired under us (clock skew, a long pause): renew it once and retry.
                 self._tokens.pop(call.scope, None)
                 renewed = True
                 continue
             if not response.is_success:
-                raise error_for_response(response, where)
+                error = error_for_response(response, where)
+                if landed and response.status_code in (403, 409):
+                    raise _RefusedAfterRetry(error)
+                raise error
             result = call.parse(Reader(_json(response, where), where))
             self.redactor.register_fields(result)  # a token's payload_auth, a session's seed: hidden from now on
+            if response.status_code != call.status:
+                raise ProductDefect(
+                    f"{where} answered {response.status_code} {response.reason_phrase}; "
+                    f"the API document gives {call.status}",
+                    check="status_code_conformance",
+                )
             return result
 
-    def _send(self, send: Send) -> Exchange[httpx.Response]:
-        """One request with the retry policy; raises once the attempts are spent."""
+    def _send(self, send: Send) -> Exchange[tuple[httpx.Response, bool]]:
+        """One request with the retry policy; raises once the attempts are spent.
+
+        Returns the answer, and whether an earlier attempt may have reached the application (its
+        answer lost to a timeout or a dropped connection, or a 5xx): a retried write may meet itself.
+        """
         policy = self.retry
+        landed = False
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts
             outcome = yield send
             if isinstance(outcome, httpx.RequestError):
+                landed = landed or not isinstance(outcome, _NEVER_SENT)
                 if last:
                     host = self._host(send)
                     raise TargetUnreachable(
@@ -351,9 +448,10 @@ class HarborSession:
                             f"{send.where}: {host} timed out the request (408) {attempt} time(s)", url=host
                         )
                     raise error_for_response(outcome, send.where)
+                landed = True
                 yield Sleep(policy.delay(attempt))
                 continue
-            return outcome
+            return outcome, landed
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _host(self, send: Send) -> str:
@@ -369,7 +467,7 @@ class HarborSession:
             return cached.token
         where = f"POST {self.token_url}"
         sent_at = self._clock()
-        response = yield from self._send(
+        response, _ = yield from self._send(
             Send(
                 "POST",
                 self.token_url,

@@ -126,9 +126,6 @@ class Reader:
             raise self.defect(f"should be {what or 'in the documented format'}, got {_shown(value)}")
         return value
 
-    def nullable_text(self) -> str | None:
-        return None if self._value is None else self.text()
-
     def hex(self, *, allow_empty: bool = False) -> str:
         return self.text(pattern=_HEX_OR_EMPTY if allow_empty else _HEX, what="an even-length hex string")
 

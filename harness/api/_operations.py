@@ -89,6 +89,7 @@ def reserve(tower_id: str, locker_id: int, duration: int = 300) -> Call[Reservat
         json={"duration": duration},
         writes="reserve a locker",
         hold=Hold(HoldAction.CREATE, HoldKind.RESERVATION, tower, locker_id, duration=duration),
+        status=201,
     )
 
 
@@ -127,6 +128,7 @@ def _token(kind: TokenKind, tower_id: str, locker_id: int, duration: int, client
         json={"client_info": client_info, "duration": duration},
         writes=f"create a {kind.value} token",
         hold=Hold(HoldAction.CREATE, hold_kind, tower, locker_id, duration=duration),
+        status=201,
     )
 
 
@@ -229,6 +231,7 @@ def create_dropoff_request(
         json=body,
         writes="create a drop-off request",
         hold=Hold(HoldAction.CREATE, HoldKind.DROPOFF_REQUEST, location_id=location_id, duration=300),
+        status=201,
     )
 
 
@@ -255,6 +258,7 @@ def create_pickup_request(
         json=body,
         writes="create a pickup request",
         hold=Hold(HoldAction.CREATE, HoldKind.PICKUP_REQUEST, locker_id=locker_id),
+        status=201,
     )
 
 
@@ -277,6 +281,7 @@ def create_session_token(
         scope=Scope.TOWER_ACCESS,
         json={"duration": duration, "claims": [str(claim) for claim in claims], "version": version},
         writes="open a tower session",
+        status=201,
     )
 
 

@@ -247,3 +247,67 @@ def test_sync_client_over_a_uvicorn_thread(running_sandbox: Any) -> None:
         reservation = client.reserve(SECOND_TOWER, 17501, 60)
         assert client.get_locker(SECOND_TOWER, 17501).status is LockerStatus.RESERVED
         assert client.cancel_reservation(SECOND_TOWER, 17501, reservation.id).status is LockerStatus.AVAILABLE
+
+
+class AnswerLostOnce(httpx.AsyncBaseTransport):
+    """Forwards each request to the sandbox app; the first one to ``path`` is processed, then its
+    answer is lost (a read error), as when a connection drops after the server acted."""
+
+    def __init__(self, app: Any, method: str, path: str) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self._method, self._path = method, path
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if not self.lost and request.method == self._method and request.url.path == self._path:
+            await response.aread()
+            self.lost += 1
+            raise httpx.ReadError("connection lost before the answer arrived", request=request)
+        return response
+
+
+async def sandbox_state(app: Any, locker_id: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test") as control:
+        state = (await control.get("/_sim/state")).json()
+    [entry] = [locker for locker in state["lockers"] if locker["id"] == locker_id]
+    return dict(entry)
+
+
+@pytest.mark.anyio
+async def test_reserve_whose_answer_was_lost_is_recovered(app: Any) -> None:
+    """A reserve the sandbox made but whose answer was lost is found, given back and made again:
+    the caller gets a reservation it knows the id of, and nothing of its own is left unrecorded."""
+    log = HoldLog()
+    transport = AnswerLostOnce(app, "POST", f"/api/v1/towers/{TOWER}/lockers/1407/reservations")
+    no_wait = RetryPolicy(first_delay=0)
+    async with AsyncHarborClient(
+        settings_for("http://sandbox.test"), credentials=MAIN, transport=transport, retry=no_wait, holds=log
+    ) as client:
+        reservation = await client.reserve(TOWER, 1407, 60)
+        assert transport.lost == 1
+        assert (await client.get_locker(TOWER, 1407)).status is LockerStatus.RESERVED
+        after = await client.cancel_reservation(TOWER, 1407, reservation.id)  # the id is the live one
+    assert after.status is LockerStatus.AVAILABLE
+    assert (await sandbox_state(app, 1407))["status"] == "available"
+    assert [(r.hold.action, r.hold.kind, r.ok) for r in log.records] == [
+        (HoldAction.CREATE, HoldKind.RESERVATION, True),
+        (HoldAction.RELEASE, HoldKind.LOCKER, True),
+        (HoldAction.CREATE, HoldKind.RESERVATION, True),
+        (HoldAction.CANCEL, HoldKind.RESERVATION, True),
+    ]
+
+
+@pytest.mark.anyio
+async def test_dropped_connection_in_process_is_retried(app: Any) -> None:
+    """The sandbox's drop_connection fault, in process, is a transport error the client retries."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test") as control:
+        response = await control.post("/_sim/faults", json={"profile": "drop_connection", "count": 1})
+        assert response.status_code == 200, response.text
+    transport = httpx.ASGITransport(app=app)
+    no_wait = RetryPolicy(first_delay=0)
+    async with AsyncHarborClient(
+        settings_for("http://sandbox.test"), credentials=MAIN, transport=transport, retry=no_wait
+    ) as client:
+        lockers = await client.list_lockers(SECOND_TOWER)
+    assert len(lockers) == 12

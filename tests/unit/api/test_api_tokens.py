@@ -193,3 +193,34 @@ def test_local_target_without_url_is_a_usage_error() -> None:
     """The local target has no URL until its sandbox runs: building a client says so."""
     with pytest.raises(UsageError, match="start the virtual sandbox"):
         HarborClient(Settings(), credentials=Credentials("a", Secret("b")))
+
+
+def test_secrets_in_answers_are_registered_when_parsed(
+    settings: Settings, harbor: FakeHarbor, policy: RetryPolicy
+) -> None:
+    """payload_auth, a session seed and an SDK access token are hidden in any later text, key or no key."""
+    redactor = Redactor()
+    locker = locker_json(status="rented", status_id=3)
+    harbor.then(
+        answer(
+            201,
+            {
+                "id": 3,
+                "tower_id": TOWER,
+                "locker": locker,
+                "payload": "a1b2",
+                "payload_auth": "feedfacecafe",
+                "expires": "2030-01-01T00:00:00+00:00",
+            },
+        ),
+        answer(
+            201, {"payload": "aa", "payload_auth": "0badc0ffee00", "session_seed": "5eed5eed5eed", "tower_id": TOWER}
+        ),
+        answer(200, {"access_token": "sdk-access-token-value", "token_type": "bearer"}),
+    )
+    with make(settings, harbor, policy, redactor=redactor) as client:
+        client.create_dropoff_token(TOWER, 1401)
+        client.create_session_token(TOWER, "1.2.3")
+        client.authorize_sdk_user("courier-1")
+    text = "feedfacecafe 0badc0ffee00 5eed5eed5eed sdk-access-token-value"
+    assert redactor.text(text) == " ".join([MASK] * 4)
