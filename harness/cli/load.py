@@ -123,7 +123,7 @@ def command(
         typer.Option(
             "--users",
             "-u",
-            help="Closed model: users running flows back to back (default 10). With --rate: the most deliveries in flight.",
+            help="Closed model: users running flows back to back (default 10); with --rate: most deliveries in flight.",
             min=1,
         ),
     ] = None,
