@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from harness.api import HarborClient, Scope
 from harness.config import Settings, Target
@@ -10,6 +17,8 @@ from harness.redaction import Secret
 from harness.sim import SimSettings, VirtualSandbox
 
 TOWER = "0100000000000014"
+LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
+ISSUED_LOG_ENV = "HARBOR_SIM_ISSUED_LOG"  # the sandbox's debug hook (harness/sim/_issued.py)
 
 
 def read_issued(path: Path) -> dict[str, set[str]]:
@@ -40,3 +49,90 @@ def test_sandbox_lists_every_secret_it_issues(tmp_path: Path) -> None:
     assert len(issued["access_token"]) == 2
     assert issued["payload_auth"] == {token.payload_auth, session.payload_auth}
     assert issued["session_seed"] == {session.session_seed}
+
+
+def _search(haystacks: dict[str, bytes], needles: dict[str, str]) -> list[str]:
+    """``where: what`` for every needle found in a haystack."""
+    found = []
+    for where, data in haystacks.items():
+        for what, needle in needles.items():
+            if needle.encode() in data:
+                found.append(f"{where}: {what}")
+    return found
+
+
+#: What the canary in `make test` runs, at once: the run machinery (Allure, JUnit, summaries, history,
+#: ledger, the last redaction pass), a delivery over the virtual radio (session seeds), and Locust.
+QUICK_COMMANDS = {
+    "run": ["run", "--only", "smoke"],
+    "smoke": ["smoke"],
+    "load": ["load", "--duration", "1", "--users", "4"],
+}
+#: The whole of `run` (every stage: Schemathesis, Hypothesis, the rig) and a load run: -m slow only.
+FULL_COMMANDS = {"run": ["run"], "load": ["load", "--duration", "2", "--users", "4"]}
+
+
+def _canary_env(issued_log: Path) -> tuple[dict[str, str], dict[str, str]]:
+    canary = {
+        "HARBOR_CLIENT_ID": f"canary-client-{secrets.token_hex(3)}",
+        "HARBOR_CLIENT_SECRET": f"canary-secret-{secrets.token_hex(12)}",
+        "HARBOR_SECOND_CLIENT_ID": f"canary-second-{secrets.token_hex(3)}",
+        "HARBOR_SECOND_CLIENT_SECRET": f"canary-second-secret-{secrets.token_hex(12)}",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARBOR_")}
+    return env | canary | {ISSUED_LOG_ENV: str(issued_log), "HARBOR_BUDGET": "2"}, canary
+
+
+def _run_canary(tmp_path: Path, commands: dict[str, list[str]]) -> None:
+    """Run ``commands`` side by side, each in its own folder, with a canary secret; search all they left."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    issued_log = hook / "issued.log"
+    env, canary = _canary_env(issued_log)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for name, args in commands.items():
+        (tmp_path / name).mkdir()
+        children[name] = subprocess.Popen(
+            [str(LOCKER_HARNESS), *args], cwd=tmp_path / name, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    outputs: dict[str, bytes] = {}
+    for name, child in children.items():
+        stdout, stderr = child.communicate(timeout=300)
+        assert b"Traceback" not in stderr, stderr.decode()
+        outputs[f"{name} stdout"], outputs[f"{name} stderr"] = stdout, stderr
+
+    files = {
+        str(path.relative_to(tmp_path)): path.read_bytes()
+        for name in commands
+        for path in (tmp_path / name).rglob("*")
+        if path.is_file()
+    }
+    assert any(name.endswith(".xml") for name in files)  # JUnit
+    assert any("allure-results" in name for name in files)
+    assert any(name.endswith(".csv") for name in files) and any(name.endswith(".html") for name in files)  # Locust
+    assert any(name.endswith("ledger.sqlite") for name in files) and any(
+        name.endswith("history.sqlite") for name in files
+    )
+    issued = read_issued(issued_log)
+    assert issued["access_token"] and issued["payload_auth"] and issued["session_seed"]  # the search can fail
+    needles = {"client secret": canary["HARBOR_CLIENT_SECRET"], "second secret": canary["HARBOR_SECOND_CLIENT_SECRET"]}
+    for key, values in issued.items():
+        needles |= {f"{key} #{n}": value for n, value in enumerate(sorted(values))}
+    basic = base64.b64encode(f"{canary['HARBOR_CLIENT_ID']}:{canary['HARBOR_CLIENT_SECRET']}".encode()).decode()
+    needles["client secret as HTTP Basic"] = basic
+    leaks = _search(files | outputs, needles)
+    assert leaks == [], "\n".join(leaks[:20])
+
+
+def test_run_smoke_and_load_leave_no_secret_anywhere(tmp_path: Path) -> None:
+    """`run`, `smoke` (BLE) and `load` on local with a distinctive secret: neither it nor any bearer token,
+    payload_auth or session seed the sandboxes issued is in a file they wrote or in their output."""
+    _run_canary(tmp_path, QUICK_COMMANDS)
+
+
+@pytest.mark.slow
+def test_every_stage_leaves_no_secret_anywhere(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The whole of `run` (contract, properties, the rig) and a load run leave no secret anywhere (-m slow)."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("the full canary runs every stage (a minute or more): select it with -m slow")
+    _run_canary(tmp_path, FULL_COMMANDS)
