@@ -10,11 +10,13 @@ from __future__ import annotations
 import typer
 
 from harness.cli import bench, cleanup, history, hw, load, report, run, sim, smoke
+from harness.cli._common import OneLineErrors
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="locker-harness",
+    cls=OneLineErrors,  # click's usage errors as one line and exit 2, like every other error
     help="Contract, hardware and load testing for Harbor Lockers integrations.",
     no_args_is_help=True,
     add_completion=False,

@@ -9,15 +9,17 @@ passing through the redactor.
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from harness.config import PRODUCTION_WRITES_FLAG
 from harness.errors import ExitCode, HarnessError
@@ -25,6 +27,7 @@ from harness.redaction import RedactingFilter, Redactor, redactor
 
 __all__ = [
     "ConfigOption",
+    "OneLineErrors",
     "Output",
     "ProductionWritesOption",
     "SimBugOption",
@@ -117,6 +120,39 @@ class Output:
         if self.verbose:
             text = "".join(traceback.format_exception(exc))
             click.echo(self.redactor.text(text), err=True, nl=False)
+
+
+class OneLineErrors(TyperGroup):
+    """The command group, with click's own usage errors (unknown option or command, a value out of
+    range) as one line and exit 2, like every other error: a CI log gets one greppable line, not a box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # click's errors: usage (unknown option, bad value) and others
+            context = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments: the help is the answer
+                click.echo(exc.format_message(), err=True)
+                code = ExitCode.USAGE
+            else:
+                message = " ".join(redactor().text(exc.format_message()).split())
+                where = f" (see {context.command_path} --help)" if context is not None else ""
+                click.echo(f"error: {message}{where}", err=True)
+                code = ExitCode.USAGE if context is not None else exc.exit_code
+        except typer.Abort:
+            click.echo("error: interrupted", err=True)
+            code = ExitCode.INTERRUPTED
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @contextmanager
