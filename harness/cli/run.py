@@ -100,6 +100,17 @@ def _publish_step_summary(out: Output, run_dir: Path) -> None:
         out.say(f"could not append to ${_STEP_SUMMARY_ENV}: {exc.strerror}")
 
 
+def _refuse_unmet_ble_faults(stages: Sequence[Stage], faults: Sequence[str]) -> None:
+    """A BLE fault profile no chosen stage meets is a usage error, never a fault silently ignored."""
+    ble = [spec for spec in faults if spec.partition(":")[0].strip().startswith("ble_")]
+    if ble and not any(getattr(stage, "ble_faults", False) for stage in stages):
+        raise UsageError(
+            f"--sim-fault {ble[0]} would be ignored: no stage of this run opens doors over the embedded sandbox's "
+            "radio (the smoke stage opens them through the control plane; the hw rig runs its own sandbox and "
+            f"reads no faults yet); `locker-harness smoke --sim-fault {ble[0]}` meets it"
+        )
+
+
 def _execute(
     out: Output,
     settings: Settings,
@@ -186,6 +197,7 @@ def command(
         stages, skipped = select_stages(available_stages(), only=only or (), skip=skip or ())
         environment = {"stages": ",".join(stage.name for stage in stages)}
         if settings.target.kind is TargetKind.LOCAL:
+            _refuse_unmet_ble_faults(stages, sim_fault or ())
             environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
             with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
                 return _execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.config import TargetKind
+from harness.config import BleBackend, TargetKind
 from harness.errors import ExitCode, InfrastructureError, UsageError
 from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
 from harness.run._child import (
@@ -24,7 +25,7 @@ from harness.run._child import (
 )
 from harness.run._context import PROJECT_ROOT, RunContext
 
-__all__ = ["HardwareStage", "PytestStage"]
+__all__ = ["HW_BUGS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
 
 #: pytest's own exit codes (``pytest.ExitCode``), named here to keep pytest out of this import.
 _PYTEST_OK: Final = 0
@@ -98,7 +99,9 @@ class PytestStage:
         junit = context.folder.junit(self.name)
         if done.returncode == _PYTEST_NO_TESTS:
             return StageResult.skipped(self.name, "pytest collected no tests")
-        self._check_ending(done, context)
+        ended = self._check_ending(done, context)
+        if ended is not None:
+            return ended
         if done.returncode not in (_PYTEST_OK, _PYTEST_FAILED) or not junit.is_file():
             tail = output_tail(done, context.redactor)
             raise RuntimeError(f"pytest exited {done.returncode} without results: {tail}")
@@ -131,8 +134,9 @@ class PytestStage:
             duration_ns=duration_ns,
         )
 
-    def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> None:
-        """Raise what a child that ended without judging anything means for the run.
+    def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> StageResult | None:
+        """What a child that ended without judging anything means for the run: raised, or the
+        stage's result (a suite type may turn an ending into a skip); ``None`` to read the results.
 
         A suite may stop itself with ``pytest.exit(line, returncode=...)`` and one of the harness's
         exit codes (the rig without Bluetooth: 4; a bench run configured wrong: 2): its line becomes
@@ -150,6 +154,7 @@ class PytestStage:
             refused = [line.strip() for line in output.splitlines() if "error:" in line]
             what = refused[-1] if refused else output_tail(done, context.redactor)
             raise UsageError(f"pytest refused the {self.name} stage's command line: {what}")
+        return None
 
 
 def _skip_reasons(cases: Sequence[CaseResult]) -> str:
@@ -161,10 +166,39 @@ def _skip_reasons(cases: Sequence[CaseResult]) -> str:
     return f"every test skipped: {shown or 'no reason given'}"
 
 
+#: The rig's own sandbox on ``local``: its bug switches (comma-separated names) and its fault
+#: profiles (``;``-separated, each as ``--sim-fault`` spells it: ``name:key=value,key=value``).
+HW_BUGS_ENV: Final = "HARBOR_HW_SIM_BUG"
+HW_FAULTS_ENV: Final = "HARBOR_HW_SIM_FAULT"
+
+
+def _ble_chosen_explicitly() -> bool:
+    """Whether the user asked for the OS's Bluetooth (``HARBOR_BLE``), rather than a target's default."""
+    return bool(os.environ.get("HARBOR_BLE", "").strip())
+
+
 @dataclass(frozen=True)
 class HardwareStage(PytestStage):
-    """The hardware rig (``hw_tests/``): on ``local`` it starts its own sandbox in its process, since
-    the virtual radio lives beside the sandbox's firmware and cannot cross a process boundary."""
+    """The hardware rig (``hw_tests/``).
+
+    On ``local`` it starts its own sandbox in its process (the virtual radio lives beside the
+    sandbox's firmware and cannot cross a process boundary), with the run's bug switches and fault
+    profiles. Elsewhere it needs a bench tower: without one named, or without Bluetooth when the
+    target's default chose it, the stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak``
+    that finds no adapter could not test, in the rig's one line.
+    """
+
+    @property
+    def ble_faults(self) -> bool:
+        """Whether the run's fault profiles reach the rig's sandbox: the rig reads ``HARBOR_HW_SIM_FAULT``."""
+        return self._suite_reads(HW_FAULTS_ENV)
+
+    def _suite_reads(self, variable: str) -> bool:
+        for path in (self.root / part for part in self.paths):
+            files = [path] if path.is_file() else sorted(path.glob("*.py"))
+            if any(variable in file.read_text(encoding="utf-8", errors="replace") for file in files):
+                return True
+        return False
 
     def environment(self, context: RunContext) -> dict[str, str]:
         settings = context.settings
@@ -174,6 +208,38 @@ class HardwareStage(PytestStage):
             "HARBOR_TARGET": "local",
             "HARBOR_BLE": "virtual",
             "HARBOR_TOWER_ID": settings.tower_id or "",
-            "HARBOR_HW_SIM_BUG": ",".join(context.sim_bugs),
+            HW_BUGS_ENV: ",".join(context.sim_bugs),
+            HW_FAULTS_ENV: ";".join(context.sim_faults),
             "LOCKER_HARNESS_SEED": str(context.seed),
         }
+
+    def _no_bench_tower(self, context: RunContext) -> str | None:
+        """Why this target has no tower the rig can reach, or ``None``."""
+        settings = context.settings
+        if settings.target.kind is TargetKind.LOCAL:
+            return None
+        if settings.ble is not BleBackend.BLEAK:
+            return (
+                f"no bench tower: on {settings.target.name} the rig needs a tower over the OS's Bluetooth "
+                "(HARBOR_BLE=bleak, HARBOR_TOWER_ID); the virtual radio exists only on local"
+            )
+        if settings.tower_id is None:
+            return "no bench tower named: set HARBOR_TOWER_ID to a tower within Bluetooth range"
+        return None
+
+    def run(self, context: RunContext) -> StageResult:
+        reason = self._no_bench_tower(context)
+        if reason is not None:
+            return StageResult.skipped(self.name, reason)
+        if context.sim_faults and context.settings.target.kind is TargetKind.LOCAL and not self.ble_faults:
+            context.environment[f"{self.name}.sim.faults"] = f"not applied: the rig does not read {HW_FAULTS_ENV}"
+        return super().run(context)
+
+    def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> StageResult | None:
+        try:
+            return super()._check_ending(done, context)
+        except InfrastructureError as error:
+            # The rig stopped for want of Bluetooth: no bench tower here, unless one was asked for.
+            if context.settings.target.kind is TargetKind.LOCAL or _ble_chosen_explicitly():
+                raise
+            return StageResult.skipped(self.name, f"no bench tower within reach: {error}")

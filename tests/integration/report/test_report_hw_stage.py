@@ -1,0 +1,113 @@
+"""The hardware rig's stage: its own sandbox's switches on local, and no false verdict without a bench tower."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config import BleBackend, Settings, Target, TargetKind
+from harness.errors import ExitCode
+from harness.redaction import Redactor
+from harness.report import TargetInfo, Verdict
+from harness.run import HardwareStage, RunContext, execute, new_context
+
+_RIG_WITHOUT_BLUETOOTH = "!!!!! _pytest.outcomes.Exit: hw rig: no Bluetooth adapter (BluetoothUnavailable) !!!!!"
+
+
+class _Rig(HardwareStage):
+    """The hw stage with a stand-in child: it prints its HARBOR_HW_* variables and a line, and exits with a code."""
+
+    def command(self, context: RunContext) -> list[str]:
+        line, code = self.extra_args
+        script = (
+            "import os, sys\n"
+            "print('bugs=' + os.environ.get('HARBOR_HW_SIM_BUG', '-'))\n"
+            "print('faults=' + os.environ.get('HARBOR_HW_SIM_FAULT', '-'))\n"
+            f"print({line!r})\n"
+            f"sys.exit({code})\n"
+        )
+        return [sys.executable, "-c", script]
+
+
+def _rig(root: Path, line: str = "", code: int = 5, *, reads_faults: bool = False) -> _Rig:
+    (root / "hw_tests").mkdir(parents=True, exist_ok=True)
+    read = "os.environ.get('HARBOR_HW_SIM_FAULT')" if reads_faults else "os.environ.get('HARBOR_HW_SIM_BUG')"
+    (root / "hw_tests" / "conftest.py").write_text(f"import os\nCHOSEN = {read}\n")
+    return _Rig("hw", ("hw_tests",), root=root, extra_args=(line, str(code)))
+
+
+def _context(tmp_path: Path, settings: Settings, **switches: tuple[str, ...]) -> RunContext:
+    settings = dataclasses.replace(settings, reports_dir=tmp_path / "reports")
+    return new_context(settings=settings, target=TargetInfo(settings.target.name), redactor=Redactor(), **switches)
+
+
+def _sandbox(*, tower: str | None, ble: BleBackend = BleBackend.BLEAK) -> Settings:
+    return Settings(target=Target(TargetKind.SANDBOX, "https://api.sandbox.harborlockers.com"), tower_id=tower, ble=ble)
+
+
+def test_on_local_the_rig_gets_the_runs_bug_switches_and_fault_profiles(tmp_path: Path) -> None:
+    """The rig's own sandbox gets --sim-bug comma-separated and --sim-fault ;-separated, as given."""
+    context = _context(
+        tmp_path,
+        Settings(),
+        sim_bugs=("double_booking", "stale_status_after_close"),
+        sim_faults=("latency:ms=20,paths=/api", "ble_busy:count=1"),
+    )
+    execute([_rig(tmp_path, reads_faults=True)], context)
+    log = (context.reports_dir / "hw" / "pytest.log").read_text()
+    assert "bugs=double_booking,stale_status_after_close\n" in log
+    assert "faults=latency:ms=20,paths=/api;ble_busy:count=1\n" in log
+
+
+def test_faults_the_rig_does_not_read_are_said_not_applied(tmp_path: Path) -> None:
+    """A rig that does not read HARBOR_HW_SIM_FAULT meets no fault: the stage says so, and BLE faults
+    cannot count on it."""
+    quiet, reading = _rig(tmp_path / "a"), _rig(tmp_path / "b", reads_faults=True)
+    assert (quiet.ble_faults, reading.ble_faults) == (False, True)
+    context = _context(tmp_path, Settings(), sim_faults=("latency:ms=20",))
+    execute([quiet], context)
+    assert (
+        "hw.sim.faults=not applied: the rig does not read HARBOR_HW_SIM_FAULT"
+        in (context.folder.allure_results / "environment.properties").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (_sandbox(tower=None), "no bench tower named: set HARBOR_TOWER_ID"),
+        (_sandbox(tower="0100000000000014", ble=BleBackend.VIRTUAL), "the virtual radio exists only on local"),
+        (Settings(target=Target(TargetKind.URL, "http://127.0.0.1:9")), "the virtual radio exists only on local"),
+    ],
+    ids=["sandbox-no-tower", "sandbox-virtual", "url"],
+)
+def test_without_a_bench_tower_the_rig_is_skipped_with_the_reason(
+    tmp_path: Path, settings: Settings, reason: str
+) -> None:
+    """A target with no tower the rig can reach skips the stage, saying why, and the rig never starts."""
+    context = _context(tmp_path, settings)
+    run = execute([_rig(tmp_path, "started", 0)], context)
+    [result] = run.stages
+    assert result.verdict is Verdict.SKIPPED and reason in result.reason
+    assert not (context.reports_dir / "hw" / "pytest.log").exists()
+
+
+def test_no_adapter_skips_unless_bluetooth_was_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On sandbox with a tower: no adapter under the default is a skip; an explicit HARBOR_BLE=bleak
+    makes it could-not-test, in the rig's one line."""
+    monkeypatch.delenv("HARBOR_BLE", raising=False)
+    [implicit] = execute([_rig(tmp_path, _RIG_WITHOUT_BLUETOOTH, 4)], _context(tmp_path, _sandbox(tower="01"))).stages
+    assert implicit.verdict is Verdict.SKIPPED
+    assert implicit.reason == "no bench tower within reach: hw rig: no Bluetooth adapter (BluetoothUnavailable)"
+
+    monkeypatch.setenv("HARBOR_BLE", "bleak")
+    run = execute([_rig(tmp_path, _RIG_WITHOUT_BLUETOOTH, 4)], _context(tmp_path, _sandbox(tower="01")))
+    [explicit] = run.stages
+    assert (explicit.verdict, explicit.reason) == (
+        Verdict.INFRASTRUCTURE,
+        "hw rig: no Bluetooth adapter (BluetoothUnavailable)",
+    )
+    assert run.exit_code is ExitCode.INFRASTRUCTURE
