@@ -31,7 +31,7 @@ from harness.cli._common import (
 )
 from harness.cli._sandbox import embedded_sandbox
 from harness.config import Settings, TargetKind, load_settings
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.history import History
 from harness.report import RunResult, StageResult, TargetInfo, build_html, fit_table, run_table
 from harness.run import DEFAULT_BUDGET_S, STAGE_ORDER, Stage, available_stages, execute, new_context, select_stages
@@ -148,13 +148,20 @@ def _execute(
     out.say(f"reports: {context.reports_dir}")
     _publish_step_summary(out, context.reports_dir)
     if html:
-        report = build_html(
-            context.folder.allure_results,
-            context.folder.html_dir,
-            report_name=f"locker-harness {run.run_id}",
-            redactor=out.redactor,
-        )
-        out.say(f"HTML report: {report.path} ({report.total} tests, {report.failed} failed, {report.broken} broken)")
+        try:
+            report = build_html(
+                context.folder.allure_results,
+                context.folder.html_dir,
+                report_name=f"locker-harness {run.run_id}",
+                redactor=out.redactor,
+            )
+        except HarnessError as exc:
+            # The run's verdict stands: a missing Node says nothing about the target (`report --html` retries).
+            out.error(f"HTML report not written: {exc}")
+        else:
+            out.say(
+                f"HTML report: {report.path} ({report.total} tests, {report.failed} failed, {report.broken} broken)"
+            )
     return int(run.exit_code)
 
 

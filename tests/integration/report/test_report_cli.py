@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.errors import UsageError
 
 runner = CliRunner()
 RESERVE_1401 = "/api/v1/towers/0100000000000014/lockers/1401/reservations"
@@ -76,4 +77,20 @@ def test_usage_errors_are_one_line_and_exit_2(workdir: Path, args: list[str], me
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_html_that_cannot_be_written_keeps_the_runs_exit_code(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--html without a usable Node: one line says so, and a run that found a defect still exits 1, not 2."""
+    import harness.cli.run
+
+    def no_node(*args: object, **kwargs: object) -> None:
+        raise UsageError("the HTML report needs Node.js 20 or later, found v18.19.0")
+
+    monkeypatch.setattr(harness.cli.run, "build_html", no_node)
+    result = runner.invoke(
+        app, ["run", "--only", "smoke", "--sim-bug", "stale_status_after_close", "--status-timeout", "1", "--html"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "error: HTML report not written: the HTML report needs Node.js 20 or later, found v18.19.0" in result.output
     assert "Traceback" not in result.output
