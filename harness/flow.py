@@ -154,6 +154,11 @@ class DoorOpener(Protocol):
     Over BLE: ``open`` opens a session and sends ``OPEN_LOCKER_WITH_TOKEN`` with ``payload`` and
     ``payload_auth``; a person (virtual or at the bench) closes the door, and ``wait_closed``
     polls ``CHECK_LOCKER_DOOR`` until the tower reports it shut.
+
+    An opener may say ``door_closes_itself = False`` when nobody but ``wait_closed`` closes the
+    door (the control plane). Without it the flow assumes a person may close the door as soon as
+    it opens, before the flow reads the status: the status right after an open may then already
+    be the one after the close, and both of the model's predictions are accepted.
     """
 
     async def open(self, locker: Locker, token: LockerToken) -> int:
@@ -169,8 +174,13 @@ class ControlPlaneOpener:
     """Opens doors of a virtual sandbox through its ``/_sim`` control plane, as a person would.
 
     ``open`` presents the token at the door (the virtual firmware checks it exactly as over BLE);
-    ``wait_closed`` closes the door by hand and confirms it reads closed.
+    ``wait_closed`` closes the door by hand and confirms it reads closed. The control plane
+    answers outside the fault profiles, so an error answer from it is the harness's trouble
+    (``InfrastructureError``), never the product's.
     """
+
+    #: Only ``wait_closed`` closes a door: nobody stands at a control-plane door.
+    door_closes_itself = False
 
     def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._base_url = base_url.rstrip("/")
@@ -219,7 +229,9 @@ class ControlPlaneOpener:
 
         async def door_shut() -> bool:
             state = await self._call("GET", f"{path}/door")
-            return state.is_success and _json_object(state).get("door_open") is False
+            if not state.is_success:  # the control plane itself failed: nothing learnt about the door
+                raise InfrastructureError(f"GET {path}/door answered {state.status_code}: {state.text[:200]}")
+            return _json_object(state).get("door_open") is False
 
         if not await _poll(door_shut, timeout):
             raise ProductDefect(
@@ -486,16 +498,19 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
                 reservation = await client.reserve(tower, candidate.id, run.reservation_duration)
                 break
             except (Conflict, Forbidden):
+                # Refused: nothing was made (the client has checked that a refusal after a retry is not
+                # its own earlier attempt), so nothing of this locker is ours to give back.
+                run.locker = None
                 if candidate is candidates[-1]:
                     raise
                 # Another party took it between list and reserve: try the next one.
         assert reservation is not None
-        run.reservation = reservation
         if reservation.locker_id != candidate.id or reservation.locker.id != candidate.id:
             raise ProductDefect(
                 f"reserving locker {candidate.id} answered a reservation of locker {reservation.locker_id}",
                 check="reservation_is_for_the_locker",
             )
+        run.reservation = reservation
         predicted = run.predict(Reserve(run.actor, run.reservation_duration, reservation.id))
         run.expect(Step.RESERVE, reservation.locker.status, {predicted}, "locker_reserved_after_reserve")
         return reservation, reservation.locker.status
@@ -529,6 +544,11 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
         before, command = run.state, OpenDoor(run.claim(issued), run.locker.id)
         predicted = run.predict(command)
         histories = {predicted: run.state}
+        if getattr(run.opener, "door_closes_itself", True):
+            # A person may have closed the door already (the virtual radio's does within 50 ms):
+            # the model's state after that close is the one other thing the API may show.
+            closed = apply(run.state, CloseDoor(), run._now())
+            histories.setdefault(closed.status, closed)
         if len(getattr(run.opener, "link_failures", ())) > failures_before:
             # The opener retried after a link failure (a lost reply): the failed attempt may have
             # opened the door and a person closed it. The model allows both; the API says which.
@@ -571,8 +591,10 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
 async def _give_back(run: _Run) -> Released:
     """Release what the run holds after a failure: bounded, best effort, and said out loud.
 
-    The model's prediction decides what is held (the API may be the thing that is wrong); the
-    API's status decides which call gives it back.
+    The model's prediction says where the test item is (an occupied locker is not released); the
+    API's status says what is held, even where the model thinks nothing is (a reserve whose answer
+    never came may still have reserved it): a held locker is cancelled or released, the target
+    refusing if it is not ours. ``ok`` only when the locker reads available (or out of service).
     """
     assert run.locker is not None
     locker_id = run.locker.id
@@ -581,13 +603,18 @@ async def _give_back(run: _Run) -> Released:
     try:
         async with asyncio.timeout(_CLEANUP_TIMEOUT):
             if predicted.door_open:
-                raise _Stuck("its door was left open: close it, then release it")
+                # A person may close it (or the control plane does); only a door that stays open is stuck.
+                try:
+                    await run.opener.wait_closed(run.locker, timeout=min(run.status_timeout, _CLEANUP_TIMEOUT / 2))
+                except HarnessError as exc:
+                    raise _Stuck(f"its door was left open ({exc}): close it, then release it") from None
+                predicted = apply(predicted, CloseDoor(), run._now())
+                actions.append("its door closed")
             if predicted.status is LockerStatus.OCCUPIED:
                 raise _Stuck("it holds the test item: pick it up (pickup token) or reset it in Harbor Console")
             status = await run.read_status()
-            if predicted.status is LockerStatus.AVAILABLE:
-                shown = "" if status is LockerStatus.AVAILABLE else f", though the API shows {status.wire_name}"
-                return _released(run, locker_id, actions, True, f"locker {locker_id} was not held{shown}")
+            if predicted.status is LockerStatus.AVAILABLE and status is LockerStatus.AVAILABLE and not actions:
+                return _released(run, locker_id, actions, True, f"locker {locker_id} was not held")
             for _ in range(3):  # reserved -> available; rented -> declined -> available
                 if status in (LockerStatus.AVAILABLE, LockerStatus.OUT_OF_SERVICE, LockerStatus.OCCUPIED):
                     break
@@ -602,7 +629,8 @@ async def _give_back(run: _Run) -> Released:
                 status = after
             ok = status in (LockerStatus.AVAILABLE, LockerStatus.OUT_OF_SERVICE)
             outcome = "given back" if ok else f"left {status.wire_name}"
-            return _released(run, locker_id, actions, ok, f"locker {locker_id} {outcome} ({'; '.join(actions)})")
+            done = "; ".join(actions) or f"the API shows it {status.wire_name}"
+            return _released(run, locker_id, actions, ok, f"locker {locker_id} {outcome} ({done})")
     except _Stuck as stuck:
         return _released(run, locker_id, actions, False, f"locker {locker_id} not given back: {stuck}")
     except TimeoutError:

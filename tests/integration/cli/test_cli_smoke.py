@@ -72,6 +72,13 @@ def test_smoke_with_stale_status_bug_exits_1_naming_the_step() -> None:
     assert "cleanup: locker 1401 not given back: it holds the test item" in stdout
 
 
+def test_smoke_on_a_slow_target_accepts_the_door_closed_by_the_person() -> None:
+    """On a slow target the virtual radio's person closes the door before the status read: still exit 0."""
+    code, stdout, stderr = invoke(["smoke", "--sim-fault", "latency:ms=100"])
+    assert code == 0, stderr
+    assert "is available again" in stdout
+
+
 def test_smoke_against_a_sandbox_url(demo_sandbox: Any) -> None:
     """A running virtual sandbox given as a URL is tested through its control plane: exit 0."""
     code, stdout, stderr = invoke(

@@ -79,11 +79,12 @@ async def test_stale_status_after_close_fails_the_occupied_step(app: Any, contro
 
 
 @pytest.mark.anyio
-async def test_token_opens_other_locker_is_caught(app: Any, control: httpx.AsyncClient) -> None:
+async def test_token_opens_other_locker_does_not_fail_the_flow(app: Any, control: httpx.AsyncClient) -> None:
     """With token_opens_other_locker on, a good token still opens its own door: the flow passes.
 
     The bug only shows when a token is presented at another door, which the flow never does;
-    this pins that the flow does not report a false red.
+    this pins that the flow does not report a false red. What catches the bug is the rig's
+    ``hw_tests/test_wrong_tokens.py::test_token_for_another_locker_is_refused``.
     """
     await control.post("/_sim/bugs", json={"token_opens_other_locker": True})
     delivery, _ = await deliver(app)

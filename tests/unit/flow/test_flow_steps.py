@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.api import Locker, LockerToken, LockerType, Reservation
-from harness.errors import Conflict, InfrastructureError, ProductDefect, UsageError
+from harness.errors import Conflict, Forbidden, InfrastructureError, ProductDefect, ServerError, UsageError
 from harness.flow import (
     FlowEvent,
     Released,
@@ -275,3 +275,102 @@ def test_unknown_locker_type_is_a_usage_error(given: str) -> None:
     """An unknown locker type is a UsageError listing the known ones."""
     with pytest.raises(UsageError, match=r"use one of small \(1\), medium \(2\), large \(3\), xlarge \(4\)"):
         locker_type_id(given)
+
+
+class PersonAtTheDoor(FakeDoors):
+    """A person who closes the door the moment it opens, before the flow reads the status (the
+    virtual radio's person on a slow machine): the API already shows the status after the close."""
+
+    async def open(self, target: Locker, token: LockerToken) -> int:
+        opened = await super().open(target, token)
+        await super().wait_closed(target, timeout=1.0)
+        return opened
+
+
+class NobodyAtTheDoor(PersonAtTheDoor):
+    """The same early close, from an opener that says only ``wait_closed`` closes doors."""
+
+    door_closes_itself = False
+
+
+@pytest.mark.anyio
+async def test_door_closed_by_a_person_before_the_read_is_not_a_defect() -> None:
+    """When a person may close the door at once, the status after the close is accepted right after the open."""
+    harbor = FakeHarbor([locker(1401)])
+    delivery, events = await deliver(harbor, PersonAtTheDoor(harbor))
+    shown = {e.step: e.locker_status for e in events if isinstance(e, StepFinished)}
+    assert shown[Step.OPEN_FOR_DROPOFF] is LockerStatus.OCCUPIED
+    assert shown[Step.OPEN_FOR_PICKUP] is LockerStatus.AVAILABLE
+    assert delivery.locker.status is LockerStatus.AVAILABLE
+
+
+@pytest.mark.anyio
+async def test_only_the_two_predictions_are_accepted_after_an_open() -> None:
+    """With a person at the door, a status that is neither before nor after the close is still a defect."""
+    harbor = FakeHarbor([locker(1401)])
+    harbor.lie["get_locker"] = LockerStatus.DECLINED
+    with pytest.raises(ProductDefect) as caught:
+        await deliver(harbor, PersonAtTheDoor(harbor))
+    assert (caught.value.step, caught.value.check) == ("open_for_dropoff", "locker_rented_while_door_open")
+    assert "the model predicts rented or occupied" in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_early_close_is_a_defect_where_nobody_closes_doors() -> None:
+    """An opener that closes doors only in wait_closed keeps the strict check: a close nobody made is a defect."""
+    harbor = FakeHarbor([locker(1401)])
+    with pytest.raises(ProductDefect) as caught:
+        await deliver(harbor, NobodyAtTheDoor(harbor))
+    assert (caught.value.step, caught.value.check) == ("open_for_dropoff", "locker_rented_while_door_open")
+
+
+@pytest.mark.anyio
+async def test_reservation_made_without_an_answer_is_given_back() -> None:
+    """A reserve that failed after the target made the reservation: the API shows it held, so it is released."""
+    harbor = FakeHarbor([locker(1401)])
+
+    async def lost(tower_id: str, locker_id: int, duration: int) -> Reservation:
+        harbor._set(locker_id, LockerStatus.RESERVED, "reserve")
+        raise ServerError("POST .../reservations answered 503", status_code=503)
+
+    harbor.reserve = lost  # type: ignore[method-assign]
+    events: list[FlowEvent] = []
+    with pytest.raises(ServerError) as caught:
+        await run_delivery(harbor, FakeDoors(harbor), tower_id=TOWER, listeners=[events.append])  # type: ignore[arg-type]
+    assert harbor.lockers[1401].status is LockerStatus.AVAILABLE
+    assert caught.value.__notes__ == ["locker 1401 given back (released: reserved -> available)"]
+    [released] = [e for e in events if isinstance(e, Released)]
+    assert released.ok
+
+
+@pytest.mark.anyio
+async def test_give_back_refused_is_not_ok() -> None:
+    """A held locker the target will not release (403: not ours) is reported, and the give-back is not ok."""
+    harbor = FakeHarbor([locker(1401)])
+
+    async def lost(tower_id: str, locker_id: int, duration: int) -> Reservation:
+        harbor._set(locker_id, LockerStatus.RESERVED, "reserve")
+        raise ServerError("POST .../reservations answered 502", status_code=502)
+
+    async def not_ours(tower_id: str, locker_id: int) -> Locker:
+        raise Forbidden("POST .../release-locker answered 403 Forbidden: held by another party", status_code=403)
+
+    harbor.reserve = lost  # type: ignore[method-assign]
+    harbor.release_locker = not_ours  # type: ignore[method-assign]
+    events: list[FlowEvent] = []
+    with pytest.raises(ServerError):
+        await run_delivery(harbor, FakeDoors(harbor), tower_id=TOWER, listeners=[events.append])  # type: ignore[arg-type]
+    [released] = [e for e in events if isinstance(e, Released)]
+    assert not released.ok
+    assert "held by another party" in released.note
+
+
+@pytest.mark.anyio
+async def test_refused_reserve_holds_nothing_to_give_back() -> None:
+    """When every candidate is refused, nothing was made: no give-back is tried, no note is added."""
+    harbor = FakeHarbor([locker(1401)])
+    harbor.refuse_reserve = {1401}
+    with pytest.raises(Conflict) as caught:
+        await deliver(harbor, FakeDoors(harbor))
+    assert not getattr(caught.value, "__notes__", None)
+    assert "get_locker" not in harbor.calls
