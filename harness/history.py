@@ -7,7 +7,10 @@ recomputed exactly later, and merged across runs, without re-running anything.
 
 ``compare`` is pure: two runs' step figures in, regressions out. A regression is a step whose
 p95 or p99 grew beyond a relative tolerance *and* an absolute floor (so noise on a 1 ms step is
-not a regression), or whose failures grew.
+not a regression), whose failures grew, or that was timed in the earlier run and is gone from the
+later one (as is a stage that ran before and not now). Its exit code follows the harness's table:
+1 when failures grew (a broken promise), else 3 when only latency grew (an SLO matter), else 4
+when only evidence went missing (the later run could not show it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from harness.errors import UsageError
+from harness.errors import ExitCode, UsageError
 from harness.metrics import Latencies
 from harness.report import RunResult, Verdict
 
@@ -249,6 +252,8 @@ class History:
     def resolve(self, reference: str) -> str:
         """A run id from a full id, a unique prefix, or ``-1``/``-2`` (latest, the one before)."""
         if re.fullmatch(r"-\d+", reference):
+            if int(reference) == 0:
+                raise UsageError(f"no run {reference}: -1 is the latest run, -2 the one before")
             index = -int(reference) - 1
             ids = self.run_ids(index + 1)
             if len(ids) <= index:
@@ -350,7 +355,7 @@ class StepChange:
     step: str
     before: StepFigures | None
     after: StepFigures | None
-    regressions: tuple[str, ...] = ()  # "p95", "p99", "failures"
+    regressions: tuple[str, ...] = ()  # "p95", "p99", "failures", "missing"
 
     @property
     def regressed(self) -> bool:
@@ -359,14 +364,30 @@ class StepChange:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
+    """Two runs step by step, and what got worse from ``before`` to ``after``."""
+
     before: RunRecord
     after: RunRecord
     tolerance: Tolerance
     changes: list[StepChange] = field(default_factory=list)
+    #: Stages that ran in ``before`` and did not run (or are absent) in ``after``.
+    missing_stages: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[StepChange]:
         return [change for change in self.changes if change.regressed]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 more failures, else 3 slower p95/p99, else 4 steps or stages gone, else 0."""
+        flagged = {kind for change in self.regressions for kind in change.regressions}
+        if "failures" in flagged:
+            return ExitCode.DEFECT
+        if flagged & {"p95", "p99"}:
+            return ExitCode.SLO_BREACH
+        if "missing" in flagged or self.missing_stages:
+            return ExitCode.INFRASTRUCTURE
+        return ExitCode.OK
 
 
 def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = None) -> Comparison:
@@ -386,5 +407,9 @@ def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = N
                 regressions.append("p99")
         if b is not None and b.failures > (a.failures if a is not None else 0):
             regressions.append("failures")
+        if a is not None and a.count and b is None:
+            regressions.append("missing")  # timed before, not even attempted now
         changes.append(StepChange(key[0], key[1], a, b, tuple(regressions)))
-    return Comparison(before, after, tolerance, changes)
+    ran_after = {name for name, verdict, _ in after.stages if verdict is not Verdict.SKIPPED}
+    missing = [name for name, verdict, _ in before.stages if verdict is not Verdict.SKIPPED and name not in ran_after]
+    return Comparison(before, after, tolerance, changes, missing)

@@ -2,8 +2,9 @@
 
 ``history`` lists recorded runs, newest first. ``compare`` puts two runs' per-step p95, p99 and
 failures side by side (default: the last two runs; one RUN: it against the latest) and flags a
-step whose p95 or p99 grew by more than ``--tolerance`` *and* ``--floor-ms``, or whose failures
-grew. Exit 1 when anything is flagged, so CI can gate on it.
+step whose p95 or p99 grew by more than ``--tolerance`` *and* ``--floor-ms``, whose failures grew,
+or that the later run lacks (and a stage that ran before and not now), so CI can gate on it: exit 1
+when failures grew, else 3 when only latency grew, else 4 when only steps or stages went missing.
 """
 
 from __future__ import annotations
@@ -94,13 +95,19 @@ def _failures(change: StepChange) -> Text:
     return Text(f"{before} → {after}", style="bold red" if "failures" in change.regressions else "")
 
 
+def _flag(change: StepChange) -> Text:
+    if "missing" in change.regressions:
+        return Text("MISSING", style="bold red")
+    return Text("REGRESSED", style="bold red") if change.regressed else Text("")
+
+
 def comparison_table(comparison: Comparison) -> Table:
     before, after = comparison.before, comparison.after
     tolerance = comparison.tolerance
     table = Table(
         title=f"{before.run_id} ({before.verdict.value}) → {after.run_id} ({after.verdict.value})",
         caption=f"flagged: p95/p99 up by more than {tolerance.relative:.0%} and {tolerance.floor_ms:g} ms, "
-        "or more failures",
+        "more failures, or a step the later run lacks",
         title_justify="left",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -121,7 +128,7 @@ def comparison_table(comparison: Comparison) -> Table:
             *_side_by_side(change, "p95"),
             *_side_by_side(change, "p99"),
             _failures(change),
-            Text("REGRESSED", style="bold red") if change.regressed else Text(""),
+            _flag(change),
         )
     return table
 
@@ -161,7 +168,7 @@ def compare_command(
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Compare two runs step by step; exit 1 when a step regressed beyond the tolerance."""
+    """Compare two runs step by step: exit 1 more failures, 3 slower beyond the tolerance, 4 steps gone."""
 
     def body(out: Output) -> int:
         allowed = Tolerance(parse_tolerance(tolerance), floor_ms)
@@ -174,8 +181,11 @@ def compare_command(
         if regressions:
             names = ", ".join(f"{c.stage}/{c.step} ({'+'.join(c.regressions)})" for c in regressions)
             out.say(f"{len(regressions)} regression(s): {names}")
-            return ExitCode.DEFECT
-        out.say("no regression beyond the tolerance")
-        return ExitCode.OK
+        if comparison.missing_stages:
+            gone = ", ".join(comparison.missing_stages)
+            out.say(f"stage(s) that ran in {before.run_id} and not in {after.run_id}: {gone}")
+        if comparison.exit_code is ExitCode.OK:
+            out.say("no regression beyond the tolerance")
+        return comparison.exit_code
 
     run_command(body, verbose=verbose)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UsageError
+from harness.errors import ExitCode, UsageError
 from harness.history import History, Tolerance, compare, parse_tolerance
 from harness.metrics import Latencies
 from harness.report import RunResult, StageResult, Verdict
@@ -75,6 +75,7 @@ def test_compare_flags_an_injected_latency_regression_and_ignores_noise(
         comparison = compare(*history.pair([]), Tolerance(relative=0.2, floor_ms=5.0))
     flagged = {change.step: change.regressions for change in comparison.regressions}
     assert flagged == {"reserve": ("p95", "p99")}
+    assert comparison.exit_code is ExitCode.SLO_BREACH  # slower, not broken: exit 3
 
 
 def test_more_failures_on_a_step_is_a_regression(tmp_path: Path, run: RunResult) -> None:
@@ -86,6 +87,53 @@ def test_more_failures_on_a_step_is_a_regression(tmp_path: Path, run: RunResult)
     assert [(c.stage, c.step, c.regressions) for c in comparison.regressions] == [
         ("smoke", "open dropoff", ("failures",))
     ]
+    assert comparison.exit_code is ExitCode.DEFECT  # a broken promise: exit 1
+
+
+def test_a_step_or_stage_the_later_run_lacks_is_flagged(
+    tmp_path: Path, run: RunResult, make_latencies: Callable[..., Latencies]
+) -> None:
+    """A timed step or a stage that ran before and is gone from the later run is flagged: nothing shows it works."""
+    before = dataclasses.replace(
+        run,
+        run_id="20261128-000000-aaaa",
+        stages=[
+            StageResult("smoke", Verdict.PASSED, latencies=make_latencies(reserve=[4.0], open=[20.0])),
+            StageResult("contract", Verdict.PASSED, figures={"tests": 25}),
+            StageResult("hw", Verdict.SKIPPED, "no bench tower"),
+        ],
+    )
+    after = dataclasses.replace(
+        run,
+        run_id="20261128-000100-bbbb",
+        started_at=run.started_at + timedelta(minutes=1),
+        stages=[StageResult("smoke", Verdict.PASSED, latencies=make_latencies(reserve=[4.0]))],
+    )
+    with History.open(tmp_path) as history:
+        history.record(before)
+        history.record(after)
+        comparison = compare(*history.pair([]))
+    assert [(c.stage, c.step, c.regressions) for c in comparison.regressions] == [("smoke", "open", ("missing",))]
+    assert comparison.missing_stages == ["contract"]  # hw never ran before: nothing went missing
+    assert comparison.exit_code is ExitCode.INFRASTRUCTURE  # no evidence for it now: could not test
+
+
+def test_two_equal_runs_compare_clean(tmp_path: Path, run: RunResult) -> None:
+    """A run compared with itself flags nothing and exits 0."""
+    with History.open(tmp_path) as history:
+        history.record(run)
+        comparison = compare(history.get(run.run_id), history.get(run.run_id))
+    assert (comparison.regressions, comparison.missing_stages, comparison.exit_code) == ([], [], ExitCode.OK)
+
+
+@pytest.mark.parametrize("reference", ["-0", "-00"])
+def test_runs_count_back_from_minus_one(tmp_path: Path, run: RunResult, reference: str) -> None:
+    """-1 is the latest run; -0 is no run (it once named the oldest), a usage error saying so."""
+    with History.open(tmp_path) as history:
+        history.record(run)
+        assert history.resolve("-1") == run.run_id
+        with pytest.raises(UsageError, match=r"-1 is the latest"):
+            history.resolve(reference)
 
 
 @pytest.mark.parametrize(("text", "fraction"), [("20%", 0.2), ("0.2", 0.2), ("5 %", 0.05), ("0", 0.0)])

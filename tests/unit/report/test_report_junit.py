@@ -47,7 +47,8 @@ def test_junit_never_contains_a_registered_secret(
 
 
 _PYTEST_CHECKS = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="contract" tests="2">
-<testcase classname="test_f" name="test_did_not_raise" time="0.001"><failure message="Failed: DID NOT RAISE ServerError">
+<testcase classname="test_f" name="test_did_not_raise" time="0.001">
+<failure message="Failed: DID NOT RAISE ServerError">
 &gt;       with pytest.raises(ServerError):
 E       Failed: DID NOT RAISE ServerError
 
