@@ -6,6 +6,7 @@ import importlib.util
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -54,7 +55,16 @@ def available_stages(root: Path = PROJECT_ROOT) -> dict[str, StageFactory]:
     for name, stage in pytest_stages.items():
         if all(_has_tests(root / path) for path in stage.paths):
             factories[name] = lambda stage=stage: stage  # type: ignore[misc]
+    locustfile = root / "loadtests" / "locustfile.py"
+    if _built("harness.load") and locustfile.is_file():
+        factories["load"] = partial(_load_stage, locustfile)
     return {name: factories[name] for name in STAGE_ORDER if name in factories}
+
+
+def _load_stage(locustfile: Path) -> Stage:
+    from harness.load import LoadStage  # the load package loads when the stage is chosen
+
+    return LoadStage(locustfile=locustfile)
 
 
 def _parse_names(values: Sequence[str]) -> list[str]:

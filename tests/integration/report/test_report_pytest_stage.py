@@ -107,6 +107,19 @@ def test_pytest_stages_register_only_when_their_suite_exists(tmp_path: Path) -> 
     assert [name for name in available_stages(tmp_path) if name != "smoke"] == ["contract", "hw"]
 
 
+def test_the_load_stage_registers_with_its_locustfile(tmp_path: Path) -> None:
+    """load appears last once the checkout has loadtests/locustfile.py, and runs that very file."""
+    from harness.load import LoadStage
+
+    assert "load" not in available_stages(tmp_path)
+    (tmp_path / "loadtests").mkdir()
+    (tmp_path / "loadtests" / "locustfile.py").write_text("")
+    stages = available_stages(tmp_path)
+    assert list(stages)[-1] == "load"
+    stage = stages["load"]()
+    assert isinstance(stage, LoadStage) and stage.locustfile == tmp_path / "loadtests" / "locustfile.py"
+
+
 _ALL_SKIPPED = """
 import pytest
 
