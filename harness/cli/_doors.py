@@ -22,12 +22,12 @@ from harness.flow import ControlPlaneOpener, DoorOpener
 if TYPE_CHECKING:
     from harness.ble import BleDoorOpener
 
-__all__ = ["door_opener"]
+__all__ = ["door_opener", "serves_control_plane"]
 
 _PROBE_TIMEOUT = 3.0
 
 
-async def _serves_control_plane(url: str) -> bool:
+async def serves_control_plane(url: str) -> bool:
     """Whether ``url`` is a virtual sandbox; ``TargetUnreachable`` if nothing answers at all."""
     try:
         async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT) as http:
@@ -40,19 +40,24 @@ async def _serves_control_plane(url: str) -> bool:
 
 @asynccontextmanager
 async def door_opener(
-    settings: Settings, *, client: AsyncHarborClient | None = None, radio_link: Callable[[], object] | None = None
+    settings: Settings,
+    *,
+    client: AsyncHarborClient | None = None,
+    radio_link: Callable[[], object] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[DoorOpener]:
     """The door opener for this target, closed when the run ends: Bluetooth LE on the embedded
     sandbox's radio (``radio_link``; ``HARBOR_BLE=bleak`` for a real one), the control plane of a
-    sandbox URL, else a bench tower over the OS's Bluetooth."""
+    sandbox URL, else a bench tower over the OS's Bluetooth. ``transport`` carries the control
+    plane's requests (a run's evidence capture); over BLE every request goes through ``client``."""
     if client is not None and radio_link is not None:
         async with _ble(settings, client, None if settings.ble is BleBackend.BLEAK else radio_link()) as ble_opener:
             yield ble_opener
         return
     url = settings.target.api_url
     kind = settings.target.kind
-    if url is not None and (kind is TargetKind.LOCAL or (kind is TargetKind.URL and await _serves_control_plane(url))):
-        async with ControlPlaneOpener(url) as opener:
+    if url is not None and (kind is TargetKind.LOCAL or (kind is TargetKind.URL and await serves_control_plane(url))):
+        async with ControlPlaneOpener(url, transport=transport) as opener:
             yield opener
         return
     if client is not None:

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from harness.api import AsyncHarborClient
 from harness.cli._common import ConfigOption, Output, ProductionWritesOption, VerboseOption, run_command
-from harness.cli._doors import _serves_control_plane
+from harness.cli._doors import serves_control_plane
 from harness.config import Credentials, Settings, Target, TargetKind, load_settings, parse_target
 from harness.errors import ExitCode, TargetUnreachable, UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
@@ -139,7 +139,7 @@ async def _has_doors(target: Target) -> bool:
     url = target.api_url
     if url is None or target.kind not in (TargetKind.LOCAL, TargetKind.URL):
         return False
-    return await _serves_control_plane(url)
+    return await serves_control_plane(url)
 
 
 async def _clean_group(

@@ -27,9 +27,10 @@ from harness.cli._common import (
     run_command,
 )
 from harness.cli._sandbox import embedded_sandbox
-from harness.config import Settings, TargetKind, load_settings
+from harness.config import BleBackend, Settings, TargetKind, load_settings
 from harness.errors import ExitCode, UsageError
 from harness.flow import FlowEvent, Step, StepFinished, run_delivery
+from harness.ledger import ledger_holds
 from harness.metrics import Latencies
 
 __all__ = ["command", "phase_table"]
@@ -60,9 +61,13 @@ async def _cycles(
     from harness.cli._ble import ble_backend, ble_door_opener
 
     timer = PhaseTimer()
-    link = radio_link() if radio_link is not None and settings.ble.value == "virtual" else None
+    link = radio_link() if radio_link is not None and settings.ble is BleBackend.VIRTUAL else None
     backend = ble_backend(settings, link)
-    async with AsyncHarborClient(settings) as client, ble_door_opener(client, backend, timer=timer) as opener:
+    holds = ledger_holds(settings)  # a bench tower's lockers are Harbor's sandbox's: `cleanup` after a crash
+    async with (
+        AsyncHarborClient(settings, holds=holds) as client,
+        ble_door_opener(client, backend, timer=timer) as opener,
+    ):
 
         def status_seen(event: FlowEvent) -> None:
             shown = isinstance(event, StepFinished) and event.ok and event.step in (Step.OCCUPIED, Step.AVAILABLE)
@@ -70,7 +75,7 @@ async def _cycles(
                 opener.status_visible(event.locker_id)
 
         for number in range(1, cycles + 1):
-            delivery = await run_delivery(client, opener, tower_id=tower_id, listeners=[status_seen])
+            delivery = await run_delivery(client, opener, tower_id=tower_id, listeners=[status_seen, holds.listener])
             out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
     return timer.latencies
 
@@ -106,11 +111,11 @@ def command(
         if settings.target.kind is TargetKind.LOCAL:
             tower_id = settings.tower()
             with embedded_sandbox(settings) as sandbox:
-                radio = "virtual radio" if settings.ble.value == "virtual" else "the OS's Bluetooth"
+                radio = "virtual radio" if settings.ble is BleBackend.VIRTUAL else "the OS's Bluetooth"
                 out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {radio}")
                 latencies = asyncio.run(_cycles(sandbox.settings, tower_id, cycles, sandbox.radio_link, out))
         else:
-            if settings.ble.value != "bleak":
+            if settings.ble is not BleBackend.BLEAK:
                 raise UsageError(
                     "the virtual radio exists only on --target local; a bench tower needs HARBOR_BLE=bleak"
                 )

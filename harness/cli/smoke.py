@@ -4,15 +4,19 @@ Against ``local`` (the default) it starts the virtual sandbox in a thread with t
 credentials, so it needs nothing. Exit 0 when the locker is available again at the end, 1 when a
 step broke a promise (the step and the check are named), 2 for usage and configuration errors,
 4 when the target could not be tested, 130 on Ctrl-C after giving back what was held.
+
+``smoke_delivery`` is that delivery as a function: the run's smoke stage calls it too, so
+``locker-harness smoke`` and ``locker-harness run --only smoke`` test the same path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 import typer
 from rich.table import Table
 
@@ -29,15 +33,26 @@ from harness.cli._common import (
     VerboseOption,
     run_command,
 )
-from harness.cli._doors import door_opener
+from harness.cli._doors import door_opener, serves_control_plane
 from harness.cli._sandbox import embedded_sandbox
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
-from harness.flow import Delivery, FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id, run_delivery
+from harness.flow import (
+    Delivery,
+    FlowEvent,
+    Listener,
+    Released,
+    Step,
+    StepFinished,
+    StepStarted,
+    locker_type_id,
+    run_delivery,
+)
 from harness.ledger import ledger_holds
 from harness.model import CLIENT_INFO_MAX
+from harness.redaction import Redactor
 
-__all__ = ["command"]
+__all__ = ["DeliveryChoice", "command", "serves_control_plane", "smoke_delivery"]
 
 
 def _ms(duration_ns: int) -> str:
@@ -96,49 +111,63 @@ class _Progress:
 
 
 @dataclass(frozen=True, slots=True)
-class _Choice:
-    """Which locker the delivery uses and what its tokens carry."""
+class DeliveryChoice:
+    """Which locker the delivery uses and what its tokens carry (``--locker-type``, ``--locker``, ``--client-info``)."""
 
     locker_type: int | None = None
     locker_id: int | None = None
     client_info: str = ""
 
 
-async def _deliver(
+async def smoke_delivery(
     settings: Settings,
-    tower_id: str,
-    choice: _Choice,
-    progress: _Progress,
-    radio_link: Callable[[], object] | None,
+    *,
+    radio_link: Callable[[], object] | None = None,
+    listeners: Sequence[Listener] = (),
+    choice: DeliveryChoice | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    redactor: Redactor | None = None,
+    run_id: str | None = None,
 ) -> Delivery:
-    holds = ledger_holds(settings)  # written before each reservation and token: `cleanup` after a crash
+    """One delivery on ``settings.tower()`` as ``locker-harness smoke`` makes it; raises on the first failure.
+
+    Every reservation and token goes to the cleanup ledger before the call (rows under ``run_id``,
+    else the parent's or a new run id), so ``locker-harness cleanup`` finds them after a crash.
+    Doors open as ``door_opener`` chooses: on ``local``, Bluetooth LE through the embedded
+    sandbox's virtual radio (``radio_link``, from ``embedded_sandbox``); a sandbox URL through its
+    control plane; Harbor's targets, a bench tower over the OS's Bluetooth. ``listeners`` hear
+    the flow's events (the ledger's own listener is added); ``transport`` carries every HTTP
+    request (a run's evidence capture) and ``redactor`` hides what the client learns.
+    """
+    chosen = choice or DeliveryChoice()
+    holds = ledger_holds(settings, run_id=run_id)
     async with (
-        AsyncHarborClient(settings, holds=holds) as client,
-        door_opener(settings, client=client, radio_link=radio_link) as opener,
+        AsyncHarborClient(settings, holds=holds, transport=transport, redactor=redactor) as client,
+        door_opener(settings, client=client, radio_link=radio_link, transport=transport) as opener,
     ):
         return await run_delivery(
             client,
             opener,
-            tower_id=tower_id,
-            locker_type=choice.locker_type,
-            locker_id=choice.locker_id,
-            client_info=choice.client_info,
-            listeners=[progress, holds.listener],
+            tower_id=settings.tower(),
+            locker_type=chosen.locker_type,
+            locker_id=chosen.locker_id,
+            client_info=chosen.client_info,
+            listeners=[*listeners, holds.listener],
         )
 
 
 def _run(
     out: Output,
     settings: Settings,
-    tower_id: str,
-    choice: _Choice,
+    choice: DeliveryChoice,
     radio_link: Callable[[], object] | None = None,
 ) -> int:
+    tower_id = settings.tower()
     out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
     out.detail(f"settings: {settings!r}")
     progress = _Progress(out)
     try:
-        delivery = asyncio.run(_deliver(settings, tower_id, choice, progress, radio_link))
+        delivery = asyncio.run(smoke_delivery(settings, radio_link=radio_link, listeners=[progress], choice=choice))
     except KeyboardInterrupt:
         progress.show()
         raise
@@ -200,14 +229,15 @@ def command(
         settings.check_writes_allowed("run a delivery (it reserves a locker and creates tokens)")
         if len(client_info) > CLIENT_INFO_MAX:
             raise UsageError(f"--client-info is {len(client_info)} characters: at most {CLIENT_INFO_MAX}")
-        choice = _Choice(locker_type_id(locker_type), locker, client_info)
+        choice = DeliveryChoice(locker_type_id(locker_type), locker, client_info)
         if settings.target.kind is TargetKind.LOCAL:
-            tower_id = settings.tower()
+            settings.tower()
             with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
-                return _run(out, sandbox.settings, tower_id, choice, sandbox.radio_link)
+                return _run(out, sandbox.settings, choice, sandbox.radio_link)
         if sim_bug or sim_fault:
             raise UsageError("--sim-bug and --sim-fault apply to --target local only")
         settings.credentials()  # name the missing variables before anything else happens
-        return _run(out, settings, settings.tower(), choice)
+        settings.tower()
+        return _run(out, settings, choice)
 
     run_command(body, verbose=verbose)
