@@ -1,8 +1,9 @@
 """``locker-harness bench``: the load benchmarks P1, P2 and P5, each a ratio measured in this one run.
 
-Starts the virtual sandbox in a child process (and, for P2, the same server stack answering a
-static JSON), alternates the compared runs over ``--rounds`` rounds, and reports the ratio of the
-medians with the p95 and p99 of each side. Figures go to ``reports/bench-<id>/bench.json``.
+Starts its own virtual sandbox in a child process (and, for P2, the same server stack answering a
+static JSON, started the same way), alternates the compared runs over ``--rounds`` rounds, and reports the ratio of the
+medians with the p95 and p99 of each side (and, for P2, requests per server CPU-second, which
+other processes on the machine do not skew). Figures go to ``reports/bench-<id>/bench.json``.
 Exit 0 when the benchmarks ran (``--strict``: 3 when a goal is missed), 4 when one could not run.
 """
 
@@ -14,7 +15,6 @@ import typer
 from rich.table import Table
 
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
-from harness.cli._sandbox import embedded_sandbox
 from harness.config import Target, load_settings
 from harness.errors import ExitCode, UsageError
 from harness.load._bench import BENCHMARKS, BenchOptions, medians_table, run_benchmarks
@@ -46,13 +46,7 @@ def command(
         options = BenchOptions(rounds=rounds, seconds=seconds, only=chosen)
         folder = settings.reports_dir / f"bench-{new_run_id()}"
         out.say(f"bench: {', '.join(chosen)}, {rounds} round(s) on loopback; runs under {folder}")
-        from harness.sim import SimControl
-
-        with (
-            embedded_sandbox(settings.with_target(Target.local()), subprocess=True) as sandbox,
-            SimControl(sandbox.url) as control,
-        ):
-            comparisons = run_benchmarks(sandbox.settings, control, folder, options, say=out.say)
+        comparisons = run_benchmarks(settings.with_target(Target.local()), folder, options, say=out.say)
         table = Table(title="load benchmarks (medians over the rounds; a / b as named)", title_justify="left")
         rows = medians_table(comparisons)
         for column in rows[0] if rows else ():

@@ -18,8 +18,10 @@ reset sandbox (seeded world, no faults) and is a child Locust process like any l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -32,13 +34,15 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import psutil
 
-from harness.config import Settings
+from harness.config import DEFAULT_LOCAL_TOWER, Credentials, Secret, Settings, Target
 from harness.errors import InfrastructureError
 from harness.load._locust import LocustFiles, harness_arguments, locust_command, read_stats, run_locust
 from harness.load._plan import LoadPlan
 from harness.load._record import ALL_REQUESTS
 from harness.load._stage import LOCUSTFILE, read_record
+from harness.redaction import redactor
 from harness.run import PROJECT_ROOT, target_environment
 
 __all__ = ["BENCHMARKS", "BenchOptions", "Comparison", "Sample", "run_benchmarks"]
@@ -77,6 +81,9 @@ class Sample:
     p95_ms: float
     p99_ms: float
     delivery_p99_ms: float | None = None  # end to end, harness runs only
+    #: Requests served per second of the server's own CPU: what the server costs, whatever else
+    #: the machine is doing (requests per second swing with every other process on the cores).
+    requests_per_server_cpu_s: float = 0.0
 
 
 @dataclass
@@ -102,6 +109,12 @@ class Comparison:
         return self.median(self.a) / b if b else 0.0
 
     @property
+    def server_cpu_ratio(self) -> float:
+        """The ratio of requests per server CPU-second (P2's noise-proof companion figure)."""
+        b = self.median(self.b, "requests_per_server_cpu_s")
+        return self.median(self.a, "requests_per_server_cpu_s") / b if b else 0.0
+
+    @property
     def met(self) -> bool:
         if self.key == "P1":
             return self.ratio >= 0.9
@@ -118,11 +131,19 @@ class Comparison:
             "metric": self.metric,
             "goal": self.goal,
             "ratio": round(self.ratio, 3),
+            "server_cpu_ratio": round(self.server_cpu_ratio, 3),
             "met": self.met,
             "medians": {
                 variant: {
                     name: round(self.median(variant, name), 3)
-                    for name in ("requests_per_s", "p50_ms", "p95_ms", "p99_ms", "delivery_p99_ms")
+                    for name in (
+                        "requests_per_s",
+                        "requests_per_server_cpu_s",
+                        "p50_ms",
+                        "p95_ms",
+                        "p99_ms",
+                        "delivery_p99_ms",
+                    )
                 }
                 for variant in (self.a, self.b)
             },
@@ -130,14 +151,14 @@ class Comparison:
         }
 
 
-class _StaticServer:
-    """``benchmarks/static_server.py`` in a child process, with the sandbox's identities."""
+class _Server:
+    """A server in a child process that prints its URL first (``python -m harness.sim``, the static
+    server): both sides of P2 start the same way, and each one's CPU time can be read."""
 
-    def __init__(self, identities_json: str) -> None:
+    def __init__(self, name: str, argv: Sequence[str], identities_json: str) -> None:
+        self.name = name
         env = {**os.environ, "HARBOR_SIM_IDENTITIES": identities_json}
-        self.process = subprocess.Popen(
-            [sys.executable, str(STATIC_SERVER)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         lines: list[bytes] = []
         stdout = self.process.stdout
         assert stdout is not None
@@ -147,16 +168,21 @@ class _StaticServer:
         self.url = lines[0].decode().strip() if lines else ""
         if not self.url.startswith("http://"):
             self.stop()
-            raise InfrastructureError("the static-JSON server of benchmark P2 did not start")
+            raise InfrastructureError(f"the {name} server of the benchmarks did not start")
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{self.url}/api/v1/ready", timeout=1.0)
+                httpx.get(f"{self.url}/api/v1/ready", timeout=1.0)  # any answer (401) means it serves
                 return
             except httpx.TransportError:
                 time.sleep(0.05)
         self.stop()
-        raise InfrastructureError("the static-JSON server of benchmark P2 does not answer")
+        raise InfrastructureError(f"the {name} server of the benchmarks does not answer")
+
+    def cpu_s(self) -> float:
+        """Seconds of CPU the server has used so far."""
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -171,86 +197,129 @@ class _StaticServer:
 
 
 class _Bench:
-    def __init__(
-        self, settings: Settings, control: Any, folder: Path, options: BenchOptions, say: Callable[[str], None]
-    ) -> None:
-        self.settings = settings
-        self.control = control
+    """The runs of one ``run_benchmarks``: the sandbox (and static) servers, their settings, the runs."""
+
+    def __init__(self, settings: Settings, folder: Path, options: BenchOptions, say: Callable[[str], None]) -> None:
+        secret = Secret(secrets.token_urlsafe(24))
+        redactor().register(secret)
+        credentials = Credentials(f"harness-bench-{secrets.token_hex(3)}", secret)
+        self.identities = json.dumps([{"client_id": credentials.client_id, "client_secret": secret.reveal()}])
         self.folder = folder
         self.options = options
         self.say = say
-        self.env = {**os.environ, **target_environment(settings, seed=0)}
+        self.sandbox = _Server("sandbox", [sys.executable, "-m", "harness.sim", "--port", "0"], self.identities)
+        self.servers = [self.sandbox]
+        from harness.sim import SimControl
+
+        self.control = SimControl(self.sandbox.url)
+        target = Target.local().running_at(self.sandbox.url)
+        # The seeded tower, whatever the configuration names: the benchmarks run on their own sandbox.
+        bound = settings.with_target(target).with_credentials(credentials)
+        self.settings = dataclasses.replace(bound, tower_id=DEFAULT_LOCAL_TOWER)
+        self.env = {**os.environ, **target_environment(self.settings, seed=0)}
         self.env.pop("HARBOR_CONFIG", None)
 
+    def static_server(self) -> _Server:
+        """The same stack answering a static JSON (P2), started on first use."""
+        for server in self.servers:
+            if server.name == "static":
+                return server
+        server = _Server("static", [sys.executable, str(STATIC_SERVER)], self.identities)
+        self.servers.append(server)
+        return server
+
+    def close(self) -> None:
+        self.control.close()
+        for server in self.servers:
+            server.stop()
+
     def fresh(self, *, stall: bool = False) -> None:
+        """The seeded world again, no faults (or the P5 stall, which starts counting now)."""
         self.control.reset()
         if stall:
             self.control.set_faults("stall", **STALL)
 
     def harness(self, name: str, round_: int, plan: LoadPlan) -> Sample:
-        """One run of the harness's own users; latencies from its HdrHistograms."""
-        url = self.settings.target.api_url
-        assert url is not None
+        """One run of the harness's own users on the sandbox; latencies from its HdrHistograms."""
         files = LocustFiles(self.folder / f"{name}-r{round_}")
         command = locust_command(
             LOCUSTFILE,
-            host=url,
+            host=self.sandbox.url,
             users=plan.users,
             duration_s=plan.duration_s,
             files=files,
             user_classes=plan.user_classes,
             harness_args=harness_arguments(plan, self.settings.tower(), doors=True, timeout_s=self.settings.timeout),
         )
+        cpu = self.sandbox.cpu_s()
         run_locust(command, env=self.env, files=files, duration_s=plan.duration_s)
+        cpu = self.sandbox.cpu_s() - cpu
         record, _ = read_record(files.record)
-        stats = read_stats(files)
-        total = record.all_requests()
-        summary = total.summary(ALL_REQUESTS)
-        delivery = record.flow_latencies
-        sample = Sample(
-            name, round_, record.requests, stats.requests_per_s, summary.p50_ms, summary.p95_ms, summary.p99_ms,
-            delivery.percentile_ms("delivery", 99.0) if "delivery" in delivery else None,
-        )  # fmt: skip
         if record.violation_count:
             raise InfrastructureError(f"benchmark run {name} round {round_} saw oracle violations: {record.violations}")
-        self._report(sample)
-        return sample
+        stats = read_stats(files)
+        overall = record.all_requests().summary(ALL_REQUESTS)
+        flows = record.flow_latencies
+        return self._report(
+            Sample(
+                name,
+                round_,
+                record.requests,
+                stats.requests_per_s,
+                overall.p50_ms,
+                overall.p95_ms,
+                overall.p99_ms,
+                delivery_p99_ms=flows.percentile_ms("delivery", 99.0) if "delivery" in flows else None,
+                requests_per_server_cpu_s=record.requests / cpu if cpu > 0 else 0.0,
+            )
+        )
 
-    def bare(self, name: str, round_: int, user: str, url: str) -> Sample:
-        """One run of a bare user; latencies from Locust's own stats (rounded by Locust)."""
+    def bare(self, name: str, round_: int, user: str, server: _Server) -> Sample:
+        """One run of a bare user against ``server``; latencies from Locust's own (rounded) stats."""
         seconds = self.options.seconds
         files = LocustFiles(self.folder / f"{name}-r{round_}")
         command = [
-            sys.executable, "-m", "locust", "-f", str(BARE_LOCUSTFILE), "--headless", "--host", url,
+            sys.executable, "-m", "locust", "-f", str(BARE_LOCUSTFILE), "--headless", "--host", server.url,
             "-u", str(self.options.users), "-r", str(self.options.users), "-t", f"{seconds:g}s",
             "--only-summary", "--exit-code-on-error", "0", "--csv", str(files.csv_prefix), "--html", str(files.html),
             user,
         ]  # fmt: skip
+        cpu = server.cpu_s()
         run_locust(command, env=self.env, files=files, duration_s=seconds)
+        cpu = server.cpu_s() - cpu
         stats = read_stats(files)
-        sample = Sample(name, round_, stats.requests, stats.requests_per_s, stats.p50_ms, stats.p95_ms, stats.p99_ms)
-        self._report(sample)
-        return sample
+        return self._report(
+            Sample(
+                name,
+                round_,
+                stats.requests,
+                stats.requests_per_s,
+                stats.p50_ms,
+                stats.p95_ms,
+                stats.p99_ms,
+                requests_per_server_cpu_s=stats.requests / cpu if cpu > 0 else 0.0,
+            )
+        )
 
-    def _report(self, sample: Sample) -> None:
+    def _report(self, sample: Sample) -> Sample:
         flow = f", delivery p99 {sample.delivery_p99_ms:.0f} ms" if sample.delivery_p99_ms is not None else ""
         self.say(
-            f"  round {sample.round} {sample.variant}: {sample.requests_per_s:.0f} req/s, "
+            f"  round {sample.round} {sample.variant}: {sample.requests_per_s:.0f} req/s "
+            f"({sample.requests_per_server_cpu_s:.0f} per server CPU-second), "
             f"p95 {sample.p95_ms:.1f} ms, p99 {sample.p99_ms:.1f} ms{flow}"
         )
+        return sample
 
 
 def run_benchmarks(
     settings: Settings,
-    control: Any,
     folder: Path,
     options: BenchOptions = BenchOptions(),
     say: Callable[[str], None] = print,
 ) -> list[Comparison]:
-    """Run the chosen benchmarks against the virtual sandbox ``settings`` points at (``control`` is
-    its control plane); every run's Locust files land under ``folder``, the figures in ``bench.json``."""
-    url = settings.target.api_url
-    assert url is not None
+    """Run the chosen benchmarks on loopback against virtual sandboxes of their own (``settings``
+    gives the rest: the tower, timeouts); every run's files land under ``folder``, the figures in
+    ``folder/bench.json``."""
     comparisons = [
         Comparison("P1", "harness delivery user vs bare FastHttpUser", "harness", "bare", "requests_per_s", ">= 0.9"),
         Comparison(
@@ -266,8 +335,6 @@ def run_benchmarks(
         ),
     ]
     chosen = [comparison for comparison in comparisons if comparison.key in options.only]
-    static = _StaticServer(_identities(settings)) if any(c.key == "P2" for c in chosen) else None
-    bench = _Bench(settings, control, folder, options, say)
     p1_plan = LoadPlan(users=options.users, duration_s=options.seconds, weights=_DELIVERY_ONLY)
     open_plan = LoadPlan(
         users=max(options.users, round(options.rate * 2)),
@@ -276,6 +343,7 @@ def run_benchmarks(
         weights=_DELIVERY_ONLY,
     )
     closed_plan = LoadPlan(users=options.closed_users, duration_s=options.stall_seconds, weights=_DELIVERY_ONLY)
+    bench = _Bench(settings, folder, options, say)
     try:
         for round_ in range(1, options.rounds + 1):
             for comparison in chosen:
@@ -284,13 +352,12 @@ def run_benchmarks(
                 if comparison.key == "P1":
                     sides = (
                         partial(bench.harness, "harness", round_, p1_plan),
-                        partial(bench.bare, "bare", round_, "BareDeliveryUser", url),
+                        partial(bench.bare, "bare", round_, "BareDeliveryUser", bench.sandbox),
                     )
                 elif comparison.key == "P2":
-                    assert static is not None
                     sides = (
-                        partial(bench.bare, "sandbox", round_, "ReserveTokenUser", url),
-                        partial(bench.bare, "static", round_, "ReserveTokenUser", static.url),
+                        partial(bench.bare, "sandbox", round_, "ReserveTokenUser", bench.sandbox),
+                        partial(bench.bare, "static", round_, "ReserveTokenUser", bench.static_server()),
                     )
                 else:
                     sides = (
@@ -302,12 +369,10 @@ def run_benchmarks(
                     bench.fresh(stall=comparison.key == "P5")
                     comparison.samples.append(run())
     finally:
-        if static is not None:
-            static.stop()
-        control.reset()
+        bench.close()
     document = {
         "options": asdict(options),
-        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count()},
+        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "comparisons": [comparison.as_dict() for comparison in chosen],
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -315,26 +380,18 @@ def run_benchmarks(
     return chosen
 
 
-def _identities(settings: Settings) -> str:
-    """The sandbox's identity, for the static server: the same bearer tokens must work on both."""
-    credentials = settings.credentials()
-    return json.dumps([{"client_id": credentials.client_id, "client_secret": credentials.client_secret.reveal()}])
-
-
 def medians_table(comparisons: Sequence[Comparison]) -> list[Mapping[str, str]]:
     """One row per comparison, for the CLI's table."""
     rows: list[Mapping[str, str]] = []
     for comparison in comparisons:
         a, b = comparison.a, comparison.b
-        if comparison.metric == "requests_per_s":
-            measured = f"{comparison.median(a):.0f} / {comparison.median(b):.0f} req/s"
-        else:
-            measured = f"{comparison.median(a):.0f} / {comparison.median(b):.0f} ms"
+        unit = "req/s" if comparison.metric == "requests_per_s" else "ms"
+        cpu = f" (per server CPU-s: {comparison.server_cpu_ratio:.2f})" if comparison.key == "P2" else ""
         rows.append(
             {
                 "benchmark": f"{comparison.key} {comparison.title}",
-                "median a / b": measured,
-                "ratio": f"{comparison.ratio:.2f}",
+                "median a / b": f"{comparison.median(a):.0f} / {comparison.median(b):.0f} {unit}",
+                "ratio": f"{comparison.ratio:.2f}{cpu}",
                 "goal": comparison.goal,
                 "met": "yes" if comparison.met else "NO",
                 "p95 a / b ms": f"{comparison.median(a, 'p95_ms'):.1f} / {comparison.median(b, 'p95_ms'):.1f}",
