@@ -46,6 +46,7 @@ __all__ = [
     "Target",
     "TargetKind",
     "file_table",
+    "is_loopback_host",
     "load_settings",
     "normalize_tower_id",
     "parse_target",
@@ -233,13 +234,14 @@ def _host(url: str) -> str:
     return (urllib.parse.urlsplit(url).hostname or "").lower().rstrip(".")
 
 
-def _is_loopback_url(url: str) -> bool:
-    """Whether ``url`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
-    host = _host(url)
-    if host == "localhost" or host.endswith(".localhost"):
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine:
+    ``localhost``, ``127.0.0.0/8`` or ``::1``."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
 
@@ -278,7 +280,7 @@ def _check_transport(target: Target, allowed: bool) -> None:
     if allowed:
         return
     for what, url in (("target URL", target.api_url), ("token URL", target.token_url)):
-        if url is not None and url.startswith("http://") and not _is_loopback_url(url):
+        if url is not None and url.startswith("http://") and not is_loopback_host(_host(url)):
             raise UsageError(
                 f"{what} {url} is plain http to another machine: the client secret and tokens would travel "
                 f"in clear; use https://, or set {INSECURE_HTTP_VARIABLE}=1 if this network is yours"

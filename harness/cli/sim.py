@@ -7,7 +7,6 @@ credentials are public, local-only throwaway values: printing them is the point.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import click
 import typer
 
 from harness.cli._common import Output, VerboseOption, run_command
-from harness.config import DEFAULT_LOCAL_TOWER
+from harness.config import DEFAULT_LOCAL_TOWER, is_loopback_host
 from harness.errors import ExitCode, InfrastructureError, UsageError
 
 __all__ = ["command"]
@@ -27,15 +26,6 @@ __all__ = ["command"]
 _STARTUP_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
 _SECOND_TOWER = "0100000000000175"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _first_line(process: subprocess.Popen[str]) -> str:
@@ -97,7 +87,7 @@ def command(
     """Serve the virtual sandbox on loopback and print its URL and demo credentials, until Ctrl-C."""
 
     def body(out: Output) -> int:
-        if not _is_loopback(host) and not allow_non_loopback:
+        if not is_loopback_host(host) and not allow_non_loopback:
             raise UsageError(
                 f"refusing to serve on {host}: the sandbox is for loopback; pass --allow-non-loopback to expose it"
             )

@@ -15,6 +15,7 @@ from harness.config import (
     Settings,
     Target,
     TargetKind,
+    is_loopback_host,
     load_settings,
     normalize_tower_id,
     parse_target,
@@ -109,7 +110,7 @@ def test_plain_http_to_another_machine_is_refused() -> None:
     with pytest.raises(UsageError, match="HARBOR_ALLOW_INSECURE_HTTP=1") as caught:
         load({"target": "http://staging.example:8765"})
     assert "\n" not in str(caught.value)
-    with pytest.raises(UsageError, match="token URL http://kc.example/token"):
+    with pytest.raises(UsageError, match=r"token URL http://kc\.example/token"):
         load(env={"HARBOR_TARGET": "sandbox", "HARBOR_TOKEN_URL": "http://kc.example/token"})
 
 
@@ -119,6 +120,16 @@ def test_plain_http_to_another_machine_is_refused() -> None:
 def test_plain_http_to_loopback_is_accepted(url: str) -> None:
     """A sandbox on this machine (``locker-harness sim``) is reached over plain http."""
     assert load({"target": url}).target.kind is TargetKind.URL
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True), ("LocalHost.", True),
+     ("0.0.0.0", False), ("10.0.0.5", False), ("example.com", False), ("localhost.example.com", False)],
+)  # fmt: skip
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    """Names and addresses of this machine are loopback; any other host, and the wildcard, are not."""
+    assert is_loopback_host(host) is loopback
 
 
 def test_insecure_http_opt_in() -> None:
