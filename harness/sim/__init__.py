@@ -8,7 +8,7 @@ See docs/design.md, "Virtual sandbox".
 from ._app import api_document, create_app
 from ._bugs import BUG_NAMES, BugSwitches
 from ._control_client import ControlError, SimControl
-from ._faults import FAULT_NAMES, Faults
+from ._faults import FAULT_NAMES, Faults, parse_fault_spec
 from ._server import SandboxNotRunning, VirtualSandbox
 from ._settings import DEMO_IDENTITIES, Identity, SimSettings
 from .firmware import FirmwareRefusal, SessionGrant, TowerEvent, TowerFirmware
@@ -31,4 +31,5 @@ __all__ = [
     "VirtualSandbox",
     "api_document",
     "create_app",
+    "parse_fault_spec",
 ]

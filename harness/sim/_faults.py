@@ -23,10 +23,15 @@ A *trigger* is ``count`` (the next N matching requests), ``fraction`` (each with
 probability, from an RNG seeded by the sandbox's seed) or neither (every matching request).
 ``paths`` are path prefixes; by default every path but ``/_sim``, which faults never touch.
 The radio asks ``Faults.ble(name)``: true means "inject it now" (and spends one of a count).
+
+On a command line or in an environment variable a profile is written ``name:key=value,...``
+(``latency:ms=200``, ``ble_disconnect:count=1``, ``http_5xx:paths=/api/v1/towers``):
+``parse_fault_spec`` reads that form into the body ``/_sim/faults`` takes.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -34,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BLE_FAULTS", "FAULT_NAMES", "TOKEN_PATH", "FaultAction", "Faults", "Trigger"]
+__all__ = ["BLE_FAULTS", "FAULT_NAMES", "TOKEN_PATH", "FaultAction", "Faults", "Trigger", "parse_fault_spec"]
 
 TOKEN_PATH = "/realms/harbor/protocol/openid-connect/token"
 BLE_FAULTS = ("ble_disconnect", "ble_lost_notification", "ble_busy")
@@ -113,6 +118,28 @@ def _number(params: Mapping[str, Any], key: str, default: float, *, low: float, 
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ValueError(f"{key} must be a number in [{low}, {high}]")
     return float(value)
+
+
+def parse_fault_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value,key=value`` as (profile, parameters); values as JSON where they
+    parse (``ms=200`` is a number), else as text; ``paths`` is always a list. ``ValueError`` if
+    the form is wrong (the profile and its parameters are checked by ``Faults.set``)."""
+    name, _, params = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise ValueError(f"fault {spec!r}: expected name or name:key=value,key=value")
+    body: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in params.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"fault {spec!r}: expected name:key=value,key=value")
+        try:
+            body[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            body[key.strip()] = value.strip()
+    if isinstance(body.get("paths"), str):
+        body["paths"] = [body["paths"]]
+    return name, body
 
 
 class Faults:

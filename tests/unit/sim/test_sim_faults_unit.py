@@ -7,7 +7,7 @@ from typing import cast
 import pytest
 
 from harness.ble.protocol import Field, FirmwareCode, PacketType
-from harness.sim import Faults, TowerFirmware, _faults
+from harness.sim import Faults, TowerFirmware, _faults, parse_fault_spec
 from harness.sim._faults import TOKEN_PATH
 from harness.sim.blink import TowerBlinkServer
 
@@ -122,3 +122,15 @@ def test_the_fault_table_names_the_code_a_busy_tower_answers(command: PacketType
     end = next(i for i in range(start + 1, len(lines)) if lines[i][:1] in ("`", "="))  # the next row
     row = " ".join(lines[start:end])
     assert code.name in row and command.name in row, (code.name, row)
+
+
+def test_fault_specs_read_as_profile_and_parameters() -> None:
+    """``name:key=value,...`` gives the profile and its parameters, numbers as numbers, paths as a list."""
+    assert parse_fault_spec("ble_busy") == ("ble_busy", {})
+    assert parse_fault_spec("latency:ms=200, paths=/api") == ("latency", {"ms": 200, "paths": ["/api"]})
+    assert parse_fault_spec("http_5xx:fraction=0.5") == ("http_5xx", {"fraction": 0.5})
+    name, params = parse_fault_spec("ble_disconnect:count=1")
+    assert Faults().set(name, params)["count"] == 1  # what it reads, the profile takes
+    for bad in ("", ":ms=1", "latency:ms", "latency:=3"):
+        with pytest.raises(ValueError):
+            parse_fault_spec(bad)

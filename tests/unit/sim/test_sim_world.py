@@ -65,7 +65,7 @@ def test_public_face() -> None:
         [
             "BUG_NAMES", "DEMO_IDENTITIES", "FAULT_NAMES", "BugSwitches", "ControlError", "Faults",
             "FirmwareRefusal", "Identity", "SandboxNotRunning", "SessionGrant", "SimControl", "SimSettings",
-            "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app",
+            "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app", "parse_fault_spec",
         ]
     )  # fmt: skip
     assert DEMO_IDENTITIES[0].client_id == "demo-provider"
