@@ -5,7 +5,13 @@ tests use its clock and its second tower. Bench: ``HARBOR_BLE=bleak`` (or ``--hw
 tower id (``--harbor-tower`` / ``HARBOR_TOWER_ID``), a target and credentials from the usual
 ``HARBOR_*`` variables. ``hw_tests/README.md`` says how to run it on a bench.
 
-Thresholds come from options or environment variables (``HARBOR_HW_*``), defaults below.
+Without a bench tower the rig skips, saying why: a Harbor target with no tower id, or (unless
+``bleak`` was asked for) no Bluetooth adapter, or ``HARBOR_BLE=none``. Asked for ``bleak`` on a
+machine without Bluetooth, it stops at once with one line and exit code 4.
+
+Thresholds come from options or environment variables (``HARBOR_HW_*``), defaults below. Every
+reservation and token goes to the cleanup ledger (``HARBOR_STATE_DIR``), under the parent run's
+id when there is one; the BLE phases go to ``$LOCKER_HARNESS_LATENCIES_DIR`` when it is set.
 """
 
 from __future__ import annotations
@@ -13,26 +19,40 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-from hw_rig import LOCAL_OTHER_TOWER, LOCAL_TOWER, Rig, RigConfig
+from hw_rig import Rig, RigConfig
 
-from harness.config import BleBackend, Settings, Target, load_settings
-from harness.errors import HarnessError
+from harness.ble import Radio
+from harness.config import Credentials, TargetKind, load_settings
+from harness.errors import BluetoothUnavailable, HarnessError, UsageError
+from harness.ledger import ledger_holds
 from harness.redaction import Secret
+
+if TYPE_CHECKING:
+    from harness.sim import VirtualSandbox
 
 #: (option, environment variable, default, help)
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("--hw-ble", "HARBOR_BLE", "", "virtual (default on local) or bleak (a bench tower)"),
-    ("--hw-cycles", "HARBOR_HW_CYCLES", "5", "deliveries in the open-latency test (2 opens each)"),
+    ("--hw-ble", "HARBOR_BLE", "", "virtual (default on local), bleak (a bench tower) or none (skip the rig)"),
+    ("--hw-cycles", "HARBOR_HW_CYCLES", "3", "deliveries in the open-latency test (2 opens each)"),
     ("--hw-open-p95-ms", "HARBOR_HW_OPEN_P95_MS", "1000", "p95 bound of OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED"),
     ("--hw-door-p95-ms", "HARBOR_HW_DOOR_P95_MS", "", "p95 bound of door open -> closed (default: none)"),
     ("--hw-available-within", "HARBOR_HW_AVAILABLE_WITHIN", "10", "seconds for the API to show available"),
     ("--hw-other-tower", "HARBOR_HW_OTHER_TOWER", "", "a second tower for the cross-tower token test"),
     ("--hw-response-timeout", "HARBOR_HW_RESPONSE_TIMEOUT", "20", "seconds to wait for a tower's reply"),
     ("--hw-sim-bug", "HARBOR_HW_SIM_BUG", "", "local only: sandbox bug switches to turn on (comma-separated)"),
+    (
+        "--hw-sim-fault",
+        "HARBOR_HW_SIM_FAULT",
+        "",
+        "local only: sandbox fault profiles, ';'-separated, each name:key=value,... (e.g. ble_busy:count=1)",
+    ),
 )
+
+#: The virtual sandbox's identity the local rig acts as (the sandbox's demo provider).
+_LOCAL_IDENTITY = Credentials("demo-provider", Secret("demo-secret"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,9 +69,25 @@ def _option(config: pytest.Config, option: str) -> str:
     raise KeyError(option)
 
 
-def _rig_config(config: pytest.Config, local: bool) -> RigConfig:
+def _radio_asked(config: pytest.Config) -> str:
+    """The radio the user named (``--hw-ble``, the plugin's ``--harbor-ble``, ``HARBOR_BLE``), or ''."""
+    named = config.getoption("hw_ble") or config.getoption("harbor_ble", default=None)
+    return str(named or os.environ.get("HARBOR_BLE", "")).strip().lower()
+
+
+def _sim_faults(config: pytest.Config) -> tuple[tuple[str, dict[str, object]], ...]:
+    from harness.sim import parse_fault_spec
+
+    specs = filter(None, (spec.strip() for spec in _option(config, "--hw-sim-fault").split(";")))
+    try:
+        return tuple(parse_fault_spec(spec) for spec in specs)
+    except ValueError as exc:
+        raise UsageError(f"--hw-sim-fault: {exc}") from None
+
+
+def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) -> RigConfig:
     door = _option(config, "--hw-door-p95-ms")
-    other = _option(config, "--hw-other-tower") or (LOCAL_OTHER_TOWER if local else "")
+    other = _option(config, "--hw-other-tower") or other_tower or ""
     bugs = tuple(filter(None, (b.strip() for b in _option(config, "--hw-sim-bug").split(","))))
     return RigConfig(
         cycles=int(_option(config, "--hw-cycles")),
@@ -61,10 +97,11 @@ def _rig_config(config: pytest.Config, local: bool) -> RigConfig:
         response_timeout=float(_option(config, "--hw-response-timeout")),
         other_tower=other.upper() or None,
         sim_bugs=bugs,
+        sim_faults=_sim_faults(config) if local else (),
     )
 
 
-async def _probe(backend: Any) -> None:
+async def _probe(backend: Radio) -> None:
     """Touch the radio once: a machine without Bluetooth fails here, before any test."""
     from harness.ble import discover_towers
 
@@ -73,55 +110,91 @@ async def _probe(backend: Any) -> None:
 
 @pytest.fixture(scope="session")
 def rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
-    """The rig for this session; with ``HARBOR_BLE=bleak`` and no adapter, the run stops at once."""
+    """The rig for this session: skips without a bench tower; with ``HARBOR_BLE=bleak`` and no
+    adapter, the run stops at once. Writes the session's BLE phases for a parent run at the end."""
+    radio = _radio_asked(pytestconfig)
+    target = (pytestconfig.getoption("harbor_target") or os.environ.get("HARBOR_TARGET") or "local").strip()
+    if radio == "none":
+        pytest.skip("HARBOR_BLE=none: no radio to open doors with, and the rig opens every door over BLE")
+    try:
+        if target.lower() == "local" and radio in ("", "virtual"):
+            rigs = _local_rig(pytestconfig)
+        else:
+            rigs = _bench_rig(pytestconfig, target, radio)
+        for session_rig in rigs:
+            try:
+                yield session_rig
+            finally:
+                session_rig.write_latencies()
+    except HarnessError as exc:
+        # One line and the harness's exit code (4: could not test; 2: usage), never a traceback.
+        pytest.exit(f"hw rig: {exc}", returncode=int(exc.exit_code))
+
+
+def _bench_rig(pytestconfig: pytest.Config, target: str, radio: str) -> Iterator[Rig]:
+    """A bench tower over the OS's Bluetooth; a skip with the reason when there is none to reach.
+
+    ``radio`` is what the user named: ``bleak`` makes a missing adapter an error (exit 4), not a skip.
+    """
     from harness.ble import choose_backend
 
-    ble = (_option(pytestconfig, "--hw-ble") or "").strip().lower()
-    target = pytestconfig.getoption("harbor_target") or os.environ.get("HARBOR_TARGET") or "local"
-    try:
-        if target == "local" and ble in ("", "virtual"):
-            yield from _local_rig(pytestconfig)
-            return
-        settings = load_settings(
-            {"target": target, "tower_id": pytestconfig.getoption("harbor_tower"), "ble": ble or "bleak"}
+    if radio == "virtual":
+        pytest.skip(
+            f"the virtual radio lives in the sandbox's own process, so only the local target has it "
+            f"(target here: {target}); for a bench tower set HARBOR_BLE=bleak and HARBOR_TOWER_ID"
         )
-        if settings.ble is not BleBackend.BLEAK:
-            raise pytest.UsageError("a bench run needs HARBOR_BLE=bleak: the virtual radio exists only on local")
-        backend = choose_backend("bleak")
+    tower = pytestconfig.getoption("harbor_tower")
+    settings = load_settings({"target": target, "tower_id": tower, "ble": "bleak"})  # off local, the only radio
+    if settings.tower_id is None:
+        pytest.skip(
+            f"no bench tower for target {settings.target.name}: set HARBOR_TOWER_ID (or --harbor-tower) "
+            "and HARBOR_BLE=bleak to open its doors (hw_tests/README.md)"
+        )
+    backend = choose_backend("bleak")
+    try:
         asyncio.run(_probe(backend))
-        if settings.target.kind.value != "local":
-            settings.credentials()
-        yield Rig(settings, settings.tower(), backend, _rig_config(pytestconfig, local=False))
-    except HarnessError as exc:
-        # One line and the harness's exit code (4: could not test), never a traceback.
-        pytest.exit(f"hw rig: {exc}", returncode=int(exc.exit_code))
+    except BluetoothUnavailable as exc:
+        if radio == "bleak":
+            raise  # asked for by name: a machine without Bluetooth is an error, not a skip
+        pytest.skip(f"no bench tower reachable from here: {exc}")
+    if settings.target.kind is not TargetKind.LOCAL:
+        settings.credentials()
+    config = _rig_config(pytestconfig, other_tower=None, local=False)
+    yield Rig(settings, settings.tower(), backend, config, ledger_holds(settings))
 
 
 def _local_rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
     from harness.ble import choose_backend
-    from harness.sim import SimSettings, VirtualSandbox
+    from harness.sim import ControlError, SimSettings, VirtualSandbox
 
-    config = _rig_config(pytestconfig, local=True)
-    tower = (pytestconfig.getoption("harbor_tower") or LOCAL_TOWER).upper()
+    configured = load_settings({"target": "local", "tower_id": pytestconfig.getoption("harbor_tower")})
     # Towers report door events only through BLE sync (uplink off), as Harbor's do.
     with VirtualSandbox(SimSettings(uplink=False)) as sandbox:
-        settings = Settings(
-            target=Target.local().running_at(sandbox.url),
-            client_id="demo-provider",
-            client_secret=Secret("demo-secret"),
-            tower_id=tower,
-        )
+        settings = configured.with_target(configured.target.running_at(sandbox.url)).with_credentials(_LOCAL_IDENTITY)
+        tower = settings.tower()
+        seeded = {str(locker["tower_id"]) for locker in sandbox.control.state()["lockers"]}
+        config = _rig_config(pytestconfig, other_tower=min(seeded - {tower}, default=None), local=True)
+        try:  # the switches are set before every test; a wrong name is a usage error now, not a red test
+            _switch_on(sandbox, config)
+        except ControlError as exc:
+            raise UsageError(f"the virtual sandbox refused --hw-sim-bug/--hw-sim-fault: {exc.detail}") from None
         backend = choose_backend("virtual", link=sandbox.radio.link)
-        yield Rig(settings, tower, backend, config, sandbox)
+        yield Rig(settings, tower, backend, config, ledger_holds(settings), sandbox)
+
+
+def _switch_on(sandbox: VirtualSandbox, config: RigConfig) -> None:
+    if config.sim_bugs:
+        sandbox.control.set_bugs(dict.fromkeys(config.sim_bugs, True))
+    for name, params in config.sim_faults:
+        sandbox.control.set_faults(name, **params)
 
 
 @pytest.fixture(autouse=True)
 def fresh_world(rig: Rig) -> Iterator[None]:
-    """Local: every test starts from the seeded world, with the session's bug switches on."""
+    """Local: every test starts from the seeded world, with the session's bug switches and faults on."""
     if rig.virtual:
         rig.sandbox.world.reset()
-        if rig.config.sim_bugs:
-            rig.sandbox.control.set_bugs(dict.fromkeys(rig.config.sim_bugs, True))
+        _switch_on(rig.sandbox, rig.config)
     yield
 
 

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
 
 from harness.api import AsyncHarborClient, LockerToken
 from harness.ble import BleDoorOpener, PhaseTimer, Radio, TowerClient, find_tower
 from harness.config import Settings
 from harness.errors import HarborAPIError
+from harness.ledger import LedgerHolds
+from harness.metrics import Latencies
 from harness.model import LockerStatus
 
-__all__ = ["LOCAL_OTHER_TOWER", "LOCAL_TOWER", "Rig", "RigConfig", "until"]
+__all__ = ["LATENCIES_ENV", "Rig", "RigConfig", "until"]
 
-LOCAL_TOWER = "0100000000000014"
-LOCAL_OTHER_TOWER = "0100000000000175"
+#: Where a parent (``locker-harness run``) wants this process's BLE phase histograms: one JSON file
+#: per process, ``{phase: encoded HdrHistogram}`` (``Latencies.encode()``), merged exactly there.
+LATENCIES_ENV: Final = "LOCKER_HARNESS_LATENCIES_DIR"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class RigConfig:
     response_timeout: float
     other_tower: str | None
     sim_bugs: tuple[str, ...]
+    #: Local only: sandbox fault profiles as ``(name, parameters)``, set before every test.
+    sim_faults: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.02) -> float:
@@ -47,23 +55,43 @@ async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, interva
 
 @dataclass
 class Rig:
-    """Where the rig points: settings for the API client, the BLE backend, and (local) the sandbox."""
+    """Where the rig points: settings for the API client, the radio, the cleanup ledger's hook, and
+    (local) the sandbox. ``latencies`` gathers the BLE phases the tests timed, for the run's report."""
 
     settings: Settings
     tower_id: str
     backend: Radio
     config: RigConfig
+    #: Every reservation and token the rig asks for is written here first (``locker-harness cleanup``).
+    holds: LedgerHolds
     sandbox: Any = None  # harness.sim.VirtualSandbox on local, None on a bench
+    latencies: Latencies = field(default_factory=Latencies)
 
     @property
     def virtual(self) -> bool:
         return self.sandbox is not None
 
     def api(self) -> AsyncHarborClient:
-        return AsyncHarborClient(self.settings)
+        return AsyncHarborClient(self.settings, holds=self.holds)
 
     def opener(self, api: AsyncHarborClient, timer: PhaseTimer | None = None) -> BleDoorOpener:
         return BleDoorOpener.for_api(api, self.backend, timer=timer, response_timeout=self.config.response_timeout)
+
+    def keep(self, latencies: Latencies) -> None:
+        """Add a test's phase timings to what this process reports (``write_latencies``)."""
+        self.latencies.merge(latencies)
+
+    def write_latencies(self, environ: dict[str, str] | None = None) -> Path | None:
+        """Write the kept timings as ``hw-<pid>.json`` into ``$LOCKER_HARNESS_LATENCIES_DIR``, if set."""
+        folder = (os.environ if environ is None else environ).get(LATENCIES_ENV, "").strip()
+        if not folder or not self.latencies.names():
+            return None
+        path = Path(folder) / f"hw-{os.getpid()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".json.partial")  # the parent reads *.json: never half a file
+        partial.write_text(json.dumps(self.latencies.encode()), encoding="utf-8")
+        partial.replace(path)
+        return path
 
     async def dropoff_token(
         self, api: AsyncHarborClient, *, tower_id: str | None = None, skip: int = 0, duration: int = 600
@@ -94,15 +122,19 @@ class Rig:
     async def release(self, api: AsyncHarborClient, token: LockerToken) -> bool:
         """Give back a locker a test rented without using it (rented -> declined -> available).
 
-        Best effort, so a cleanup never hides the test's own verdict: a refusal is printed, not raised.
+        Best effort, so a cleanup never hides the test's own verdict: a refusal is printed, not raised;
+        the ledger keeps the locker's rows open then, for ``locker-harness cleanup``.
         """
         try:
-            for _ in range(2):
+            for releases in range(3):
                 locker = await api.get_locker(token.tower_id, token.locker.id)
                 if locker.status is LockerStatus.AVAILABLE:
                     return True
+                if releases == 2:
+                    break
                 await api.release_locker(token.tower_id, token.locker.id)
         except HarborAPIError as exc:
             print(f"cleanup: locker {token.locker.id} not given back: {exc}")
             return False
-        return True
+        print(f"cleanup: locker {token.locker.id} is still {locker.status.wire_name} after two releases")
+        return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hw_rig import Rig
 
@@ -32,7 +34,7 @@ def _attach(name: str, text: str) -> None:
     allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
 
 
-async def test_open_latency(rig: Rig, record_property: pytest.RecordProperty) -> None:
+async def test_open_latency(rig: Rig, record_property: Callable[[str, object], None]) -> None:
     """N deliveries open 2N doors over BLE; p95 of open -> LOCKER_OPENED stays within the configured bound."""
     timer = PhaseTimer()
     async with rig.api() as api, rig.opener(api, timer) as opener:
@@ -47,11 +49,12 @@ async def test_open_latency(rig: Rig, record_property: pytest.RecordProperty) ->
                 api,
                 opener,
                 tower_id=rig.tower_id,
-                listeners=[status_seen],
+                listeners=[status_seen, rig.holds.listener],  # a delivery that ends available closes its rows
                 status_timeout=rig.config.available_within,
             )
             assert delivery.locker.status.wire_name == "available"
     latencies = timer.latencies
+    rig.keep(latencies)
     table = latency_table(latencies)
     print(f"\nBLE phases over {rig.config.cycles} deliveries ({'virtual radio' if rig.virtual else 'bench tower'}):")
     print(table)

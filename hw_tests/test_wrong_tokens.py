@@ -1,7 +1,8 @@
 """Wrong tokens over BLE: each refused with the right firmware code, and no door opens.
 
-Each test must fail when the tower accepts any token: ``test_wrong_tokens_meta.py`` proves it
-against the sandbox's ``accept_any_token`` bug switch.
+Each test must fail when the tower accepts any token, and when the tower lets its own kind of wrong
+token through: ``test_wrong_tokens_meta.py`` proves it against the sandbox's bug switches
+(``accept_any_token``, ``token_opens_other_locker``, ``ignore_token_expiry``).
 """
 
 from __future__ import annotations
@@ -53,15 +54,19 @@ async def test_token_for_another_locker_is_refused(rig: Rig) -> None:
 
 
 async def test_expired_token_is_refused(rig: Rig) -> None:
-    """A token past its expiry is refused with MSG_EXPIRED (107): the virtual clock moves on local."""
+    """A token past its expiry is refused with MSG_EXPIRED (107) while a later token keeps its locker
+    rented: the virtual clock moves on local."""
     duration = 60 if rig.virtual else 3
     async with rig.api() as api:
         token = await rig.dropoff_token(api, duration=duration)
         try:
+            # Without a live token the locker is freed when the first expires, and the tower refuses
+            # it as stale (AUTH_INVALID) whether it checks expiry or not: this one keeps it rented.
+            await api.create_dropoff_token(token.tower_id, token.locker.id, 600, "")
             if rig.virtual:
                 rig.sandbox.control.advance_clock(duration + 1)
             else:
-                expires = token.expires.astimezone(dt.UTC)
+                expires: dt.datetime = token.expires.astimezone(dt.UTC)
 
                 async def past_expiry() -> bool:
                     return dt.datetime.now(dt.UTC) > expires + dt.timedelta(seconds=2)

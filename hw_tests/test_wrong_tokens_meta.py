@@ -1,58 +1,60 @@
-"""The wrong-token tests can fail: with the tower accepting any token, every one of them goes red."""
+"""The wrong-token tests can fail: with a sandbox bug that lets a wrong token open a door, the test
+written for that token goes red because the door opened, and only the tests that should.
+
+The wrong-token tests run here in this process, against the session's sandbox with one bug switch
+on, and each outcome is read from what it raised: ``DID NOT RAISE`` (the tower opened instead of
+refusing) is "opened"; any other failure or error is the rig broken, not the bug caught.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
+import test_wrong_tokens
 from hw_rig import Rig
 
-HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.anyio
+
 WRONG_TOKEN_TESTS = (
     "test_token_for_another_locker_is_refused",
     "test_expired_token_is_refused",
     "test_token_of_another_tower_is_refused",
 )
 
+#: Bug switch -> the wrong-token tests it must turn red (every other one stays green).
+CAUGHT_BY = {
+    "accept_any_token": frozenset(WRONG_TOKEN_TESTS),
+    "token_opens_other_locker": frozenset({"test_token_for_another_locker_is_refused"}),
+    "ignore_token_expiry": frozenset({"test_expired_token_is_refused"}),
+}
 
-def test_each_wrong_token_test_fails_when_any_token_opens(rig: Rig, tmp_path: Path) -> None:
-    """Run test_wrong_tokens.py with the sandbox's accept_any_token bug on: all three tests must fail."""
+
+async def _outcome(test: Callable[[Rig], Awaitable[None]], rig: Rig) -> str:
+    try:
+        await test(rig)
+    except pytest.fail.Exception as failed:
+        # pytest.raises says DID NOT RAISE when the tower answered LOCKER_OPENED instead of refusing.
+        return "opened" if "DID NOT RAISE" in str(failed) else f"failed otherwise: {failed}"
+    except pytest.skip.Exception as skipped:
+        return f"skipped: {skipped}"
+    except Exception as error:  # an assertion or an error of the rig: red, but not for the bug
+        return f"failed otherwise: {type(error).__name__}: {error}"
+    return "passed"
+
+
+@pytest.mark.parametrize("bug", sorted(CAUGHT_BY))
+async def test_each_wrong_token_test_fails_for_its_bug(rig: Rig, bug: str) -> None:
+    """With the sandbox's ``bug`` on, the wrong-token tests it concerns fail because the door opened;
+    the others still pass."""
     if not rig.virtual:
-        pytest.skip("the bug switch exists only in the virtual sandbox (local target)")
-    report = tmp_path / "wrong-tokens.xml"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARBOR_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(HERE / "test_wrong_tokens.py"),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--hw-sim-bug",
-            "accept_any_token",
-            f"--junitxml={report}",
-        ],
-        cwd=HERE.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+        pytest.skip("the bug switches exist only in the virtual sandbox (local target)")
     outcomes: dict[str, str] = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        name = str(case.get("name")).split("[")[0]
-        failure = case.find("failure")
-        if failure is not None:
-            # Red for the right reason: the tower opened instead of refusing, not a broken rig.
-            outcomes[name] = "opened" if "DID NOT RAISE" in (failure.get("message") or "") else "failed otherwise"
-        else:
-            outcomes[name] = "errored" if case.find("error") is not None else "skipped or passed"
-    assert outcomes == dict.fromkeys(WRONG_TOKEN_TESTS, "opened"), outcomes
+    try:
+        for name in WRONG_TOKEN_TESTS:
+            rig.sandbox.world.reset()
+            rig.sandbox.control.set_bugs({bug: True})
+            outcomes[name] = await _outcome(getattr(test_wrong_tokens, name), rig)
+    finally:
+        rig.sandbox.world.reset()  # the next test's fresh_world resets too; this one leaves nothing on
+    assert outcomes == {name: "opened" if name in CAUGHT_BY[bug] else "passed" for name in WRONG_TOKEN_TESTS}
