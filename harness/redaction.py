@@ -257,9 +257,19 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self._redactor.text(record.getMessage())
         record.args = None
+        # A handler's formatter fills exc_text from exc_info only after the filters ran, unredacted:
+        # format the traceback here, redact it, and leave the formatter nothing else to format.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        record.exc_info = None
         if record.exc_text:
             record.exc_text = self._redactor.text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redactor.text(record.stack_info)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 _PROCESS_REDACTOR = Redactor()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -92,6 +93,29 @@ def test_logging_filter_redacts_messages_and_arguments() -> None:
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent %s", ("secret-token-xyz",), None)
     assert RedactingFilter(r).filter(record)
     assert record.getMessage() == f"sent {MASK}"
+
+
+def test_logging_filter_redacts_a_logged_traceback() -> None:
+    """log.exception's traceback, formatted by the handler after the filter ran, shows no secret."""
+    r = Redactor(["secret-token-xyz"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(r))
+    log = logging.getLogger("test.redaction.traceback")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("the tower refused token secret-token-xyz")
+        except RuntimeError:
+            log.exception("could not close the door", stack_info=True)
+    finally:
+        log.removeHandler(handler)
+    shown = stream.getvalue()
+    assert "Traceback (most recent call last)" in shown and "RuntimeError" in shown
+    assert "Stack (most recent call last)" in shown
+    assert "secret-token-xyz" not in shown
+    assert MASK in shown
 
 
 def test_secret_cannot_be_pickled() -> None:
