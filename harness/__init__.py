@@ -1,7 +1,8 @@
 """locker-harness: contract, hardware and load testing for Harbor Lockers integrations.
 
 The public face: targets and settings, the API clients, the locker statuses and the errors.
-The clients are imported on first use, so ``import harness`` (and the pytest plugin) stays light.
+Every name is imported on first use, so ``import harness`` (the pytest plugin, the virtual
+sandbox under ``harness.sim``) loads nothing of the harness until a name is asked for.
 """
 
 from __future__ import annotations
@@ -9,19 +10,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from harness.config import Settings, Target, TargetKind, load_settings
-from harness.errors import (
-    ExitCode,
-    HarborAPIError,
-    HarnessError,
-    InfrastructureError,
-    ProductDefect,
-    UsageError,
-)
-from harness.model import LockerStatus, TokenKind
-
 if TYPE_CHECKING:
     from harness.api import AsyncHarborClient, HarborClient
+    from harness.config import Settings, Target, TargetKind, load_settings
+    from harness.errors import (
+        ExitCode,
+        HarborAPIError,
+        HarnessError,
+        InfrastructureError,
+        ProductDefect,
+        UsageError,
+    )
+    from harness.model import LockerStatus, TokenKind
 
 __all__ = [
     "AsyncHarborClient",
@@ -43,12 +43,27 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-_LAZY = {"AsyncHarborClient": "harness.api", "HarborClient": "harness.api"}
+#: Public name -> the module that defines it (imported on first use).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("AsyncHarborClient", "HarborClient"), "harness.api"),
+    **dict.fromkeys(("Settings", "Target", "TargetKind", "load_settings"), "harness.config"),
+    **dict.fromkeys(
+        ("ExitCode", "HarborAPIError", "HarnessError", "InfrastructureError", "ProductDefect", "UsageError"),
+        "harness.errors",
+    ),
+    **dict.fromkeys(("LockerStatus", "TokenKind"), "harness.model"),
+}
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        # Not a public name: ``import harness.x`` then finds the submodule itself.
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -122,7 +122,7 @@ def test_leaf_modules_import_nothing_of_the_harness(name: str) -> None:
 
 #: Modules ``import harness.sim`` (and its radio) must never load: the client it tests, and bleak.
 _CLIENT_SIDE = ("harness.ble._", "harness.api", "harness.flow", "bleak")
-#: Loaded today only because ``harness/__init__.py`` imports them eagerly (see the xfail below).
+#: The client side's configuration and error tree: ``harness/__init__.py`` imports them only on use.
 _ROOT_EAGER = ("harness.config", "harness.errors")
 
 
@@ -147,11 +147,6 @@ def test_the_sandbox_loads_no_client_at_run_time() -> None:
     assert _matching(loaded, _CLIENT_SIDE) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness/__init__.py imports harness.config and harness.errors eagerly; once they are lazy "
-    "(as the clients already are) this passes: remove this mark then",
-)
 def test_the_sandbox_loads_no_configuration_or_error_tree() -> None:
     """Importing harness.sim loads neither the harness's configuration nor its error tree."""
     assert _matching(_loaded_by_the_sandbox(), _ROOT_EAGER) == []
