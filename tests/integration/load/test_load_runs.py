@@ -66,9 +66,9 @@ def held(sandbox: VirtualSandbox) -> list[tuple[int, str, bool]]:
 
 
 def test_short_local_run_is_green_with_no_oracle_violation(tmp_path: Path) -> None:
-    """Two seconds of deliveries on the embedded sandbox: every step measured, no violation, the
+    """A second of deliveries on the embedded sandbox: every step measured, no violation, the
     reports on disk, the histograms decodable, and nothing left held."""
-    code, stdout, stderr = invoke(["--duration", "2", "--users", "6", "--weights", "delivery=1"])
+    code, stdout, stderr = invoke(["--duration", "1", "--users", "4", "--weights", "delivery=1"])
     assert code == 0, stdout + stderr
     summary = summary_of(tmp_path)
     assert summary["violations"] == {"double_booking": 0, "unexpected_status": 0, "server_error": 0}
