@@ -9,18 +9,16 @@ identities instead. Bug switches and fault profiles
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from harness.config import Credentials, Secret, Settings
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import redactor
 
-__all__ = ["EmbeddedSandbox", "embedded_sandbox", "parse_fault"]
+__all__ = ["EmbeddedSandbox", "embedded_sandbox"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +44,6 @@ def _given(client_id: str | None, secret: Secret | None) -> Credentials | None:
     return Credentials(client_id, secret)
 
 
-def parse_fault(spec: str) -> dict[str, Any]:
-    """``name`` or ``name:key=value,key=value`` (values as JSON where they parse) as a fault body."""
-    name, _, params = spec.partition(":")
-    body: dict[str, Any] = {"profile": name.strip()}
-    for item in filter(None, (part.strip() for part in params.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--sim-fault {spec!r}: expected name:key=value,key=value")
-        try:
-            body[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            body[key.strip()] = value.strip()
-    if isinstance(body.get("paths"), str):
-        body["paths"] = [body["paths"]]
-    return body
-
-
 @contextmanager
 def embedded_sandbox(
     settings: Settings, *, bugs: Sequence[str] = (), faults: Sequence[str] = (), subprocess: bool = False
@@ -70,7 +51,7 @@ def embedded_sandbox(
     """Start the virtual sandbox for this run, in a thread (or a child process with ``subprocess``:
     load runs, so the sandbox does not share a GIL with the harness); stop it afterwards."""
     # The sandbox (fastapi, uvicorn) is imported only when a local run needs it.
-    from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox
+    from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox, parse_fault_spec
 
     # Identities given in the environment are the sandbox's own (a canary run, a team's fixed ids);
     # otherwise throwaway ones.
@@ -89,8 +70,10 @@ def embedded_sandbox(
             if bugs:
                 sandbox.control.set_bugs(dict.fromkeys(bugs, True))
             for fault in faults:
-                body = parse_fault(fault)
-                sandbox.control.set_faults(body.pop("profile"), **body)
+                profile, parameters = parse_fault_spec(fault)
+                sandbox.control.set_faults(profile, **parameters)
+        except ValueError as exc:  # the form itself (name:key=value,...) is wrong
+            raise UsageError(f"--sim-fault: {exc}") from None
         except ControlError as exc:
             raise UsageError(f"the virtual sandbox refused the switch: {exc.detail}") from None
         target = settings.target.running_at(sandbox.url)

@@ -79,6 +79,14 @@ def test_smoke_on_a_slow_target_accepts_the_door_closed_by_the_person() -> None:
     assert "is available again" in stdout
 
 
+def test_malformed_fault_profile_is_one_usage_line() -> None:
+    """A --sim-fault not in the name:key=value form is one line and exit 2, read by the sandbox's own parser."""
+    code, _, stderr = invoke(["smoke", "--sim-fault", "latency:ms"])
+    assert code == 2
+    assert stderr.count("\n") == 1
+    assert stderr.startswith("error: --sim-fault: fault 'latency:ms': expected name:key=value")
+
+
 def test_smoke_against_a_sandbox_url(demo_sandbox: Any) -> None:
     """A running virtual sandbox given as a URL is tested through its control plane: exit 0."""
     code, stdout, stderr = invoke(
