@@ -66,7 +66,7 @@ def _search(haystacks: dict[str, bytes], needles: dict[str, str]) -> list[str]:
 QUICK_COMMANDS = {
     "run": ["run", "--only", "smoke"],
     "smoke": ["smoke"],
-    "load": ["load", "--duration", "1", "--users", "4"],
+    "load": ["load", "--duration", "1", "--users", "2", "--weights", "delivery=1"],
 }
 #: The whole of `run` (every stage: Schemathesis, Hypothesis, the rig) and a load run: -m slow only.
 FULL_COMMANDS = {"run": ["run"], "load": ["load", "--duration", "2", "--users", "4"]}
@@ -96,10 +96,16 @@ def _run_canary(tmp_path: Path, commands: dict[str, list[str]]) -> None:
             [str(LOCKER_HARNESS), *args], cwd=tmp_path / name, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
     outputs: dict[str, bytes] = {}
-    for name, child in children.items():
-        stdout, stderr = child.communicate(timeout=300)
-        assert b"Traceback" not in stderr, stderr.decode()
-        outputs[f"{name} stdout"], outputs[f"{name} stderr"] = stdout, stderr
+    try:
+        for name, child in children.items():
+            outputs[f"{name} stdout"], outputs[f"{name} stderr"] = child.communicate(timeout=300)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    for name in commands:
+        assert b"Traceback" not in outputs[f"{name} stderr"], outputs[f"{name} stderr"].decode()
 
     files = {
         str(path.relative_to(tmp_path)): path.read_bytes()

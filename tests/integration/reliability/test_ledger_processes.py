@@ -77,7 +77,7 @@ def test_plan_leaves_live_runs_alone_and_groups_dead_rows_by_locker(ledger: Ledg
 
 
 def test_processes_write_at_once_without_losing_a_row(settings: Settings) -> None:
-    """Four processes writing and closing 150 rows each at the same time lose nothing and never see 'locked'."""
+    """Three processes writing and settling 150 rows each at the same time lose nothing and never see 'locked'."""
     code = textwrap.dedent(
         f"""
         from pathlib import Path
@@ -95,13 +95,13 @@ def test_processes_write_at_once_without_losing_a_row(settings: Settings) -> Non
         """
     )
     Ledger.open(settings.state_dir).close()  # the file exists before the race starts, as in a run
-    children = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
-    assert [child.wait(timeout=60) for child in children] == [0, 0, 0, 0]
+    children = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
+    assert [child.wait(timeout=60) for child in children] == [0, 0, 0]
     with Ledger.open(settings.state_dir) as ledger:
         rows = ledger.entries(run_id="load")
-    assert len(rows) == 600
+    assert len(rows) == 450
     assert {row.state for row in rows} == {EntryState.UNKNOWN}
-    assert len({row.owner for row in rows}) == 4
+    assert len({row.owner for row in rows}) == 3
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (Locust's --processes)")
