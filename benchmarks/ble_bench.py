@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ble import protocol as blink
 from harness.ble.protocol import Field, PacketType
+from harness.config import DEFAULT_LOCAL_TOWER
 from harness.metrics import Latencies
 
-TOWER = "0100000000000014"
+TOWER = DEFAULT_LOCAL_TOWER  # the embedded sandbox's seeded tower
 MTU = 247
 
 
