@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.api import AsyncHarborClient, Locker, LockerToken
+from harness.api import AsyncHarborClient, Locker, LockerToken, RetryPolicy
 from harness.config import Credentials, Secret, Settings, Target
 from harness.errors import InfrastructureError, ProductDefect
 from harness.flow import ControlPlaneOpener, FlowEvent, Released, Step, StepFinished, run_delivery
@@ -156,3 +156,36 @@ async def test_released_event_is_emitted(app: Any) -> None:
     released = [event for event in events if isinstance(event, Released)]
     assert [(event.locker_id, event.ok) for event in released] == [(1401, True)]
     assert isinstance(events[-2], StepFinished) and events[-2].step is Step.OPEN_FOR_DROPOFF
+
+
+class ReserveAnsweredLate(httpx.AsyncBaseTransport):
+    """The sandbox makes the first reservation, but its answer never arrives (a read timeout)."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.lost = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if not self.lost and request.method == "POST" and request.url.path.endswith("/reservations"):
+            await response.aread()
+            self.lost = True
+            raise httpx.ReadTimeout("no answer within the read timeout", request=request)
+        return response
+
+
+@pytest.mark.anyio
+async def test_reserve_answered_late_leaves_nothing_behind(app: Any, control: httpx.AsyncClient) -> None:
+    """A reserve the sandbox made but answered too late is recovered by the client: the flow delivers
+    through that same locker and no locker is left reserved."""
+    settings = Settings(status_timeout=2.0).with_target(Target.local().running_at(URL))
+    transport = ReserveAnsweredLate(app)
+    async with (
+        AsyncHarborClient(settings, credentials=MAIN, transport=transport, retry=RetryPolicy(first_delay=0)) as client,
+        ControlPlaneOpener(URL, transport=httpx.ASGITransport(app=app)) as doors,
+    ):
+        delivery = await run_delivery(client, doors, tower_id=TOWER)
+    assert transport.lost
+    assert delivery.locker.id == 1401
+    state = (await control.get("/_sim/state")).json()
+    assert [x["id"] for x in state["lockers"] if x["status"] not in ("available", "out_of_service")] == []
