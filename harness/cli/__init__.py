@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import bench, cleanup, history, hw, load, report, run, sim, smoke
+from harness.cli import bench, cleanup, history, hw, load, report, run, sim, smoke, soak
 from harness.cli._common import OneLineErrors
 
 __all__ = ["app", "main"]
@@ -33,6 +33,7 @@ app.command("compare")(history.compare_command)
 app.command("load")(load.command)
 app.command("bench")(bench.command)
 app.command("cleanup")(cleanup.command)
+app.command("soak")(soak.command)
 
 
 def main() -> None:
