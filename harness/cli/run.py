@@ -9,7 +9,7 @@ choose). Exit 0 all green, 1 a check failed, 2 usage, 3 an SLO breach, 4 could n
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -105,9 +105,8 @@ def _refuse_unmet_ble_faults(stages: Sequence[Stage], faults: Sequence[str]) -> 
     ble = [spec for spec in faults if spec.partition(":")[0].strip().startswith("ble_")]
     if ble and not any(getattr(stage, "ble_faults", False) for stage in stages):
         raise UsageError(
-            f"--sim-fault {ble[0]} would be ignored: no stage of this run opens doors over the embedded sandbox's "
-            "radio (the smoke stage opens them through the control plane; the hw rig runs its own sandbox and "
-            f"reads no faults yet); `locker-harness smoke --sim-fault {ble[0]}` meets it"
+            f"--sim-fault {ble[0]} would be ignored: none of the stages chosen ({', '.join(s.name for s in stages)}) "
+            "opens doors over the embedded sandbox's radio; the smoke stage does"
         )
 
 
@@ -123,6 +122,7 @@ def _execute(
     html: bool,
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
+    radio_link: Callable[[], object] | None = None,
 ) -> int:
     out.say(
         f"run: {', '.join(stage.name for stage in stages)} against {settings.target.name} "
@@ -139,6 +139,7 @@ def _execute(
             seed=seed,
             sim_bugs=sim_bugs,
             sim_faults=sim_faults,
+            radio_link=radio_link,
         )
         context.environment.update(environment)
         with RichProgress(out) as progress:
@@ -218,6 +219,7 @@ def command(
                     html=html,
                     sim_bugs=sim_bug or (),
                     sim_faults=sim_fault or (),
+                    radio_link=sandbox.radio_link,
                 )
         if sim_bug or sim_fault:
             raise UsageError("--sim-bug and --sim-fault apply to --target local only")

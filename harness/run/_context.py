@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -91,6 +91,9 @@ class RunContext:
     #: given: a stage that starts a sandbox of its own (the hardware rig) passes them on.
     sim_bugs: tuple[str, ...] = ()
     sim_faults: tuple[str, ...] = ()
+    #: The embedded sandbox's virtual radio (its link, put on the air on first call) when it runs in
+    #: this process: the smoke stage opens doors over it, as ``locker-harness smoke`` does.
+    radio_link: Callable[[], object] | None = None
 
     @property
     def reports_dir(self) -> Path:
@@ -135,6 +138,7 @@ def new_context(
     observer: RunObserver | None = None,
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
+    radio_link: Callable[[], object] | None = None,
 ) -> RunContext:
     """A context with a fresh run id and its report folder created under ``settings.reports_dir``."""
     run_id = run_id or new_run_id()
@@ -149,4 +153,5 @@ def new_context(
         observer=observer,
         sim_bugs=tuple(sim_bugs),
         sim_faults=tuple(sim_faults),
+        radio_link=radio_link,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.config import BleBackend, TargetKind
+from harness.config import TargetKind
 from harness.errors import ExitCode, InfrastructureError, UsageError
 from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
+from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._child import (
     LATENCIES_ENV,
     latency_failures,
@@ -172,11 +172,6 @@ HW_BUGS_ENV: Final = "HARBOR_HW_SIM_BUG"
 HW_FAULTS_ENV: Final = "HARBOR_HW_SIM_FAULT"
 
 
-def _ble_chosen_explicitly() -> bool:
-    """Whether the user asked for the OS's Bluetooth (``HARBOR_BLE``), rather than a target's default."""
-    return bool(os.environ.get("HARBOR_BLE", "").strip())
-
-
 @dataclass(frozen=True)
 class HardwareStage(PytestStage):
     """The hardware rig (``hw_tests/``).
@@ -213,25 +208,12 @@ class HardwareStage(PytestStage):
             "LOCKER_HARNESS_SEED": str(context.seed),
         }
 
-    def _no_bench_tower(self, context: RunContext) -> str | None:
-        """Why this target has no tower the rig can reach, or ``None``."""
-        settings = context.settings
-        if settings.target.kind is TargetKind.LOCAL:
-            return None
-        if settings.ble is not BleBackend.BLEAK:
-            return (
-                f"no bench tower: on {settings.target.name} the rig needs a tower over the OS's Bluetooth "
-                "(HARBOR_BLE=bleak, HARBOR_TOWER_ID); the virtual radio exists only on local"
-            )
-        if settings.tower_id is None:
-            return "no bench tower named: set HARBOR_TOWER_ID to a tower within Bluetooth range"
-        return None
-
     def run(self, context: RunContext) -> StageResult:
-        reason = self._no_bench_tower(context)
+        local = context.settings.target.kind is TargetKind.LOCAL
+        reason = None if local else no_bench_tower(context.settings)
         if reason is not None:
             return StageResult.skipped(self.name, reason)
-        if context.sim_faults and context.settings.target.kind is TargetKind.LOCAL and not self.ble_faults:
+        if context.sim_faults and local and not self.ble_faults:
             context.environment[f"{self.name}.sim.faults"] = f"not applied: the rig does not read {HW_FAULTS_ENV}"
         return super().run(context)
 
@@ -240,6 +222,6 @@ class HardwareStage(PytestStage):
             return super()._check_ending(done, context)
         except InfrastructureError as error:
             # The rig stopped for want of Bluetooth: no bench tower here, unless one was asked for.
-            if context.settings.target.kind is TargetKind.LOCAL or _ble_chosen_explicitly():
+            if context.settings.target.kind is TargetKind.LOCAL or ble_chosen_explicitly():
                 raise
             return StageResult.skipped(self.name, f"no bench tower within reach: {error}")

@@ -1,68 +1,61 @@
-"""The smoke stage: one delivery through ``harness.flow``, each step timed, with its HTTP evidence."""
+"""The smoke stage: ``locker-harness smoke``'s own delivery (``smoke_delivery``), each step timed, with evidence.
+
+Doors open as that command opens them: on ``local`` over Bluetooth LE through the embedded
+sandbox's virtual radio (``context.radio_link``), on a sandbox URL through its control plane, on
+Harbor's targets at a bench tower over the OS's Bluetooth. A target whose doors are a bench
+tower's, with none to reach, skips the stage with the reason.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
 
 import httpx
 
 from harness.config import TargetKind
-from harness.errors import TargetUnreachable, UsageError
+from harness.errors import BluetoothUnavailable, UsageError
 from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdict_of
+from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
 from harness.run._context import RunContext
 
 __all__ = ["SmokeStage"]
 
-_PROBE_TIMEOUT_S: Final = 3.0
-
 
 class SmokeStage:
-    """One complete delivery against the target, each flow step timed, with its HTTP evidence.
-
-    Doors open through the virtual sandbox's control plane (``local`` and URL targets); on
-    Harbor's own hosts a door needs a tower, which is the hardware rig's stage.
-    """
+    """One complete delivery against the target, each flow step timed, with its HTTP evidence."""
 
     name = "smoke"
-    #: Doors open through the control plane: the radio's BLE faults never reach this stage.
-    ble_faults = False
+    #: On ``local`` its doors open over the embedded sandbox's radio: the radio's BLE faults reach it.
+    ble_faults = True
 
     def run(self, context: RunContext) -> StageResult:
         settings = context.settings
-        if settings.target.kind in (TargetKind.SANDBOX, TargetKind.PRODUCTION):
-            return StageResult.skipped(
-                self.name, f"doors on {settings.target.name} open only at a tower: the hw stage does that"
-            )
         if settings.target.api_url is None:
             raise UsageError("the smoke stage needs a running target: start the sandbox first")
-        if settings.target.kind is TargetKind.URL and not _serves_control_plane(settings.target.api_url):
-            return StageResult.skipped(
-                self.name, f"{settings.target.name} has no virtual doors (/_sim): a tower's doors are the hw stage's"
-            )
         recorder = StepRecorder(
             self.name, "delivery flow", full_name="locker-harness.smoke.delivery", planned=_flow_steps()
         )
         started = time.perf_counter_ns()
         try:
-            asyncio.run(_deliver(context, recorder))
+            no_doors = asyncio.run(_deliver(context, recorder))
         except (KeyboardInterrupt, UsageError):
             raise
         except Exception as error:  # classified into the stage's evidence, never the end of the run
+            if isinstance(error, BluetoothUnavailable) and not _bluetooth_expected(context):
+                return StageResult.skipped(self.name, f"no bench tower within reach: {error}")
             recorder.fail(error)
+        else:
+            if no_doors is not None:
+                return StageResult.skipped(self.name, no_doors)
         recorder.close()
         return _smoke_result(self.name, context, recorder, time.perf_counter_ns() - started)
 
 
-def _serves_control_plane(url: str) -> bool:
-    """Whether ``url`` is a virtual sandbox (a second ``locker-harness sim``, a colleague's)."""
-    try:
-        response = httpx.get(f"{url}/_sim/bugs", timeout=_PROBE_TIMEOUT_S)
-    except httpx.RequestError as error:
-        raise TargetUnreachable(f"{url} does not answer ({type(error).__name__})", url=url) from None
-    return response.status_code == 200
+def _bluetooth_expected(context: RunContext) -> bool:
+    """Whether a missing adapter is could-not-test: on ``local``, or when ``HARBOR_BLE`` asked for it."""
+    return context.settings.target.kind is TargetKind.LOCAL or ble_chosen_explicitly()
 
 
 def _flow_steps() -> list[str]:
@@ -71,13 +64,18 @@ def _flow_steps() -> list[str]:
     return [step.value for step in Step]
 
 
-async def _deliver(context: RunContext, recorder: StepRecorder) -> None:
-    from harness.api import AsyncHarborClient
-    from harness.flow import ControlPlaneOpener, FlowEvent, Released, StepFinished, StepStarted, run_delivery
-    from harness.ledger import ledger_holds
+async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
+    """Make the delivery, or say why this target has no doors the stage can open."""
+    from harness.cli.smoke import serves_control_plane, smoke_delivery
+    from harness.flow import FlowEvent, Released, StepFinished, StepStarted
 
     settings = context.settings
-    assert settings.target.api_url is not None
+    url, kind = settings.target.api_url, settings.target.kind
+    assert url is not None
+    if kind is not TargetKind.LOCAL and not (kind is TargetKind.URL and await serves_control_plane(url)):
+        reason = no_bench_tower(settings)
+        if reason is not None:
+            return reason
     capture = CapturingTransport(httpx.AsyncHTTPTransport(), context.redactor)
 
     def listen(event: FlowEvent) -> None:
@@ -99,13 +97,16 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> None:
         elif isinstance(event, Released):
             recorder.note(event.note)
 
-    holds = ledger_holds(settings, run_id=context.run_id)  # for `locker-harness cleanup` after a crash
-    async with (
-        AsyncHarborClient(settings, transport=capture, redactor=context.redactor, holds=holds) as client,
-        ControlPlaneOpener(settings.target.api_url, transport=capture) as opener,
-    ):
-        async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
-            await run_delivery(client, opener, tower_id=settings.tower(), listeners=[listen, holds.listener])
+    async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
+        await smoke_delivery(
+            settings,
+            radio_link=context.radio_link,
+            listeners=[listen],
+            transport=capture,
+            redactor=context.redactor,
+            run_id=context.run_id,  # for `locker-harness cleanup` after a crash
+        )
+    return None
 
 
 def _smoke_result(name: str, context: RunContext, recorder: StepRecorder, duration_ns: int) -> StageResult:

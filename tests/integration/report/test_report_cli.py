@@ -69,7 +69,7 @@ def test_a_bug_switch_makes_run_exit_1_and_says_product(workdir: Path, monkeypat
         (["compare"], "compare needs two runs"),
         (["compare", "--tolerance", "fast"], "is not a number"),
         (["report"], "no runs under"),
-        (["run", "--only", "smoke", "--sim-fault", "ble_busy:count=1"], "ble_busy:count=1 would be ignored"),
+        (["run", "--only", "load", "--sim-fault", "ble_busy:count=1"], "stages chosen (load) opens doors"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from harness.config import Credentials, Secret, Settings, Target
-from harness.errors import ExitCode
+from harness.config import BleBackend, Credentials, Secret, Settings, Target, TargetKind
+from harness.errors import BluetoothUnavailable, ExitCode
 from harness.history import History, Tolerance, compare
 from harness.redaction import Redactor
-from harness.report import CATEGORIES, RunResult, TargetInfo
-from harness.run import SmokeStage, execute, new_context
+from harness.report import CATEGORIES, RunResult, TargetInfo, Verdict
+from harness.run import RunContext, SmokeStage, execute, new_context
 from harness.sim import VirtualSandbox
 
 TOWER = "0100000000000014"
@@ -36,7 +36,7 @@ def fresh(sandbox: VirtualSandbox) -> VirtualSandbox:
     return sandbox
 
 
-def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None) -> RunResult:
+def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None, *, radio: bool = False) -> RunResult:
     settings = Settings().with_target(Target.local().running_at(sandbox.url))
     settings = settings.with_credentials(Credentials("demo-provider", Secret(SECRET)))
     settings = dataclasses.replace(settings, reports_dir=tmp_path / "reports", status_timeout=1.0)
@@ -45,6 +45,7 @@ def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None
         target=TargetInfo("local", sandbox.url, TOWER, "1.2.3"),
         redactor=Redactor([SECRET]),
         budget_s=60,
+        radio_link=(lambda: sandbox.radio.link) if radio else None,
     )
     return execute([SmokeStage()], context, history=history)
 
@@ -122,3 +123,53 @@ def test_compare_flags_the_step_a_latency_fault_slowed(
     flagged = {c.step: c.regressions for c in comparison.regressions}
     # One sample per step: on a loaded 2-core machine another step may pause too; the fault's must show.
     assert flagged["reserve"] == ("p95", "p99")
+
+
+def test_the_smoke_stage_opens_doors_over_the_radio_as_the_smoke_command_does(
+    fresh: VirtualSandbox, tmp_path: Path
+) -> None:
+    """Given the embedded sandbox's radio, the stage opens over BLE (a tower session per open), not via /_sim."""
+    run = _run(fresh, tmp_path, radio=True)
+    folder = tmp_path / "reports" / run.run_id
+    assert run.exit_code is ExitCode.OK, (folder / "summary.md").read_text()
+    [delivery] = _allure_results(folder)
+    steps = {step["name"]: step for step in delivery["steps"]}
+    opened = [a["name"] for a in steps["open_for_dropoff"]["attachments"]]
+    assert any("/session-token -> " in name for name in opened), opened
+    everything = [a["name"] for step in delivery["steps"] for a in step.get("attachments", [])]
+    assert not any("/_sim/" in name for name in everything), everything
+
+
+def _harbor_context(tmp_path: Path, tower: str | None) -> RunContext:
+    target = Target(TargetKind.SANDBOX, "https://api.sandbox.harborlockers.com")
+    settings = Settings(target=target, tower_id=tower, ble=BleBackend.BLEAK, reports_dir=tmp_path / "reports")
+    return new_context(settings=settings, target=TargetInfo("sandbox", target.api_url, tower), redactor=Redactor())
+
+
+def test_on_harbors_sandbox_without_a_bench_tower_the_smoke_stage_is_skipped(tmp_path: Path) -> None:
+    """No tower named: skipped with the reason, before any request."""
+    [result] = execute([SmokeStage()], _harbor_context(tmp_path, None)).stages
+    assert (result.verdict, result.reason) == (
+        Verdict.SKIPPED,
+        "no bench tower named: set HARBOR_TOWER_ID to a tower within Bluetooth range",
+    )
+
+
+def test_no_adapter_skips_the_smoke_stage_unless_bluetooth_was_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tower named but no adapter: skipped under the target's default radio, could-not-test with HARBOR_BLE=bleak."""
+
+    async def no_adapter(*args: object, **kwargs: object) -> None:
+        raise BluetoothUnavailable("no Bluetooth adapter: bluetoothd is not running")
+
+    monkeypatch.setattr("harness.cli.smoke.smoke_delivery", no_adapter)
+    monkeypatch.delenv("HARBOR_BLE", raising=False)
+    [implicit] = execute([SmokeStage()], _harbor_context(tmp_path, TOWER)).stages
+    assert (implicit.verdict, implicit.reason) == (
+        Verdict.SKIPPED,
+        "no bench tower within reach: no Bluetooth adapter: bluetoothd is not running",
+    )
+    monkeypatch.setenv("HARBOR_BLE", "bleak")
+    run = execute([SmokeStage()], _harbor_context(tmp_path, TOWER))
+    assert (run.stages[0].verdict, run.exit_code) == (Verdict.INFRASTRUCTURE, ExitCode.INFRASTRUCTURE)
