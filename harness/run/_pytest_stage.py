@@ -198,7 +198,11 @@ class HardwareStage(PytestStage):
     def environment(self, context: RunContext) -> dict[str, str]:
         settings = context.settings
         if settings.target.kind is not TargetKind.LOCAL:
-            return super().environment(context)
+            environment = super().environment(context)
+            if not ble_chosen_explicitly():
+                # The target's default radio: the rig applies its own rule (no adapter -> skip).
+                environment.pop("HARBOR_BLE", None)
+            return environment
         return {
             "HARBOR_TARGET": "local",
             "HARBOR_BLE": "virtual",

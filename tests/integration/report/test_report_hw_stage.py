@@ -26,6 +26,7 @@ class _Rig(HardwareStage):
             "import os, sys\n"
             "print('bugs=' + os.environ.get('HARBOR_HW_SIM_BUG', '-'))\n"
             "print('faults=' + os.environ.get('HARBOR_HW_SIM_FAULT', '-'))\n"
+            "print('ble=' + os.environ.get('HARBOR_BLE', '-'))\n"
             f"print({line!r})\n"
             f"sys.exit({code})\n"
         )
@@ -99,12 +100,16 @@ def test_no_adapter_skips_unless_bluetooth_was_asked_for(tmp_path: Path, monkeyp
     """On sandbox with a tower: no adapter under the default is a skip; an explicit HARBOR_BLE=bleak
     makes it could-not-test, in the rig's one line."""
     monkeypatch.delenv("HARBOR_BLE", raising=False)
-    [implicit] = execute([_rig(tmp_path, _RIG_WITHOUT_BLUETOOTH, 4)], _context(tmp_path, _sandbox(tower="01"))).stages
+    context = _context(tmp_path, _sandbox(tower="01"))
+    [implicit] = execute([_rig(tmp_path, _RIG_WITHOUT_BLUETOOTH, 4)], context).stages
     assert implicit.verdict is Verdict.SKIPPED
     assert implicit.reason == "no bench tower within reach: hw rig: no Bluetooth adapter (BluetoothUnavailable)"
+    assert "ble=-\n" in (context.reports_dir / "hw" / "pytest.log").read_text()  # the rig's own default rule
 
     monkeypatch.setenv("HARBOR_BLE", "bleak")
-    run = execute([_rig(tmp_path, _RIG_WITHOUT_BLUETOOTH, 4)], _context(tmp_path, _sandbox(tower="01")))
+    context = _context(tmp_path, _sandbox(tower="01"))
+    run = execute([_rig(tmp_path, _RIG_WITHOUT_BLUETOOTH, 4)], context)
+    assert "ble=bleak\n" in (context.reports_dir / "hw" / "pytest.log").read_text()
     [explicit] = run.stages
     assert (explicit.verdict, explicit.reason) == (
         Verdict.INFRASTRUCTURE,
