@@ -157,9 +157,21 @@ class Redactor:
             if forms <= self._values:
                 return
             self._values = self._values | forms
-            # Longest first, so a secret that contains another is hidden whole.
-            alternatives = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+            # Compiled on the next text() only: a long run registers thousands of token secrets,
+            # and recompiling the whole alternation on each one made registering quadratic.
+            self._pattern = None
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        """The pattern of every registered value, compiled once per change of the set."""
+        pattern = self._pattern
+        if pattern is not None or not self._values:
+            return pattern
+        with self._lock:
+            if self._pattern is None and self._values:
+                # Longest first, so a secret that contains another is hidden whole.
+                alternatives = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+            return self._pattern
 
     def register_fields(self, value: object) -> None:
         """Register every secret a result carries: fields named like a secret key (``payload_auth``,
@@ -192,7 +204,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` with every registered secret and every ``key=value`` of a secret key masked."""
-        pattern = self._pattern
+        pattern = self._compiled()
         if pattern is not None:
             text = pattern.sub(MASK, text)
         text = _KEY_VALUE.sub(_mask_key_value, text)
