@@ -1,0 +1,165 @@
+"""Test doubles for your own tests: the embedded virtual sandbox in this process, and its control plane.
+
+    from harness.testing import local_target
+
+    with local_target() as target:                      # a fresh sandbox on 127.0.0.1, two identities
+        with HarborClient(target.settings) as api:
+            lockers = api.list_lockers(target.settings.tower())
+        target.control.set_bugs(double_booking=True)    # plant a defect your test must catch
+
+The pytest plugin's fixtures (``virtual_sandbox``, ``harbor_target``, ``sim_control``) are built
+on these. Importing this module is cheap: the sandbox (FastAPI, uvicorn) loads when one starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import httpx
+
+from harness.config import DEFAULT_LOCAL_TOWER, Credentials, Settings, Target
+from harness.errors import InfrastructureError
+from harness.model import TOKEN_DURATION
+from harness.redaction import Secret, redactor
+
+if TYPE_CHECKING:
+    from harness.sim import SimControl, VirtualSandbox
+
+__all__ = [
+    "LOCAL_OTHER_TOWER",
+    "LOCAL_TOWER",
+    "ClockControl",
+    "InProcessControl",
+    "LocalTarget",
+    "free_every_hold",
+    "fresh_world",
+    "local_target",
+    "serves_control_plane",
+]
+
+#: The seeded towers of the embedded sandbox (docs/design.md, "Seeded world").
+LOCAL_TOWER: Final = DEFAULT_LOCAL_TOWER
+LOCAL_OTHER_TOWER: Final = "0100000000000175"
+
+_PROBE_TIMEOUT: Final = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTarget:
+    """A running embedded sandbox and the settings that point at it (two throwaway identities)."""
+
+    sandbox: VirtualSandbox
+    settings: Settings
+
+    @property
+    def control(self) -> SimControl:
+        """The sandbox's control plane (``/_sim``): clock, bug switches, faults, doors."""
+        return self.sandbox.control
+
+
+def _throwaway(role: str) -> Credentials:
+    """Fresh credentials nobody else knows, registered with the redactor before anything can print them."""
+    secret = Secret(secrets.token_urlsafe(24))
+    redactor().register(secret)
+    return Credentials(f"harness-{role}-{secrets.token_hex(3)}", secret)
+
+
+@contextmanager
+def local_target(
+    settings: Settings | None = None, *, seed: int = 0, uplink: bool = True, bugs: Mapping[str, bool] | None = None
+) -> Iterator[LocalTarget]:
+    """Start the virtual sandbox in a uvicorn thread with two throwaway identities; stop it after.
+
+    ``settings`` (default: the defaults) keep their timeouts and folders; their target becomes
+    the running sandbox and their identities the throwaway ones. ``bugs`` switches defects on.
+    """
+    from harness.sim import Identity, SandboxNotRunning, SimSettings, VirtualSandbox
+
+    base = settings or Settings()
+    main, second = _throwaway("main"), _throwaway("second")
+    identities = tuple(Identity(c.client_id, c.client_secret.reveal()) for c in (main, second))
+    sandbox = VirtualSandbox(SimSettings(seed=seed, identities=identities, uplink=uplink))
+    try:
+        sandbox.start_in_thread()
+    except SandboxNotRunning as exc:
+        raise InfrastructureError(f"the embedded virtual sandbox did not start: {exc}") from None
+    try:
+        if bugs:
+            sandbox.control.set_bugs(dict(bugs))
+        target = Target.local().running_at(sandbox.url)
+        bound = base.with_target(target).with_credentials(main, second)
+        if bound.tower_id is None:
+            bound = dataclasses.replace(bound, tower_id=LOCAL_TOWER)
+        yield LocalTarget(sandbox, bound)
+    finally:
+        sandbox.stop()
+
+
+def serves_control_plane(url: str) -> bool:
+    """Whether ``url`` is a virtual sandbox (it answers ``/_sim``); ``InfrastructureError`` if nothing answers."""
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/_sim/bugs", timeout=_PROBE_TIMEOUT)
+    except httpx.RequestError as exc:
+        raise InfrastructureError(f"{url} does not answer ({type(exc).__name__})") from None
+    return response.status_code == 200
+
+
+def fresh_world(control: SimControl) -> None:
+    """The seeded world again (clock offset 0, logs empty), keeping the bug switches and faults that were on.
+
+    ``/_sim/reset`` turns switches off; a run that planted a defect (``locker-harness run --sim-bug``)
+    must keep it across the suite's resets, or the suite would test a sandbox without it.
+    """
+    bugs = {name: True for name, on in control.bugs().items() if on}
+    faults = control.faults()
+    control.reset()
+    if bugs:
+        control.set_bugs(bugs)
+    for profile in faults.values():
+        params = dict(profile)
+        control.set_faults(str(params.pop("profile")), **params)
+
+
+class ClockControl(Protocol):
+    """What moves a sandbox's virtual clock and shows its model state: ``SimControl`` or ``InProcessControl``."""
+
+    def advance_clock(self, seconds: float) -> float: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+class InProcessControl:
+    """``SimControl``'s clock and snapshot for a sandbox in this process, without a round trip.
+
+    Tests that consult the sandbox before every generated request (thousands of them) save a
+    loopback HTTP call each time; what they get is exactly what ``/_sim/state`` and
+    ``/_sim/clock/advance`` answer.
+    """
+
+    def __init__(self, sandbox: VirtualSandbox) -> None:
+        self._world = sandbox.world
+
+    def advance_clock(self, seconds: float) -> float:
+        with self._world.lock:
+            return self._world.clock.advance(seconds)
+
+    def state(self) -> dict[str, Any]:
+        return self._world.snapshot()
+
+
+#: Seconds that outlast every hold the REST API can create: the longest token (a week) and a margin.
+_EVERY_HOLD: Final = float(TOKEN_DURATION[1] + 1)
+
+
+def free_every_hold(control: ClockControl) -> float:
+    """Move the virtual clock past every reservation and token the REST API can create; the new sandbox time.
+
+    Switches, faults, ids and doors stay as they are: what only a door can change (an item in a
+    locker) stays too. Cheaper than a reset, and it keeps a planted defect planted.
+    """
+    return control.advance_clock(_EVERY_HOLD)
