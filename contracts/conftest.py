@@ -1,0 +1,54 @@
+"""Fixtures of the contract and property suites, on top of the harness's pytest plugin.
+
+The suites run against whatever target the plugin resolves (``--harbor-target``, ``HARBOR_TARGET``):
+the embedded virtual sandbox by default. ``contract_target`` is what Schemathesis needs: an
+in-process transport on local (or the URL), a bearer token, the target's real ids, a witness of
+the lockers before each call, and a clean slate between examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from contract_checks import use_witness
+from contract_session import remember, serving
+from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
+
+from harness.config import Settings, TargetKind
+from harness.pytest_plugin import ControlPlane, HarborOptions
+from harness.testing import LOCAL_OTHER_TOWER, ClockControl, InProcessControl
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # test_contract.py builds its Schemathesis schema when it is imported: give it the budget now.
+    seed = config.getoption("hypothesis_seed", default=None)
+    remember(HarborOptions.of(config), int(seed) if seed is not None else None)
+
+
+@pytest.fixture(scope="session")
+def contract_target(
+    harbor_target: Settings, harbor_control_plane: ControlPlane, tower: str, request: pytest.FixtureRequest
+) -> Iterator[ContractTarget]:
+    """The target as the contract suite calls it (see contract_target.py)."""
+    url = harbor_target.target.api_url
+    assert url is not None
+    local = harbor_target.target.kind is TargetKind.LOCAL
+    bearer = BearerToken(harbor_target, timeout=harbor_target.timeout)
+    with httpx.Client(base_url=url, timeout=harbor_target.timeout) as http:
+        # The second seeded tower is known on a virtual sandbox; elsewhere only the configured one is.
+        control: ClockControl | None = harbor_control_plane.control
+        if control is not None and local:
+            control = InProcessControl(request.getfixturevalue("virtual_sandbox"))
+        others = (LOCAL_OTHER_TOWER,) if control is not None and tower.upper() != LOCAL_OTHER_TOWER else ()
+        pins = load_pins(http, bearer, tower, others)
+        actor = harbor_target.credentials().client_id
+        witness: ControlPlaneWitness | ApiWitness = (
+            ControlPlaneWitness(control, actor) if control is not None else ApiWitness(http, bearer, actor, pins)
+        )
+        app = request.getfixturevalue("virtual_sandbox").app if local else None
+        target = ContractTarget(harbor_target, actor, bearer, pins, witness, http, control=control, app=app)
+        with use_witness(witness), serving(target):
+            yield target
+        target.clean_slate()  # leave nothing held behind

@@ -1,0 +1,336 @@
+"""What the contract suite needs from its target: a transport, a bearer token, real ids, a witness, a clean slate.
+
+- **Transport.** On ``local`` Schemathesis calls the embedded sandbox's ASGI app in process (no
+  socket); anywhere else it calls the target's URL.
+- **Real ids.** Generated tower, locker and location ids are mapped onto the target's real ones
+  (``Pins``), so calls reach real lockers and the stateful phase can follow the document's links.
+  Only schema-valid values are mapped: a negative case stays negative.
+- **Witness.** Just before each locker call the suite records the lockers as they are (the control
+  plane's model snapshot, or the API's own view on a target without ``/_sim``), so the checks of
+  ``contract_checks`` can say what the call should have done.
+- **A clean slate between examples.** With a control plane, the virtual clock moves past every
+  hold the REST API can create (a week): one call, it keeps planted bug switches and faults, and a
+  hold that outlives its time (a reservation that never expires) shows as the defect it is. Without
+  one (Harbor's sandbox), the suite gives back what its identity holds (assigned lockers, released).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, operation_id
+from schemathesis import Response
+
+from harness.config import Settings
+from harness.errors import InfrastructureError
+from harness.model import LockerState, LockerStatus, TokenKind
+from harness.redaction import redactor
+from harness.testing import ClockControl, free_every_hold
+
+__all__ = ["ApiWitness", "BearerToken", "ContractTarget", "ControlPlaneWitness", "Pins"]
+
+_TOWER_HEX: Final = frozenset("0123456789abcdefABCDEF")
+#: Scopes of the suite's bearer token: the service-provider API and the SDK API.
+_SCOPES: Final = "service_provider tower_access"
+#: Operations whose success leaves a locker held (reserved, rented or with a pickup pending).
+_HOLDING_OPERATIONS: Final = frozenset(
+    {
+        "reserveLocker",
+        "createDropoffToken",
+        "createPickupToken",
+        "createDropoffLockerRequest",
+        "createPickupLockerRequest",
+    }
+)
+#: Operations whose answer carries a secret (a token's payload_auth, a session seed, an SDK token, a link).
+_SECRET_BEARING: Final = frozenset(
+    {
+        "createDropoffToken",
+        "createPickupToken",
+        "createSessionToken",
+        "authorizeSdkUser",
+        "createDropoffLockerRequest",
+        "createPickupLockerRequest",
+        "getLockerOpenRequest",
+    }
+)
+#: Releases per held locker when giving back: rented -> declined -> available.
+_GIVE_BACK_ROUNDS: Final = 2
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _as_id(value: Any) -> int | None:
+    """A locker id as an integer, also from a string of digits (a sandbox with a type bug still has lockers)."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if _is_id(value) else None
+
+
+def _is_tower(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 16 and set(value) <= _TOWER_HEX
+
+
+@dataclass(frozen=True, slots=True)
+class Pins:
+    """The target's real towers, lockers and locations, onto which generated ids are mapped."""
+
+    towers: tuple[str, ...]  # the configured tower first, upper case
+    lockers: Mapping[str, tuple[int, ...]]  # tower -> its locker ids
+    locations: tuple[int, ...]
+
+    def tower(self, value: Any) -> Any:
+        """A valid tower id that is not a real one becomes a real one; anything else stays."""
+        if not _is_tower(value) or value.upper() in self.towers:
+            return value
+        return self.towers[int(value, 16) % len(self.towers)]
+
+    def locker(self, tower: Any, value: Any) -> Any:
+        """A valid locker id that is not one of ``tower``'s becomes one of them; anything else stays."""
+        ids = self.lockers.get(tower.upper()) if isinstance(tower, str) else None
+        if not ids or not _is_id(value) or value in ids:
+            return value
+        return ids[value % len(ids)]
+
+    def location(self, value: Any) -> Any:
+        if not self.locations or not _is_id(value) or value in self.locations:
+            return value
+        return self.locations[value % len(self.locations)]
+
+    def path(self, parameters: Any) -> Any:
+        """Path parameters with real ids; values given by a link are real already and stay."""
+        if not isinstance(parameters, dict):
+            return parameters
+        mapped = dict(parameters)
+        if "tower_id" in mapped:
+            mapped["tower_id"] = self.tower(mapped["tower_id"])
+        if "locker_id" in mapped:
+            mapped["locker_id"] = self.locker(mapped.get("tower_id", self.towers[0]), mapped["locker_id"])
+        if "location_id" in mapped:
+            mapped["location_id"] = self.location(mapped["location_id"])
+        return mapped
+
+    def body(self, body: Any) -> Any:
+        """A locker-open request body with a real locker (pickup) or location (drop-off)."""
+        if not isinstance(body, dict):
+            return body
+        mapped = dict(body)
+        if "lockerId" in mapped:
+            mapped["lockerId"] = self.locker(self.towers[0], mapped["lockerId"])
+        if "locationId" in mapped:
+            mapped["locationId"] = self.location(mapped["locationId"])
+        return mapped
+
+
+class BearerToken:
+    """The suite's bearer token from the target's token endpoint, renewed before it expires."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 10.0) -> None:
+        credentials = settings.credentials()
+        assert settings.target.token_url is not None
+        self._url = settings.target.token_url
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret.reveal(),
+            "scope": _SCOPES,
+        }
+        redactor().register(credentials.client_secret)
+        self._timeout = timeout
+        self._token = ""
+        self._renew_at = 0.0
+
+    def value(self) -> str:
+        if time.monotonic() >= self._renew_at:
+            try:
+                answer = httpx.post(self._url, data=self._form, timeout=self._timeout)
+            except httpx.RequestError as exc:
+                raise InfrastructureError(f"the token endpoint does not answer ({type(exc).__name__})") from None
+            if answer.status_code != 200:
+                raise InfrastructureError(f"the token endpoint answered {answer.status_code}: {answer.text[:200]}")
+            body = answer.json()
+            self._token = str(body["access_token"])
+            redactor().register(self._token)
+            lifetime = float(body.get("expires_in", 300))
+            self._renew_at = time.monotonic() + max(1.0, min(lifetime / 2, lifetime - 30))
+        return self._token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.value()}"}
+
+
+def _model_state(entry: Mapping[str, Any]) -> LockerState:
+    """A locker entry of ``/_sim/state`` as the model's ``LockerState``."""
+    opened = entry.get("opened_with")
+    return LockerState(
+        status=LockerStatus[str(entry["status"]).upper()],
+        holder=entry.get("holder"),
+        reservation_id=entry.get("reservation_id"),
+        reservation_expires_at=entry.get("reservation_expires_at"),
+        token_expires_at=entry.get("token_expires_at"),
+        epoch=int(entry.get("epoch", 0)),
+        door_open=bool(entry.get("door_open")),
+        opened_with=TokenKind(opened) if opened else None,
+    )
+
+
+class ControlPlaneWitness:
+    """Takes the sandbox's model snapshot (``/_sim/state``) just before each locker call."""
+
+    def __init__(self, control: ClockControl, actor: str) -> None:
+        self._control = control
+        self._actor = actor
+        self._records = RecentBefores()
+
+    def observe(self, case: Case) -> None:
+        if operation_id(case) not in MODEL_OPERATIONS:
+            return
+        taken = time.perf_counter()
+        snapshot = self._control.state()
+        lockers = snapshot["lockers"]
+        self._records.put(
+            case,
+            Before(
+                actor=self._actor,
+                now=float(snapshot["now"]),
+                taken=taken,
+                towers={int(entry["id"]): str(entry["tower_id"]).upper() for entry in lockers},
+                states={int(entry["id"]): _model_state(entry) for entry in lockers},
+            ),
+        )
+
+    def before(self, case: Case) -> Before | None:
+        return self._records.get(case)
+
+
+class ApiWitness:
+    """Reads the locker through the API just before each call on it (a target without ``/_sim``)."""
+
+    def __init__(self, http: httpx.Client, bearer: BearerToken, actor: str, pins: Pins) -> None:
+        self._http = http
+        self._bearer = bearer
+        self._actor = actor
+        self._pins = pins
+        self._records = RecentBefores()
+
+    def observe(self, case: Case) -> None:
+        tower, locker_id = case.path_parameters.get("tower_id"), case.path_parameters.get("locker_id")
+        if operation_id(case) not in MODEL_OPERATIONS or not isinstance(tower, str) or not _is_tower(tower):
+            return
+        if not isinstance(locker_id, int) or not _is_id(locker_id):
+            return
+        taken = time.perf_counter()
+        answer = self._http.get(f"/api/v1/towers/{tower}/lockers/{locker_id}", headers=self._bearer.headers())
+        body = answer.json() if answer.status_code == 200 else None
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, dict):
+            return
+        try:
+            shown = LockerStatus.from_wire(str(status.get("name")), status.get("id"))
+        except (KeyError, ValueError):
+            return
+        date = answer.headers.get("date")
+        now = _epoch(date) if date else time.time()
+        owner = str(tower).upper() if locker_id in self._pins.lockers.get(str(tower).upper(), ()) else ""
+        self._records.put(case, Before(self._actor, now, taken, towers={locker_id: owner}, shown={locker_id: shown}))
+
+    def before(self, case: Case) -> Before | None:
+        return self._records.get(case)
+
+
+def _epoch(date: str) -> float:
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(date).timestamp()
+
+
+@dataclass
+class ContractTarget:
+    """Everything the contract tests need to call the target and judge its answers."""
+
+    settings: Settings
+    actor: str
+    bearer: BearerToken
+    pins: Pins
+    witness: ControlPlaneWitness | ApiWitness
+    http: httpx.Client
+    control: ClockControl | None = None
+    app: Any = None  # the embedded sandbox's ASGI app: Schemathesis calls it in process
+    stats: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: Whether a call since the last clean slate may have left something held.
+    dirty: bool = True
+
+    def call_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``case.call``: the transport and the bearer token."""
+        transport: dict[str, Any] = (
+            {"app": self.app} if self.app is not None else {"base_url": str(self.http.base_url).rstrip("/")}
+        )
+        return {**transport, "headers": self.bearer.headers()}
+
+    def clean_slate(self) -> None:
+        """Free what earlier examples hold, so they do not make every later reserve a 409."""
+        if not self.dirty:
+            return
+        if self.control is not None:
+            free_every_hold(self.control)
+        else:
+            self.give_back()
+        self.dirty = False
+
+    def answered(self, case: Case, response: Response) -> None:
+        """Note an answer: count it, register the secrets it carries, and remember that a granted
+        hold needs a clean slate."""
+        status_code = response.status_code
+        key = (operation_id(case), status_code)
+        self.stats[key] = self.stats.get(key, 0) + 1
+        if 200 <= status_code < 300:
+            if key[0] in _SECRET_BEARING:
+                # payload_auth, session_seed, access_token, linkToken: masked in every report from now on.
+                with contextlib.suppress(ValueError):
+                    redactor().register_fields(response.json())
+            if key[0] in _HOLDING_OPERATIONS:
+                self.dirty = True
+
+    def give_back(self) -> None:
+        """Release every locker this identity holds (bounded: two releases a locker)."""
+        headers = self.bearer.headers()
+        for _ in range(_GIVE_BACK_ROUNDS):
+            answer = self.http.get("/api/v1/users/me/assigned-lockers", headers=headers)
+            held = answer.json() if answer.status_code == 200 else []
+            if not isinstance(held, list) or not held:
+                return
+            for locker in held[:50]:
+                if isinstance(locker, dict) and _is_id(locker.get("id")) and _is_tower(locker.get("towerId")):
+                    self.http.post(
+                        f"/api/v1/towers/{locker['towerId']}/lockers/{locker['id']}/release-locker",
+                        json={},
+                        headers=headers,
+                    )
+
+
+def load_pins(http: httpx.Client, bearer: BearerToken, tower: str, other_towers: tuple[str, ...] = ()) -> Pins:
+    """The target's real ids: the lockers of the configured tower (and others named), the locations."""
+    headers = bearer.headers()
+    lockers: dict[str, tuple[int, ...]] = {}
+    for name in (tower, *other_towers):
+        answer = http.get(f"/api/v1/towers/{name}/lockers", headers=headers)
+        if answer.status_code != 200:
+            raise InfrastructureError(f"listing the lockers of tower {name} answered {answer.status_code}")
+        found_ids = (_as_id(locker.get("id")) for locker in answer.json() if isinstance(locker, dict))
+        ids = tuple(locker_id for locker_id in found_ids if locker_id is not None)
+        if ids:
+            lockers[name.upper()] = ids
+    answer = http.get("/api/v1/locations/", headers=headers)
+    found = answer.json() if answer.status_code == 200 else []
+    locations = tuple(item["id"] for item in found if isinstance(item, dict) and _is_id(item.get("id")))
+    towers = tuple(name for name in (tower.upper(), *(t.upper() for t in other_towers)) if name in lockers)
+    if not towers:
+        raise InfrastructureError(f"tower {tower} has no lockers the suite could pin")
+    return Pins(towers, lockers, locations)

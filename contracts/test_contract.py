@@ -1,0 +1,131 @@
+"""The API contract: Schemathesis over contracts/harbor-api.yaml against the configured target.
+
+Every operation gets all of Schemathesis's default checks plus the locker checks of
+``contract_checks``, with positive and negative data, in the examples, coverage and fuzzing
+phases; then the stateful phase follows the document's links (list -> reserve -> drop-off token
+-> pickup token, ...) with real tower and locker ids pinned, so links are really followed.
+
+The document is loaded from this folder, never from the target: it is the contract the target is
+held to (the virtual sandbox serves the very same file; Harbor's own ``/openapi.json`` need not).
+On ``local`` the calls go to the embedded sandbox's ASGI app in process, as ``from_asgi`` would
+(``schemathesis.pytest.from_fixture`` cannot build per-operation tests on pytest 9, so the schema
+is built at import and the transport given per call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from contract_checks import CHECK_NAMES, Case
+from contract_session import active_target, budget, schemathesis_config
+from contract_target import ContractTarget
+from schemathesis import Response
+
+pytestmark = pytest.mark.contract
+
+DOCUMENT = Path(__file__).with_name("harbor-api.yaml")
+
+schema = schemathesis.openapi.from_path(DOCUMENT, config=schemathesis_config())
+
+
+@schema.hook
+def map_path_parameters(context: schemathesis.HookContext, path_parameters: dict[str, Any]) -> dict[str, Any]:
+    """Generated tower, locker and location ids become the target's real ones (valid values only)."""
+    target = active_target()
+    return path_parameters if target is None else target.pins.path(path_parameters)
+
+
+@schema.hook
+def map_body(context: schemathesis.HookContext, body: Any) -> Any:
+    """A locker-open request names a real locker or location, or it could only ever answer 404."""
+    target = active_target()
+    return body if target is None else target.pins.body(body)
+
+
+@schema.parametrize()
+def test_operation_keeps_the_contract(case: Case, contract_target: ContractTarget) -> None:
+    """Each operation answers as the document and the locker model promise, for valid and invalid input."""
+    contract_target.clean_slate()
+    contract_target.witness.observe(case)
+    kwargs = contract_target.call_kwargs()
+    response = case.call(**kwargs)
+    contract_target.answered(case, response)
+    case.validate_response(response, headers=kwargs["headers"], transport_kwargs=kwargs)
+
+
+# -- the stateful phase -------------------------------------------------------------------------------
+
+
+@dataclass
+class StatefulRun:
+    """One run of the stateful phase: answers by (operationId, status), and what failed, if anything."""
+
+    answers: dict[tuple[str, int], int] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+@pytest.fixture(scope="session")
+def stateful_run(contract_target: ContractTarget) -> StatefulRun:
+    """The stateful phase, run once for the tests below."""
+    target = contract_target
+    chosen = budget()
+
+    class LockerLinks(schema.as_state_machine()):  # type: ignore[misc]
+        """Scenarios along the document's links; every scenario starts from a clean slate."""
+
+        def setup(self) -> None:
+            target.dirty = True  # a scenario starts from a clean slate, whatever the last one left
+            target.clean_slate()
+
+        def before_call(self, case: Case) -> None:
+            target.witness.observe(case)
+
+        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+            return target.call_kwargs()
+
+        def after_call(self, response: Response, case: Case) -> None:
+            super().after_call(response, case)
+            target.answered(case, response)
+
+    run = StatefulRun()
+    target.stats.clear()
+    settings = hypothesis.settings(
+        max_examples=chosen.stateful_scenarios,
+        stateful_step_count=chosen.stateful_steps,
+        deadline=None,
+        database=None,
+        derandomize=chosen.seed is None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+    try:
+        LockerLinks.run(settings=settings)
+    except (Exception, BaseExceptionGroup) as exc:  # Schemathesis's FailureGroup is a BaseExceptionGroup
+        run.error = exc  # kept for the test that reports it; the reach test still reads the answers
+    run.answers = dict(target.stats)
+    return run
+
+
+def test_stateful_links_keep_the_contract(stateful_run: StatefulRun) -> None:
+    """Calls chained along the document's links keep every check, the locker checks included."""
+    if stateful_run.error is not None:
+        raise stateful_run.error
+
+
+def test_stateful_phase_reaches_the_token_operation(stateful_run: StatefulRun) -> None:
+    """The stateful phase follows links as far as a drop-off token (201): real ids are pinned, links work."""
+    reached = stateful_run.answers.get(("createDropoffToken", 201), 0)
+    seen = sorted(f"{op} {status}: {count}" for (op, status), count in stateful_run.answers.items())
+    assert reached > 0, "the stateful phase never got a drop-off token (201); answers: " + ", ".join(seen)
+
+
+def test_locker_checks_are_registered() -> None:
+    """Every locker check is registered with Schemathesis under the name it is reported by."""
+    from schemathesis.checks import CHECKS
+
+    registered = {check.__name__ for check in CHECKS.get_all()}
+    assert set(CHECK_NAMES) <= registered

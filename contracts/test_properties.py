@@ -1,0 +1,125 @@
+"""The locker flow's properties: a Hypothesis state machine over two parties, and race and token oracles.
+
+The state machine (``contract_machine.LockerFlow``) runs twice: over the REST API alone (any
+target), and with the tower's doors and the virtual clock (a virtual sandbox's control plane;
+elsewhere it is skipped, saying why). The oracles (``contract_oracles``) then ask what a generated
+sequence rarely asks sharply: many parallel reserves of one locker, parallel tokens from a
+non-owner, and a token presented after it expired, at another door, at another tower, and after
+the pickup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import hypothesis
+import pytest
+from contract_machine import FlowWorld, LockerFlow, Party
+from contract_oracles import RACE_ORACLES, TOKEN_ORACLES
+
+from harness.api import HarborClient
+from harness.config import Settings
+from harness.errors import UsageError
+from harness.model import LockerStatus
+from harness.pytest_plugin import ControlPlane, HarborOptions
+from harness.testing import LOCAL_OTHER_TOWER, fresh_world
+
+pytestmark = pytest.mark.property
+
+#: Examples and steps per machine at the default budget (``--harbor-budget``).
+FLOW_EXAMPLES = 25
+FLOW_STEPS = 30
+#: Lockers the machine acts on: enough for two parties to meet, few enough that they do.
+FLOW_LOCKERS = 3
+
+
+@pytest.fixture(scope="session")
+def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, tower: str) -> Iterator[FlowWorld]:
+    """The two parties (service providers), the tower and the lockers the machine and oracles act on."""
+    try:
+        second = harbor_target.second_credentials()
+    except UsageError as exc:
+        pytest.skip(f"the flow's properties need two identities: {exc}")
+    control = harbor_control_plane.control
+    if control is not None:
+        fresh_world(control)
+    with HarborClient(harbor_target) as main_api, HarborClient(harbor_target, credentials=second) as second_api:
+        free = sorted(locker.id for locker in main_api.list_lockers(tower) if locker.status is LockerStatus.AVAILABLE)
+        if len(free) < FLOW_LOCKERS:
+            pytest.skip(f"tower {tower} has {len(free)} available lockers; the properties need {FLOW_LOCKERS}")
+        yield FlowWorld(
+            main=Party("main", harbor_target.credentials().client_id, main_api),
+            second=Party("second", second.client_id, second_api),
+            tower=tower,
+            lockers=tuple(free[:FLOW_LOCKERS]),
+            control=control,
+        )
+
+
+def flow_settings(options: HarborOptions, seed: object) -> hypothesis.settings:
+    """The machine's settings at this run's budget; repeatable unless ``--hypothesis-seed`` picks a sequence."""
+    return hypothesis.settings(
+        max_examples=options.scaled(FLOW_EXAMPLES, minimum=3),
+        stateful_step_count=FLOW_STEPS,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+
+
+def test_locker_flow_over_rest_keeps_the_model(flow_world: FlowWorld, pytestconfig: pytest.Config) -> None:
+    """Reserve, cancel, release and tokens by two parties, in any order, answer as the model predicts."""
+    settings = flow_settings(HarborOptions.of(pytestconfig), pytestconfig.getoption("hypothesis_seed", None))
+    hypothesis.stateful.run_state_machine_as_test(LockerFlow.bound(flow_world, doors=False), settings=settings)
+
+
+def test_locker_flow_with_doors_and_clock_keeps_the_model(
+    flow_world: FlowWorld, harbor_control_plane: ControlPlane, pytestconfig: pytest.Config
+) -> None:
+    """The whole flow (tokens opening doors, doors closing, time passing) answers as the model predicts."""
+    control = harbor_control_plane.control
+    if control is None:
+        pytest.skip(f"door and clock rules need the tower's firmware and clock: {harbor_control_plane.missing}")
+    if not control.state().get("uplink", True):
+        pytest.skip("door rules need a sandbox whose towers report door events at once (uplink on)")
+    settings = flow_settings(HarborOptions.of(pytestconfig), pytestconfig.getoption("hypothesis_seed", None))
+    hypothesis.stateful.run_state_machine_as_test(LockerFlow.bound(flow_world, doors=True), settings=settings)
+
+
+# -- oracles ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_world(harbor_control_plane: ControlPlane, flow_world: FlowWorld) -> Iterator[FlowWorld]:
+    """A seeded world for each oracle on a sandbox (switches kept); elsewhere, what it held given back."""
+    if harbor_control_plane.control is not None:
+        fresh_world(harbor_control_plane.control)
+    yield flow_world
+    if harbor_control_plane.control is None:
+        flow_world.give_back()
+
+
+@pytest.fixture
+def world_with_doors(clean_world: FlowWorld, harbor_control_plane: ControlPlane) -> FlowWorld:
+    """The world, when its tower's doors can be reached; skips, saying why, otherwise."""
+    if harbor_control_plane.control is None:
+        pytest.skip(
+            f"presenting tokens at doors and moving the clock need a virtual sandbox: {harbor_control_plane.missing} "
+            "(at a bench tower, hw_tests/test_wrong_tokens.py presents wrong tokens over BLE)"
+        )
+    return clean_world
+
+
+@pytest.mark.parametrize("oracle", sorted(RACE_ORACLES))
+def test_race(oracle: str, clean_world: FlowWorld, harbor_options: HarborOptions) -> None:
+    """Calls sent at once still keep the locker's promises (one winner; no token for a non-owner)."""
+    RACE_ORACLES[oracle](clean_world, harbor_options.race)
+
+
+@pytest.mark.parametrize("oracle", sorted(TOKEN_ORACLES))
+def test_token_lifecycle(oracle: str, world_with_doors: FlowWorld) -> None:
+    """A token opens only its own locker, on its own tower, while it is valid, for its own tenancy."""
+    if oracle == "token_is_refused_on_another_tower" and world_with_doors.tower.upper() == LOCAL_OTHER_TOWER:
+        pytest.skip(f"the tower under test is {LOCAL_OTHER_TOWER}: no second tower to present the token at")
+    TOKEN_ORACLES[oracle](world_with_doors)
