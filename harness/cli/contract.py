@@ -1,0 +1,146 @@
+"""``locker-harness contract``: the contract suite (Schemathesis over the API document, with the locker checks).
+
+Runs ``contracts/test_contract.py`` in a child pytest against the target (``local`` starts the
+virtual sandbox for it), within ``--budget`` seconds: the generated examples scale with the
+budget, and a suite still running when it ends is stopped (exit 4). Prints a summary and leaves
+JUnit, Allure results and ``summary.md``/``summary.json`` under ``reports/<run-id>/``. Exit 0 all
+green, 1 a check failed, 2 usage, 4 could not test, 130 interrupted.
+
+``run_suite`` is shared with ``locker-harness props``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Final, cast
+
+import typer
+
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    ProductionWritesOption,
+    SimBugOption,
+    TargetOption,
+    TowerOption,
+    VerboseOption,
+    run_command,
+)
+from harness.cli._sandbox import embedded_sandbox
+from harness.config import Settings, TargetKind, load_settings
+from harness.errors import UsageError
+from harness.report import TargetInfo, fit_table, run_table
+from harness.run import PytestStage, Stage, execute, new_context
+
+__all__ = ["BudgetOption", "NoControlPlaneOption", "SeedOption", "command", "run_suite"]
+
+#: Seconds a suite command may take unless told otherwise.
+DEFAULT_BUDGET_S: Final = 120.0
+#: The share of the budget the generated examples are sized for: the rest is headroom for a slower
+#: machine, start-up and the reports (the suite's examples are sized by estimate, not by a clock).
+_EXAMPLE_SHARE: Final = 1 / 6
+#: Failures listed under the summary table; the rest are in the reports.
+_SHOWN_FAILURES: Final = 10
+
+BudgetOption = Annotated[
+    float,
+    typer.Option(
+        "--budget",
+        min=30.0,
+        help="Seconds the suite may take; its generated examples scale with it (default: the suite's defaults).",
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the generated examples (Hypothesis, Schemathesis).")]
+NoControlPlaneOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-control-plane",
+        help="Treat the target as having no /_sim control plane, as Harbor's sandbox has none "
+        "(tests that need doors or the virtual clock skip, saying why).",
+    ),
+]
+
+
+def run_suite(
+    out: Output,
+    name: str,
+    paths: Sequence[str],
+    *,
+    target: str | None,
+    tower: str | None,
+    budget: float,
+    seed: int,
+    sim_bugs: Sequence[str],
+    config: str | None,
+    allow_production_writes: bool,
+    extra_args: Sequence[str] = (),
+) -> int:
+    """Run a suite of ``contracts/`` as the stage ``name`` in a child pytest; its exit code."""
+    settings = load_settings(
+        {"target": target, "tower_id": tower, "config": config, "allow_production_writes": allow_production_writes}
+    )
+    args = ("--harbor-budget", f"{max(budget * _EXAMPLE_SHARE, 1.0):g}", *extra_args)
+    stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args)
+    if settings.target.kind is TargetKind.LOCAL:
+        with embedded_sandbox(settings, bugs=sim_bugs) as sandbox:
+            return _execute(out, stage, sandbox.settings, budget=budget, seed=seed, sim_bugs=sim_bugs)
+    if sim_bugs:
+        raise UsageError("--sim-bug applies to --target local only")
+    settings.check_writes_allowed(f"run the {name} suite (it reserves lockers and creates tokens)")
+    settings.credentials()  # name the missing variables before anything starts
+    return _execute(out, stage, settings, budget=budget, seed=seed, sim_bugs=())
+
+
+def _execute(
+    out: Output, stage: PytestStage, settings: Settings, *, budget: float, seed: int, sim_bugs: Sequence[str]
+) -> int:
+    out.say(
+        f"{stage.name}: {' '.join(stage.paths)} against {settings.target.name} ({settings.target.api_url}), "
+        f"budget {budget:g} s, seed {seed}"
+    )
+    info = TargetInfo(name=settings.target.name, url=settings.target.api_url, tower=settings.tower_id)
+    context = new_context(
+        settings=settings, target=info, redactor=out.redactor, budget_s=budget, seed=seed, sim_bugs=sim_bugs
+    )
+    context.environment.update({"stages": stage.name, "sim.bugs": ",".join(sim_bugs) or "-"})
+    # A frozen dataclass's name is read-only; the Stage protocol spells it as a plain attribute.
+    run = execute([cast(Stage, stage)], context)
+    out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
+    failures = [failure for result in run.stages for failure in result.failures]
+    for failure in failures[:_SHOWN_FAILURES]:
+        out.say(f"  {failure.kind.value}: {failure.name}: {failure.message.splitlines()[0] if failure.message else ''}")
+    if len(failures) > _SHOWN_FAILURES:
+        out.say(f"  ... and {len(failures) - _SHOWN_FAILURES} more in the reports")
+    out.say(f"reports: {context.reports_dir}")
+    return int(run.exit_code)
+
+
+def command(
+    target: TargetOption = None,
+    tower: TowerOption = None,
+    budget: BudgetOption = DEFAULT_BUDGET_S,
+    seed: SeedOption = 0,
+    sim_bug: SimBugOption = None,
+    no_control_plane: NoControlPlaneOption = False,
+    config: ConfigOption = None,
+    allow_production_writes: ProductionWritesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Check the API against its document and the locker model (Schemathesis, stateful links included)."""
+
+    def body(out: Output) -> int:
+        return run_suite(
+            out,
+            "contract",
+            ("contracts/test_contract.py",),
+            target=target,
+            tower=tower,
+            budget=budget,
+            seed=seed,
+            sim_bugs=sim_bug or (),
+            config=str(config) if config is not None else None,
+            allow_production_writes=allow_production_writes,
+            extra_args=("--harbor-no-control-plane",) if no_control_plane else (),
+        )
+
+    run_command(body, verbose=verbose)
