@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import bench, cleanup, history, hw, load, report, run, sim, smoke, soak
+from harness.cli import bench, cleanup, contract, history, hw, load, props, report, run, sim, smoke, soak
 from harness.cli._common import OneLineErrors
 
 __all__ = ["app", "main"]
@@ -25,6 +25,8 @@ app = typer.Typer(
 
 app.command("smoke")(smoke.command)
 app.command("hw")(hw.command)
+app.command("contract")(contract.command)
+app.command("props")(props.command)
 app.command("sim")(sim.command)
 app.command("run")(run.command)
 app.command("report")(report.command)
