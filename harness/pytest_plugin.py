@@ -161,6 +161,28 @@ def redact_report_text(text: str) -> str:
     return redactor().text(_CUT_SECRET.sub(lambda match: f'{match.group(1)}{MASK}"', text))
 
 
+def _redact_longrepr(longrepr: object) -> object:
+    """A failure's report with its texts masked, its structure (crash line, entries) kept for the writers."""
+    if isinstance(longrepr, str):
+        return redact_report_text(longrepr)
+    chain = getattr(longrepr, "chain", None)
+    parts = [(tb, crash) for tb, crash, _ in chain] if isinstance(chain, list) else []
+    if not parts:
+        parts = [(getattr(longrepr, "reprtraceback", None), getattr(longrepr, "reprcrash", None))]
+    for traceback, crash in parts:
+        if crash is not None and isinstance(getattr(crash, "message", None), str):
+            crash.message = redact_report_text(crash.message)
+        for entry in getattr(traceback, "reprentries", ()):
+            if isinstance(getattr(entry, "lines", None), list | tuple):
+                entry.lines = [redact_report_text(line) for line in entry.lines]
+    sections = getattr(longrepr, "sections", None)
+    if isinstance(sections, list):
+        longrepr.sections = [  # type: ignore[attr-defined]
+            (name, redact_report_text(content), sep) for name, content, sep in sections
+        ]
+    return longrepr
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -172,10 +194,7 @@ def pytest_runtest_makereport(
     """
     report = yield
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
-        text = str(report.longrepr)
-        masked = redact_report_text(text)
-        if masked != text:
-            report.longrepr = masked
+        report.longrepr = _redact_longrepr(report.longrepr)  # type: ignore[assignment]
     report.sections = [(title, redact_report_text(content)) for title, content in report.sections]
     return report
 
