@@ -8,6 +8,7 @@ the lockers before each call, and a clean slate between examples.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -23,8 +24,10 @@ from harness.testing import LOCAL_OTHER_TOWER, ClockControl, InProcessControl
 
 def pytest_configure(config: pytest.Config) -> None:
     # test_contract.py builds its Schemathesis schema when it is imported: give it the budget now.
-    seed = config.getoption("hypothesis_seed", default=None)
-    remember(HarborOptions.of(config), int(seed) if seed is not None else None)
+    # --hypothesis-seed, else the run's seed (locker-harness run passes it to every stage's child).
+    given = config.getoption("hypothesis_seed", default=None)
+    seed = given or os.environ.get("LOCKER_HARNESS_SEED") or None
+    remember(HarborOptions.of(config), int(seed) if seed is not None else None, hypothesis_seeded=given is not None)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,9 @@ _DEFAULT_SEED: Final = 0
 @dataclass(frozen=True, slots=True)
 class Budget:
     options: HarborOptions
-    seed: int | None  # --hypothesis-seed, if given
+    seed: int | None  # --hypothesis-seed or the run's seed, if given
+    #: Whether Hypothesis was given a seed (--hypothesis-seed): else the stateful phase is derandomized.
+    hypothesis_seeded: bool = False
 
     @property
     def examples_per_operation(self) -> int:
@@ -52,9 +54,9 @@ _BUDGET: list[Budget] = []
 _TARGET: list[ContractTarget] = []
 
 
-def remember(options: HarborOptions, seed: int | None) -> None:
+def remember(options: HarborOptions, seed: int | None, *, hypothesis_seeded: bool) -> None:
     """Called by the conftest at configure time."""
-    _BUDGET[:] = [Budget(options, seed)]
+    _BUDGET[:] = [Budget(options, seed, hypothesis_seeded)]
 
 
 def budget() -> Budget:

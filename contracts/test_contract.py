@@ -99,7 +99,7 @@ def stateful_run(contract_target: ContractTarget) -> StatefulRun:
         stateful_step_count=chosen.stateful_steps,
         deadline=None,
         database=None,
-        derandomize=chosen.seed is None,
+        derandomize=not chosen.hypothesis_seeded,
         suppress_health_check=list(hypothesis.HealthCheck),
     )
     try:
@@ -119,6 +119,8 @@ def test_stateful_links_keep_the_contract(stateful_run: StatefulRun) -> None:
 def test_stateful_phase_reaches_the_token_operation(stateful_run: StatefulRun) -> None:
     """The stateful phase follows links as far as a drop-off token (201): real ids are pinned, links work."""
     reached = stateful_run.answers.get(("createDropoffToken", 201), 0)
+    if not reached and stateful_run.error is not None:
+        pytest.skip("the stateful phase stopped at a failure before a token: see test_stateful_links_keep_the_contract")
     seen = sorted(f"{op} {status}: {count}" for (op, status), count in stateful_run.answers.items())
     assert reached > 0, "the stateful phase never got a drop-off token (201); answers: " + ", ".join(seen)
 
