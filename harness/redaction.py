@@ -62,6 +62,8 @@ SECRET_KEYS: Final = frozenset(
     }
 )
 
+#: Ephemeral secrets (learnt from answers) kept at most: enough for every token a run holds at once.
+_RECENT_MAX: Final = 4096
 #: Values shorter than this are not registered: masking every "1" would make output unreadable,
 #: and no real secret is that short.
 _MIN_SECRET_LENGTH: Final = 6
@@ -135,28 +137,45 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | Secret] = ()) -> None:
         self._lock = threading.Lock()
         self._values: frozenset[str] = frozenset()
+        #: Secrets learnt from answers (a token's payload_auth): the newest ``_RECENT_MAX``, oldest
+        #: first. A soak makes tens of thousands of tokens, each dead after its delivery.
+        self._recent: dict[str, None] = {}
         self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.register(secret)
 
-    def register(self, secret: str | bytes | Secret | None) -> None:
-        """Remember a live secret so that every later output hides it.
-
-        Bytes (a session seed or key) are registered as the hex the harness would print them as,
-        in both cases; a string as itself and URL-encoded (a form body, a query string).
-        """
-        if secret is None:
-            return
+    @staticmethod
+    def _forms(secret: str | bytes | Secret) -> set[str]:
         if isinstance(secret, bytes):
             forms = {secret.hex(), secret.hex().upper()}
         else:
             value = secret.reveal() if isinstance(secret, Secret) else secret
             forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-        forms = {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
+        return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
+
+    def register(self, secret: str | bytes | Secret | None, *, ephemeral: bool = False) -> None:
+        """Remember a live secret so that every later output hides it.
+
+        Bytes (a session seed or key) are registered as the hex the harness would print them as,
+        in both cases; a string as itself and URL-encoded (a form body, a query string).
+        ``ephemeral`` secrets (one token's) are kept among the newest few thousand only; the key
+        patterns still hide an older one wherever its key is shown.
+        """
+        if secret is None:
+            return
+        forms = self._forms(secret)
         with self._lock:
-            if forms <= self._values:
-                return
-            self._values = self._values | forms
+            if ephemeral:
+                new = [form for form in forms if form not in self._recent and form not in self._values]
+                if not new:
+                    return
+                self._recent.update(dict.fromkeys(new))
+                while len(self._recent) > _RECENT_MAX:
+                    del self._recent[next(iter(self._recent))]
+            else:
+                if forms <= self._values:
+                    return
+                self._values = self._values | forms
             # Compiled on the next text() only: a long run registers thousands of token secrets,
             # and recompiling the whole alternation on each one made registering quadratic.
             self._pattern = None
@@ -164,12 +183,12 @@ class Redactor:
     def _compiled(self) -> re.Pattern[str] | None:
         """The pattern of every registered value, compiled once per change of the set."""
         pattern = self._pattern
-        if pattern is not None or not self._values:
+        if pattern is not None or not (self._values or self._recent):
             return pattern
         with self._lock:
-            if self._pattern is None and self._values:
+            if self._pattern is None and (self._values or self._recent):
                 # Longest first, so a secret that contains another is hidden whole.
-                alternatives = sorted(self._values, key=len, reverse=True)
+                alternatives = sorted(self._values | self._recent.keys(), key=len, reverse=True)
                 self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
             return self._pattern
 
@@ -195,12 +214,12 @@ class Redactor:
             return
         for key, item in items:
             if isinstance(key, str) and is_secret_key(key) and isinstance(item, str | bytes | Secret):
-                self.register(item)
+                self.register(item, ephemeral=True)
             else:
                 self._register_fields(item, depth + 1)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) + len(self._recent)
 
     def text(self, text: str) -> str:
         """``text`` with every registered secret and every ``key=value`` of a secret key masked."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,3 +80,16 @@ def test_tree_rewrites_text_files_and_leaves_binary_ones(tmp_path: Path) -> None
     assert "canary-secret-value" not in csv.read_text() and JWT not in har.read_text()
     assert png.read_bytes() == b"\x89PNG canary-secret-value"
     assert clean.read_text() == "nothing secret\n"
+
+
+def test_secrets_learnt_from_answers_are_bounded_and_cheap() -> None:
+    """Ten thousand tokens' secrets register quickly; the newest are hidden, the set stays bounded, and the
+    client secret is never pushed out."""
+    redactor = Redactor([Secret("the-client-secret")])
+    started = time.perf_counter()
+    for n in range(10_000):
+        redactor.register_fields({"payload_auth": f"{n:064x}"})
+    assert time.perf_counter() - started < 2.0
+    assert len(redactor) <= 4096 + 1
+    newest = f"{9_999:064x}"
+    assert redactor.text(f"{newest} the-client-secret") == f"{MASK} {MASK}"
