@@ -1,0 +1,48 @@
+"""The pytest plugin: light to load, its fixtures on the embedded sandbox, and the README's example kept true."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.config import Settings, TargetKind
+from harness.pytest_plugin import redact_report_text
+from harness.sim import SimControl, VirtualSandbox
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_loading_the_plugin_imports_no_engine() -> None:
+    """Importing the plugin (every pytest run does) loads neither bleak, bumble, fastapi, uvicorn nor locust."""
+    engines = ("bleak", "bumble", "fastapi", "uvicorn", "locust", "schemathesis", "hypothesis")
+    code = f"import sys, harness.pytest_plugin; print(sorted(set({engines!r}) & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_readme_shows_the_example_that_runs_here() -> None:
+    """The README's plugin example is test_plugin_example.py, line for line (without its docstring)."""
+    example = (Path(__file__).with_name("test_plugin_example.py")).read_text(encoding="utf-8")
+    body = example.split('"""', 2)[2].strip()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert body in [block.strip() for block in blocks]
+
+
+def test_local_target_has_two_identities_and_a_control_plane(
+    harbor_target: Settings, virtual_sandbox: VirtualSandbox, sim_control: SimControl
+) -> None:
+    """On local the plugin starts one sandbox for the session, with two identities and its /_sim."""
+    assert harbor_target.target.kind is TargetKind.LOCAL
+    assert harbor_target.target.api_url == virtual_sandbox.url
+    assert harbor_target.credentials().client_id != harbor_target.second_credentials().client_id
+    assert "double_booking" in sim_control.bugs()
+
+
+def test_failing_reports_show_no_token_secret() -> None:
+    """A secret key's value is masked in a report, also when the report cut the value short."""
+    cut = '[201] Created: `{"id":7,"payload":"a1b2","payload_auth":"ab89fbecd44 // Output truncated...`'
+    assert "ab89" not in redact_report_text(cut)
+    assert "c0ffee" not in redact_report_text('{"session_seed": "c0ffeec0ffee", "id": 1}')

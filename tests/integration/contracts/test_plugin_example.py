@@ -1,0 +1,17 @@
+"""The README's pytest-plugin example, run as it is printed there (test_plugin.py keeps the two the same)."""
+
+from harness import HarborClient, LockerStatus
+from harness.api import Locker
+from harness.flow import Delivery
+
+
+def test_my_app_gives_back_a_locker(harbor_api: HarborClient, tower: str, available_locker: Locker) -> None:
+    """My integration can hold a locker and give it back."""
+    harbor_api.reserve(tower, available_locker.id, duration=120)
+    harbor_api.release_locker(tower, available_locker.id)
+    assert harbor_api.get_locker(tower, available_locker.id).status is LockerStatus.AVAILABLE
+
+
+def test_a_whole_delivery_takes_under_two_seconds(delivery: Delivery) -> None:
+    """The seed's delivery, doors included, takes under two seconds."""
+    assert delivery.total_ns < 2_000_000_000
