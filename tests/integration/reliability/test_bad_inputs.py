@@ -75,7 +75,7 @@ CASES = [
     Bad("secret in the config file", ["smoke"], 2, "client_secret found in ",
         files={"locker-harness.toml": 'client_secret = "s3cr3t-from-a-file"\n'}),
     Bad("unknown option", ["smoke", "--frobnicate"], 2, "No such option: --frobnicate"),
-    Bad("unknown command", ["smokee"], 2, "No such command 'smokee'. Did you mean 'smoke'?"),
+    Bad("unknown command", ["smokee"], 2, "No such command 'smokee'. Did you mean 'smoke'"),
     Bad("bad URL", ["smoke", "--target", "http://"], 2, "--target 'http://' is not a valid URL"),
     Bad("unreachable host", ["smoke", "--target", "{closed}"], 4, "does not answer", env=DEMO),
     Bad("wrong credentials", ["smoke", "--target", "{url}"], 2, "refused client 'demo-provider'",
