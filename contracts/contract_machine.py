@@ -174,8 +174,9 @@ class _Branch:
 
 
 def _describe(answer: Answer) -> str:
+    """How a call's answer reads in a failure: ``granted it (rented)`` or ``refused with 409``."""
     if isinstance(answer, Granted):
-        return f"granted ({answer.shown.wire_name})" if answer.shown else "granted"
+        return f"granted it ({answer.shown.wire_name})" if answer.shown else "granted it"
     return f"refused with {answer}"
 
 
@@ -247,17 +248,24 @@ class LockerFlow(RuleBasedStateMachine):
                     return self._adopt(locker_id, branch)
             elif answer == expected:
                 return self._adopt(locker_id, branch)
-        self._violated(self._promise(locker_id, command, answer, branches), step, locker_id, answer, branches)
+        promise = self._promise(locker_id, command, answer, branches)
+        self._violated(promise, step, locker_id, answer, branches, read=command is None)
         return None
 
-    def _violated(self, promise: str, step: str, locker_id: int, answer: Answer, branches: list[_Branch]) -> None:
-        wanted = " or ".join(sorted({_describe(branch.answer) for branch in branches}))
+    def _violated(
+        self, promise: str, step: str, locker_id: int, answer: Answer, branches: list[_Branch], *, read: bool = False
+    ) -> None:
         before = self.models[locker_id]
         holder = f", held by {self._holder_name(before.holder)}" if before.holder else ""
-        detail = (
-            f"locker {locker_id} ({before.status.wire_name}{holder}): the API {_describe(answer)}, "
-            f"the model predicts {wanted}"
-        )
+        if read:
+            shown = answer.shown.wire_name if isinstance(answer, Granted) and answer.shown else "?"
+            wanted = " or ".join(sorted({branch.state.status.wire_name for branch in branches if branch.state}))
+            said = f"the API shows {shown}; the model predicts {wanted}"
+        else:
+            predicted = {_describe(branch.answer).replace("granted it", "granted") for branch in branches}
+            wanted = " or ".join(sorted(predicted))
+            said = f"the API {_describe(answer)}; the model predicts {wanted}"
+        detail = f"locker {locker_id} ({before.status.wire_name}{holder}): {said}"
         self.violations.append(Violation(promise, step, detail))
 
     def _adopt(self, locker_id: int, branch: _Branch) -> _Branch:
@@ -306,7 +314,7 @@ class LockerFlow(RuleBasedStateMachine):
                 continue
             held = all(branch.state is not None and branch.state.status in HELD_STATUSES for branch in branches)
             promise = AVAILABLE_LIST if shown is LockerStatus.AVAILABLE and held else STATUSES
-            self._violated(promise, step, locker_id, Granted(shown), branches)
+            self._violated(promise, step, locker_id, Granted(shown), branches, read=True)
 
     # -- rules: the flow's verbs -------------------------------------------------------------------
 
