@@ -113,10 +113,11 @@ class Before:
         return self.now - _TIME_SLACK, self.now + (time.perf_counter() - self.taken) + _TIME_SLACK
 
     def held(self, locker_id: int) -> bool | None:
-        """Whether the locker was held (reserved, rented, occupied, declined); ``None``: unknown."""
+        """Whether the locker was held (reserved, rented, occupied, declined) all through the call;
+        ``None``: unknown. A hold that may have expired during the call does not count."""
         state = self.states.get(locker_id)
         if state is not None:
-            return settle(state, self.now).status in HELD_STATUSES
+            return all(settle(state, at).status in HELD_STATUSES for at in self.window())
         shown = self.shown.get(locker_id)
         return None if shown is None else shown in HELD_STATUSES
 
