@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.config import Settings, TargetKind
 from harness.pytest_plugin import redact_report_text
 from harness.sim import SimControl, VirtualSandbox
+from harness.testing import LocalTarget, fresh_world
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -46,3 +47,34 @@ def test_failing_reports_show_no_token_secret() -> None:
     cut = '[201] Created: `{"id":7,"payload":"a1b2","payload_auth":"ab89fbecd44 // Output truncated...`'
     assert "ab89" not in redact_report_text(cut)
     assert "c0ffee" not in redact_report_text('{"session_seed": "c0ffeec0ffee", "id": 1}')
+
+
+def test_testing_module_public_names() -> None:
+    """``harness.testing`` exports the embedded sandbox for users' tests and its control-plane helpers, nothing else."""
+    import harness.testing
+
+    assert harness.testing.__all__ == [
+        "LOCAL_OTHER_TOWER",
+        "LOCAL_TOWER",
+        "ClockControl",
+        "InProcessControl",
+        "LocalTarget",
+        "free_every_hold",
+        "fresh_world",
+        "local_target",
+        "serves_control_plane",
+    ]
+
+
+def test_fresh_world_keeps_the_switches_and_faults_that_were_on(planted: LocalTarget) -> None:
+    """``fresh_world`` resets lockers and clock but keeps a planted bug and fault: a run's defect stays planted."""
+    control = planted.control
+    control.reset()
+    control.set_bugs(double_booking=True)
+    control.set_faults("latency", ms=1.0)
+    control.advance_clock(100)
+    fresh_world(control)
+    assert control.bugs()["double_booking"] is True
+    assert control.faults()["latency"]["ms"] == 1.0
+    assert control.state()["clock_offset"] == 0
+    control.reset()
