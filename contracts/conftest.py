@@ -30,6 +30,17 @@ def pytest_configure(config: pytest.Config) -> None:
     remember(HarborOptions.of(config), int(seed) if seed is not None else None, hypothesis_seeded=given is not None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Schemathesis names each operation's test "test_x[GET /path]", but on pytest 9 the node id (what
+    # JUnit, -k and the reports show) keeps only "test_x": twenty-two tests of one name. Give the id
+    # its operation back. ``_id`` is pytest's own field; nothing public sets an item's id.
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        node_id = getattr(item, "_id", None)
+        if isinstance(label, str) and node_id is not None and getattr(node_id, "params", "") is None:
+            item._id = node_id.with_params(label)
+
+
 @pytest.fixture(scope="session")
 def contract_target(
     harbor_target: Settings, harbor_control_plane: ControlPlane, tower: str, request: pytest.FixtureRequest
