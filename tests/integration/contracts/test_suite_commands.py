@@ -18,6 +18,8 @@ from harness.report import CaseOutcome, read_junit
 #: Every HARBOR_* variable unset: the commands must find local on their own, whatever the shell has.
 NO_HARBOR_ENV: dict[str, str | None] = dict.fromkeys(ENVIRONMENT)
 BUDGET = "30"
+#: The contract suite's floor (every operation's coverage cases) needs more of a budget than the properties.
+CONTRACT_BUDGET = "45"
 
 
 def _invoke(tmp_path: Path, *args: str) -> tuple[int, str, Path]:
@@ -70,7 +72,7 @@ def test_props_without_control_plane_skips_tower_tests_with_reasons(tmp_path: Pa
 
 def test_contract_without_control_plane_names_the_check_a_planted_bug_breaks(tmp_path: Path) -> None:
     """Like Harbor's sandbox (no /_sim), ``contract`` still sees a double booking and names the check."""
-    args = ("contract", "--budget", BUDGET, "--no-control-plane", "--sim-bug", "double_booking")
+    args = ("contract", "--budget", CONTRACT_BUDGET, "--no-control-plane", "--sim-bug", "double_booking")
     code, output, run = _invoke(tmp_path, *args)
     assert code == 1, output
     junit = (run / "junit" / "contract.xml").read_text(encoding="utf-8")
