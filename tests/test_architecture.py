@@ -37,6 +37,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "httpx",
     ),
     "harness/report/": ("harness.sim", "locust"),
+    "harness/history.py": ("harness.sim", "harness.api", "harness.ble", "locust"),
+    # The ledger records and gives back holds through the client; it never reaches into the sandbox.
+    "harness/ledger/": ("harness.sim", "harness.ble", "harness.report", "harness.run", "harness.cli", "locust"),
+    # The load side builds Locust's command line and reads its results: Locust itself runs in a child.
+    "harness/load/": ("locust", "gevent", "harness.sim._", "harness.ble", "harness.cli"),
+    "harness/run/": ("locust", "gevent", "harness.sim._"),
     "harness/cli/": ("locust",),
     "harness/pytest_plugin.py": ("locust", "bleak", "bumble", "fastapi"),
 }

@@ -66,8 +66,8 @@ class PytestStage:
             f"--junitxml={folder.junit(self.name)}",
             "-o",
             f"junit_suite_name={self.name}",
-            # xunit1 keeps the properties tests record (record_property): the rig reports its
-            # percentiles that way, and xunit2 turns them into a warning, an error under -W error.
+            # xunit1 keeps the properties tests record (record_property), as pyproject.toml says;
+            # repeated here for suites run from a folder without that configuration.
             "-o",
             "junit_family=xunit1",
             f"--alluredir={folder.allure_results}",
