@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,18 @@ def test_plots_are_byte_stable_for_the_same_data(tmp_path: Path, make_latencies:
     [first] = plot_latencies(latencies, tmp_path / "a", stage="load")
     [second] = plot_latencies(latencies, tmp_path / "b", stage="load")
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_a_plot_costs_well_under_a_tenth_of_a_second(tmp_path: Path, make_latencies: Callable[..., Latencies]) -> None:
+    """Ten percentile curves (a run draws thirty) take under 80 ms of CPU each, not the 160-300 ms of old."""
+    latencies = make_latencies(**{f"step {i}": [float(v % 97 + i) for v in range(500)] for i in range(10)})
+    plot_latencies(make_latencies(warm=[1.0] * 5), tmp_path / "warm", stage="load")  # matplotlib's import
+    # This thread's CPU time, not the wall clock: other processes on a loaded CI machine do not count.
+    started = time.thread_time_ns()
+    written = plot_latencies(latencies, tmp_path, stage="load", target="local")
+    per_plot_ms = (time.thread_time_ns() - started) / 1e6 / len(written)
+    assert len(written) == 10
+    assert per_plot_ms < 80, f"{per_plot_ms:.0f} ms a plot"
 
 
 def test_markdown_summary_has_verdict_stages_percentiles_and_classified_failures(run: RunResult) -> None:
