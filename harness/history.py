@@ -27,7 +27,7 @@ from typing import Final
 
 from harness.errors import ExitCode, UsageError
 from harness.metrics import Latencies
-from harness.report import RunResult, Verdict
+from harness.report import RunResult, Verdict, resolve_run_id
 
 __all__ = [
     "DEFAULT_FLOOR_MS",
@@ -250,7 +250,7 @@ class History:
         return [self.get(run_id, with_steps=False) for run_id in self.run_ids(limit)]
 
     def resolve(self, reference: str) -> str:
-        """A run id from a full id, a unique prefix, or ``-1``/``-2`` (latest, the one before)."""
+        """A run id from a full id, a unique prefix, its random tail, or ``-1``/``-2`` (latest, the one before)."""
         if re.fullmatch(r"-\d+", reference):
             if int(reference) == 0:
                 raise UsageError(f"no run {reference}: -1 is the latest run, -2 the one before")
@@ -259,18 +259,16 @@ class History:
             if len(ids) <= index:
                 raise UsageError(f"the history holds {len(ids)} run(s): there is no run {reference}")
             return ids[index]
-        matches = [
+        like = reference.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        candidates = [
             row[0]
             for row in self._db.execute(
-                "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id",
-                (reference.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+                "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' OR run_id LIKE ? ESCAPE '\\' "
+                "ORDER BY started_at, run_id",
+                (like + "%", "%-" + like),
             )
         ]
-        if not matches:
-            raise UsageError(f"no run {reference!r} in the history {self.path}")
-        if len(matches) > 1 and reference not in matches:
-            raise UsageError(f"run {reference!r} is ambiguous: {', '.join(matches[:5])}")
-        return reference if reference in matches else matches[0]
+        return resolve_run_id(reference, candidates, where=f"in the history {self.path}")
 
     def get(self, reference: str, *, with_steps: bool = True) -> RunRecord:
         run_id = self.resolve(reference)

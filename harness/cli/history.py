@@ -156,7 +156,7 @@ def command(
 def compare_command(
     runs: Annotated[
         list[str] | None,
-        typer.Argument(help="Zero, one or two run ids or unique prefixes (default: the last two runs)."),
+        typer.Argument(help="Zero, one or two run ids, unique prefixes or random tails (default: the last two runs)."),
     ] = None,
     tolerance: Annotated[
         str, typer.Option("--tolerance", help="Relative growth of p95/p99 allowed, e.g. 20% or 0.2.")

@@ -1,8 +1,8 @@
 """``locker-harness report [RUN]``: a finished run's summary, or (``--html``) its one-file HTML report.
 
-RUN is a run id, a unique prefix of one, or a folder; by default the latest run under the
-reports directory. The HTML report needs Node.js 20+; Allure 3 is installed into the project
-from its own ``package.json`` on first use.
+RUN is a run id, a unique prefix of one, its random tail (``3f9a2c``), or a folder; by default
+the latest run under the reports directory. The HTML report needs Node.js 20+; Allure 3 is
+installed into the project from its own ``package.json`` on first use.
 """
 
 from __future__ import annotations
@@ -16,30 +16,34 @@ from rich.markdown import Markdown
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
 from harness.config import load_settings
 from harness.errors import ExitCode, UsageError
-from harness.report import RunFolder, build_html
+from harness.report import RunFolder, build_html, resolve_run_id
 
 __all__ = ["command", "find_run"]
 
 
+def _started(folder: Path) -> tuple[str, int]:
+    """The order runs started in: the id's second, then (within one second) the folder's last change."""
+    return folder.name[:15], folder.stat().st_mtime_ns
+
+
 def find_run(reports_dir: Path, reference: str | None) -> RunFolder:
-    """The run folder named by ``reference`` (id, unique prefix, or path), else the latest one."""
+    """The run folder named by ``reference`` (id, unique prefix, random tail, or path), else the latest one."""
     if reference is not None and Path(reference).is_dir() and (Path(reference) / "allure-results").is_dir():
         return RunFolder(Path(reference))
-    runs = sorted(p for p in reports_dir.glob("*") if (p / "allure-results").is_dir()) if reports_dir.is_dir() else []
+    runs = [p for p in reports_dir.glob("*") if (p / "allure-results").is_dir()] if reports_dir.is_dir() else []
     if not runs:
         raise UsageError(f"no runs under {reports_dir}: run `locker-harness run` first")
+    runs.sort(key=_started)
     if reference is None:
         return RunFolder(runs[-1])
-    matches = [p for p in runs if p.name == reference] or [p for p in runs if p.name.startswith(reference)]
-    if not matches:
-        raise UsageError(f"no run {reference!r} under {reports_dir}")
-    if len(matches) > 1:
-        raise UsageError(f"run {reference!r} is ambiguous: {', '.join(p.name for p in matches[:5])}")
-    return RunFolder(matches[0])
+    run_id = resolve_run_id(reference, [p.name for p in runs], where=f"under {reports_dir}")
+    return RunFolder(reports_dir / run_id)
 
 
 def command(
-    run: Annotated[str | None, typer.Argument(help="Run id, unique prefix or folder (default: the latest).")] = None,
+    run: Annotated[
+        str | None, typer.Argument(help="Run id, unique prefix, random tail or folder (default: the latest).")
+    ] = None,
     html: Annotated[bool, typer.Option("--html", help="Write the one-file HTML report (needs Node.js 20+).")] = False,
     config: ConfigOption = None,
     verbose: VerboseOption = False,

@@ -31,9 +31,9 @@ from harness.report._results import (
     TargetInfo,
     Verdict,
     classify,
-    new_run_id,
     verdict_of,
 )
+from harness.report._run_ids import new_run_id, resolve_run_id, run_id_tail
 from harness.report._steps import StepRecorder
 from harness.report._summary import format_figures, render_markdown, summary_document, write_summaries
 
@@ -69,6 +69,8 @@ __all__ = [
     "read_junit",
     "redact_results",
     "render_markdown",
+    "resolve_run_id",
+    "run_id_tail",
     "run_table",
     "strip_analytics",
     "summary_document",

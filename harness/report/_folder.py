@@ -13,12 +13,15 @@ from harness.report._html import redact_results
 from harness.report._junit import write_junit
 from harness.report._plots import plot_latencies
 from harness.report._results import RunResult
+from harness.report._run_ids import new_run_id
 from harness.report._summary import write_summaries
 
 __all__ = ["MIN_SAMPLES_TO_PLOT", "RunFolder", "finish_reports"]
 
 #: A percentile curve through fewer samples says nothing a table does not: one delivery is a row.
 MIN_SAMPLES_TO_PLOT: Final = 5
+#: New ids tried before giving up; with 24 random bits a second, the second try is already rare.
+_CLAIM_ATTEMPTS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +31,11 @@ class RunFolder:
     root: Path  # reports/<run-id>
 
     @classmethod
-    def create(cls, reports_dir: Path, run_id: str) -> RunFolder:
-        # Absolute: child processes (pytest, Locust) write here from their own working directory.
-        folder = cls((reports_dir / run_id).resolve())
+    def create(cls, reports_dir: Path, run_id: str | None = None) -> RunFolder:
+        """The folder of ``run_id``, or (by default) of a new run id that no other run has taken."""
         try:
+            reports_dir.mkdir(parents=True, exist_ok=True)
+            folder = cls._claim(reports_dir, run_id)
             folder.allure_results.mkdir(parents=True, exist_ok=True)
             folder.junit_dir.mkdir(parents=True, exist_ok=True)
             probe = folder.root / ".writable"
@@ -43,6 +47,22 @@ class RunFolder:
                 "choose another folder (HARBOR_REPORTS_DIR)"
             ) from None
         return folder
+
+    @classmethod
+    def _claim(cls, reports_dir: Path, run_id: str | None) -> RunFolder:
+        # Absolute: child processes (pytest, Locust) write here from their own working directory.
+        if run_id is not None:
+            folder = cls((reports_dir / run_id).resolve())
+            folder.root.mkdir(exist_ok=True)
+            return folder
+        for _ in range(_CLAIM_ATTEMPTS):
+            folder = cls((reports_dir / new_run_id()).resolve())
+            try:
+                folder.root.mkdir()  # exclusive: two runs started in the same second never share a folder
+            except FileExistsError:
+                continue
+            return folder
+        raise UsageError(f"cannot pick a new run id under {reports_dir}: {_CLAIM_ATTEMPTS} were taken")
 
     @property
     def run_id(self) -> str:

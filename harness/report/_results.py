@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import enum
 import re
-import secrets
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -36,7 +35,6 @@ __all__ = [
     "classify",
     "classify_text",
     "names_pattern",
-    "new_run_id",
     "verdict_of",
 ]
 
@@ -266,12 +264,6 @@ class TargetInfo:
     url: str | None = None
     tower: str | None = None
     firmware: str | None = None
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A run id that sorts by time and does not collide: ``20261128-040512-ab12`` (UTC)."""
-    now = now or datetime.now(UTC)
-    return f"{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 @dataclass(slots=True)

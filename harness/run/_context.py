@@ -12,7 +12,7 @@ from typing import Final, Protocol, runtime_checkable
 from harness.config import Settings
 from harness.errors import UsageError
 from harness.redaction import Redactor
-from harness.report import AllureWriter, RunFolder, StageResult, TargetInfo, new_run_id
+from harness.report import AllureWriter, RunFolder, StageResult, TargetInfo
 
 __all__ = [
     "DEFAULT_BUDGET_S",
@@ -141,11 +141,11 @@ def new_context(
     radio_link: Callable[[], object] | None = None,
 ) -> RunContext:
     """A context with a fresh run id and its report folder created under ``settings.reports_dir``."""
-    run_id = run_id or new_run_id()
+    folder = RunFolder.create(settings.reports_dir, run_id)  # a new id unless one was given
     return RunContext(
-        run_id=run_id,
+        run_id=folder.run_id,
         target=target,
-        folder=RunFolder.create(settings.reports_dir, run_id),
+        folder=folder,
         budget=Budget.start(budget_s),
         seed=seed,
         redactor=redactor,

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.errors import UsageError
+from harness.report import run_id_tail
 
 runner = CliRunner()
 RESERVE_1401 = "/api/v1/towers/0100000000000014/lockers/1401/reservations"
@@ -38,8 +39,9 @@ def test_run_then_history_report_and_compare_flag_a_slowed_step(workdir: Path) -
     listed = runner.invoke(app, ["history"])
     assert listed.exit_code == 0 and all(run_id in listed.output for run_id in runs)
 
-    summary = runner.invoke(app, ["report", runs[1][:15]])
-    assert summary.exit_code == 0 and "Latency per step" in summary.output
+    # The random tail names a run even when both started in the same second (a prefix to the second would not).
+    summary = runner.invoke(app, ["report", run_id_tail(runs[1])])
+    assert summary.exit_code == 0 and "Latency per step" in summary.output and runs[1] in summary.output
 
     compared = runner.invoke(app, ["compare", "--floor-ms", "200"])
     assert compared.exit_code == 3, compared.output  # slower, not broken: the SLO exit code

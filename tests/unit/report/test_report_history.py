@@ -48,12 +48,13 @@ def test_a_recorded_run_comes_back_with_its_figures_and_histograms(tmp_path: Pat
 def test_runs_are_listed_newest_first_and_resolved_by_prefix_or_position(
     tmp_path: Path, run: RunResult, make_latencies: Callable[..., Latencies]
 ) -> None:
-    """`history` lists newest first; a run is named by id, unique prefix, or -1 / -2."""
+    """`history` lists newest first; a run is named by id, unique prefix, random tail, or -1 / -2."""
     with History.open(tmp_path) as history:
         history.record(_with_smoke(run, "20261128-040512-aaaa", 0, make_latencies(a=[1.0])))
         history.record(_with_smoke(run, "20261129-040512-bbbb", 1440, make_latencies(a=[1.0])))
         assert [r.run_id for r in history.runs()] == ["20261129-040512-bbbb", "20261128-040512-aaaa"]
         assert history.resolve("20261128") == "20261128-040512-aaaa"
+        assert history.resolve("bbbb") == "20261129-040512-bbbb"  # the random tail
         assert history.resolve("-2") == "20261128-040512-aaaa"
         before, after = history.pair([])
         assert (before.run_id, after.run_id) == ("20261128-040512-aaaa", "20261129-040512-bbbb")

@@ -14,6 +14,7 @@ from harness.errors import (
     ProductDefect,
     ServerError,
     TargetUnreachable,
+    UsageError,
 )
 from harness.report import (
     Failure,
@@ -24,6 +25,8 @@ from harness.report import (
     Verdict,
     classify,
     new_run_id,
+    resolve_run_id,
+    run_id_tail,
     verdict_of,
 )
 
@@ -100,6 +103,45 @@ def test_verdict_of_failures() -> None:
 
 
 def test_run_ids_sort_by_time_and_read_like_the_example() -> None:
-    """Run ids look like ``20261128-040512-ab12`` in UTC."""
+    """Run ids look like ``20261128-040512-3f9a2c`` in UTC: the second, then 24 random bits."""
     run_id = new_run_id(datetime(2026, 11, 28, 4, 5, 12, tzinfo=UTC))
-    assert re.fullmatch(r"20261128-040512-[0-9a-f]{4}", run_id)
+    assert re.fullmatch(r"20261128-040512-[0-9a-f]{6}", run_id)
+    assert run_id_tail(run_id) == run_id[-6:]
+
+
+SAME_SECOND = ["20261128-040512-3f9a2c", "20261128-040512-b07e11", "20261129-101010-3f9a2c"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("20261128-040512-3f9a2c", "20261128-040512-3f9a2c"),  # the whole id
+        ("20261128-040512-b", "20261128-040512-b07e11"),  # a unique prefix
+        ("b07e11", "20261128-040512-b07e11"),  # the random tail, like a short commit hash
+        ("20261129", "20261129-101010-3f9a2c"),
+    ],
+)
+def test_a_run_is_named_by_its_id_a_unique_prefix_or_its_tail(reference: str, expected: str) -> None:
+    """Two runs started in the same second are told apart by a longer prefix or their random tail."""
+    assert resolve_run_id(reference, SAME_SECOND, where="under reports") == expected
+
+
+@pytest.mark.parametrize(
+    ("reference", "listed"),
+    [
+        ("20261128-040512", "20261128-040512-3f9a2c, 20261128-040512-b07e11;"),  # the same second
+        ("3f9a2c", "20261128-040512-3f9a2c, 20261129-101010-3f9a2c;"),  # the same tail on two days
+    ],
+)
+def test_a_reference_naming_several_runs_is_a_usage_error_listing_them(reference: str, listed: str) -> None:
+    """An ambiguous short form is never a guess: the error lists the candidates and says what to type."""
+    with pytest.raises(UsageError, match="ambiguous") as caught:
+        resolve_run_id(reference, SAME_SECOND, where="under reports")
+    assert f"it names 2 runs under reports: {listed}" in str(caught.value)
+    assert "random tail (e.g. 3f9a2c)" in str(caught.value)
+
+
+def test_a_reference_naming_no_run_says_where_it_looked() -> None:
+    """A reference that matches nothing names the place searched."""
+    with pytest.raises(UsageError, match="no run '1999' under reports"):
+        resolve_run_id("1999", SAME_SECOND, where="under reports")
