@@ -10,7 +10,7 @@ from ._bugs import BUG_NAMES, BugSwitches
 from ._control_client import ControlError, SimControl
 from ._faults import FAULT_NAMES, Faults, parse_fault_spec
 from ._server import SandboxNotRunning, VirtualSandbox
-from ._settings import DEMO_IDENTITIES, Identity, SimSettings
+from ._settings import DEMO_IDENTITIES, Identity, Retention, SimSettings
 from .firmware import FirmwareRefusal, SessionGrant, TowerEvent, TowerFirmware
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Faults",
     "FirmwareRefusal",
     "Identity",
+    "Retention",
     "SandboxNotRunning",
     "SessionGrant",
     "SimControl",

@@ -3,7 +3,8 @@ no auth, loopback only (the middleware enforces it).
 
 Door routes call the tower's firmware exactly as the BLE server does, so the control plane is
 "the firmware logic without the radio". A refusal answers ``{detail, code, name}`` with the Blink
-error code.
+error code. ``/_sim/events`` is a ring (``Retention.webhook_events``): a ``since`` older than its
+oldest event answers 410 ``{detail, oldest, next}``, never a silent gap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.model import LockerStatus
 
-from ._world import World, WorldError
+from ._world import EventsGone, World, WorldError
 from .firmware import FirmwareRefusal, TowerFirmware
 
 __all__ = ["add_control_routes"]
@@ -133,5 +134,8 @@ def add_control_routes(app: FastAPI, world: World) -> None:
 
     @app.get("/_sim/events")
     async def events(since: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
-        found, following = world.events_since(since)
+        try:
+            found, following = world.events_since(since)
+        except EventsGone as gone:  # fell behind the ring: say from where it can read again
+            return JSONResponse({"detail": gone.detail, "oldest": gone.oldest, "next": gone.next}, status_code=410)
         return JSONResponse({"events": found, "next": following})

@@ -13,12 +13,14 @@ __all__ = ["ControlError", "SimControl"]
 
 
 class ControlError(Exception):
-    """The control plane refused a call (an unknown switch, locker or fault profile)."""
+    """The control plane refused a call (an unknown switch, locker or fault profile, events gone)."""
 
-    def __init__(self, status_code: int, detail: Any) -> None:
+    def __init__(self, status_code: int, detail: Any, body: Any = None) -> None:
         super().__init__(f"/_sim answered {status_code}: {detail}")
         self.status_code = status_code
         self.detail = detail
+        #: The whole answer: e.g. ``oldest`` and ``next`` of a 410 from ``events()``.
+        self.body = body
 
 
 class SimControl:
@@ -44,7 +46,7 @@ class SimControl:
         if response.status_code >= 400:
             if isinstance(body, dict) and "code" in body:
                 raise FirmwareRefusal(body["code"], body.get("detail", ""), http_status=response.status_code)
-            raise ControlError(response.status_code, body.get("detail") if isinstance(body, dict) else body)
+            raise ControlError(response.status_code, body.get("detail") if isinstance(body, dict) else body, body)
         return body
 
     # -- world --------------------------------------------------------------------------------
@@ -71,7 +73,11 @@ class SimControl:
         return now
 
     def events(self, since: int = 0) -> list[dict[str, Any]]:
-        """Webhook-shaped ``LOCKER_OPERATION`` events numbered ``since`` and later."""
+        """Webhook-shaped ``LOCKER_OPERATION`` events numbered ``since`` and later.
+
+        ``ControlError`` 410 when the sandbox no longer keeps event ``since``; its ``body`` names the
+        ``oldest`` it keeps.
+        """
         events: list[dict[str, Any]] = self._call("GET", "/events", params={"since": since})["events"]
         return events
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ._issued import ISSUED_LOG_ENV
 
-__all__ = ["DEMO_IDENTITIES", "IDENTITIES_ENV", "SECRET_ENV", "Identity", "SimSettings"]
+__all__ = ["DEMO_IDENTITIES", "IDENTITIES_ENV", "SECRET_ENV", "Identity", "Retention", "SimSettings"]
 
 #: Environment variable carrying the identities to a sandbox subprocess, as JSON (never argv).
 IDENTITIES_ENV = "HARBOR_SIM_IDENTITIES"
@@ -38,6 +38,36 @@ DEMO_IDENTITIES: tuple[Identity, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history the sandbox keeps: bounded, as a long-running server's is, so a soak of
+    any length runs in flat memory. What is forgotten answers as unknown (404) or, for the event
+    log, says it is gone (410); what is still in force is never forgotten.
+    """
+
+    #: ``/_sim/events`` keeps the newest this many webhook events (a ring); an older ``since``
+    #: answers 410 with the oldest number still kept. About 7 events per delivery.
+    webhook_events: int = 10_000
+    #: A tower's event log holds at most this many events, like its flash [G]: when no phone syncs,
+    #: the oldest unsynced events are overwritten and the sync pointer moves to the oldest kept.
+    tower_events: int = 4_096
+    #: Events a phone already marked seen (SYNC_MARK_SEEN_EVENTS) stay this many deep, so a batch
+    #: pulled again after a lost notification is still there.
+    tower_seen_tail: int = 64
+    #: Reservations are kept while in force, each locker's latest always, and ended ones up to this
+    #: many in all: a cancel of a recently expired reservation answers the model's 409, not 404.
+    reservations: int = 4_096
+    #: Locker open requests (links) kept, the oldest forgotten first (``GET`` then answers 404).
+    open_requests: int = 4_096
+
+    def __post_init__(self) -> None:
+        for name in ("webhook_events", "tower_events", "reservations", "open_requests"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"retention {name} must be at least 1")
+        if self.tower_seen_tail < 0:
+            raise ValueError("retention tower_seen_tail must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
 class SimSettings:
     """How a virtual sandbox behaves; ``seed=0`` gives the world of docs/design.md exactly."""
 
@@ -55,6 +85,8 @@ class SimSettings:
     secret: bytes | None = field(default=None, repr=False)
     #: Debug hook of the redaction canary: a file every issued secret is appended to (``_issued.py``).
     issued_log: str | None = field(default_factory=lambda: os.environ.get(ISSUED_LOG_ENV) or None, repr=False)
+    #: How much history is kept (event logs, ended reservations, links).
+    retention: Retention = Retention()
 
     def __post_init__(self) -> None:
         if not self.identities:

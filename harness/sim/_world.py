@@ -6,17 +6,21 @@ through ``harness.model.apply`` and every read settles first (``_current``), so 
 enforces the model instead of re-implementing it; the only bypasses are the bug switches'.
 
 Methods return prepared dicts in the API document's shapes: the handlers only serialise them.
+
+History is bounded (``SimSettings.retention``): the webhook event log is a ring, ended
+reservations and old links are forgotten oldest first, so memory stays flat however long it runs.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import math
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,14 +53,12 @@ from ._sealing import LockerTokenClaims, SessionClaims, TowerKeys, seal_locker_t
 from ._settings import SimSettings
 from .firmware import TowerFirmware
 
-__all__ = ["DROPOFF_REQUEST_HOLD", "WORLD_EVENT_CAP", "World", "WorldError"]
+__all__ = ["DROPOFF_REQUEST_HOLD", "EventsGone", "World", "WorldError"]
 
 #: A drop-off link reserves its locker for 5 minutes, not configurable [S3].
 DROPOFF_REQUEST_HOLD = 300
 #: Pickup links let the locker be opened for this long [G].
 PICKUP_REQUEST_VALIDITY = 86_400
-#: The event log keeps at most this many events (a long load run must not grow memory unbounded).
-WORLD_EVENT_CAP = 200_000
 
 
 class WorldError(Exception):
@@ -66,6 +68,15 @@ class WorldError(Exception):
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+
+
+class EventsGone(WorldError):
+    """Events from ``since`` on were asked for, but the ring no longer holds the first of them (410)."""
+
+    def __init__(self, since: int, oldest: int, following: int) -> None:
+        super().__init__(410, f"events before {oldest} are no longer kept (asked from {since}); read from {oldest} on")
+        self.oldest = oldest
+        self.next = following
 
 
 @dataclass(slots=True)
@@ -89,6 +100,51 @@ class OpenRequest:
     client_info: str
     payload: dict[str, Any]
     return_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A webhook event as the ring keeps it; shaped as Harbor's ``LOCKER_OPERATION`` only when read
+    (a fifth of the memory of the dict, and a soak keeps ten thousand of them)."""
+
+    sequence: int
+    at: float
+    locker_id: int
+    tower_id: str
+    status: LockerStatus
+    source: str
+    reservation_id: int | None
+    token_id: int | None
+    client_info: str
+    request: OpenRequest | None
+
+    def as_webhook(self) -> dict[str, Any]:
+        """The event as Harbor's webhooks shape it (reference section 6)."""
+        request = self.request
+        return {
+            "sequence": self.sequence,
+            "timestamp": iso_timestamp(self.at, timespec="seconds")[:19],
+            "event": "LOCKER_OPERATION",
+            "data": {
+                "timestamp": iso_timestamp(self.at),
+                "locker_id": self.locker_id,
+                "locker_status": self.status.wire_name,
+                "tower_id": self.tower_id,
+                "source": self.source,
+                "reservation_id": self.reservation_id,
+                "open_locker_token_id": self.token_id,
+                "keypad_code": None,
+                "client_info": self.client_info,
+                "locker_open_request_id": None if request is None else request.id,
+                "locker_open_request_payload": None if request is None else request.payload,
+            },
+        }
+
+
+def _forget_oldest(records: MutableMapping[int, Any], excess: int, keep: Callable[[Any], bool]) -> None:
+    """Delete up to ``excess`` of the oldest ``records`` (insertion order) for which ``keep`` is false."""
+    for key in [key for key, record in records.items() if not keep(record)][:excess]:
+        del records[key]
 
 
 _STATUS_VIEWS = {status: {"name": status.wire_name, "id": int(status)} for status in LockerStatus}
@@ -129,12 +185,15 @@ class World:
         }
 
     def _reset_records(self) -> None:
+        retention = self.settings.retention
         self.states: dict[int, LockerState] = {}
+        #: Insertion order is age order: forgetting takes the oldest first.
         self.reservations: dict[int, Reservation] = {}
+        self._latest_reservation: dict[int, int] = {}  # locker id -> its newest reservation's id
         self.open_requests: dict[int, OpenRequest] = {}
         self._ids = itertools.count(1)  # reservation, token and request ids share one sequence
-        self._events: list[dict[str, Any]] = []
-        self._event_base = 0  # sequence number of self._events[0]
+        self._events: collections.deque[_Event] = collections.deque(maxlen=retention.webhook_events)
+        self._next_sequence = 0
         #: Status the REST views show instead of the truth: a stale view after a close (bug) or,
         #: without uplink, the status before tower events not yet uploaded.
         self._shown: dict[int, tuple[LockerStatus, int | None]] = {}
@@ -168,6 +227,33 @@ class World:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def _keep_reservation(self, reservation: Reservation) -> None:
+        """Record a new reservation; forget the oldest ended ones past the retention bound.
+
+        In force (the locker's state names it) or its locker's latest: never forgotten, so a
+        cancel of either answers as the model says. Ended ones are dropped a quarter of the bound
+        at a time, so the sweep costs O(1) per reservation on average.
+        """
+        self.reservations[reservation.id] = reservation
+        self._latest_reservation[reservation.locker_id] = reservation.id
+        bound = self.settings.retention.reservations
+        if len(self.reservations) > bound:
+
+            def in_use(old: Reservation) -> bool:
+                return (
+                    self.states[old.locker_id].reservation_id == old.id
+                    or self._latest_reservation[old.locker_id] == old.id
+                )
+
+            _forget_oldest(self.reservations, len(self.reservations) - bound * 3 // 4, in_use)
+
+    def _keep_request(self, request: OpenRequest) -> None:
+        """Record a locker open request; forget the oldest past the retention bound."""
+        self.open_requests[request.id] = request
+        bound = self.settings.retention.open_requests
+        if len(self.open_requests) > bound:
+            _forget_oldest(self.open_requests, len(self.open_requests) - bound * 3 // 4, lambda _request: False)
 
     def now(self) -> float:
         return self.clock.now()
@@ -263,39 +349,30 @@ class World:
         client_info: str = "",
         request: OpenRequest | None = None,
     ) -> None:
-        """Log a ``LOCKER_OPERATION`` event as Harbor's webhooks shape it (reference section 6)."""
-        now = self.clock.now()
+        """Log a ``LOCKER_OPERATION`` event (webhook-shaped when read); the ring drops the oldest."""
+        tower_id = self.layout.lockers[locker_id].tower_id
         self._events.append(
-            {
-                "sequence": self._event_base + len(self._events),
-                "timestamp": iso_timestamp(now, timespec="seconds")[:19],
-                "event": "LOCKER_OPERATION",
-                "data": {
-                    "timestamp": iso_timestamp(now),
-                    "locker_id": locker_id,
-                    "locker_status": state.status.wire_name,
-                    "tower_id": self.layout.lockers[locker_id].tower_id,
-                    "source": source,
-                    "reservation_id": reservation_id,
-                    "open_locker_token_id": token_id,
-                    "keypad_code": None,
-                    "client_info": client_info,
-                    "locker_open_request_id": None if request is None else request.id,
-                    "locker_open_request_payload": None if request is None else request.payload,
-                },
-            }
-        )
-        if len(self._events) > WORLD_EVENT_CAP:
-            drop = WORLD_EVENT_CAP // 2
-            del self._events[:drop]
-            self._event_base += drop
+            _Event(
+                self._next_sequence, self.clock.now(), locker_id, tower_id, state.status, source,
+                reservation_id, token_id, client_info, request,
+            )
+        )  # fmt: skip
+        self._next_sequence += 1
 
     def events_since(self, since: int) -> tuple[list[dict[str, Any]], int]:
-        """Events numbered ``since`` and later, and the number the next one will get."""
+        """Events numbered ``since`` and later, and the number the next one will get.
+
+        ``EventsGone`` (410) when the ring no longer holds event ``since``: a reader that fell
+        behind learns it lost events instead of silently skipping them.
+        """
         with self.lock:
             self._settle_all(self.clock.now())
-            start = max(0, since - self._event_base)
-            return self._events[start:], self._event_base + len(self._events)
+            following = self._next_sequence
+            oldest = following - len(self._events)
+            if since < oldest:
+                raise EventsGone(since, oldest, following)
+            kept = itertools.islice(self._events, since - oldest, None)
+            return [event.as_webhook() for event in kept], following
 
     def _settle_all(self, now: float) -> None:
         for locker_id in self.states:
@@ -341,7 +418,7 @@ class World:
             reservation_id = self.next_id()
             _, after = self.change(spec.id, Reserve(actor, duration, reservation_id), now)
             reservation = Reservation(reservation_id, spec.tower_id, spec.id, actor, duration, now + duration)
-            self.reservations[reservation_id] = reservation
+            self._keep_reservation(reservation)
             self.emit(spec.id, "RESERVATION_CREATED", after, reservation_id=reservation_id)
             return {
                 "id": reservation_id,
@@ -530,14 +607,16 @@ class World:
                 raise WorldError(409, "No available locker of that type at this location")
             reservation_id = self.next_id()
             _, after = self.change(locker_id, Reserve(actor, DROPOFF_REQUEST_HOLD, reservation_id), now)
-            self.reservations[reservation_id] = Reservation(
-                reservation_id, spec.tower_id, locker_id, actor, DROPOFF_REQUEST_HOLD, now + DROPOFF_REQUEST_HOLD
+            self._keep_reservation(
+                Reservation(
+                    reservation_id, spec.tower_id, locker_id, actor, DROPOFF_REQUEST_HOLD, now + DROPOFF_REQUEST_HOLD
+                )
             )
             request = OpenRequest(
                 self.next_id(), TokenKind.DROPOFF, actor, spec.tower_id, locker_id, secrets.token_urlsafe(24),
                 client_info, payload, return_url,
             )  # fmt: skip
-            self.open_requests[request.id] = request
+            self._keep_request(request)
             self.emit(
                 locker_id, "LOCKER_OPEN_REQUEST_CREATED", after, reservation_id=reservation_id,
                 client_info=client_info, request=request,
@@ -559,7 +638,7 @@ class World:
                 self.next_id(), TokenKind.PICKUP, actor, spec.tower_id, locker_id, secrets.token_urlsafe(24),
                 client_info, payload, return_url,
             )  # fmt: skip
-            self.open_requests[request.id] = request
+            self._keep_request(request)
             self.emit(locker_id, "LOCKER_OPEN_REQUEST_CREATED", after, client_info=client_info, request=request)
             return self._request_view(request)
 

@@ -1,8 +1,9 @@
 """The virtual tower's side of the Blink protocol, on top of ``TowerFirmware``. No radio here.
 
-``TowerBlinkServer`` is one per tower (it keeps what outlives a connection: which events a phone
-has marked seen, the person who closes doors). ``BlinkConnection`` is one per BLE connection:
-packets in, an ``Outcome`` out (notify these packets, swallow the reply, or drop the link).
+``TowerBlinkServer`` is one per tower (it keeps what outlives a connection: the person who closes
+doors; the sync pointer is the firmware's, whose log is trimmed by it). ``BlinkConnection`` is one
+per BLE connection: packets in, an ``Outcome`` out (notify these packets, swallow the reply, or
+drop the link).
 
 What it answers, in the protocol's words (reference 9.3-9.8, layouts in
 ``harness.ble.protocol.assumptions``):
@@ -60,7 +61,7 @@ _DISCONNECT = Outcome(OutcomeKind.DISCONNECT)
 
 
 class TowerBlinkServer:
-    """One tower's Blink endpoint: makes connections, remembers the sync pointer, calls the person."""
+    """One tower's Blink endpoint: makes connections, calls the person."""
 
     def __init__(
         self,
@@ -75,24 +76,9 @@ class TowerBlinkServer:
         self.clock = clock
         #: Called with the locker id each time a door opens (the person walks up to it).
         self.on_opened = on_opened
-        self._seen = 0  # first event number no phone has marked seen
-        self._boot: object = None  # the BOOT event the pointer belongs to
 
     def __repr__(self) -> str:
         return f"TowerBlinkServer({self.firmware.tower_id})"
-
-    @property
-    def seen(self) -> int:
-        # A sandbox reset reboots the tower: a new BOOT event, a log from 0, and so a pointer from 0.
-        log_start = self.firmware.events_since(0)[:1]
-        boot = log_start[0] if log_start else None
-        if boot != self._boot or self._seen > self.firmware.next_event_number:
-            self._boot = boot
-            self._seen = 0
-        return self._seen
-
-    def mark_seen(self, upto: int) -> None:
-        self._seen = max(self.seen, min(upto, self.firmware.next_event_number))
 
     def connection(self) -> BlinkConnection:
         return BlinkConnection(self)
@@ -197,11 +183,11 @@ class BlinkConnection:
                     }
                 case PacketType.REQUEST_SYNC_STATUS:
                     self._refuse_if_busy()
-                    seen = self.server.seen
+                    start, count = self.server.firmware.sync_status()
                     return {
                         Field.PACKET_TYPE: PacketType.SYNC_STATUS,
-                        Field.SYNC_EVENT_START: seen,
-                        Field.SYNC_EVENT_COUNT: self.server.firmware.next_event_number - seen,
+                        Field.SYNC_EVENT_START: start,
+                        Field.SYNC_EVENT_COUNT: count,
                         Field.SYNC_COMMAND_START: 0,
                     }
                 case PacketType.SYNC_PULL:
@@ -216,7 +202,7 @@ class BlinkConnection:
                         Field.PAYLOAD_AUTH: batch.payload_auth,
                     }
                 case PacketType.SYNC_MARK_SEEN_EVENTS:
-                    self.server.mark_seen(_int_field(inner, Field.SYNC_EVENT_START))
+                    self.server.firmware.mark_seen(_int_field(inner, Field.SYNC_EVENT_START))
                     return {Field.PACKET_TYPE: PacketType.ACK}
                 case PacketType.ADD_CLIENT_EVENT:
                     info = inner.get(Field.CLIENT_INFO, "")

@@ -9,11 +9,18 @@ Token checks, in order (docs/design.md, "Firmware seam"): tower id (``AUTH_TOWER
 signature (``AUTH_SIGNATURE`` 207), expiry (``MSG_EXPIRED`` 107), locker exists
 (``SYS_LOCKER_NOT_FOUND`` 502), then the model's ``check_token`` (``AUTH_INVALID`` 201: a stale,
 wrong-kind or wrong-door token). A payload that is not a token at all fails the signature check.
+
+The event log is numbered from 0 (BOOT) and bounded like a tower's flash (``SimSettings.retention``):
+it keeps what no phone has marked seen (SYNC_MARK_SEEN_EVENTS) plus a short tail of seen events,
+and at most ``tower_events`` in all; when nobody syncs, the oldest unsynced events are overwritten
+and the sync pointer moves on to the oldest kept. Event numbers never change when the log is trimmed.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -115,21 +122,35 @@ class TowerFirmware:
         self.firmware_version = spec.firmware_version
         self.locker_ids: tuple[int, ...] = spec.locker_ids
         self._doors = {world.layout.lockers[i].name: i for i in spec.locker_ids}
-        self._events: list[TowerEvent] = []
+        self._events: collections.deque[TowerEvent] = collections.deque()
+        self._first = 0  # the number of self._events[0]: the oldest event still kept
+        self._seen = 0  # the first event number no phone has marked seen (the sync pointer)
 
     def __repr__(self) -> str:
         return f"TowerFirmware({self.tower_id}, {self.name!r})"
 
     def reset(self) -> None:
-        """Power-on: the event log restarts with a BOOT event."""
+        """Power-on: the event log restarts with a BOOT event, and the sync pointer with it."""
         with self._world.lock:
-            self._events = []
+            self._events.clear()
+            self._first = self._seen = 0
             self._log(PacketType.BOOT, detail=f"firmware {self.firmware_version}")
 
     def _log(self, type_: PacketType, **fields: object) -> TowerEvent:
-        event = TowerEvent(len(self._events), type_, self._world.now(), **fields)  # type: ignore[arg-type]
+        event = TowerEvent(self.next_event_number, type_, self._world.now(), **fields)  # type: ignore[arg-type]
         self._events.append(event)
+        self._trim()
         return event
+
+    def _trim(self) -> None:
+        """Forget seen events beyond the tail, and the oldest of any beyond the log's capacity."""
+        retention = self._world.settings.retention
+        keep_from = max(self._seen - retention.tower_seen_tail, self.next_event_number - retention.tower_events)
+        while self._first < keep_from:
+            self._events.popleft()
+            self._first += 1
+        # Unsynced events overwritten: a phone syncs from the oldest the tower still has.
+        self._seen = max(self._seen, self._first)
 
     def door_label(self, locker_id: int) -> str:
         return self._world.layout.lockers[locker_id].name
@@ -255,19 +276,50 @@ class TowerFirmware:
             return self._log(PacketType.CLIENT_EVENT, client_info=client_info)
 
     def events_since(self, start: int) -> list[TowerEvent]:
+        """The kept events numbered ``start`` and later (trimmed ones are gone: see ``first_event_number``)."""
         with self._world.lock:
-            return self._events[max(0, start) :]
+            return list(itertools.islice(self._events, max(0, start - self._first), None))
 
     @property
     def next_event_number(self) -> int:
         with self._world.lock:
-            return len(self._events)
+            return self._first + len(self._events)
+
+    @property
+    def first_event_number(self) -> int:
+        """The oldest event still kept."""
+        with self._world.lock:
+            return self._first
+
+    @property
+    def seen(self) -> int:
+        """The first event no phone has marked seen: SYNC_STATUS's ``sync_event_start``."""
+        with self._world.lock:
+            return self._seen
+
+    def sync_status(self) -> tuple[int, int]:
+        """SYNC_STATUS: the first unseen event and how many follow it, read at one moment."""
+        with self._world.lock:
+            return self._seen, self.next_event_number - self._seen
+
+    def mark_seen(self, upto: int) -> None:
+        """SYNC_MARK_SEEN_EVENTS: events below ``upto`` reached Harbor; the log may let them go."""
+        with self._world.lock:
+            self._seen = max(self._seen, min(upto, self.next_event_number))
+            self._trim()
 
     def event_batch(self, start: int, max_count: int = SYNC_BATCH) -> EventBatch:
-        """Events from ``start`` (at most ``max_count``), sealed with the tower's events key."""
-        events = self.events_since(start)[:max_count]
-        payload = cbor2.dumps({"start": start, "count": len(events), "events": [e.as_cbor_map() for e in events]})
-        return EventBatch(start, len(events), payload, mac(self._keys.events_auth, payload))
+        """Events from ``start`` (at most ``max_count``), sealed with the tower's events key.
+
+        A ``start`` older than the oldest kept event begins at that event, and the batch says so
+        in its own ``start``, so the phone's next pull and the upload's range stay right.
+        """
+        with self._world.lock:
+            begin = max(start, self._first)
+            offset = begin - self._first
+            events = list(itertools.islice(self._events, offset, offset + max(0, max_count)))
+        payload = cbor2.dumps({"start": begin, "count": len(events), "events": [e.as_cbor_map() for e in events]})
+        return EventBatch(begin, len(events), payload, mac(self._keys.events_auth, payload))
 
     def verify_event_batch(self, start: int, count: int, payload: bytes, payload_auth: bytes) -> bool:
         """Whether an uploaded batch is this tower's, unchanged, for the range it claims."""

@@ -64,8 +64,9 @@ def test_public_face() -> None:
     assert sorted(harness.sim.__all__) == sorted(
         [
             "BUG_NAMES", "DEMO_IDENTITIES", "FAULT_NAMES", "BugSwitches", "ControlError", "Faults",
-            "FirmwareRefusal", "Identity", "SandboxNotRunning", "SessionGrant", "SimControl", "SimSettings",
-            "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app", "parse_fault_spec",
+            "FirmwareRefusal", "Identity", "Retention", "SandboxNotRunning", "SessionGrant", "SimControl",
+            "SimSettings", "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app",
+            "parse_fault_spec",
         ]
     )  # fmt: skip
     assert DEMO_IDENTITIES[0].client_id == "demo-provider"
