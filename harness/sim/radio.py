@@ -133,6 +133,9 @@ class RadioLink(LocalLink):
         if queue:
             loop.call_at(queue[0][0], self._drain, key)
         else:
+            # Forget the drained pair: each connection brings new controllers, and their empty
+            # queues would otherwise pile up for as long as the radio lives.
+            del self._queues[key]
             self._draining.discard(key)
 
 
