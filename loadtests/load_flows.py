@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import gevent
 from load_process import HttpClient, LoadProcess
 
 from harness.api import OPERATIONS
@@ -44,7 +43,7 @@ from harness.model import (
     apply,
 )
 
-__all__ = ["DELIVERY", "Conversation", "StepFailed"]
+__all__ = ["DELIVERY", "Conversation", "FlowStopped", "StepFailed"]
 
 #: The end-to-end histogram of a delivery.
 DELIVERY: Final = "delivery"
@@ -75,6 +74,10 @@ _tower_availability = OPERATIONS["getTowerAvailability"]
 
 class StepFailed(Exception):
     """The flow cannot go on; the failure is already counted against its step."""
+
+
+class FlowStopped(Exception):
+    """The run is stopping: the flow ends before its next request and gives back what it holds."""
 
 
 @dataclass(slots=True)
@@ -141,18 +144,24 @@ class Conversation:
         origin_ns: int | None = None,
         conflict: bool = False,
         refusable: bool = False,
+        stoppable: bool = True,
     ) -> Any:
         """Send one request named ``step``: the parsed answer of a 2xx, ``None`` for an allowed 409.
 
         Anything else is counted (an ordinary error, or an oracle's violation) and raises
         ``StepFailed``. ``origin_ns`` is when the step was meant to start (open model): its
         latency counts from then, not from when it could be sent. ``refusable`` (the cleanup):
-        any 4xx but 401 and 429 answers ``None`` and counts as a conflict.
+        any 4xx but 401 and 429 answers ``None`` and counts as a conflict. A ``stoppable`` request
+        is not sent once the run stops (``FlowStopped``); the cleanup's requests are not stoppable.
         """
         process, hold = self.process, self.hold
+        if stoppable:
+            self.stop_point(step)
         headers = process.bearer.headers(self.client)
         if process.pacer is not None:
             process.pacer.wait()
+        if stoppable:
+            self.stop_point(step)  # the stop may have come while a token was fetched or the pacer waited
         locker_id = hold.locker_id if hold is not None else None
         started = time.perf_counter_ns()
         with self.client.request(method, path, name=step, json=body, headers=headers, catch_response=True) as response:
@@ -214,6 +223,11 @@ class Conversation:
             )
             raise StepFailed(step)
 
+    def stop_point(self, step: str) -> None:
+        """Raise ``FlowStopped`` if the run is stopping: called before each step sends anything."""
+        if self.process.stopping:
+            raise FlowStopped(step)
+
     def _ledgered(self, call: Any, send: Any) -> Any:
         """``send()`` a create call with its row in the cleanup ledger written before and settled after."""
         ledger, hold = self.ledger, call.hold
@@ -236,6 +250,8 @@ class Conversation:
     def deliver(self, origin_ns: int | None = None) -> None:
         """One delivery: list, reserve, drop-off token, then the doors (open, close, pickup token,
         open, close) or, without doors, two releases. On any failure it gives back what it holds."""
+        if self.process.stopping:
+            return  # the run stopped before this delivery began: nothing to count, nothing held
         started = origin_ns if origin_ns is not None else time.perf_counter_ns()
         self.flow_origin_ns = started
         try:
@@ -258,6 +274,9 @@ class Conversation:
             self.flow_origin_ns = None
             self.record.flow("aborted")
             self.give_back()
+            return
+        except FlowStopped:
+            self.stop()
             return
         if self.ledger is not None and self.hold is not None:
             self.ledger.returned(self.hold.locker_id)
@@ -284,6 +303,7 @@ class Conversation:
 
     def reserve(self, step: str, locker_id: int) -> bool:
         """Reserve ``locker_id``: True if this user now holds it, False on a conflict."""
+        self.stop_point(step)
         hold = self.hold = Hold(locker_id)
         call = _reserve(self.tower, locker_id, RESERVATION_S)
         answer = self._ledgered(call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True))
@@ -302,6 +322,7 @@ class Conversation:
         return True
 
     def _token(self, step: str, kind: TokenKind) -> None:
+        self.stop_point(step)
         hold = self.hold
         assert hold is not None
         build = _dropoff_token if kind is TokenKind.DROPOFF else _pickup_token
@@ -316,6 +337,7 @@ class Conversation:
 
     def _door(self, step: str, action: str, kind: TokenKind | None = None) -> None:
         """Present the last token at the door, or close it: the tower's firmware via the control plane."""
+        self.stop_point(step)
         hold = self.hold
         assert hold is not None
         path = f"/_sim/towers/{self.tower}/lockers/{hold.locker_id}/{action}"
@@ -333,6 +355,7 @@ class Conversation:
         self.expect(step, answer, predicted)
 
     def _release(self, step: str) -> None:
+        self.stop_point(step)
         hold = self.hold
         assert hold is not None
         predicted = hold.predict(Release(self.process.actor))
@@ -362,24 +385,25 @@ class Conversation:
                 self.send("browse_location_availability", "GET", _location_availability(random.choice(ids)).path)
             self.send("browse_tower_availability", "GET", _tower_availability(self.tower).path)
             self.send("browse_lockers", "GET", _list_lockers(self.tower).path)
-        except StepFailed:
+        except (StepFailed, FlowStopped):
             return
 
     def contend(self, hold_s: float) -> None:
         """Many users, few lockers: reserve one of the hot lockers, hold it a moment, release it."""
+        if self.process.stopping:
+            return
         hot = self.hot_lockers()
         if not hot:
             return
         try:
             if not self.reserve("contend_reserve", random.choice(hot)):
                 return
-            if hold_s > 0:
-                gevent.sleep(hold_s)
+            self.process.stopping.pause(hold_s)
             self._release("contend_release")
             if self.ledger is not None and self.hold is not None:
                 self.ledger.returned(self.hold.locker_id)
             self.hold = None
-        except StepFailed:
+        except (StepFailed, FlowStopped):
             self.give_back()
 
     def hot_lockers(self) -> list[int]:
@@ -388,7 +412,7 @@ class Conversation:
         if not process.hot_lockers:
             try:
                 lockers = self.send("contend_list", "GET", _list_lockers(self.tower).path)
-            except StepFailed:
+            except (StepFailed, FlowStopped):
                 return []
             in_service = [
                 view["id"]
@@ -399,6 +423,18 @@ class Conversation:
         return process.hot_lockers
 
     # -- giving back ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """The user stops (``on_stop``, or its flow met the run's stop): a delivery in progress is
+        counted as interrupted (in the open model, with its latency so far), and what it holds is
+        given back."""
+        origin = self.flow_origin_ns
+        if origin is not None:
+            self.flow_origin_ns = None
+            open_model = self.process.arrivals is not None
+            latency = time.perf_counter_ns() - origin if open_model else None
+            self.record.flow("interrupted", DELIVERY if open_model else None, latency)
+        self.give_back()
 
     def give_back(self) -> None:
         """Return the held locker to available from whatever step the flow stopped at (bounded).
@@ -442,7 +478,7 @@ class _Cleanup:
 
     def _send(self, step: str, method: str, path: str, body: Any = None) -> Any:
         self.last_step = step
-        return self.conversation.send(step, method, path, body=body, refusable=True)
+        return self.conversation.send(step, method, path, body=body, refusable=True, stoppable=False)
 
     def _look(self) -> tuple[str, bool] | None:
         """The locker's status and whether its door is open; ``None`` if another user holds it now."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import gevent
+import gevent.event
 import gevent.lock
 
 from harness.config import Credentials, Settings, load_settings, normalize_tower_id, parse_target
@@ -27,6 +28,7 @@ __all__ = [
     "LoadOptions",
     "LoadProcess",
     "Pacer",
+    "StopSignal",
     "TokenRefused",
 ]
 
@@ -176,19 +178,45 @@ class Bearer:
         self._refresh_at = sent + lifetime - min(_REFRESH_MARGIN_S, lifetime / 2)
 
 
+class StopSignal:
+    """The run is stopping: set once, seen by every user of the process at its next step.
+
+    Users are never killed mid-request by a normal stop (the locustfile gives Locust a stop
+    timeout): each notices this between two requests, gives back what it holds and ends, so no
+    request whose answer it never read can land on the target after its cleanup looked.
+    """
+
+    def __init__(self) -> None:
+        self._event = gevent.event.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self._event.is_set())
+
+    def set(self) -> None:
+        self._event.set()
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``, or less if the stop comes first; whether it came."""
+        if seconds > 0:
+            self._event.wait(seconds)
+        return bool(self._event.is_set())
+
+
 class Pacer:
     """Caps this process's requests per second (the budget against Harbor's sandbox)."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, stop: StopSignal) -> None:
         self._interval = 1.0 / per_second
         self._next = 0.0
+        self._stop = stop
 
     def wait(self) -> None:
+        """Wait for this request's slot; returns early when the run stops (the caller checks)."""
         now = time.monotonic()
         slot = max(now, self._next)
         self._next = slot + self._interval
         if slot > now:
-            gevent.sleep(slot - now)
+            self._stop.pause(slot - now)
 
 
 class Arrivals:
@@ -245,7 +273,8 @@ class LoadProcess:
     hot_lockers: list[int] = field(default_factory=list)
     #: Set when the run cannot go on (credentials refused); the harness reports it.
     fatal: str | None = None
-    stopping: bool = False
+    #: Set when the run stops: each flow ends at its next step and gives back what it holds.
+    stopping: StopSignal = field(default_factory=StopSignal)
     #: The resolved settings: where the cleanup ledger lives (``state_dir``) and whom it records.
     settings: Settings | None = None
 
@@ -263,7 +292,7 @@ class LoadProcess:
             options, settings.credentials().client_id, Bearer(token_url, settings.credentials(), record), record
         )
         if options.max_rps > 0:
-            process.pacer = Pacer(options.max_rps / options.workers)
+            process.pacer = Pacer(options.max_rps / options.workers, process.stopping)
         if options.mode == "open":
             process.arrivals = Arrivals(options.rate, options.workers, options.worker_index)
         process.settings = settings

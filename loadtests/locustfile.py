@@ -25,7 +25,11 @@ its own ``LoadRecord``; workers send theirs to the master when their users have 
 master (or the only process) merges and writes ``--harness-result``.
 
 The run ends after ``--harness-duration`` seconds: users are stopped and every one gives back
-what it holds (``on_stop``), also when the run is stopped early by SIGINT or SIGTERM.
+what it holds, also when the run is stopped early by SIGINT or SIGTERM. The stop is cooperative:
+Locust gets a stop timeout (``--stop-timeout``, else three request timeouts), so a user in the
+middle of a request is not killed but reads its answer, sees the stop before its next step, gives
+back and ends. Only a user still busy when the timeout ends is killed (``on_stop`` then gives back
+from a fresh look at the locker, and the harness's sweep checks what is left).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import gevent
 from load_flows import DELIVERY, Conversation
@@ -57,6 +61,8 @@ logger = logging.getLogger("locker-harness")
 _RECORD_MESSAGE = "locker_harness_record"
 _FATAL_MESSAGE = "locker_harness_fatal"
 _user_ids = itertools.count(1)
+#: Request timeouts a stopping user may take to finish its request and give its locker back.
+_STOP_TIMEOUTS: Final = 3
 _Listener = TypeVar("_Listener", bound=Callable[..., None])
 
 
@@ -106,6 +112,12 @@ def _arguments(parser: Any) -> None:
 
 @_listen(events.init)
 def _on_init(environment: Environment, **_: Any) -> None:
+    parsed = environment.parsed_options
+    if not environment.stop_timeout and parsed is not None:
+        # Without a stop timeout Locust kills every user at once, wherever it is: one killed while
+        # its request was on the wire cannot know whether it landed, and the request may land
+        # after the user's cleanup looked at the locker. A distributed master sends this to workers.
+        environment.stop_timeout = _STOP_TIMEOUTS * float(parsed.harness_timeout)
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         runner.register_message(_RECORD_MESSAGE, _receive_record)
@@ -196,7 +208,7 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
     process = _Run.process
     if process is None:
         return
-    process.stopping = True
+    process.stopping.set()  # every flow ends at its next step and gives back what it holds
     if process.arrivals is not None:
         # Arrivals that were due but found no free user: recorded as at least this late, so a
         # stall at the very end of the run is not left out of the percentiles.
@@ -286,15 +298,8 @@ class LockerUser(FastHttpUser):
 
     def on_stop(self) -> None:
         conversation: Conversation | None = getattr(self, "conversation", None)
-        if conversation is None:
-            return
-        origin = conversation.flow_origin_ns
-        if origin is not None:  # stopped in the middle of a delivery
-            conversation.flow_origin_ns = None
-            open_model = conversation.process.arrivals is not None
-            latency = time.perf_counter_ns() - origin if open_model else None
-            conversation.record.flow("interrupted", DELIVERY if open_model else None, latency)
-        conversation.give_back()
+        if conversation is not None:
+            conversation.stop()  # normally nothing is left: the flow gave back when it saw the stop
 
     def run_flow(self, flow: Any) -> None:
         """Run one flow; a refused token ends the run for every user, so say it once and stop."""
@@ -302,7 +307,8 @@ class LockerUser(FastHttpUser):
             flow()
         except TokenRefused as refused:
             _fail(self.environment, str(refused))
-            gevent.sleep(self.network_timeout)  # the run is ending; do not hammer the token endpoint
+            # The run is ending: do not hammer the token endpoint until the stop comes.
+            self.conversation.process.stopping.pause(self.network_timeout)
 
 
 class DeliveryUser(LockerUser):
@@ -319,8 +325,8 @@ class DeliveryUser(LockerUser):
             return
         intended = arrivals.claim()
         delay_ns = intended - time.perf_counter_ns()
-        if delay_ns > 0:
-            gevent.sleep(delay_ns / 1e9)
+        if conversation.process.stopping.pause(delay_ns / 1e9):
+            return  # the run stopped before this arrival was due
         if not arrivals.closed:
             self.run_flow(lambda: conversation.deliver(intended))
 

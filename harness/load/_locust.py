@@ -6,12 +6,17 @@ its own session so a Ctrl-C at the terminal reaches the harness only. The harnes
 with SIGTERM, which Locust handles in a greenlet of its own (a SIGINT would surface as an
 exception inside whichever user runs at that instant); its users give back what they hold and
 the master writes the record. Every wait is bounded: a Locust that does not stop is killed.
+
+Locust gets a stop timeout (``--stop-timeout``): a stopping user finishes the request it has on
+the wire and gives its locker back instead of being killed mid-request, which would leave it not
+knowing whether that request landed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -34,12 +39,17 @@ __all__ = [
     "locust_command",
     "read_stats",
     "run_locust",
+    "stop_timeout",
 ]
 
 #: Seconds Locust may take to start (import, fork workers, connect them) before its run counts.
 STARTUP_S: Final = 30.0
 #: Seconds Locust may take to stop once asked: users give back their lockers, workers report.
 STOP_GRACE_S: Final = 45.0
+#: Request timeouts a stopping user may take to finish its request and give back (Locust's
+#: ``--stop-timeout``), within the grace above with room for the workers' reports.
+STOP_TIMEOUTS: Final = 3
+_STOP_TIMEOUT_MAX_S: Final = STOP_GRACE_S - 15.0
 _POLL_S: Final = 0.25
 
 
@@ -87,6 +97,11 @@ class LocustOutcome:
     elapsed_s: float
 
 
+def stop_timeout(timeout_s: float) -> int:
+    """Locust's ``--stop-timeout`` (whole seconds) for users whose requests time out after ``timeout_s``."""
+    return max(1, math.ceil(min(STOP_TIMEOUTS * timeout_s, _STOP_TIMEOUT_MAX_S)))
+
+
 def locust_command(
     locustfile: Path,
     *,
@@ -97,6 +112,7 @@ def locust_command(
     user_classes: Sequence[str] = (),
     processes: int = 1,
     harness_args: Sequence[str] = (),
+    stop_timeout_s: int = int(_STOP_TIMEOUT_MAX_S),
 ) -> list[str]:
     """``python -m locust`` headless with HTML, CSV and a log; ``-t`` is only a backstop: the
     locustfile stops the run itself after ``--harness-duration`` and quits."""
@@ -108,6 +124,7 @@ def locust_command(
         "-u", str(users),
         "-r", str(min(users, 100)),
         "-t", f"{int(duration_s + STOP_GRACE_S)}s",
+        "--stop-timeout", str(stop_timeout_s),
         "--only-summary",
         "--exit-code-on-error", "0",  # the harness decides the verdict from the record
         "--csv", str(files.csv_prefix),

@@ -12,7 +12,7 @@ from harness.cli import app
 from harness.config import ENVIRONMENT, load_settings
 from harness.errors import UsageError
 from harness.load import KNOWN_STEPS, LoadPlan
-from harness.load._locust import LocustFiles, harness_arguments, locust_command, read_stats
+from harness.load._locust import STOP_GRACE_S, LocustFiles, harness_arguments, locust_command, read_stats, stop_timeout
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -105,6 +105,18 @@ def test_locust_command_runs_headless_with_every_output(tmp_path: Path) -> None:
         assert expected in text
     assert command[-1] == "DeliveryUser"
     assert "secret" not in text.lower()  # credentials travel in the environment only
+
+
+def test_a_stopping_user_gets_time_to_finish_its_request_and_give_back(tmp_path: Path) -> None:
+    """Locust gets a stop timeout (three request timeouts, within the harness's grace) so a user is
+    never killed with a request on the wire at a normal stop."""
+    assert (stop_timeout(10.0), stop_timeout(0.5), stop_timeout(60.0)) == (30, 2, STOP_GRACE_S - 15)
+    files = LocustFiles(tmp_path)
+    command = locust_command(
+        ROOT / "loadtests" / "locustfile.py", host="http://127.0.0.1:1", users=1, duration_s=1.0, files=files,
+        stop_timeout_s=stop_timeout(10.0),
+    )  # fmt: skip
+    assert command[command.index("--stop-timeout") + 1] == "30"
 
 
 def test_locust_stats_are_read_from_its_csv(tmp_path: Path) -> None:
