@@ -68,8 +68,8 @@ def _report(out: Output, summary: LoadSummary) -> None:
     record = summary.record
     flows = ", ".join(f"{count} {outcome}" for outcome, count in record.flows.items() if count)
     out.say(
-        f"{record.requests} requests in {summary.duration_s:.1f} s ({summary.requests_per_s:.0f}/s), "
-        f"{summary.deliveries_per_min:.0f} deliveries/min; flows: {flows or 'none'}"
+        f"{record.requests:,} requests in {summary.duration_s:.1f} s ({summary.requests_per_s:,.0f}/s), "
+        f"{summary.deliveries_per_min:,.0f} deliveries/min; flows: {flows or 'none'}"
     )
     if record.violation_count:
         kinds = ", ".join(f"{count} {kind}" for kind, count in record.violations.items() if count)
@@ -82,7 +82,7 @@ def _report(out: Output, summary: LoadSummary) -> None:
         out.say(f"SLO BREACHED: {result.describe()}")
     cleanup = record.cleanup
     sweep = summary.sweep
-    left = f"the sweep found {sweep.found} still held" if sweep.checked else "the sweep could not check"
+    left = f"the sweep found {sweep.found} left held" if sweep.checked else "the sweep could not check"
     out.say(f"cleanup: {cleanup['released']} holds given back by the users, {cleanup['failed']} failed; {left}")
     for note in [*sweep.notes[:5], *summary.notes]:
         out.say(f"  {note}")

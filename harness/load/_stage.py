@@ -1,10 +1,12 @@
 """``LoadStage``: a load run as a stage of ``locker-harness run`` (and the body of ``locker-harness load``).
 
 Against the running target of the context (the embedded sandbox, a sandbox URL, Harbor's
-sandbox) it runs Locust in a child process for the plan's duration, reads the merged record,
-sweeps what is still held, measures the gates, and writes ``load/summary.json`` next to Locust's
-HTML, CSV and output. The verdict: an oracle violation fails the stage (a product defect), else a
-breached gate breaches it, else missing workers or an empty run make it infrastructure.
+sandbox) it looks at what the identity already holds, runs Locust in a child process for the
+plan's duration, reads the merged record, sweeps what the run left held, measures the gates, and
+writes ``load/summary.json`` next to Locust's HTML, CSV and output. The verdict: an oracle
+violation fails the stage (a product defect), else a breached gate breaches it, else missing
+workers, an empty run or lockers the users left held make it infrastructure. A budget too short
+for a load run could not test (infrastructure), as every stage the budget cannot fit.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
-
 from harness.config import TargetKind
-from harness.errors import InfrastructureError, TargetUnreachable, UsageError
+from harness.errors import InfrastructureError, UsageError
 from harness.ledger import RUN_ID_ENV
 from harness.load._locust import (
     STARTUP_S,
@@ -27,30 +27,22 @@ from harness.load._locust import (
     harness_arguments,
     locust_command,
     run_locust,
+    stop_timeout,
 )
 from harness.load._plan import LoadPlan
 from harness.load._record import VIOLATION_KINDS, LoadRecord
 from harness.load._slo import SloGates
 from harness.load._summary import LoadSummary
-from harness.load._sweep import sweep_leftovers
+from harness.load._sweep import LOOK_ERRORS, HeldLocker, held_lockers, sweep_leftovers
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
 from harness.run import PROJECT_ROOT, RunContext, target_environment
+from harness.testing import serves_control_plane
 
 __all__ = ["LOCUSTFILE", "LoadStage"]
 
 #: The locustfile of the checkout the harness runs from.
 LOCUSTFILE: Final = PROJECT_ROOT / "loadtests" / "locustfile.py"
-_PROBE_TIMEOUT_S: Final = 3.0
 _VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
-
-
-def serves_control_plane(url: str) -> bool:
-    """Whether ``url`` is a virtual sandbox (doors open through ``/_sim``)."""
-    try:
-        response = httpx.get(f"{url}/_sim/bugs", timeout=_PROBE_TIMEOUT_S)
-    except httpx.RequestError as error:
-        raise TargetUnreachable(f"{url} does not answer ({type(error).__name__})", url=url) from None
-    return response.status_code == 200
 
 
 def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
@@ -101,11 +93,14 @@ class LoadStage:
                 f"{settings.target.name} has no virtual doors: each delivery stops at the token and releases"
             )
         # Keep within the run's budget: Locust's start and stop come out of it too.
-        duration = min(plan.duration_s, context.budget.remaining() - STARTUP_S / 3 - STOP_GRACE_S / 3)
+        remaining = context.budget.remaining()
+        duration = min(plan.duration_s, remaining - STARTUP_S / 3 - STOP_GRACE_S / 3)
         if duration < 1.0:
-            return StageResult.skipped(self.name, "the time budget left is too short for a load run")
+            # Asked for and not run: could not test, as the orchestrator says of any stage it cannot fit.
+            raise TimeoutError(f"the time budget left ({remaining:.0f} s) is too short for a load run")
         if not self.locustfile.is_file():
             raise UsageError(f"no locustfile at {self.locustfile}: the load stage runs from a checkout of the harness")
+        before = self._held_before(context, doors=doors)
 
         files = self.files = LocustFiles(context.folder.stage_dir(self.name))
         command = locust_command(
@@ -117,6 +112,7 @@ class LoadStage:
             user_classes=plan.user_classes,
             processes=plan.processes,
             harness_args=harness_arguments(plan, tower_id, doors=doors, timeout_s=settings.timeout),
+            stop_timeout_s=stop_timeout(settings.timeout),
         )
         env = {**os.environ, **target_environment(settings, seed=context.seed), RUN_ID_ENV: context.run_id}
         env.pop("HARBOR_CONFIG", None)  # the child reads the target from --host and credentials from here
@@ -145,7 +141,7 @@ class LoadStage:
             raise UsageError(str(facts["fatal"]))
 
         context.progress(self.name, "checking that nothing is left held")
-        sweep = sweep_leftovers(settings, control_plane=doors)
+        sweep = sweep_leftovers(settings, control_plane=doors, before=before)
         summary = self.summary = LoadSummary.build(
             record,
             gates,
@@ -162,6 +158,23 @@ class LoadStage:
         if outcome.interrupted:
             raise KeyboardInterrupt  # after the evidence is on disk and nothing is held
         return result
+
+    def _held_before(self, context: RunContext, *, doors: bool) -> frozenset[HeldLocker]:
+        """What the identity holds before the users start: not theirs to give back, nor to be blamed for."""
+        try:
+            before = held_lockers(context.settings, control_plane=doors)
+        except LOOK_ERRORS as error:
+            self.notes.append(
+                f"could not look at what was held before the run ({type(error).__name__}): the sweep counts all"
+            )
+            return frozenset()
+        if before:
+            shown = ", ".join(f"{held.locker_id} {held.status}" for held in sorted(before, key=lambda h: h.locker_id))
+            self.notes.append(
+                f"held by this identity before the load run began (an earlier stage or another client), "
+                f"left as they were: {shown}"
+            )
+        return before
 
 
 def _redact(path: Path, context: RunContext) -> None:
@@ -220,35 +233,30 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
                 "InfrastructureError",
             )
         )
-    if summary.sweep.found:
+    sweep = summary.sweep
+    if sweep.found:
+        # The one line names the leak; what the sweep did, locker by locker, is the failure's message.
         failures.append(
             Failure(
                 FailureKind.TEST,
                 "load cleanup",
-                f"the load users left {summary.sweep.found} locker(s) held; the sweep released "
-                f"{summary.sweep.released}: {'; '.join(summary.sweep.notes[:3])}",
+                f"the load users left {sweep.found} locker(s) held; the sweep released {sweep.released}: "
+                + "; ".join(sweep.notes),
                 "CleanupLeak",
             )
         )
-    figures: dict[str, Figure] = {
-        "requests": record.requests,
-        "req/s": round(summary.requests_per_s, 1),
-        "deliveries/min": round(summary.deliveries_per_min, 1),
-        "failures": record.failures,
-        "conflicts": summary.conflicts,
-        "violations": record.violation_count,
-        "p99 ms": summary.overall.p99_ms,
-    }
+    figures: dict[str, Figure] = dict(summary.key_figures())
     breaches = summary.breaches
-    if breaches:
-        figures["breaches"] = len(breaches)
     reason = ""
     if record.violation_count:
-        reason = failures[0].message.splitlines()[0]
+        kinds = ", ".join(f"{count:,} {kind}" for kind, count in record.violations.items() if count)
+        reason = f"oracle violations: {kinds}"
     elif breaches:
         reason = "SLO breached: " + "; ".join(result.describe() for result in breaches)
-    elif failures:
-        reason = failures[0].message.splitlines()[0]
+    elif summary.missing_workers:
+        reason = f"{summary.missing_workers} of {summary.workers_expected} Locust workers sent no record"
+    elif sweep.found:
+        reason = f"the load users left {sweep.found} locker(s) held"
     elif record.requests == 0:
         reason = "no request was measured"
     return StageResult(

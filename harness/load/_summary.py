@@ -42,15 +42,23 @@ class StepRow:
 
 @dataclass(slots=True)
 class Sweep:
-    """What the harness found still held after Locust exited, and gave back itself."""
+    """What the harness found the load run left held after Locust exited, and gave back itself;
+    ``held_before``: lockers the identity already held before the run, unchanged, left alone."""
 
     checked: bool = False
     found: int = 0
     released: int = 0
     notes: list[str] = field(default_factory=list)
+    held_before: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"checked": self.checked, "found": self.found, "released": self.released, "notes": self.notes}
+        return {
+            "checked": self.checked,
+            "found": self.found,
+            "released": self.released,
+            "notes": self.notes,
+            "held_before": self.held_before,
+        }
 
 
 def _row(name: str, latencies: Latencies, histogram: str, counts: StepCounts | None) -> StepRow:
@@ -157,6 +165,22 @@ class LoadSummary:
     def conflicts(self) -> int:
         return sum(counts.conflicts for counts in self.record.steps.values())
 
+    def key_figures(self) -> dict[str, str]:
+        """The few figures a person reads in the run's table, written as a person reads them:
+        whole counts with thousands separators, rates rounded, the p99 to three digits."""
+        figures = {
+            "requests": f"{self.record.requests:,}",
+            "req/s": f"{self.requests_per_s:,.0f}",
+            "deliveries/min": f"{self.deliveries_per_min:,.0f}",
+            "failures": f"{self.record.failures:,}",
+            "conflicts": f"{self.conflicts:,}",
+            "oracle violations": f"{self.violations:,}",
+            "p99 ms": _readable_ms(self.overall.p99_ms),
+        }
+        if self.breaches:
+            figures["SLO breaches"] = f"{len(self.breaches):,}"
+        return figures
+
     def histograms(self) -> Latencies:
         """Every step's histogram and each flow's end to end (``delivery (end to end)``), for plots."""
         latencies = Latencies()
@@ -209,6 +233,13 @@ class LoadSummary:
             "histograms": {"steps": record.latencies.encode(), "flows": record.flow_latencies.encode()},
             "files": dict(files or {}),
         }
+
+
+def _readable_ms(value: float) -> str:
+    """Milliseconds to three significant digits, never in exponent form: 0.412, 8.79, 12.6, 1,234."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{2 if value < 10 else 1}f}" if value >= 1 else f"{value:.3f}"
 
 
 def _measure(record: LoadRecord, step: str | None, metric: str) -> float | None:

@@ -76,7 +76,7 @@ def test_short_local_run_is_green_with_no_oracle_violation(tmp_path: Path) -> No
     steps = {row["name"] for row in summary["steps"]}
     assert {"list_lockers", "reserve", "dropoff_token", "open_for_dropoff", "close_after_pickup"} <= steps
     assert summary["flow_outcomes"]["completed"] > 0
-    assert summary["cleanup"]["sweep"] == {"checked": True, "found": 0, "released": 0, "notes": []}
+    assert summary["cleanup"]["sweep"] == {"checked": True, "found": 0, "released": 0, "notes": [], "held_before": 0}
     record = LoadRecord.from_json({"schema": 1, "processes": 1, **_histograms_only(summary)})
     assert record.latencies.count("reserve") == next(r["requests"] for r in summary["steps"] if r["name"] == "reserve")
     run = next(tmp_path.glob("reports/*"))
