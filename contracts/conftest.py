@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from contract_checks import use_witness
+from contract_report import report_calls
 from contract_session import remember, serving
 from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
 
@@ -28,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     given = config.getoption("hypothesis_seed", default=None)
     seed = given or os.environ.get("LOCKER_HARNESS_SEED") or None
     remember(HarborOptions.of(config), int(seed) if seed is not None else None, hypothesis_seeded=given is not None)
+    report_calls(config)  # every call to $LOCKER_HARNESS_STAGE_DIR/schemathesis/, when a run asked for it
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

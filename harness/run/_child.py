@@ -25,6 +25,7 @@ from harness.run._context import PROJECT_ROOT, RunContext
 
 __all__ = [
     "LATENCIES_ENV",
+    "STAGE_DIR_ENV",
     "STAGE_SUMMARY",
     "ChildStage",
     "latency_failures",
@@ -39,6 +40,9 @@ __all__ = [
 #: histograms into this folder: one JSON file per process, ``{name: encoded HdrHistogram}``
 #: (``Latencies.encode()``). The stage merges them exactly, so percentiles are never averaged.
 LATENCIES_ENV: Final = "LOCKER_HARNESS_LATENCIES_DIR"
+#: A stage's own folder (``reports/<run-id>/<stage>/``), for the reports its suite writes itself:
+#: the contract suite's Schemathesis report (``contracts/contract_report.py`` reads the same name).
+STAGE_DIR_ENV: Final = "LOCKER_HARNESS_STAGE_DIR"
 #: Where a child stage writes its summary: ``reports/<run-id>/<stage>/stage-summary.json``.
 STAGE_SUMMARY: Final = "stage-summary.json"
 #: Lines of a child's output quoted when it ends without results.

@@ -17,6 +17,7 @@ from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._child import (
     LATENCIES_ENV,
+    STAGE_DIR_ENV,
     latency_failures,
     output_tail,
     read_latencies,
@@ -90,7 +91,7 @@ class PytestStage:
         done = run_child(
             self.name,
             self.command(context),
-            env={**self.environment(context), LATENCIES_ENV: str(latencies_dir)},
+            env={**self.environment(context), LATENCIES_ENV: str(latencies_dir), STAGE_DIR_ENV: str(stage_dir)},
             context=context,
             log=log,
             cwd=self.root,
@@ -130,7 +131,7 @@ class PytestStage:
             figures=figures,
             latencies=latencies,
             failures=failures,
-            artefacts=[junit, log],
+            artefacts=[junit, log, *_own_reports(stage_dir, log, latencies_dir)],
             duration_ns=duration_ns,
         )
 
@@ -155,6 +156,15 @@ class PytestStage:
             what = refused[-1] if refused else output_tail(done, context.redactor)
             raise UsageError(f"pytest refused the {self.name} stage's command line: {what}")
         return None
+
+
+def _own_reports(stage_dir: Path, *besides: Path) -> list[Path]:
+    """The files a suite wrote into its stage's folder itself (the Schemathesis report), besides ``besides``."""
+    return [
+        path
+        for path in sorted(stage_dir.rglob("*"))
+        if path.is_file() and not any(path == other or other in path.parents for other in besides)
+    ]
 
 
 def _skip_reasons(cases: Sequence[CaseResult]) -> str:
