@@ -2,6 +2,9 @@
 
 Identities come from ``HARBOR_SIM_IDENTITIES`` (JSON) and never from the command line; without
 it the demo identities are used. Only loopback hosts are served unless ``--allow-non-loopback``.
+SIGINT and SIGTERM stop it gracefully; with ``--stop-when-stdin-closes`` so does the end of its
+standard input: the parent that started it with a pipe closed it (``VirtualSandbox.stop``, exit 0)
+or died, so no sandbox outlives its harness.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import socket
 import sys
+import threading
 
 import uvicorn
 
@@ -38,7 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-uplink", action="store_true", help="door events reach the API only after an upload")
     parser.add_argument("--allow-non-loopback", action="store_true", help="serve on a non-loopback address")
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument(
+        "--stop-when-stdin-closes",
+        action="store_true",
+        help="stop when standard input ends (the parent closed it, or died)",
+    )
     return parser
+
+
+def _stop_when_stdin_closes(server: uvicorn.Server) -> None:
+    """Read stdin to its end on a daemon thread, then ask the server to stop gracefully."""
+
+    def watch() -> None:
+        stdin = sys.stdin.fileno()
+        while os.read(stdin, 4096):  # nobody writes; it returns b"" once the writer is gone
+            pass
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="harness-sim-stdin-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"http://{shown}:{port}", flush=True)
     server = uvicorn.Server(uvicorn_config(create_app(settings), host=args.host, port=port, log_level=args.log_level))
+    if args.stop_when_stdin_closes:
+        _stop_when_stdin_closes(server)
     server.run(sockets=[sock])
     return 0
 

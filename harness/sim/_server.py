@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Literal, Self
 
 import httpx
 import uvicorn
@@ -20,13 +20,24 @@ from ._control_client import SimControl
 from ._settings import IDENTITIES_ENV, SECRET_ENV, SimSettings
 from ._world import World
 
-__all__ = ["SandboxNotRunning", "VirtualSandbox", "uvicorn_config"]
+__all__ = ["LogLevel", "SandboxNotRunning", "VirtualSandbox", "uvicorn_config"]
 
 _POLL = 0.005  # seconds between readiness polls; every wait below is bounded by a deadline
+_STOP_TIMEOUT = 10.0  # seconds a stopping child gets for uvicorn's graceful shutdown before SIGTERM
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 class SandboxNotRunning(RuntimeError):
-    """The sandbox is not started, failed to start, or this mode does not offer what was asked."""
+    """The sandbox is not started, failed to start, or this mode does not offer what was asked.
+
+    ``exit_code`` is the child's when a sandbox subprocess exited during start-up (2: it refused
+    its arguments or could not bind, and said why on its stderr), else ``None``.
+    """
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> uvicorn.Config:
@@ -56,8 +67,9 @@ class VirtualSandbox:
 
     ``start_in_thread()`` serves it from a uvicorn thread of this process (``world`` and
     ``radio`` reachable); ``start_subprocess()`` runs ``python -m harness.sim`` for callers that
-    need a URL in another process (Locust, the Schemathesis CLI). As a context manager it
-    starts in a thread unless already started, and always stops.
+    need a URL in another process (Locust, the Schemathesis CLI, ``locker-harness sim``) or a
+    process of its own (the soak watches its memory). As a context manager it starts in a thread
+    unless already started, and always stops.
     """
 
     def __init__(self, settings: SimSettings | None = None, *, startup_timeout: float = 15.0) -> None:
@@ -69,6 +81,7 @@ class VirtualSandbox:
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
+        self._returncode: int | None = None
         self._control: SimControl | None = None
         self._radio: Any = None
 
@@ -102,32 +115,78 @@ class VirtualSandbox:
         self._url = f"http://127.0.0.1:{port}"
         return self
 
-    def start_subprocess(self) -> Self:
-        """Run ``python -m harness.sim`` on a free loopback port; identities travel in the
-        environment as JSON, never on the command line."""
+    def start_subprocess(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: LogLevel = "warning",
+        allow_non_loopback: bool = False,
+        inherit_stderr: bool = False,
+    ) -> Self:
+        """Run ``python -m harness.sim`` on ``host:port`` (0: a free port); returns once it answers.
+
+        Identities travel in the environment as JSON, never on the command line. The child runs in
+        a session of its own, so a Ctrl-C at the terminal reaches this process only, which stops the
+        sandbox (``stop()``) once its users have given back what they hold. Should this process die
+        without stopping it (SIGKILL), the child sees its stdin pipe close and stops by itself.
+
+        A non-loopback ``host`` needs ``allow_non_loopback``; the child refuses it otherwise (exit 2).
+        ``inherit_stderr``: the child's log lines go to this process's stderr (``locker-harness sim``
+        shows them); by default they are kept in a temporary file and quoted if start-up fails.
+        Start-up failures raise ``SandboxNotRunning`` with the child's ``exit_code`` when it exited.
+        """
         self._require_stopped()
         env = dict(os.environ)
         env[IDENTITIES_ENV] = self.settings.identities_json()
         if self.settings.secret is not None:
             env[SECRET_ENV] = self.settings.secret.hex()
         command = [
-            sys.executable, "-m", "harness.sim", "--host", "127.0.0.1", "--port", "0",
+            sys.executable, "-m", "harness.sim", "--host", host, "--port", str(port),
             "--seed", str(self.settings.seed),
             "--token-lifetime", repr(self.settings.token_lifetime),
             "--sdk-token-lifetime", repr(self.settings.sdk_token_lifetime),
+            "--log-level", log_level, "--stop-when-stdin-closes",
         ]  # fmt: skip
         if not self.settings.uplink:
             command.append("--no-uplink")
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        if allow_non_loopback:
+            command.append("--allow-non-loopback")
+        if not inherit_stderr:
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
+        self._returncode = None
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,  # held open by this process only: its end is the child's lifeline
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=True,
+        )
         self._process = process
-        line = self._first_line(process)
-        if not line.startswith("http://"):
+        try:
+            line = self._first_line(process)
+            if not line.startswith("http://"):
+                code = self._exit_code_within(1.0)
+                reason = line or self._stderr_tail() or ("see its stderr" if inherit_stderr else "it said nothing")
+                raise SandboxNotRunning(
+                    f"the sandbox subprocess did not start ({reason if code is None else f'exit {code}: {reason}'})",
+                    exit_code=code,
+                )
+            self._url = line
+            self._wait_until_ready()
+        except BaseException:  # a refusal, or Ctrl-C during start-up: nothing is left running
             self.stop()
-            raise SandboxNotRunning(f"the sandbox subprocess did not start: {line or self._stderr_tail()}")
-        self._url = line
-        self._wait_until_ready()
+            raise
         return self
+
+    def _exit_code_within(self, seconds: float) -> int | None:
+        """The child's exit code if it exits within ``seconds`` (it closed stdout: it is on its way out)."""
+        assert self._process is not None
+        try:
+            return self._process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _first_line(self, process: subprocess.Popen[bytes]) -> str:
         """The child's first stdout line (its URL), read in a helper thread so the wait is bounded."""
@@ -150,16 +209,17 @@ class VirtualSandbox:
         with httpx.Client(timeout=1.0) as client:
             while True:
                 try:
-                    if client.get(f"{self._url}/_sim/bugs").status_code == 200:
-                        return
+                    # Any answer means it serves (a non-loopback address may be refused /_sim: 403).
+                    client.get(f"{self._url}/_sim/bugs")
+                    return
                 except httpx.TransportError:
                     pass
                 if self._process is not None and self._process.poll() is not None:
-                    tail = self._stderr_tail()
-                    self.stop()
-                    raise SandboxNotRunning(f"the sandbox subprocess exited: {tail}")
+                    code = self._process.returncode
+                    raise SandboxNotRunning(
+                        f"the sandbox subprocess exited ({code}): {self._stderr_tail()}", exit_code=code
+                    )
                 if time.perf_counter() > deadline:
-                    self.stop()
                     raise SandboxNotRunning(f"the sandbox did not answer within {self._startup_timeout} s")
                 time.sleep(_POLL)
 
@@ -178,15 +238,21 @@ class VirtualSandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()
+            process = self._process
+            if process.stdin is not None:
+                process.stdin.close()  # the child's cue: uvicorn's graceful shutdown, then exit 0
+            try:
+                process.wait(timeout=_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.terminate()
                 try:
-                    self._process.wait(timeout=10)
+                    process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait(timeout=5)
-            if self._process.stdout is not None:
-                self._process.stdout.close()
+                    process.kill()
+                    process.wait(timeout=5)
+            if process.stdout is not None:
+                process.stdout.close()
+            self._returncode = process.returncode
         if self._stderr is not None:
             self._stderr.close()
         self._server = self._thread = self._process = self._stderr = None
@@ -208,6 +274,25 @@ class VirtualSandbox:
     @property
     def running(self) -> bool:
         return self._url is not None
+
+    @property
+    def pid(self) -> int:
+        """The sandbox subprocess's process id (subprocess mode only)."""
+        if self._process is None:
+            raise SandboxNotRunning("no sandbox subprocess: call start_subprocess()")
+        return self._process.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the sandbox subprocess to exit and give its exit code; ``None`` if it still runs
+        after ``timeout`` seconds. After ``stop()``, the code it stopped with."""
+        if self._process is None:
+            if self._returncode is not None:
+                return self._returncode
+            raise SandboxNotRunning("no sandbox subprocess: call start_subprocess()")
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     @property
     def url(self) -> str:

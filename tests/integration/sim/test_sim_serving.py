@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 
 import httpx
+import psutil
 import pytest
 from sandbox_parties import TOKEN_PATH, TOWER
 
@@ -103,3 +106,94 @@ def test_server_tracebacks_reach_the_root_handlers() -> None:
     with_traceback, uvicorn_handlers = done.stdout.split()
     assert int(with_traceback) >= 1, done.stderr[-2000:]
     assert uvicorn_handlers == "0"
+
+
+def test_subprocess_runs_in_its_own_session_and_reports_its_exit_code() -> None:
+    """The child leads a session of its own; ``wait`` says it still runs, and after ``stop`` its graceful exit 0."""
+    sandbox = VirtualSandbox().start_subprocess(log_level="info")
+    try:
+        assert os.getsid(sandbox.pid) == sandbox.pid != os.getsid(0)
+        assert os.getpgid(sandbox.pid) == sandbox.pid
+        assert sandbox.wait(timeout=0.01) is None
+    finally:
+        sandbox.stop()
+    assert sandbox.wait() == 0
+
+
+def test_subprocess_on_a_taken_port_is_exit_2_with_the_reason() -> None:
+    """A second sandbox on the first one's port fails to start with the child's exit 2 and its one-line reason."""
+    with VirtualSandbox().start_subprocess() as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        with pytest.raises(SandboxNotRunning) as refused:
+            VirtualSandbox().start_subprocess(port=port)
+        assert first.control.bugs()  # the first one still serves
+    assert refused.value.exit_code == 2
+    assert f"cannot bind 127.0.0.1:{port}" in str(refused.value)
+
+
+def test_subprocess_refuses_a_non_loopback_host_unless_allowed() -> None:
+    """``host`` off loopback without ``allow_non_loopback`` is the child's exit 2, naming the option."""
+    with pytest.raises(SandboxNotRunning) as refused:
+        VirtualSandbox().start_subprocess(host="0.0.0.0")
+    assert refused.value.exit_code == 2 and "--allow-non-loopback" in str(refused.value)
+
+
+#: A harness that starts a sandbox subprocess, then waits for Ctrl-C: it checks the sandbox survived the
+#: group's SIGINT (it runs in its own session), stops it, and prints the exit code.
+_HARNESS = textwrap.dedent(
+    """
+    import sys
+    from harness.sim import VirtualSandbox
+
+    sandbox = VirtualSandbox().start_subprocess()
+    print(sandbox.pid, flush=True)
+    try:
+        sys.stdin.read()  # until the test's Ctrl-C (or SIGKILL)
+    except KeyboardInterrupt:
+        print("serving" if sandbox.control.bugs() is not None else "gone", flush=True)
+        sandbox.stop()
+        print(sandbox.wait(), flush=True)
+    """
+)
+
+
+def _harness() -> tuple[subprocess.Popen[str], int]:
+    harness = subprocess.Popen(
+        [sys.executable, "-c", _HARNESS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a foreground job
+    )
+    assert harness.stdout is not None
+    line = harness.stdout.readline()  # bounded: start_subprocess gives up after its start-up timeout
+    assert line.strip().isdigit(), harness.stderr.read() if harness.stderr else line
+    return harness, int(line)
+
+
+def test_ctrl_c_reaches_the_harness_which_then_stops_the_sandbox() -> None:
+    """A SIGINT to the harness's group (a terminal's Ctrl-C) spares the sandbox; the harness then stops it: exit 0."""
+    harness, pid = _harness()
+    try:
+        os.killpg(harness.pid, signal.SIGINT)
+        stdout, stderr = harness.communicate(timeout=30)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.communicate()
+    assert stdout.split() == ["serving", "0"], stderr
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_sandbox_stops_by_itself_when_its_harness_is_killed() -> None:
+    """SIGKILL the harness: the sandbox's stdin pipe closes and it shuts down instead of serving as an orphan."""
+    harness, pid = _harness()
+    sandbox = psutil.Process(pid)
+    try:
+        harness.kill()
+        harness.communicate(timeout=10)
+        sandbox.wait(timeout=15)  # bounded; psutil.TimeoutExpired fails the test
+    finally:
+        if sandbox.is_running():
+            sandbox.kill()
