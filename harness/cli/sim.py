@@ -1,17 +1,15 @@
 """``locker-harness sim``: serve the virtual sandbox on loopback until Ctrl-C.
 
-The sandbox runs as ``python -m harness.sim`` in a child process (its documented entry point),
-with the demo identities passed in the environment, never on the command line. The demo
-credentials are public, local-only throwaway values: printing them is the point.
+The sandbox runs as ``python -m harness.sim`` in a child process of its own session, started by
+``VirtualSandbox.start_subprocess`` (the demo identities travel in the environment, never on the
+command line; its log lines reach this terminal). A Ctrl-C or SIGTERM reaches this process only,
+which then stops the child gracefully. The demo credentials are public, local-only throwaway
+values: printing them is the point.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
 from typing import Annotated
 
 import click
@@ -24,19 +22,7 @@ from harness.errors import ExitCode, InfrastructureError, UsageError
 __all__ = ["command"]
 
 _STARTUP_TIMEOUT = 30.0
-_STOP_TIMEOUT = 10.0
 _SECOND_TOWER = "0100000000000175"
-
-
-def _first_line(process: subprocess.Popen[str]) -> str:
-    """The child's first stdout line (its URL), waited for with a bound."""
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(_STARTUP_TIMEOUT)
-    return lines[0].strip() if lines else ""
 
 
 def _banner(out: Output, url: str) -> None:
@@ -63,18 +49,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
-        try:
-            process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(_STOP_TIMEOUT)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
 def command(
     host: Annotated[str, typer.Option("--host", help="Address to serve on (loopback only by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.", min=0, max=65535)] = 8765,
@@ -91,33 +65,34 @@ def command(
             raise UsageError(
                 f"refusing to serve on {host}: the sandbox is for loopback; pass --allow-non-loopback to expose it"
             )
-        argv = [sys.executable, "-m", "harness.sim", "--host", host, "--port", str(port), "--seed", str(seed)]
-        if allow_non_loopback:
-            argv.append("--allow-non-loopback")
-        if verbose:
-            argv += ["--log-level", "info"]
-        env = {key: value for key, value in os.environ.items() if key != "HARBOR_SIM_IDENTITIES"}  # demo identities
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        from harness.sim import SandboxNotRunning, SimSettings, VirtualSandbox  # fastapi only when serving
+
+        # The demo identities (SimSettings' default), whatever HARBOR_SIM_IDENTITIES says.
+        sandbox = VirtualSandbox(SimSettings(seed=seed), startup_timeout=_STARTUP_TIMEOUT)
         # A service manager stops with SIGTERM: treat it like Ctrl-C so the child is stopped too.
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            url = _first_line(process)
-            if not url.startswith("http"):
-                _stop(process)
-                code = process.returncode
-                if code == ExitCode.USAGE:  # the child said why on stderr, in one line
-                    return code
-                raise InfrastructureError(f"the virtual sandbox did not start (exit {code})")
-            _banner(out, url)
-            code = process.wait()
+            try:
+                sandbox.start_subprocess(
+                    host=host,
+                    port=port,
+                    log_level="info" if verbose else "warning",
+                    allow_non_loopback=allow_non_loopback,
+                    inherit_stderr=True,
+                )
+            except SandboxNotRunning as exc:
+                if exc.exit_code == ExitCode.USAGE:  # the child said why on stderr, in one line
+                    return ExitCode.USAGE
+                raise InfrastructureError(f"the virtual sandbox did not start: {exc}") from None
+            _banner(out, sandbox.url)
+            code = sandbox.wait()
             raise InfrastructureError(f"the virtual sandbox stopped by itself (exit {code})")
         except KeyboardInterrupt:
-            _stop(process)
+            sandbox.stop()
             click.echo("virtual sandbox stopped", err=True)
             return ExitCode.OK
         finally:
             signal.signal(signal.SIGTERM, previous)
-            if process.poll() is None:
-                _stop(process)
+            sandbox.stop()
 
     run_command(body, verbose=verbose)
