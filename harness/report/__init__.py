@@ -15,7 +15,7 @@ from harness.report._allure import (
     write_categories,
     write_environment,
 )
-from harness.report._console import VERDICT_STYLES, fit_table, run_table
+from harness.report._console import REASON_CHARS, VERDICT_STYLES, fit_table, run_table, table_figures
 from harness.report._folder import RunFolder, finish_reports
 from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
 from harness.report._junit import read_junit, write_junit
@@ -39,6 +39,7 @@ from harness.report._summary import format_figures, render_markdown, summary_doc
 
 __all__ = [
     "CATEGORIES",
+    "REASON_CHARS",
     "VERDICT_STYLES",
     "AllureAttachment",
     "AllureStep",
@@ -74,6 +75,7 @@ __all__ = [
     "run_table",
     "strip_analytics",
     "summary_document",
+    "table_figures",
     "verdict_of",
     "write_categories",
     "write_environment",

@@ -1,18 +1,30 @@
-"""The run's final table for a terminal: stage, verdict, key figures, time."""
+"""The run's final table for a terminal: stage, verdict, key figures, time.
+
+It stays readable in a 100-column terminal: the stage, verdict and time columns never wrap and
+a light frame leaves the rest to the key figures, which wrap between figures, never inside one
+("p99 ms 13.3" stays on one line). A reason keeps its first line, without module paths, and
+figures that count nothing (``failed 0``) are left out: the verdict beside them says so already.
+``summary.md`` and ``summary.json`` keep every figure and the whole reason.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Sequence
 from typing import Final
 
-from rich.console import Console
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from harness.redaction import Redactor
-from harness.report._results import RunResult, Verdict
+from harness.report._results import Figure, RunResult, StageResult, Verdict
 from harness.report._summary import format_figures
 
-__all__ = ["VERDICT_STYLES", "fit_table", "run_table"]
+__all__ = ["REASON_CHARS", "VERDICT_STYLES", "fit_table", "run_table", "table_figures"]
 
 VERDICT_STYLES: Final = {
     Verdict.PASSED: "bold green",
@@ -21,6 +33,65 @@ VERDICT_STYLES: Final = {
     Verdict.INFRASTRUCTURE: "bold magenta",
     Verdict.SKIPPED: "dim",
 }
+
+#: A stage's reason in the table: its first line, cut here.
+REASON_CHARS: Final = 160
+#: ``schemathesis.core.failures.FailureGroup`` reads as ``FailureGroup``: the class says what happened.
+_QUALIFIED_NAME: Final = re.compile(r"\b(?:[a-z_][a-z0-9_]*\.)+(?=[A-Z]\w*)")
+
+
+def _counts_nothing(value: Figure) -> bool:
+    if isinstance(value, str):
+        return value.strip() in ("0", "0.0")
+    return value == 0
+
+
+def _short_reason(reason: str) -> str:
+    lines = reason.strip().splitlines()
+    short = _QUALIFIED_NAME.sub("", lines[0].strip()) if lines else ""
+    return short if len(short) <= REASON_CHARS else short[: REASON_CHARS - 1].rstrip() + "…"
+
+
+def table_figures(stage: StageResult, *, redactor: Redactor) -> tuple[str, list[str]]:
+    """A stage's reason (first line, short) and its key figures that count something, as the table shows them.
+
+    Redacted before anything is cut: a secret across the cut would otherwise keep its first half.
+    """
+    figures = [format_figures({key: value}) for key, value in stage.figures.items() if not _counts_nothing(value)]
+    return _short_reason(redactor.text(stage.reason)), [redactor.text(figure) for figure in figures]
+
+
+class _Figures:
+    """Figures joined by commas that wrap only between figures; one wider than the column folds."""
+
+    def __init__(self, figures: Sequence[str]) -> None:
+        self._pieces = [figure + ("," if index < len(figures) - 1 else "") for index, figure in enumerate(figures)]
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widest = max((cell_len(piece) for piece in self._pieces), default=0)
+        return Measurement(min(widest, options.max_width), cell_len(" ".join(self._pieces)))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        line = ""
+        for piece in self._pieces:
+            joined = f"{line} {piece}" if line else piece
+            if line and cell_len(joined) > options.max_width:
+                yield Text(line, overflow="fold")
+                line = piece
+            else:
+                line = joined
+        if line:
+            yield Text(line, overflow="fold")
+
+
+def _cell(stage: StageResult, redactor: Redactor) -> RenderableType:
+    reason, figures = table_figures(stage, redactor=redactor)
+    parts: list[RenderableType] = []
+    if reason:
+        parts.append(Text(reason))
+    if figures:
+        parts.append(_Figures(figures))
+    return Group(*parts) if len(parts) > 1 else parts[0] if parts else ""
 
 
 def run_table(run: RunResult, *, redactor: Redactor) -> Table:
@@ -35,19 +106,18 @@ def run_table(run: RunResult, *, redactor: Redactor) -> Table:
         ),
         title_justify="left",
         caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
     )
-    table.add_column("stage")
-    table.add_column("verdict")
-    table.add_column("key figures", overflow="fold")
-    table.add_column("time", justify="right")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("key figures", ratio=1)
+    table.add_column("time", justify="right", no_wrap=True)
     for stage in run.stages:
-        figures = format_figures(stage.figures)
-        if stage.reason:
-            figures = f"{stage.reason}; {figures}" if figures else stage.reason
         table.add_row(
             stage.name,
             Text(stage.verdict.value, style=VERDICT_STYLES[stage.verdict]),
-            redactor.text(figures),
+            _cell(stage, redactor),
             f"{stage.duration_ns / 1e9:.1f} s",
         )
     return table
