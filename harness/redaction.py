@@ -75,7 +75,10 @@ _KEY_VALUE = re.compile(
     (?P<key>["']?(?:{_KEY_NAMES})["']?)
     (?P<sep>\s*[:=]\s*)
     (?!Secret\()  # a Secret's repr already hides its value
-    (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|(?:bearer\s+|basic\s+)?[^\s&,;"'}}\]]+)
+    # JSON null and true/false are no secret and stay valid JSON; an earlier mask ([REDACTED],
+    # Schemathesis's [Filtered]) is taken whole, so masking twice changes nothing.
+    (?!(?:null|true|false)\b)
+    (?P<value>\[[A-Za-z]+\]|"(?:[^"\\]|\\.)*"|'[^']*'|(?:bearer\s+|basic\s+)?[^\s&,;"'}}\]]+)
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*")

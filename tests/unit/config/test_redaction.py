@@ -129,3 +129,23 @@ def test_secret_cannot_be_pickled() -> None:
 def test_process_redactor_is_shared() -> None:
     """redactor() returns one process-wide instance that parts register with."""
     assert redactor() is redactor()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"refresh_token": null, "access_token": "abc123xyz"}',
+        "Authorization: [Filtered]",
+        "client_secret=hunter2hunter2&scope=service_provider",
+        'payload_auth: "00ff00ff00ff"',
+        "Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl",
+    ],
+)
+def test_masking_twice_changes_nothing_and_json_stays_json(text: str) -> None:
+    """Redaction is idempotent (no "[REDACTED]]"), and a JSON null stays a JSON null."""
+    redactor = Redactor()
+    once = redactor.text(text)
+    assert redactor.text(once) == once
+    assert "]]" not in once
+    if text.startswith("{"):
+        assert json.loads(once) == {"refresh_token": None, "access_token": "[REDACTED]"}
