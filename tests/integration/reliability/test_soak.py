@@ -38,14 +38,20 @@ def test_short_soak_is_green_and_reports_its_figures(tmp_path: Path) -> None:
     assert figures["requests"] >= 12 * 12  # the flow's twelve steps, at least one request each
     rss = [figures[f"rss_{when}_mib"] for when in ("start", "middle", "end")]
     assert all(isinstance(value, float) and value > 10 for value in rss)
-    assert "sandbox RSS start / middle / end" in done.stdout
+    curve = figures["rss_curve_mib"]
+    assert isinstance(curve, list) and [made for made, _ in curve] == list(range(1, 13))
+    assert figures["rss_margin"] == 0.10 and isinstance(figures["rss_bytes_per_delivery"], float)
+    assert "sandbox RSS start / middle / end" in done.stdout and "second half / per delivery" in done.stdout
 
 
 @pytest.mark.slow
 def test_ten_thousand_deliveries(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """The soak of the issue: 10,000 deliveries, zero violations, zero 5xx, RSS within 10 % after warm-up (-m slow)."""
+    """The soak of the issue: 10,000 deliveries, zero violations, zero 5xx, RSS within 10 % after warm-up and
+    flat (within 2 %) over the second half, once the sandbox's bounded history is full (-m slow)."""
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("10,000 deliveries take minutes: select with -m slow")
     done, figures = _soak(tmp_path, "--deliveries", "10000", "--rss-margin", "0.10", timeout=3600)
     assert done.returncode == ExitCode.OK, done.stdout + done.stderr
     assert figures["deliveries"] == 10_000 and figures["violations"] == [] and figures["server_errors"] == 0
+    assert isinstance(figures["rss_growth"], float) and figures["rss_growth"] <= 0.10
+    assert isinstance(figures["rss_late_growth"], float) and figures["rss_late_growth"] <= 0.02
