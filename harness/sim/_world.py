@@ -105,7 +105,7 @@ class OpenRequest:
 @dataclass(frozen=True, slots=True)
 class _Event:
     """A webhook event as the ring keeps it; shaped as Harbor's ``LOCKER_OPERATION`` only when read
-    (a fifth of the memory of the dict, and a soak keeps ten thousand of them)."""
+    (about a quarter of the memory of the dict, and a soak keeps ten thousand of them)."""
 
     sequence: int
     at: float

@@ -291,14 +291,8 @@ class TowerFirmware:
         with self._world.lock:
             return self._first
 
-    @property
-    def seen(self) -> int:
-        """The first event no phone has marked seen: SYNC_STATUS's ``sync_event_start``."""
-        with self._world.lock:
-            return self._seen
-
     def sync_status(self) -> tuple[int, int]:
-        """SYNC_STATUS: the first unseen event and how many follow it, read at one moment."""
+        """SYNC_STATUS: the first event no phone has marked seen, and how many follow it."""
         with self._world.lock:
             return self._seen, self.next_event_number - self._seen
 
