@@ -129,8 +129,9 @@ class Conversation:
         #: When the current delivery began (its intended start in the open model), while it runs.
         self.flow_origin_ns: int | None = None
         #: Every reservation and token written to the cleanup ledger before it is asked for, so a
-        #: killed run leaves a record for `locker-harness cleanup`; one owner per user.
-        self.ledger = ledger_holds(process.settings) if process.settings is not None else None
+        #: killed run leaves a record for `locker-harness cleanup`; one owner per user. Lazy: each
+        #: answer's outcome rides with the next write (a commit is the ledger's whole cost).
+        self.ledger = ledger_holds(process.settings, lazy=True) if process.settings is not None else None
 
     # -- one request ------------------------------------------------------------------------------
 
@@ -435,6 +436,8 @@ class Conversation:
             latency = time.perf_counter_ns() - origin if open_model else None
             self.record.flow("interrupted", DELIVERY if open_model else None, latency)
         self.give_back()
+        if self.ledger is not None:
+            self.ledger.flush()
 
     def give_back(self) -> None:
         """Return the held locker to available from whatever step the flow stopped at (bounded).

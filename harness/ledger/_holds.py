@@ -9,6 +9,12 @@ id the target gave, ``refused`` for a 4xx (nothing was created), or ``unknown`` 
 5xx after the retries, an interrupt: the target may hold it). A cancel or release that leaves
 the locker available closes the owner's rows for it; so does ``returned()`` (the pickup door
 closed) and the flow's own events through ``listener``.
+
+A client that makes many calls a second (a Locust user) passes ``lazy=True``: the outcome of
+each call is then written with the owner's next write (the next intent, or the close when the
+delivery ends) instead of in a commit of its own. The intent is still written before each call,
+so a crash loses nothing cleanup needs: an open row is looked at whether it says intent or
+created. ``flush()`` writes what is still waiting.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from harness.api import Hold, HoldAction, HoldKind, Locker, LockerOpenRequest, L
 from harness.config import Settings
 from harness.errors import HarborAPIError, HarnessError, ServerError
 from harness.flow import FlowEvent, Step, StepFinished
-from harness.ledger._store import EntryState, Intent, Ledger
+from harness.ledger._store import EntryState, Intent, Ledger, Settlement
 from harness.model import LockerStatus
 
 __all__ = ["RUN_ID_ENV", "LedgerHolds", "ledger_holds", "new_run_id", "shared_ledger"]
@@ -64,7 +70,9 @@ class LedgerHolds:
     the client goes on; ``failed_writes`` counts them for the caller to report.
     """
 
-    def __init__(self, ledger: Ledger, settings: Settings, *, run_id: str, client_id: str | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: Settings, *, run_id: str, client_id: str | None = None, lazy: bool = False
+    ) -> None:
         self.ledger = ledger
         self.run_id = run_id
         self.owner = secrets.token_hex(8)
@@ -72,6 +80,8 @@ class LedgerHolds:
         self._client_id = client_id or settings.client_id or "?"
         self._lock = threading.Lock()
         self._inflight: dict[Hold, list[int]] = {}
+        self._lazy = lazy
+        self._unsettled: list[Settlement] = []  # answered calls whose outcome waits for the next write
         self.failed_writes = 0
 
     # -- the Holds protocol ----------------------------------------------------------------------
@@ -93,7 +103,8 @@ class LedgerHolds:
             location_id=hold.location_id,
             duration=hold.duration,
         )
-        row_id = self._guard(lambda: self.ledger.intend(intent))
+        settle = self._take_unsettled()
+        row_id = self._guard(lambda: self.ledger.intend(intent, settle=settle))
         if row_id is not None:
             with self._lock:
                 self._inflight.setdefault(hold, []).append(row_id)
@@ -115,17 +126,25 @@ class LedgerHolds:
         """The create call got a clear no (a client that reads answers by hand, like the Locust users)."""
         row_id = self._pop(hold)
         if row_id is not None:
-            self._guard(lambda: self.ledger.mark(row_id, EntryState.REFUSED, note=note))
+            self._settle(Settlement(row_id, EntryState.REFUSED, note))
 
     def unanswered(self, hold: Hold, note: str = "outcome unknown") -> None:
         """The create call failed without a clear answer: the target may hold it; cleanup will look."""
         row_id = self._pop(hold)
         if row_id is not None:
-            self._guard(lambda: self.ledger.mark(row_id, EntryState.UNKNOWN, note=note))
+            self._settle(Settlement(row_id, EntryState.UNKNOWN, note))
 
     def returned(self, locker_id: int, *, note: str = "delivery complete: available", up_to: int | None = None) -> None:
-        """The locker is available again (the pickup door closed): close this owner's rows for it."""
-        self._guard(lambda: self.ledger.release_owned(self.owner, locker_id, note, up_to=up_to))
+        """The locker is available again (the pickup door closed): close this owner's rows for it,
+        in one commit with the outcomes still waiting."""
+        settle = self._take_unsettled()
+        self._guard(lambda: self.ledger.release_owned(self.owner, locker_id, note, up_to=up_to, settle=settle))
+
+    def flush(self) -> None:
+        """Write the outcomes still waiting (``lazy``): call it when the client stops."""
+        settle = self._take_unsettled()
+        if settle:
+            self._guard(lambda: self.ledger.settle(settle))
 
     def listener(self, event: FlowEvent) -> None:
         """A ``harness.flow`` listener: a delivery that ends available closes the rows of its locker.
@@ -151,18 +170,29 @@ class LedgerHolds:
     def _finish_create(self, row_id: int, result: object | None, error: BaseException | None) -> None:
         if error is None:
             resource_id, tower_id, locker_id = _identity(result)
-            self._guard(
-                lambda: self.ledger.mark(
-                    row_id, EntryState.CREATED, resource_id=resource_id, tower_id=tower_id, locker_id=locker_id
-                )
-            )
+            self._settle(Settlement(row_id, EntryState.CREATED, "", resource_id, tower_id, locker_id))
             return
         if isinstance(error, HarborAPIError) and not isinstance(error, ServerError):
             state, note = EntryState.REFUSED, f"{error.status_code}: nothing created"
         else:
             # A timeout, a 5xx, a body we could not read, Ctrl-C: the target may hold it now.
             state, note = EntryState.UNKNOWN, f"outcome unknown: {type(error).__name__}"
-        self._guard(lambda: self.ledger.mark(row_id, state, note=note))
+        self._settle(Settlement(row_id, state, note))
+
+    def _settle(self, settlement: Settlement) -> None:
+        """Write one call's outcome now, or with the next write (``lazy``)."""
+        if self._lazy:
+            with self._lock:
+                self._unsettled.append(settlement)
+            return
+        self._guard(lambda: self.ledger.settle([settlement]))
+
+    def _take_unsettled(self) -> list[Settlement]:
+        """The outcomes waiting, handed to the write about to be made (lost with it if it fails: the
+        rows stay open, which only makes cleanup look again)."""
+        with self._lock:
+            taken, self._unsettled = self._unsettled, []
+        return taken
 
     def _guard(self, write: Callable[[], T]) -> T | None:
         try:
@@ -210,8 +240,10 @@ def shared_ledger(state_dir: Path) -> Ledger:
         return ledger
 
 
-def ledger_holds(settings: Settings, *, run_id: str | None = None, client_id: str | None = None) -> LedgerHolds:
+def ledger_holds(
+    settings: Settings, *, run_id: str | None = None, client_id: str | None = None, lazy: bool = False
+) -> LedgerHolds:
     """A ``LedgerHolds`` on this process's ledger under ``settings.state_dir``; the run id is
     ``run_id``, else the parent's (``LOCKER_HARNESS_RUN_ID``), else a new one."""
     chosen = run_id or os.environ.get(RUN_ID_ENV) or new_run_id()
-    return LedgerHolds(shared_ledger(settings.state_dir), settings, run_id=chosen, client_id=client_id)
+    return LedgerHolds(shared_ledger(settings.state_dir), settings, run_id=chosen, client_id=client_id, lazy=lazy)
