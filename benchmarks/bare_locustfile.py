@@ -9,17 +9,23 @@ token, the ids the next request names). ``locker-harness bench`` runs them as ch
   against the virtual sandbox or the static-JSON server of ``static_server.py``.
 
 Credentials come from ``HARBOR_CLIENT_ID`` / ``HARBOR_CLIENT_SECRET``; the tower from
-``HARBOR_TOWER_ID`` (default the seeded tower 0100000000000014).
+``HARBOR_TOWER_ID`` (default the seeded tower 0100000000000014). With ``LOCKER_HARNESS_CPU_FILE``
+set, the CPU seconds the process spent while its users ran are written there (JSON), as the
+harness's locustfile writes them in its record: the client's cost, whatever else the machine does.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
+import time
 import urllib.parse
+from pathlib import Path
+from typing import Any
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, events, task
 
 TOWER = os.environ.get("HARBOR_TOWER_ID", "0100000000000014").upper()
 #: The seeded tower's in-service lockers (docs/design.md: labels 12 and 24 are out of service).
@@ -27,6 +33,19 @@ LOCKERS = [1400 + label for label in range(1, 24) if label != 12]
 _TOKEN_PATH = "/realms/harbor/protocol/openid-connect/token"
 _LOCKERS_PATH = f"/api/v1/towers/{TOWER}/lockers"
 _user_numbers = itertools.count()
+_cpu_started: list[float] = []
+
+
+@events.test_start.add_listener
+def _cpu_from(**_: Any) -> None:
+    _cpu_started.append(time.process_time())
+
+
+@events.test_stopping.add_listener
+def _cpu_to(**_: Any) -> None:
+    where = os.environ.get("LOCKER_HARNESS_CPU_FILE")
+    if where and _cpu_started:
+        Path(where).write_text(json.dumps({"cpu_s": time.process_time() - _cpu_started[0]}), encoding="utf-8")
 
 
 class _BareUser(FastHttpUser):

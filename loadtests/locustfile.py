@@ -85,6 +85,9 @@ class _Run:
     reported = 0  # worker records the master received
     started = 0.0
     stopped = 0.0
+    #: CPU seconds this process spent while its users ran (a run without workers): the client's cost.
+    cpu_started: float | None = None
+    cpu_s: float | None = None
     fatal: str | None = None
     finishing = False
     written = False
@@ -173,6 +176,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         except (HarnessError, ValueError, AssertionError) as error:
             _fail(environment, f"cannot start the load users: {error}")
             return
+    if not isinstance(runner, WorkerRunner | MasterRunner):
+        _Run.cpu_started = time.process_time()
     if not isinstance(runner, WorkerRunner):
         _Run.started = time.monotonic()
         gevent.spawn_later(options.duration_s, _finish, environment)
@@ -205,6 +210,8 @@ def _finish(environment: Environment) -> None:
 def _on_test_stopping(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner) and not _Run.stopped:
         _Run.stopped = time.monotonic()
+        if _Run.cpu_started is not None:
+            _Run.cpu_s = time.process_time() - _Run.cpu_started
     process = _Run.process
     if process is None:
         return
@@ -271,6 +278,7 @@ def _write_result(environment: Environment) -> None:
             "workers_reported": _Run.reported,
             "fatal": _Run.fatal,
             "pid": os.getpid(),
+            "client_cpu_s": None if _Run.cpu_s is None else round(_Run.cpu_s, 3),
         },
     }
     path = Path(options.result_path)

@@ -1,8 +1,10 @@
 """The load benchmarks: three ratios, each measured in one command on loopback.
 
 - **P1, the harness's client cost**: requests per second of the harness's ``DeliveryUser`` (oracles,
-  model, histograms, cleanup) over a bare ``FastHttpUser`` sending the same requests
-  (``benchmarks/bare_locustfile.py``), both against the virtual sandbox. Goal >= 0.9.
+  model, histograms, cleanup ledger) over a bare ``FastHttpUser`` sending the same requests
+  (``benchmarks/bare_locustfile.py``), both against the virtual sandbox. Goal >= 0.9. Its companion,
+  requests per client CPU-second (the Locust process's own CPU while its users ran), is the same
+  cost seen without the noise of whatever else the machine runs.
 - **P2, the sandbox's own cost**: requests per second of the virtual sandbox on reserve / drop-off
   token / release over the same server stack answering a static JSON
   (``benchmarks/static_server.py``), both driven by the same bare user. Goal >= 0.6.
@@ -84,6 +86,8 @@ class Sample:
     #: Requests served per second of the server's own CPU: what the server costs, whatever else
     #: the machine is doing (requests per second swing with every other process on the cores).
     requests_per_server_cpu_s: float = 0.0
+    #: Requests per second of the load generator's own CPU while its users ran: the client's cost.
+    requests_per_client_cpu_s: float = 0.0
 
 
 @dataclass
@@ -115,6 +119,12 @@ class Comparison:
         return self.median(self.a, "requests_per_server_cpu_s") / b if b else 0.0
 
     @property
+    def client_cpu_ratio(self) -> float:
+        """The ratio of requests per client CPU-second (P1's noise-proof companion figure)."""
+        b = self.median(self.b, "requests_per_client_cpu_s")
+        return self.median(self.a, "requests_per_client_cpu_s") / b if b else 0.0
+
+    @property
     def met(self) -> bool:
         if self.key == "P1":
             return self.ratio >= 0.9
@@ -132,6 +142,7 @@ class Comparison:
             "goal": self.goal,
             "ratio": round(self.ratio, 3),
             "server_cpu_ratio": round(self.server_cpu_ratio, 3),
+            "client_cpu_ratio": round(self.client_cpu_ratio, 3),
             "met": self.met,
             "medians": {
                 variant: {
@@ -139,6 +150,7 @@ class Comparison:
                     for name in (
                         "requests_per_s",
                         "requests_per_server_cpu_s",
+                        "requests_per_client_cpu_s",
                         "p50_ms",
                         "p95_ms",
                         "p99_ms",
@@ -254,7 +266,8 @@ class _Bench:
         cpu = self.sandbox.cpu_s()
         run_locust(command, env=self.env, files=files, duration_s=plan.duration_s)
         cpu = self.sandbox.cpu_s() - cpu
-        record, _ = read_record(files.record)
+        record, facts = read_record(files.record)
+        client_cpu = float(facts.get("client_cpu_s") or 0.0)
         if record.violation_count:
             raise InfrastructureError(f"benchmark run {name} round {round_} saw oracle violations: {record.violations}")
         stats = read_stats(files)
@@ -271,6 +284,7 @@ class _Bench:
                 overall.p99_ms,
                 delivery_p99_ms=flows.percentile_ms("delivery", 99.0) if "delivery" in flows else None,
                 requests_per_server_cpu_s=record.requests / cpu if cpu > 0 else 0.0,
+                requests_per_client_cpu_s=record.requests / client_cpu if client_cpu > 0 else 0.0,
             )
         )
 
@@ -284,10 +298,12 @@ class _Bench:
             "--only-summary", "--exit-code-on-error", "0", "--csv", str(files.csv_prefix), "--html", str(files.html),
             user,
         ]  # fmt: skip
+        cpu_file = files.folder / "client_cpu.json"
         cpu = server.cpu_s()
-        run_locust(command, env=self.env, files=files, duration_s=seconds)
+        run_locust(command, env={**self.env, "LOCKER_HARNESS_CPU_FILE": str(cpu_file)}, files=files, duration_s=seconds)
         cpu = server.cpu_s() - cpu
         stats = read_stats(files)
+        client_cpu = _client_cpu_s(cpu_file)
         return self._report(
             Sample(
                 name,
@@ -298,6 +314,7 @@ class _Bench:
                 stats.p95_ms,
                 stats.p99_ms,
                 requests_per_server_cpu_s=stats.requests / cpu if cpu > 0 else 0.0,
+                requests_per_client_cpu_s=stats.requests / client_cpu if client_cpu > 0 else 0.0,
             )
         )
 
@@ -305,10 +322,19 @@ class _Bench:
         flow = f", delivery p99 {sample.delivery_p99_ms:.0f} ms" if sample.delivery_p99_ms is not None else ""
         self.say(
             f"  round {sample.round} {sample.variant}: {sample.requests_per_s:.0f} req/s "
-            f"({sample.requests_per_server_cpu_s:.0f} per server CPU-second), "
+            f"({sample.requests_per_server_cpu_s:.0f} per server CPU-second, "
+            f"{sample.requests_per_client_cpu_s:.0f} per client CPU-second), "
             f"p95 {sample.p95_ms:.1f} ms, p99 {sample.p99_ms:.1f} ms{flow}"
         )
         return sample
+
+
+def _client_cpu_s(path: Path) -> float:
+    """The CPU seconds a bare Locust run wrote for its users' time (0 if it wrote none)."""
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["cpu_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def run_benchmarks(
@@ -386,7 +412,11 @@ def medians_table(comparisons: Sequence[Comparison]) -> list[Mapping[str, str]]:
     for comparison in comparisons:
         a, b = comparison.a, comparison.b
         unit = "req/s" if comparison.metric == "requests_per_s" else "ms"
-        cpu = f" (per server CPU-s: {comparison.server_cpu_ratio:.2f})" if comparison.key == "P2" else ""
+        cpu = ""
+        if comparison.key == "P1":
+            cpu = f" (per client CPU-s: {comparison.client_cpu_ratio:.2f})"
+        elif comparison.key == "P2":
+            cpu = f" (per server CPU-s: {comparison.server_cpu_ratio:.2f})"
         rows.append(
             {
                 "benchmark": f"{comparison.key} {comparison.title}",
