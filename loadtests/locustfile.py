@@ -233,6 +233,11 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         # by the time its own stop returns.
         runner.send_message(_RECORD_MESSAGE, process.record.to_json())
         process.record = LoadRecord()
+    if isinstance(runner, WorkerRunner):
+        # Its users have all stopped by now. A worker sleeps the stop timeout after a stop before it
+        # reads its next message, so the master's quit would wait that long and the worker outlive
+        # the master; the next spawn message sets the timeout again.
+        environment.stop_timeout = 0.0
 
 
 @_listen(events.quitting)

@@ -7,6 +7,7 @@ its own sandbox subprocess (``local``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -121,6 +123,34 @@ def test_double_booking_is_seen_by_the_oracle_and_fails_with_exit_1(sandbox: Vir
     assert summary["violations"]["double_booking"] > 0
     assert any(example["kind"] == "double_booking" for example in summary["violation_examples"])
     assert "ORACLE VIOLATIONS" in stdout
+
+
+def _locust_processes_under(folder: Path) -> list[int]:
+    """Locust processes still running whose command line names ``folder`` (a run's reports)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "locust" in cmdline and any(str(folder) in part for part in cmdline):
+            found.append(int(process.info["pid"]))
+    return found
+
+
+def test_worker_processes_stop_with_the_run(sandbox: VirtualSandbox, tmp_path: Path) -> None:
+    """With --processes 2 the forked workers stop their users, report and quit with the master: no
+    Locust process outlives the run, and nothing is left held."""
+    sandbox.control.reset()
+    args = ["--target", sandbox.url, "--tower", TOWER, "-d", "1", "-u", "4", "--processes", "2"]
+    code, stdout, stderr = invoke(args, DEMO)
+    assert code == 0, stdout + stderr
+    assert summary_of(tmp_path)["workers"] == {"processes": 2, "expected": 2, "reported": 2}
+    deadline = time.monotonic() + 5
+    while (left := _locust_processes_under(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a worker's quit takes a moment after the master's
+    for pid in left:  # never leave them running, even when the check fails
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+    assert left == [], "Locust workers outlived the run"
+    assert held(sandbox) == []
 
 
 def test_ctrl_c_mid_run_leaves_no_locker_held(sandbox: VirtualSandbox, tmp_path: Path) -> None:
