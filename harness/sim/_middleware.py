@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -133,4 +134,27 @@ class SandboxMiddleware:
                     await _answer(send_with_date, 403, {"detail": f"The token lacks the {needed} scope"}, [])
                     return
             scope[PRINCIPAL_KEY] = principal
+            repeated = _repeated_query_parameter(scope.get("query_string", b""))
+            if repeated is not None:
+                # FastAPI keeps the last of repeated values, so ?skip=[..]&skip=0 would pass; no
+                # operation of the document takes a list in its query, so a repeat is invalid input.
+                await _answer(send_with_date, 422, _single_value_error(repeated), [])
+                return
         await self.app(scope, receive, send_with_date)
+
+
+def _repeated_query_parameter(query: bytes) -> str | None:
+    """The first query parameter given more than once, if any."""
+    if not query:
+        return None
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def _single_value_error(name: str) -> dict[str, Any]:
+    """FastAPI's validation shape for a query parameter given several values."""
+    return {"detail": [{"loc": ["query", name], "msg": "Expected a single value", "type": "single_value"}]}

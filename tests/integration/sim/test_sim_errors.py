@@ -105,6 +105,17 @@ def test_malformed_json_is_400(demo: Party) -> None:
 
 
 @pytest.mark.parametrize(
+    "query", ["skip=1&skip=0", "limit=5&skip=0&limit=10", "skip=%5B%5D&skip=0.0"], ids=["skip", "limit", "array"]
+)
+def test_a_query_parameter_given_twice_is_422(demo: Party, query: str) -> None:
+    """No operation takes a list in its query: a repeated parameter is refused, not last-one-wins."""
+    answer = demo.http.get(f"/api/v1/locations/?{query}")
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"][0] == "query"
+    assert demo.http.get("/api/v1/locations/?skip=0&limit=10").status_code == 200
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/api/v1/towers/0100000000000099/lockers",
