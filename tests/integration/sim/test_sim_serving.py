@@ -146,8 +146,9 @@ _HARNESS = textwrap.dedent(
     from harness.sim import VirtualSandbox
 
     sandbox = VirtualSandbox().start_subprocess()
-    print(sandbox.pid, flush=True)
     try:
+        # inside the try: the test's SIGINT may land while this print is still returning
+        print(sandbox.pid, flush=True)
         sys.stdin.read()  # until the test's Ctrl-C (or SIGKILL)
     except KeyboardInterrupt:
         print("serving" if sandbox.control.bugs() is not None else "gone", flush=True)
