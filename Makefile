@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/locker-harness run
 
+# Two workers: most of the suite waits on child processes and sockets, so two halve its wall time.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 sim: $(STAMP)
 	$(BIN)/locker-harness sim
