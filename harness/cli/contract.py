@@ -47,7 +47,7 @@ BudgetOption = Annotated[
     typer.Option(
         "--budget",
         min=30.0,
-        help="Seconds the suite may take; its generated examples scale with it (default: the suite's defaults).",
+        help="Seconds the suite may take; its generated examples scale with it.",
     ),
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the generated examples (Hypothesis, Schemathesis).")]

@@ -38,7 +38,7 @@ def _banner(out: Output, url: str) -> None:
         f"  towers        {DEFAULT_LOCAL_TOWER} (24 lockers), {_SECOND_TOWER} (12 lockers)",
         f"  identities    {main.client_id} / {main.client_secret}, {second.client_id} / {second.client_secret}"
         "  (local throwaway values)",
-        f"  try           HARBOR_TARGET={url} HARBOR_CLIENT_ID={main.client_id} "
+        f"  try           HARBOR_TARGET={url} HARBOR_TOWER_ID={DEFAULT_LOCAL_TOWER} HARBOR_CLIENT_ID={main.client_id} "
         f"HARBOR_CLIENT_SECRET={main.client_secret} locker-harness smoke",
     ]
     for line in lines:
