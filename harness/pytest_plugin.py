@@ -118,9 +118,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harbor-no-control-plane",
         action="store_true",
         default=False,
-        help="act as if the target had no /_sim control plane (Harbor's own sandbox has none)",
+        help="act as if the target had no /_sim control plane (Harbor's own sandbox has none). "
+        "Env: HARBOR_NO_CONTROL_PLANE=1.",
     )
-    group.addoption("--harbor-race", default=None, help=f"parallel requests in the race tests (default {DEFAULT_RACE})")
+    group.addoption(
+        "--harbor-race",
+        default=None,
+        help=f"parallel requests in the race tests (default {DEFAULT_RACE}). Env: HARBOR_RACE.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
