@@ -23,12 +23,15 @@ ISSUED_LOG_ENV: Final = "HARBOR_SIM_ISSUED_LOG"
 _SECRET_KEYS: Final = frozenset({"access_token", "payload_auth", "payloadAuth", "session_seed", "linkToken"})
 #: Answers larger than this are lists of lockers or locations: no secret is issued in them.
 _MAX_BODY: Final = 64_000
+#: Every secret the sandbox issues is longer; a shorter value is a client's input echoed back (a
+#: generated ``"0"`` would make the canary find "secrets" in every file).
+_MIN_SECRET_LEN: Final = 16
 
 
 def _secrets(value: Any) -> Iterator[tuple[str, str]]:
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in _SECRET_KEYS and isinstance(item, str) and item:
+            if key in _SECRET_KEYS and isinstance(item, str) and len(item) >= _MIN_SECRET_LEN:
                 yield key, item
             else:
                 yield from _secrets(item)
@@ -50,9 +53,14 @@ class IssuedSecretsLog:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
+        issued = False
 
         async def keep(message: Message) -> None:
-            if message["type"] == "http.response.body" and sum(map(len, chunks)) < _MAX_BODY:
+            nonlocal issued
+            if message["type"] == "http.response.start":
+                # only a success issues anything; a refusal may echo what the client sent
+                issued = 200 <= message["status"] < 300
+            elif message["type"] == "http.response.body" and issued and sum(map(len, chunks)) < _MAX_BODY:
                 chunks.append(message.get("body", b""))
             await send(message)
 
