@@ -266,16 +266,28 @@ class Ledger:
         autocommit mode); ``transaction`` wraps several in one ``BEGIN IMMEDIATE`` ... ``COMMIT``."""
         with self._lock:
             db = self._connection()
+            if db.in_transaction:
+                # A transaction left open by a failure (a rollback that failed too): while it stays,
+                # every statement would join it uncommitted and every BEGIN would fail.
+                db.execute("ROLLBACK")
             if not transaction:
                 yield db
                 return
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
+                # A COMMIT can fail too (a full disk, a deferred constraint) and leave the
+                # transaction open: it is rolled back like a failed statement.
+                db.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite may have rolled back already (RAISE(ROLLBACK), some I/O errors): a ROLLBACK
+                # then would fail and hide the error that matters.
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error as failed:
+                        exc.add_note(f"the rollback failed too: {failed}")
                 raise
-            db.execute("COMMIT")
 
     @staticmethod
     def _settle(db: sqlite3.Connection, settlements: Sequence[Settlement]) -> None:
