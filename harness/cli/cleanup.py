@@ -148,35 +148,42 @@ async def _clean_group(
     ledger: Ledger,
     run_id: str,
     progress: _Progress,
+    settled: list[Settlement],
     *,
     status_timeout: float,
-) -> list[Settlement]:
+) -> None:
+    """Give back ``group``'s lockers, appending each one's settlement to ``settled`` as it ends (so
+    what was done survives a timeout that cancels the rest)."""
     try:
         target = _target(group)
     except UsageError as exc:
-        return _settled(group, Outcome.FAILED, f"the ledger's target cannot be used: {exc}")
+        settled += _settled(group, Outcome.FAILED, f"the ledger's target cannot be used: {exc}")
+        return
     target_settings = settings.with_target(target)
     if target.is_production and not settings.allow_production_writes:
         try:
             target_settings.check_writes_allowed("give lockers back")
         except UsageError as exc:
-            return _settled(group, Outcome.NEEDS_CREDENTIALS, str(exc))
+            settled += _settled(group, Outcome.NEEDS_CREDENTIALS, str(exc))
+            return
     try:
         virtual = await _has_doors(target)
     except TargetUnreachable as exc:
         if target.kind is TargetKind.LOCAL:
             # The embedded sandbox lived inside the run's process: its lockers ended with it.
-            return _settled(group, Outcome.GONE, "the embedded sandbox ended with its run")
-        return _settled(group, Outcome.FAILED, str(exc))
+            settled += _settled(group, Outcome.GONE, "the embedded sandbox ended with its run")
+        else:
+            settled += _settled(group, Outcome.FAILED, str(exc))
+        return
     credentials = _credentials(settings, group.client_id)
     if credentials is None:
-        return _settled(
+        settled += _settled(
             group,
             Outcome.NEEDS_CREDENTIALS,
             f"held by client {group.client_id!r}: set HARBOR_CLIENT_ID and HARBOR_CLIENT_SECRET to its credentials",
         )
+        return
     holds = LedgerHolds(ledger, target_settings, run_id=run_id, client_id=group.client_id)
-    settled: list[Settlement] = []
     assert target.api_url is not None
     doors: AbstractAsyncContextManager[DoorOpener | None] = (
         ControlPlaneOpener(target.api_url) if virtual else nullcontext(None)
@@ -193,7 +200,6 @@ async def _clean_group(
                 holds.returned(claim.locker_id, note=f"cleanup {run_id}: its own pickup")
             settled.append(done)
             progress.done(done)
-    return settled
 
 
 async def _clean(
@@ -210,10 +216,12 @@ async def _clean(
                 continue
             try:
                 async with asyncio.timeout(remaining):
-                    settled += await _clean_group(
-                        group, settings, ledger, run_id, progress, status_timeout=status_timeout
+                    await _clean_group(
+                        group, settings, ledger, run_id, progress, settled, status_timeout=status_timeout
                     )
             except TimeoutError:
+                # The lockers given back before the timeout are in ``settled`` already (their rows
+                # released): only the rest ran out.
                 seen = {id(s.claim) for s in settled}
                 settled += [
                     Settlement(claim, outcome=Outcome.FAILED, note=f"cleanup ran out of its {timeout:g} s")

@@ -212,3 +212,21 @@ def test_dry_run_and_missing_credentials_change_nothing(sandbox: VirtualSandbox,
     assert _truth(sandbox)[1401]["status"] == "reserved"
     assert _cleanup_here()[0] == ExitCode.OK
     assert _truth(sandbox)[1401]["status"] == "available"
+
+
+def test_a_timeout_keeps_what_was_given_back_before_it(sandbox: VirtualSandbox, workdir: Path) -> None:
+    """When cleanup's time runs out mid-way, the lockers it gave back before are reported released (their rows
+    closed); only the rest ran out, and stay recorded."""
+    _crash(sandbox, workdir)
+    # Locker 1402 answers only after the cleanup's time is up: 1401 (first) is given back before it.
+    sandbox.control.set_faults("latency", ms=3000, paths=[f"/api/v1/towers/{TOWER}/lockers/1402"])
+    try:
+        code, stdout = _cleanup_here("--timeout", "1")
+    finally:
+        sandbox.control.clear_faults()
+    assert code == ExitCode.INFRASTRUCTURE, stdout
+    assert "cleanup: 1 released, 6 failed" in stdout
+    assert _truth(sandbox)[1401]["status"] == "available"
+    with Ledger.open(workdir / ".locker-harness") as ledger:
+        left = {row.locker_id for row in ledger.entries(open_only=True)}
+    assert left == set(range(1402, 1408))
