@@ -14,7 +14,14 @@ The oracles, each counted as its own kind and never mixed with ordinary errors:
 - ``server_error``: a 5xx.
 
 A 409 on a reserve is contention (the listing was stale): a conflict, not a failure. A transport
-error, a 401 or a 429 is an ordinary error.
+error, a 401 or a 429 is an ordinary error, and so is a request that could not be sent for want
+of a bearer token (the token endpoint's trouble, not the target's finding).
+
+A request that creates something (a reservation, a token) is readied first (its token fetched,
+its pacer slot waited for, the stop checked) and only then written to the cleanup ledger and
+sent, with nothing in between that can wait: so a hold and its ledger row exist only for a
+request that went out, and a stop can never leave the user giving back a locker it never asked
+for (which another worker of the same identity may hold).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from load_process import HttpClient, LoadProcess
+from load_process import HttpClient, LoadProcess, TokenUnavailable
 
 from harness.api import OPERATIONS
 from harness.ledger import ledger_holds
@@ -146,6 +153,7 @@ class Conversation:
         conflict: bool = False,
         refusable: bool = False,
         stoppable: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request named ``step``: the parsed answer of a 2xx, ``None`` for an allowed 409.
 
@@ -154,15 +162,11 @@ class Conversation:
         latency counts from then, not from when it could be sent. ``refusable`` (the cleanup):
         any 4xx but 401 and 429 answers ``None`` and counts as a conflict. A ``stoppable`` request
         is not sent once the run stops (``FlowStopped``); the cleanup's requests are not stoppable.
+        ``headers``: from ``ready``, for a caller that readied the step before writing its intent.
         """
+        if headers is None:
+            headers = self.ready(step, stoppable=stoppable)
         process, hold = self.process, self.hold
-        if stoppable:
-            self.stop_point(step)
-        headers = process.bearer.headers(self.client)
-        if process.pacer is not None:
-            process.pacer.wait()
-        if stoppable:
-            self.stop_point(step)  # the stop may have come while a token was fetched or the pacer waited
         locker_id = hold.locker_id if hold is not None else None
         started = time.perf_counter_ns()
         with self.client.request(method, path, name=step, json=body, headers=headers, catch_response=True) as response:
@@ -207,6 +211,34 @@ class Conversation:
                     f"{status} where the model predicts success: {_detail(response.content)}",
                 )
             raise StepFailed(step)
+
+    def ready(self, step: str, *, stoppable: bool = True) -> dict[str, str]:
+        """Everything ``step`` waits for before it is sent: the bearer token, the pacer's slot and,
+        if ``stoppable``, the run's stop (``FlowStopped``); its headers.
+
+        A token the endpoint did not give fails the step (``StepFailed``, an ordinary error of it);
+        a refused one (``TokenRefused``) ends the run and is left to the caller. Nothing of the step
+        is sent here, and nothing here is the target's to answer.
+        """
+        process = self.process
+        if stoppable:
+            self.stop_point(step)
+        try:
+            headers = process.bearer.headers(self.client)
+        except TokenUnavailable as error:
+            # Raised past the flow, it would leave the locker held and unguarded (the next reserve
+            # overwrites the hold): fail the step instead, so the flow gives back what it holds.
+            self.record.error(self.record.step(step), f"{step}: no bearer token ({error})")
+            raise StepFailed(step) from None
+        pacer = process.pacer
+        if pacer is not None:
+            if stoppable:
+                pacer.wait()
+            else:
+                pacer.wait_through_stop()
+        if stoppable:
+            self.stop_point(step)  # the stop may have come while a token was fetched or the pacer waited
+        return headers
 
     def expect(self, step: str, answer: Any, predicted: LockerState) -> None:
         """The oracle: the locker's status in ``answer`` must be the model's prediction."""
@@ -279,6 +311,13 @@ class Conversation:
         except FlowStopped:
             self.stop()
             return
+        except Exception:
+            # A refused token (the run is ending) or a harness bug ends the flow too; Locust logs
+            # it, but the locker must not be lost with it.
+            self.flow_origin_ns = None
+            self.record.flow("aborted")
+            self.give_back()
+            raise
         if self.ledger is not None and self.hold is not None:
             self.ledger.returned(self.hold.locker_id)
         self.hold = self.flow_origin_ns = None
@@ -304,10 +343,16 @@ class Conversation:
 
     def reserve(self, step: str, locker_id: int) -> bool:
         """Reserve ``locker_id``: True if this user now holds it, False on a conflict."""
-        self.stop_point(step)
+        if self.hold is not None:
+            # Overwriting a hold would lose its locker to this run for good (a flow that ended
+            # without giving back is a harness bug): give it back before taking another.
+            self.give_back()
+        headers = self.ready(step)  # before the hold and the ledger row: a stop here sent nothing
         hold = self.hold = Hold(locker_id)
         call = _reserve(self.tower, locker_id, RESERVATION_S)
-        answer = self._ledgered(call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True))
+        answer = self._ledgered(
+            call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True, headers=headers)
+        )
         if answer is None:
             self.hold = None
             return False
@@ -323,12 +368,12 @@ class Conversation:
         return True
 
     def _token(self, step: str, kind: TokenKind) -> None:
-        self.stop_point(step)
         hold = self.hold
         assert hold is not None
         build = _dropoff_token if kind is TokenKind.DROPOFF else _pickup_token
         call = build(self.tower, hold.locker_id, TOKEN_S, CLIENT_INFO)
-        answer = self._ledgered(call, lambda: self.send(step, "POST", call.path, body=call.json))
+        headers = self.ready(step)  # before the ledger row: a row is written only for a token asked for
+        answer = self._ledgered(call, lambda: self.send(step, "POST", call.path, body=call.json, headers=headers))
         self.expect(step, answer, hold.predict(IssueToken(self.process.actor, kind, TOKEN_S)))
         try:
             hold.token = (str(answer["payload"]), str(answer["payload_auth"]))
@@ -406,6 +451,9 @@ class Conversation:
             self.hold = None
         except (StepFailed, FlowStopped):
             self.give_back()
+        except Exception:
+            self.give_back()  # a refused token or a harness bug: Locust logs it, the locker is given back
+            raise
 
     def hot_lockers(self) -> list[int]:
         """The lockers this process's contention users fight for: the tower's last in-service ones."""

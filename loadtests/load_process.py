@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ __all__ = [
     "Pacer",
     "StopSignal",
     "TokenRefused",
+    "TokenUnavailable",
 ]
 
 #: Seconds before a bearer token's expiry at which it is renewed (or half its life, if sooner).
@@ -92,6 +94,11 @@ def parse_weights(text: str) -> dict[str, int]:
 
 class TokenRefused(Exception):
     """The token endpoint refused the client: no user of this run can do anything."""
+
+
+class TokenUnavailable(ConnectionError):
+    """The token endpoint gave no token (a 5xx, no answer, not JSON): the request that needed one
+    cannot be sent, but the next may; already counted against ``authenticate``."""
 
 
 class Response(Protocol):
@@ -172,7 +179,7 @@ class Bearer:
                 reason = f"authenticate: {status or 'no answer'}"
                 response.failure(reason)
                 self._record.error(counts, reason)
-                raise ConnectionError(reason) from None
+                raise TokenUnavailable(reason) from None
             response.success()
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._refresh_at = sent + lifetime - min(_REFRESH_MARGIN_S, lifetime / 2)
@@ -188,12 +195,21 @@ class StopSignal:
 
     def __init__(self) -> None:
         self._event = gevent.event.Event()
+        self._deadline = math.inf
 
     def __bool__(self) -> bool:
         return bool(self._event.is_set())
 
-    def set(self) -> None:
+    def set(self, grace_s: float = 0.0) -> None:
+        """Stop the run; the users' cleanups may keep to the pacer's budget for ``grace_s`` more."""
+        if not self._event.is_set():
+            self._deadline = time.monotonic() + max(grace_s, 0.0)
         self._event.set()
+
+    @property
+    def deadline(self) -> float:
+        """When (``time.monotonic``) a cleanup stops waiting for its pacer slot; infinite until the stop."""
+        return self._deadline
 
     def pause(self, seconds: float) -> bool:
         """Sleep ``seconds``, or less if the stop comes first; whether it came."""
@@ -203,20 +219,47 @@ class StopSignal:
 
 
 class Pacer:
-    """Caps this process's requests per second (the budget against Harbor's sandbox)."""
+    """Caps this process's requests per second (the budget against Harbor's sandbox).
+
+    Each request takes the next free slot, ``1 / per_second`` after the one before. A flow's
+    request gives its slot up when the run stops while it waits (it is never sent); the cleanup's
+    requests, which give lockers back as the run stops, keep to the budget then too.
+    """
 
     def __init__(self, per_second: float, stop: StopSignal) -> None:
         self._interval = 1.0 / per_second
         self._next = 0.0
+        #: The end of the last slot whose request was, or will be, sent.
+        self._used = 0.0
         self._stop = stop
 
     def wait(self) -> None:
-        """Wait for this request's slot; returns early when the run stops (the caller checks)."""
-        now = time.monotonic()
-        slot = max(now, self._next)
+        """Wait for this request's slot; returns early when the run stops (the caller checks, and
+        then sends nothing)."""
+        slot = self._take()
+        if not self._stop.pause(slot - time.monotonic()):
+            self._used = max(self._used, slot + self._interval)
+
+    def wait_through_stop(self) -> None:
+        """Wait for a cleanup request's slot. The stop does not cut it short, so giving back keeps
+        to the budget (Harbor's sandbox counts these requests too); but no wait goes past the
+        stop's deadline, so a stopping user still ends within Locust's stop timeout."""
+        slot = self._take()
+        self._used = max(self._used, slot + self._interval)
+        if self._stop.pause(slot - time.monotonic()):
+            rest = min(slot, self._stop.deadline) - time.monotonic()
+            if rest > 0:
+                gevent.sleep(rest)
+
+    def _take(self) -> float:
+        """The next free slot (``time.monotonic``), now taken."""
+        if self._stop:
+            # The flows' requests that were waiting when the stop came were never sent: only
+            # the slots of requests that went, or will go, still count against the budget.
+            self._next = self._used
+        slot = max(time.monotonic(), self._next)
         self._next = slot + self._interval
-        if slot > now:
-            self._stop.pause(slot - now)
+        return slot
 
 
 class Arrivals:

@@ -215,7 +215,11 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
     process = _Run.process
     if process is None:
         return
-    process.stopping.set()  # every flow ends at its next step and gives back what it holds
+    # Every flow ends at its next step and gives back what it holds, its cleanup paced as the
+    # run was: up to one request timeout before Locust's stop timeout, so the last paced request
+    # is answered before a user still busy is killed (past that, cleanup requests go at once).
+    grace_s = float(environment.stop_timeout or 0.0) - process.options.timeout_s
+    process.stopping.set(grace_s=grace_s)
     if process.arrivals is not None:
         # Arrivals that were due but found no free user: recorded as at least this late, so a
         # stall at the very end of the run is not left out of the percentiles.
