@@ -50,6 +50,10 @@ STOP_GRACE_S: Final = 45.0
 #: ``--stop-timeout``), within the grace above with room for the workers' reports.
 STOP_TIMEOUTS: Final = 3
 _STOP_TIMEOUT_MAX_S: Final = STOP_GRACE_S - 15.0
+#: Seconds a Locust that ignores SIGTERM's grace may take to die once killed.
+_KILL_WAIT_S: Final = 10.0
+#: The longest a stop may take (``_stop``: the grace after SIGTERM, then the kill).
+STOP_MAX_S: Final = STOP_GRACE_S + _KILL_WAIT_S
 _POLL_S: Final = 0.25
 
 
@@ -209,15 +213,20 @@ def run_locust(
     duration_s: float,
     on_progress: Callable[[LocustProgress], None] | None = None,
     cwd: Path | None = None,
+    finish_by: float | None = None,
 ) -> LocustOutcome:
     """Run Locust to its end, or until Ctrl-C (then stop it and wait, bounded).
 
     Returns how it ended; raises ``InfrastructureError`` if it would not stop in time. A Ctrl-C is
     reported as ``interrupted`` after Locust has stopped: the caller reads the record, then re-raises.
+    ``finish_by`` (``time.monotonic()``): Locust is stopped early enough that even a stop that
+    ends in a kill is over by then (a run's time budget).
     """
     files.folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + STARTUP_S + duration_s + STOP_GRACE_S
+    if finish_by is not None:
+        deadline = min(deadline, finish_by - STOP_MAX_S)
     with files.log.open("wb") as output:
         process = subprocess.Popen(
             list(command), env=dict(env), cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -228,7 +237,7 @@ def run_locust(
                 if time.monotonic() > deadline:
                     _stop(process)
                     raise InfrastructureError(
-                        f"Locust did not finish within {deadline - started:.0f} s; see {files.log}"
+                        f"Locust did not finish within {max(deadline - started, 0.0):.0f} s; see {files.log}"
                     )
                 if on_progress is not None:
                     on_progress(_progress(files, started))
@@ -259,4 +268,4 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL Locust and its forked workers (its own session's process group)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
+    process.wait(timeout=_KILL_WAIT_S)

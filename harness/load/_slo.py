@@ -8,13 +8,15 @@ then ``--slo`` options, which win::
     failure_ratio = 0.01        # failed requests / requests (conflicts are not failures)
     [tool.locker-harness.slo.steps]
     reserve = { p95_ms = 50, p99_ms = 100 }
-    delivery = { p99_ms = 2000 }    # a whole delivery, end to end
+    delivery = { p99_ms = 2000, failure_ratio = 0.02 }    # whole deliveries, end to end
 
     --slo p99=250 --slo reserve.p95=50 --slo failure_ratio=0.01 --slo delivery.p99=2000
 
-Percentiles are p50, p90, p95, p99 and p999, in milliseconds. A breached gate makes the run exit
-3 (``ExitCode.SLO_BREACH``) and is named in the summary. Oracle violations are not a gate: any
-is a product defect (exit 1). Without configuration, one gate holds: at most 1 % of requests fail.
+Percentiles are p50, p90, p95, p99 and p999, in milliseconds. ``delivery.failure_ratio`` is
+aborted deliveries over those that completed or aborted: one the run's stop interrupted, or that
+found no free locker, did not fail. A breached gate makes the run exit 3
+(``ExitCode.SLO_BREACH``) and is named in the summary. Oracle violations are not a gate: any is a
+product defect (exit 1). Without configuration, one gate holds: at most 1 % of requests fail.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from typing import Any, Final
 from harness.config import Settings, file_table
 from harness.errors import UsageError
 
-__all__ = ["DEFAULT_FAILURE_RATIO", "KNOWN_STEPS", "PERCENTILES", "Gate", "GateResult", "SloGates"]
+__all__ = ["DEFAULT_FAILURE_RATIO", "DELIVERY", "KNOWN_STEPS", "PERCENTILES", "Gate", "GateResult", "SloGates"]
 
 #: Percentile names and the percentile each means.
 PERCENTILES: Final = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 DEFAULT_FAILURE_RATIO: Final = 0.01
+#: The name of a whole delivery, end to end: its latency histogram and its flow outcomes.
+DELIVERY: Final = "delivery"
 #: Every step the load users name their requests by, in flow order, and ``delivery`` (end to
 #: end): a gate on any other name is a typo, refused before the run rather than never checked.
 KNOWN_STEPS: Final = (
@@ -59,7 +63,7 @@ KNOWN_STEPS: Final = (
     "cleanup_release",
     "cleanup_pickup_token",
     "cleanup_open",
-    "delivery",
+    DELIVERY,
 )
 _METRICS: Final = (*PERCENTILES, "failure_ratio")
 

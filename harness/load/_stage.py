@@ -3,10 +3,12 @@
 Against the running target of the context (the embedded sandbox, a sandbox URL, Harbor's
 sandbox) it looks at what the identity already holds, runs Locust in a child process for the
 plan's duration, reads the merged record, sweeps what the run left held, measures the gates, and
-writes ``load/summary.json`` next to Locust's HTML, CSV and output. The verdict: an oracle
-violation fails the stage (a product defect), else a breached gate breaches it, else missing
-workers, an empty run or lockers the users left held make it infrastructure. A budget too short
-for a load run could not test (infrastructure), as every stage the budget cannot fit.
+writes ``load/summary.json`` next to Locust's HTML, CSV and output. The sweep and the summary
+happen however Locust ended (killed past its deadline, no record, a refusal); the error is raised
+after them. The verdict: an oracle violation fails the stage (a product defect), else a breached
+gate breaches it, else missing workers, a sweep that could not look, an empty run or lockers the
+users left held make it infrastructure. A budget too short for a load run, its stop and its sweep
+could not test (infrastructure), as every stage the budget cannot fit.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.config import TargetKind
-from harness.errors import InfrastructureError, UsageError
+from harness.errors import ExitCode, HarnessError, InfrastructureError, UsageError
 from harness.ledger import RUN_ID_ENV
 from harness.load._locust import (
     STARTUP_S,
     STOP_GRACE_S,
+    STOP_MAX_S,
     LocustFiles,
+    LocustOutcome,
     LocustProgress,
     harness_arguments,
     locust_command,
@@ -42,6 +46,11 @@ __all__ = ["LOCUSTFILE", "LoadStage"]
 
 #: The locustfile of the checkout the harness runs from.
 LOCUSTFILE: Final = PROJECT_ROOT / "loadtests" / "locustfile.py"
+#: Seconds kept for the sweep after Locust: one look, then a release per leftover (none starts after the budget).
+SWEEP_RESERVE_S: Final = 15.0
+#: Seconds of the budget a load run needs beyond its duration: Locust's usual start and stop,
+#: a stop that ends in a kill (should it overrun), then the sweep.
+_OVERHEAD_S: Final = STARTUP_S / 3 + STOP_GRACE_S / 3 + STOP_MAX_S + SWEEP_RESERVE_S
 _VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
 
 
@@ -92,15 +101,16 @@ class LoadStage:
             self.notes.append(
                 f"{settings.target.name} has no virtual doors: each delivery stops at the token and releases"
             )
-        # Keep within the run's budget: Locust's start and stop come out of it too.
-        remaining = context.budget.remaining()
-        duration = min(plan.duration_s, remaining - STARTUP_S / 3 - STOP_GRACE_S / 3)
-        if duration < 1.0:
-            # Asked for and not run: could not test, as the orchestrator says of any stage it cannot fit.
-            raise TimeoutError(f"the time budget left ({remaining:.0f} s) is too short for a load run")
         if not self.locustfile.is_file():
             raise UsageError(f"no locustfile at {self.locustfile}: the load stage runs from a checkout of the harness")
         before = self._held_before(context, doors=doors)
+        # Keep within the run's budget: Locust's start and stop come out of it, and so do a forced
+        # stop and the sweep should Locust overrun (run_locust stops it in time for both).
+        remaining = context.budget.remaining()
+        duration = min(plan.duration_s, remaining - _OVERHEAD_S)
+        if duration < 1.0:
+            # Asked for and not run: could not test, as the orchestrator says of any stage it cannot fit.
+            raise TimeoutError(f"the time budget left ({remaining:.0f} s) is too short for a load run")
 
         files = self.files = LocustFiles(context.folder.stage_dir(self.name))
         command = locust_command(
@@ -126,22 +136,38 @@ class LoadStage:
             )
 
         context.progress(self.name, f"starting Locust ({plan.mode} model, {plan.users} users)")
-        outcome = run_locust(command, env=env, files=files, duration_s=duration, on_progress=progress)
+        outcome: LocustOutcome | None = None
+        ended: BaseException | None = None  # raised once the sweep and the summary are done
+        try:
+            outcome = run_locust(
+                command,
+                env=env,
+                files=files,
+                duration_s=duration,
+                on_progress=progress,
+                finish_by=context.budget.deadline - SWEEP_RESERVE_S,
+            )
+        except BaseException as error:  # killed past its deadline, never started, a second Ctrl-C
+            ended = error
+        interrupted = isinstance(ended, KeyboardInterrupt) or (outcome is not None and outcome.interrupted)
         _redact(files.log, context)
         try:
             record, facts = read_record(files.record)
-        except (OSError, ValueError) as error:
-            if outcome.interrupted:
-                record, facts = LoadRecord.merged(()), {}
-            else:
-                raise InfrastructureError(
-                    f"Locust exited {outcome.returncode} without its record ({type(error).__name__}); see {files.log}"
-                ) from None
-        if facts.get("fatal"):
-            raise UsageError(str(facts["fatal"]))
+        except (OSError, ValueError) as unreadable:
+            record, facts = LoadRecord.merged(()), {}
+            if outcome is not None and not interrupted:
+                ended = InfrastructureError(
+                    f"Locust exited {outcome.returncode} without its record ({type(unreadable).__name__}); "
+                    f"see {files.log}"
+                )
+        if ended is None and facts.get("fatal"):
+            ended = UsageError(str(facts["fatal"]))
 
+        # However the run ended, its users may have been stopped mid-flow: look and give back, and
+        # keep what is known, before any error goes on.
         context.progress(self.name, "checking that nothing is left held")
-        sweep = sweep_leftovers(settings, control_plane=doors, before=before)
+        sweep = sweep_leftovers(settings, control_plane=doors, before=before, deadline=context.budget.deadline)
+        problem = None if isinstance(ended, KeyboardInterrupt) else ended
         summary = self.summary = LoadSummary.build(
             record,
             gates,
@@ -150,12 +176,21 @@ class LoadStage:
             sweep=sweep,
             workers_expected=int(facts.get("workers_expected") or 0),
             workers_reported=int(facts.get("workers_reported") or 0),
-            interrupted=outcome.interrupted,
+            interrupted=interrupted,
             notes=self.notes,
+            error=f"{type(problem).__name__}: {problem}" if problem is not None else "",
+            error_code=problem.exit_code if isinstance(problem, HarnessError) else ExitCode.INFRASTRUCTURE,
         )
-        written = _write_summary(summary, files, context, tower_id)
+        try:
+            written = _write_summary(summary, files, context, tower_id)
+        except OSError:
+            if ended is None:
+                raise
+            raise ended from None  # what ended the run says more than a summary that could not be written
+        if ended is not None:
+            raise ended
         result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log])
-        if outcome.interrupted:
+        if interrupted:
             raise KeyboardInterrupt  # after the evidence is on disk and nothing is held
         return result
 
@@ -234,7 +269,17 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
             )
         )
     sweep = summary.sweep
-    if sweep.found:
+    if not sweep.checked:
+        given_back = "; ".join([*record.cleanup_failures[:3], *sweep.notes])
+        failures.append(
+            Failure(
+                FailureKind.INFRASTRUCTURE,
+                "load cleanup",
+                f"{summary.reason}: {given_back}" if given_back else summary.reason,
+                "InfrastructureError",
+            )
+        )
+    elif sweep.found:
         # The one line names the leak; what the sweep did, locker by locker, is the failure's message.
         failures.append(
             Failure(
@@ -246,22 +291,10 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
             )
         )
     figures: dict[str, Figure] = dict(summary.key_figures())
-    breaches = summary.breaches
-    reason = ""
-    if record.violation_count:
-        kinds = ", ".join(f"{count:,} {kind}" for kind, count in record.violations.items() if count)
-        reason = f"oracle violations: {kinds}"
-    elif breaches:
-        reason = "SLO breached: " + "; ".join(result.describe() for result in breaches)
-    elif summary.missing_workers:
-        reason = f"{summary.missing_workers} of {summary.workers_expected} Locust workers sent no record"
-    elif sweep.found:
-        reason = f"the load users left {sweep.found} locker(s) held"
-    elif record.requests == 0:
-        reason = "no request was measured"
+    exit_code, reason = summary.verdict
     return StageResult(
         name,
-        _VERDICTS[int(summary.exit_code)],
+        _VERDICTS[int(exit_code)],
         reason=reason,
         figures=figures,
         latencies=summary.histograms(),

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from harness.errors import ExitCode
 from harness.load._record import ALL_REQUESTS, LoadRecord, StepCounts
-from harness.load._slo import KNOWN_STEPS, PERCENTILES, GateResult, SloGates
+from harness.load._slo import DELIVERY, KNOWN_STEPS, PERCENTILES, GateResult, SloGates
 from harness.metrics import Latencies
 
 __all__ = ["SUMMARY_SCHEMA", "LoadSummary", "StepRow", "Sweep"]
@@ -89,6 +89,10 @@ class LoadSummary:
     workers_reported: int = 0
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    #: Why the run ended without a verdict of its own (Locust killed past its deadline, no record,
+    #: the locustfile refused the configuration): the stage raises it once this summary is written.
+    error: str = ""
+    error_code: ExitCode = ExitCode.INFRASTRUCTURE
     steps: list[StepRow] = field(init=False)
     overall: StepRow = field(init=False)
     flows: list[StepRow] = field(init=False)
@@ -117,11 +121,23 @@ class LoadSummary:
         workers_reported: int = 0,
         interrupted: bool = False,
         notes: Sequence[str] = (),
+        error: str = "",
+        error_code: ExitCode = ExitCode.INFRASTRUCTURE,
     ) -> LoadSummary:
         """The summary with every gate measured against ``record``."""
         results = [GateResult(gate, _measure(record, gate.step, gate.metric)) for gate in gates]
         return cls(
-            record, duration_s, plan, results, sweep, workers_expected, workers_reported, interrupted, list(notes)
+            record,
+            duration_s,
+            plan,
+            results,
+            sweep,
+            workers_expected,
+            workers_reported,
+            interrupted,
+            list(notes),
+            error,
+            error_code,
         )
 
     # -- verdict --------------------------------------------------------------------------------
@@ -140,15 +156,40 @@ class LoadSummary:
 
     @property
     def exit_code(self) -> ExitCode:
-        """A violation is a defect (1); else a breach (3); else missing workers, an empty run or
-        lockers the users left held make it infrastructure (4)."""
+        return self.verdict[0]
+
+    @property
+    def reason(self) -> str:
+        return self.verdict[1]
+
+    @property
+    def verdict(self) -> tuple[ExitCode, str]:
+        """The exit code and why, the first that applies: a violation is a defect (1); else the
+        error that ended the run; else a breach (3); else missing workers, a sweep that could not
+        look, lockers the users left held or an empty run make it infrastructure (4)."""
+        record, sweep = self.record, self.sweep
         if self.violations:
-            return ExitCode.DEFECT
+            kinds = ", ".join(f"{count:,} {kind}" for kind, count in record.violations.items() if count)
+            return ExitCode.DEFECT, f"oracle violations: {kinds}"
+        if self.error:
+            return self.error_code, self.error
         if self.breaches:
-            return ExitCode.SLO_BREACH
-        if self.missing_workers or self.record.requests == 0 or self.sweep.found:
-            return ExitCode.INFRASTRUCTURE
-        return ExitCode.OK
+            return ExitCode.SLO_BREACH, "SLO breached: " + "; ".join(result.describe() for result in self.breaches)
+        if self.missing_workers:
+            return (
+                ExitCode.INFRASTRUCTURE,
+                f"{self.missing_workers} of {self.workers_expected} Locust workers sent no record",
+            )
+        if not sweep.checked:
+            # Nothing proves the target was left as found; give-backs the users saw fail may still be held.
+            failed = record.cleanup.get("failed", 0)
+            why = f"the users failed to give back {failed} locker(s) and " if failed else ""
+            return ExitCode.INFRASTRUCTURE, f"{why}the sweep could not look at what the run left held"
+        if sweep.found:
+            return ExitCode.INFRASTRUCTURE, f"the load users left {sweep.found} locker(s) held"
+        if record.requests == 0:
+            return ExitCode.INFRASTRUCTURE, "no request was measured"
+        return ExitCode.OK, ""
 
     # -- figures --------------------------------------------------------------------------------
 
@@ -198,6 +239,8 @@ class LoadSummary:
             **dict(context or {}),
             "plan": dict(self.plan),
             "exit_code": int(self.exit_code),
+            "reason": self.reason,
+            "error": self.error or None,
             "interrupted": self.interrupted,
             "duration_s": round(self.duration_s, 3),
             "totals": {
@@ -245,6 +288,12 @@ def _readable_ms(value: float) -> str:
 def _measure(record: LoadRecord, step: str | None, metric: str) -> float | None:
     """The value a gate is compared with; ``None`` when the run has no request of ``step``."""
     if metric == "failure_ratio":
+        if step == DELIVERY:
+            # Whole deliveries: aborted over those the target decided. A delivery the run's stop
+            # interrupted, or that found no free locker (contention), did not fail.
+            aborted = record.flows.get("aborted", 0)
+            decided = aborted + record.flows.get("completed", 0)
+            return aborted / decided if decided else None
         if step is None:
             requests, failures = record.requests, record.failures
         elif step in record.steps:

@@ -1,4 +1,4 @@
-"""The sweep: after Locust exits, find what the load run left held and give it back.
+"""The sweep: after Locust exits, however it ended, find what the load run left held and give it back.
 
 The load users give back what they hold themselves (also when stopped mid-flow); the sweep is the
 backstop that proves it. Before Locust starts, the stage looks at what the run's identity already
@@ -12,6 +12,7 @@ available).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -62,11 +63,18 @@ def held_lockers(settings: Settings, *, control_plane: bool) -> frozenset[HeldLo
         )
 
 
-def sweep_leftovers(settings: Settings, *, control_plane: bool, before: frozenset[HeldLocker] = frozenset()) -> Sweep:
+def sweep_leftovers(
+    settings: Settings,
+    *,
+    control_plane: bool,
+    before: frozenset[HeldLocker] = frozenset(),
+    deadline: float | None = None,
+) -> Sweep:
     """What the load run left held on the target, given back; never raises.
 
     A locker in ``before`` and unchanged since is not the run's: counted in ``held_before`` and
-    left as it was.
+    left as it was. ``deadline`` (``time.monotonic()``): no release starts after it; the look
+    always happens, since without it nothing is known.
     """
     sweep = Sweep()
     try:
@@ -76,10 +84,10 @@ def sweep_leftovers(settings: Settings, *, control_plane: bool, before: frozense
         sweep.found = len(leftovers)
         sweep.held_before = len(held & before)
         if control_plane:
-            _through_control_plane(settings, leftovers, sweep)
+            _through_control_plane(settings, leftovers, sweep, deadline)
         else:
-            _through_the_api(settings, leftovers, sweep)
-    except LOOK_ERRORS as error:
+            _through_the_api(settings, leftovers, sweep, deadline)
+    except Exception as error:  # it runs while the stage's own error may be on its way out: never mask it
         sweep.notes.append(f"the sweep could not finish: {type(error).__name__}: {error}")
     return sweep
 
@@ -88,12 +96,23 @@ def _held(locker: dict[str, Any], holder: str | None) -> bool:
     return locker.get("holder") == holder and (locker.get("status") not in _FREE or bool(locker.get("door_open")))
 
 
-def _through_control_plane(settings: Settings, leftovers: list[HeldLocker], sweep: Sweep) -> None:
+def _out_of_time(deadline: float | None, locker: HeldLocker, sweep: Sweep) -> bool:
+    if deadline is None or time.monotonic() < deadline:
+        return False
+    sweep.notes.append(f"locker {locker.locker_id} is still {locker.status}: the time budget ran out first")
+    return True
+
+
+def _through_control_plane(
+    settings: Settings, leftovers: list[HeldLocker], sweep: Sweep, deadline: float | None
+) -> None:
     from harness.sim import ControlError, FirmwareRefusal, SimControl
 
     assert settings.target.api_url is not None
     with SimControl(settings.target.api_url) as control:
         for locker in leftovers:
+            if _out_of_time(deadline, locker, sweep):
+                continue
             try:
                 if locker.door_open:
                     control.close_door(locker.tower_id, locker.locker_id)
@@ -104,16 +123,26 @@ def _through_control_plane(settings: Settings, leftovers: list[HeldLocker], swee
                 sweep.notes.append(f"locker {locker.locker_id} is still {locker.status}: {error}")
 
 
-def _through_the_api(settings: Settings, leftovers: list[HeldLocker], sweep: Sweep) -> None:
+def _through_the_api(settings: Settings, leftovers: list[HeldLocker], sweep: Sweep, deadline: float | None) -> None:
     from harness.api import HarborClient
 
     with HarborClient(settings) as client:
         for locker in leftovers:
+            if _out_of_time(deadline, locker, sweep):
+                continue
             try:
+                status = locker.status
                 for _ in range(2):  # rented -> declined -> available
-                    if client.release_locker(locker.tower_id, locker.locker_id).status.wire_name == "available":
+                    status = client.release_locker(locker.tower_id, locker.locker_id).status.wire_name
+                    if status == "available":
                         break
-                sweep.released += 1
-                sweep.notes.append(f"locker {locker.locker_id} was left {locker.status}: released")
             except HarnessError as error:
                 sweep.notes.append(f"locker {locker.locker_id} is still {locker.status}: {error}")
+                continue
+            if status == "available":
+                sweep.released += 1
+                sweep.notes.append(f"locker {locker.locker_id} was left {locker.status}: released")
+            else:
+                sweep.notes.append(
+                    f"locker {locker.locker_id} was left {locker.status}: released twice, still {status}"
+                )

@@ -116,3 +116,74 @@ def test_empty_runs_and_leftovers_are_infrastructure() -> None:
     assert _summary(LoadRecord(), SloGates()).exit_code is ExitCode.INFRASTRUCTURE
     leak = Sweep(checked=True, found=1, released=1)
     assert _summary(_steady(), SloGates(), leak).exit_code is ExitCode.INFRASTRUCTURE
+
+
+def test_a_sweep_that_could_not_look_is_infrastructure_with_its_reason() -> None:
+    """Nothing proves the target was left as found: could not test (4), said so, and failed give-backs named."""
+    unchecked = Sweep(checked=False, notes=["the sweep could not finish: ConnectError: refused"])
+    summary = _summary(_steady(), SloGates(), unchecked)
+    assert summary.verdict == (ExitCode.INFRASTRUCTURE, "the sweep could not look at what the run left held")
+    record = _steady()
+    record.cleaned(False, "release 1401: ConnectError")
+    summary = _summary(record, SloGates(), unchecked)
+    assert summary.exit_code is ExitCode.INFRASTRUCTURE
+    assert (
+        summary.reason
+        == "the users failed to give back 1 locker(s) and the sweep could not look at what the run left held"
+    )
+    assert summary.as_json()["reason"] == summary.reason
+
+
+def test_failed_give_backs_the_sweep_found_released_are_green() -> None:
+    """A give-back whose answer was lost but which landed: the sweep looked and found nothing held."""
+    record = _steady()
+    record.cleaned(False, "release 1401: ReadTimeout")
+    assert _summary(record, SloGates(), Sweep(checked=True)).exit_code is ExitCode.OK
+
+
+def test_defects_and_breaches_outrank_a_sweep_that_could_not_look() -> None:
+    """A product defect (1) and a breach (3) are still what the run exits with."""
+    record = _steady()
+    record.violation(record.step("reserve"), "server_error", "reserve", 1401, "500")
+    assert _summary(record, SloGates(), Sweep(checked=False)).exit_code is ExitCode.DEFECT
+    breach = SloGates([Gate(None, "p50", 0.001)])
+    assert _summary(_steady(), breach, Sweep(checked=False)).exit_code is ExitCode.SLO_BREACH
+
+
+def test_the_error_that_ended_the_run_is_its_exit_code_after_defects() -> None:
+    """A run Locust could not finish exits with that error's code and says why; a defect still comes first."""
+    summary = LoadSummary.build(
+        _steady(), SloGates(), duration_s=2.0, plan={}, sweep=Sweep(checked=True),
+        error="UsageError: no tower T-9", error_code=ExitCode.USAGE,
+    )  # fmt: skip
+    assert summary.verdict == (ExitCode.USAGE, "UsageError: no tower T-9")
+    assert summary.as_json()["error"] == "UsageError: no tower T-9"
+    record = _steady()
+    record.violation(record.step("reserve"), "double_booking", "reserve", 1401, "held by another user")
+    failed = LoadSummary.build(
+        record, SloGates(), duration_s=2.0, plan={}, sweep=Sweep(checked=True), error="InfrastructureError: killed"
+    )
+    assert failed.exit_code is ExitCode.DEFECT
+
+
+def test_delivery_failure_ratio_is_aborted_over_the_deliveries_that_ended() -> None:
+    """Measured from the flows: aborted over completed and aborted; interrupted and no-locker flows did not fail."""
+    record = _steady()  # one completed delivery
+    for _ in range(3):
+        record.flow("completed", "delivery", 50 * MS)
+    record.flow("aborted")
+    record.flow("interrupted")
+    record.flow("no_locker")
+    summary = _summary(record, SloGates([Gate("delivery", "failure_ratio", 0.1)]))
+    assert summary.gate_results[0].actual == pytest.approx(0.2)
+    assert summary.exit_code is ExitCode.SLO_BREACH
+    assert summary.breaches[0].describe() == "delivery failure_ratio 0.2000 > 0.1"
+
+
+def test_delivery_failure_ratio_without_a_finished_delivery_is_not_measured() -> None:
+    """A run whose deliveries were all interrupted has no ratio to judge: the gate says not measured."""
+    record = _steady(count=10)
+    record.flows["completed"] = 0
+    record.flow("interrupted")
+    summary = _summary(record, SloGates([Gate("delivery", "failure_ratio", 0.0)]))
+    assert summary.gate_results[0].actual is None and summary.exit_code is ExitCode.OK

@@ -3,14 +3,21 @@ details in the failures, and a budget too short for a load run reported as could
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from harness.config import Settings, Target
 from harness.load import LoadPlan, LoadRecord, LoadStage, LoadSummary, SloGates, Sweep
-from harness.load._stage import _stage_result
+from harness.load import _stage as stage_module
+from harness.load._locust import STARTUP_S, STOP_GRACE_S, STOP_MAX_S, LocustFiles, LocustOutcome
+from harness.load._stage import SWEEP_RESERVE_S, _stage_result
 from harness.redaction import redactor
 from harness.report import FailureKind, TargetInfo, Verdict
 from harness.run import execute, new_context
+from harness.run._context import REPORT_RESERVE_S
 
 MS = 1_000_000
 
@@ -78,3 +85,39 @@ def test_a_budget_too_short_for_a_load_run_could_not_test(tmp_path: Path) -> Non
     (stage,) = run.stages
     assert stage.verdict is Verdict.INFRASTRUCTURE
     assert "too short for a load run" in stage.reason
+
+
+def test_the_load_stage_fits_its_stop_and_sweep_in_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run is shortened so that Locust's start and stop, a forced stop and the sweep fit in what
+    the budget has left; Locust is told to be gone in time for the sweep. A sweep that cannot reach
+    the target leaves the stage could-not-test, with the reason."""
+    calls: list[dict[str, Any]] = []
+
+    def run_locust(command: list[str], *, files: LocustFiles, duration_s: float, **options: Any) -> LocustOutcome:
+        calls.append({"duration_s": duration_s, **options})
+        files.folder.mkdir(parents=True, exist_ok=True)
+        document = {"run": {"duration_s": duration_s}, "record": _record(100, 10).to_json()}
+        files.record.write_text(json.dumps(document), encoding="utf-8")
+        return LocustOutcome(returncode=0, interrupted=False, elapsed_s=duration_s)
+
+    monkeypatch.setattr(stage_module, "run_locust", run_locust)
+    settings = Settings(reports_dir=tmp_path / "reports", state_dir=tmp_path / "state")
+    settings = settings.with_target(Target.local().running_at("http://127.0.0.1:9"))  # nothing listens
+    context = new_context(
+        settings=settings, target=TargetInfo("local", "http://127.0.0.1:9", None), redactor=redactor(), budget_s=110.0
+    )
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text("# never run: Locust is replaced\n", encoding="utf-8")
+
+    result = LoadStage(LoadPlan(duration_s=60), SloGates(), locustfile=locustfile).run(context)
+
+    (call,) = calls
+    assert call["finish_by"] == context.budget.deadline - SWEEP_RESERVE_S
+    stages_budget = 110.0 - REPORT_RESERVE_S
+    assert (
+        1.0 <= call["duration_s"] <= stages_budget - (STARTUP_S / 3 + STOP_GRACE_S / 3 + STOP_MAX_S + SWEEP_RESERVE_S)
+    )
+    assert result.verdict is Verdict.INFRASTRUCTURE
+    assert result.reason == "the sweep could not look at what the run left held"
+    (failure,) = result.failures
+    assert failure.kind is FailureKind.INFRASTRUCTURE and "ConnectError" in failure.message
