@@ -3,12 +3,19 @@
 A child (a pytest run, Locust) gets the run's target in ``HARBOR_*`` variables, the run id for
 the cleanup ledger, and a folder for its histograms; it runs from the checkout, within the
 run's budget, and its output lands, redacted, in a log beside its other evidence.
+
+A child runs in its own session, so a Ctrl-C at the terminal reaches the harness only. At the
+budget's end or on Ctrl-C the harness asks the child's process group to stop as Ctrl-C would
+(SIGINT: pytest tears its fixtures down, and they give back what they hold on the target), waits
+a bounded grace, then kills whatever of the group is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,12 +34,14 @@ __all__ = [
     "LATENCIES_ENV",
     "STAGE_DIR_ENV",
     "STAGE_SUMMARY",
+    "STOP_GRACE_S",
     "ChildStage",
     "latency_failures",
     "output_tail",
     "read_latencies",
     "read_stage_summary",
     "run_child",
+    "stop_child",
     "target_environment",
 ]
 
@@ -47,6 +56,11 @@ STAGE_DIR_ENV: Final = "LOCKER_HARNESS_STAGE_DIR"
 STAGE_SUMMARY: Final = "stage-summary.json"
 #: Lines of a child's output quoted when it ends without results.
 _TAIL_LINES: Final = 3
+#: Seconds a child asked to stop may take: its fixtures' teardown gives back reservations and
+#: tokens over the network, each call bounded by the client's own timeouts.
+STOP_GRACE_S: Final = 30.0
+#: Seconds to collect a killed child's last output: a process that left the group may hold the pipes.
+_REAP_S: Final = 5.0
 
 
 def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
@@ -94,25 +108,84 @@ def run_child(
 ) -> subprocess.CompletedProcess[str]:
     """Run a stage's child process within the budget; its output goes, redacted, to ``log``.
 
-    A child that outlives the budget is ended and the stage could not test (``TimeoutError``);
-    the message names the log relative to the run folder, where the output up to then is kept.
+    A child that outlives the budget is stopped (``stop_child``) and the stage could not test
+    (``TimeoutError``); the message names the log relative to the run folder, where the output up
+    to then is kept. On Ctrl-C the child is stopped the same way, its log written, and the
+    ``KeyboardInterrupt`` propagates.
     """
     where = log.relative_to(context.folder.root) if log.is_relative_to(context.folder.root) else log
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env={**os.environ, **env, RUN_ID_ENV: context.run_id},  # the child's holds go under this run
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            env={**os.environ, **env, RUN_ID_ENV: context.run_id},  # the child's holds go under this run
-            capture_output=True,
-            text=True,
-            timeout=max(context.budget.remaining(), 1.0),
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        _write_log(log, expired.stdout, expired.stderr, context.redactor)
-        raise TimeoutError(f"the {stage} stage ran past the run's time budget; its output: {where}") from None
-    _write_log(log, done.stdout, done.stderr, context.redactor)
-    return done
+        try:
+            stdout, stderr = process.communicate(timeout=max(context.budget.remaining(), 1.0))
+        except subprocess.TimeoutExpired:
+            stdout, stderr, interrupted = stop_child(process)
+            _write_log(log, stdout, stderr, context.redactor)
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise TimeoutError(f"the {stage} stage ran past the run's time budget; its output: {where}") from None
+        except KeyboardInterrupt:
+            stdout, stderr, _ = stop_child(process)
+            _write_log(log, stdout, stderr, context.redactor)
+            raise
+    finally:
+        if process.poll() is None:  # an unexpected error above: never leave the child behind
+            _kill_group(process)
+    _write_log(log, stdout, stderr, context.redactor)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def stop_child(process: subprocess.Popen[str], *, grace_s: float = STOP_GRACE_S) -> tuple[str, str, bool]:
+    """Stop a child started in its own session (``start_new_session``): its output, and whether a
+    Ctrl-C came while it stopped.
+
+    SIGINT to its process group, as a terminal's Ctrl-C would send (pytest then tears its fixtures
+    down); after ``grace_s``, or at once on a further Ctrl-C, SIGKILL to the group. Whatever of the
+    group outlived the child is killed too, so nothing of it is left running.
+    """
+    interrupted = False
+    _signal_group(process, signal.SIGINT)
+    try:
+        stdout, stderr = process.communicate(timeout=grace_s)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as stopped:
+        interrupted = isinstance(stopped, KeyboardInterrupt)
+        _signal_group(process, signal.SIGKILL)
+        stdout, stderr = _collect(process)
+    else:
+        _signal_group(process, signal.SIGKILL)  # a grandchild that ignored the SIGINT
+    return stdout, stderr, interrupted
+
+
+def _signal_group(process: subprocess.Popen[str], signum: signal.Signals) -> None:
+    # The group is gone once its last process has; a reused id would belong to another user's
+    # session leader, which we may not signal.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    _signal_group(process, signal.SIGKILL)
+    _collect(process)
+
+
+def _collect(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """A killed child's output, bounded: a process that left the group may keep the pipes open."""
+    try:
+        return process.communicate(timeout=_REAP_S)
+    except subprocess.TimeoutExpired as held:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait(timeout=_REAP_S)
+        return _text(held.stdout), _text(held.stderr)
 
 
 def output_tail(done: subprocess.CompletedProcess[str], redactor: Redactor) -> str:
@@ -120,13 +193,14 @@ def output_tail(done: subprocess.CompletedProcess[str], redactor: Redactor) -> s
     return " | ".join(redactor.text(done.stdout + done.stderr).strip().splitlines()[-_TAIL_LINES:])
 
 
-def _write_log(path: Path, stdout: str | bytes | None, stderr: str | bytes | None, redactor: Redactor) -> None:
-    def text(value: str | bytes | None) -> str:
-        # A timed-out child's output comes back as bytes whatever ``text`` said.
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+def _text(value: str | bytes | None) -> str:
+    # A timed-out ``communicate`` hands the output so far as bytes whatever ``text`` said.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
+
+def _write_log(path: Path, stdout: str, stderr: str, redactor: Redactor) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(redactor.text(text(stdout) + text(stderr)), encoding="utf-8")
+    path.write_text(redactor.text(stdout + stderr), encoding="utf-8")
 
 
 def read_latencies(folder: Path) -> tuple[Latencies, list[str]]:
