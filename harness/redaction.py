@@ -78,7 +78,9 @@ _KEY_VALUE = re.compile(
     # JSON null and true/false are no secret and stay valid JSON; an earlier mask ([REDACTED],
     # Schemathesis's [Filtered]) is taken whole, so masking twice changes nothing.
     (?!(?:null|true|false)\b)
-    (?P<value>\[[A-Za-z]+\]|"(?:[^"\\]|\\.)*"|'[^']*'|(?:bearer\s+|basic\s+)?[^\s&,;"'}}\]]+)
+    # A bytes literal (a dataclass's repr of a session seed) is taken whole, or only its "b" would go.
+    (?P<value>\[[A-Za-z]+\]|b"(?:[^"\\]|\\.)*"|b'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|'[^']*'
+        |(?:bearer\s+|basic\s+)?[^\s&,;"'}}\]]+)
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*")
@@ -277,8 +279,10 @@ class Redactor:
 
 def _mask_key_value(match: re.Match[str]) -> str:
     value = match.group("value")
-    quote = value[0] if value[:1] in ('"', "'") else ""
-    return f"{match.group('key')}{match.group('sep')}{quote}{MASK}{quote}"
+    # A quoted value keeps its quotes (and a bytes literal its prefix): JSON and reprs stay readable.
+    prefix = value[0] if value[:1] in ("b", "B") and value[1:2] in ('"', "'") else ""
+    quote = value[len(prefix)] if value[len(prefix) : len(prefix) + 1] in ('"', "'") else ""
+    return f"{match.group('key')}{match.group('sep')}{prefix}{quote}{MASK}{quote}"
 
 
 class RedactingFilter(logging.Filter):

@@ -58,6 +58,21 @@ def test_secret_keys_are_masked_in_text(text: str, secret: str, kept: str) -> No
     assert kept in out
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (r"Session(session_seed=b'\x01\x02abcdef', tower='x')", f"Session(session_seed=b'{MASK}', tower='x')"),
+        (r'session_key=b"it\'s\x00\"key" rest', f'session_key=b"{MASK}" rest'),
+        (r"payloadAuth=B'ab\'cd'", f"payloadAuth=B'{MASK}'"),
+        ("password=bob&user=me", f"password={MASK}&user=me"),  # a bare value starting with "b" is no literal
+    ],
+)
+def test_a_bytes_literal_of_a_secret_key_is_masked_whole(text: str, masked: str) -> None:
+    """A secret key's Python bytes literal (a repr) is masked whole, keeping its b and quotes, never just its b."""
+    assert Redactor().text(text) == masked
+    assert Redactor().text(masked) == masked
+
+
 def test_bare_bearer_token_is_masked() -> None:
     """A bearer token outside any key (a pasted header value) is masked."""
     assert Redactor().text("sent Bearer abc.def.ghi to the API") == f"sent Bearer {MASK} to the API"
