@@ -27,6 +27,7 @@ from typing import Final
 
 from harness.errors import ExitCode, UsageError
 from harness.metrics import Latencies
+from harness.redaction import Redactor, redactor
 from harness.report import RunResult, Verdict, resolve_run_id
 
 __all__ = [
@@ -198,8 +199,14 @@ class History:
             raise
         self._db.execute("COMMIT")
 
-    def record(self, run: RunResult) -> None:
-        """Store a run's key figures; recording the same run id again replaces it."""
+    def record(self, run: RunResult, *, redactor_: Redactor | None = None) -> None:
+        """Store a run's key figures; recording the same run id again replaces it.
+
+        Stage reasons (first lines of exception messages), figures and the target URL pass through
+        ``redactor_`` (the process-wide redactor, the CLI's, unless given): the database outlives
+        the run and is read back by ``history`` and ``compare``.
+        """
+        masking = redactor_ if redactor_ is not None else redactor()
         with self._transaction():
             self._db.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
             self._db.execute(
@@ -208,7 +215,7 @@ class History:
                     run.run_id,
                     run.started_at.isoformat(),
                     run.target.name,
-                    run.target.url,
+                    masking.text(run.target.url) if run.target.url is not None else None,
                     run.target.tower,
                     run.target.firmware,
                     run.seed,
@@ -226,10 +233,10 @@ class History:
                         position,
                         stage.name,
                         stage.verdict.value,
-                        stage.reason,
+                        masking.text(stage.reason),
                         stage.duration_ns / 1e6,
                         len(stage.failures),
-                        json.dumps(stage.figures),
+                        json.dumps(masking.value(stage.figures)),
                     )
                     for position, stage in enumerate(run.stages)
                 ],

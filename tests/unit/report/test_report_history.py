@@ -13,6 +13,7 @@ import pytest
 from harness.errors import ExitCode, UsageError
 from harness.history import History, Tolerance, compare, parse_tolerance
 from harness.metrics import Latencies
+from harness.redaction import Redactor
 from harness.report import RunResult, StageResult, Verdict
 
 
@@ -43,6 +44,31 @@ def test_a_recorded_run_comes_back_with_its_figures_and_histograms(tmp_path: Pat
     assert record.latencies().count("load/reserve") == 100
     mode = sqlite3.connect(tmp_path / "history.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_a_secret_in_a_stage_reason_never_reaches_the_history_database(
+    tmp_path: Path, run: RunResult, redactor: Redactor, canary: str
+) -> None:
+    """A stage reason quoting a registered secret or a secret key's value, or a URL carrying one, is stored redacted."""
+    smoke, load = run.stages
+    leaky = dataclasses.replace(
+        run,
+        target=dataclasses.replace(run.target, url=f"http://127.0.0.1:8123/?client_secret={canary}"),
+        stages=[
+            dataclasses.replace(smoke, reason=f"token refused: {canary}"),
+            dataclasses.replace(load, reason="client_secret=hunter2-unregistered refused", figures={"note": canary}),
+        ],
+    )
+    with History.open(tmp_path) as history:
+        history.record(leaky, redactor_=redactor)
+        assert history.get(leaky.run_id).target == "local"  # the rest of the run is kept as it was
+    database = sqlite3.connect(tmp_path / "history.sqlite")
+    dumped = "\n".join(database.iterdump())
+    database.close()
+    assert "token refused: [REDACTED]" in dumped
+    assert canary not in dumped and "hunter2-unregistered" not in dumped
+    stored = [path.read_bytes() for path in tmp_path.iterdir() if path.name.startswith("history.sqlite")]
+    assert not any(canary.encode() in content for content in stored)  # nor in the WAL or a freed page
 
 
 def test_runs_are_listed_newest_first_and_resolved_by_prefix_or_position(
