@@ -194,5 +194,5 @@ def execute(
     if usage is not None:
         raise usage
     if history is not None:
-        history.record(run)
+        history.record(run, redactor_=context.redactor)
     return run
