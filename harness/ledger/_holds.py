@@ -8,7 +8,8 @@ Before a create call a row is written (``intent``); after it the row says ``crea
 id the target gave, ``refused`` for a 4xx (nothing was created), or ``unknown`` (a timeout, a
 5xx after the retries, an interrupt: the target may hold it). A cancel or release that leaves
 the locker available closes the owner's rows for it; so does ``returned()`` (the pickup door
-closed) and the flow's own events through ``listener``.
+closed) and the flow's own events through ``listener``. A test suite that frees everything at
+once (a sandbox seeded again, its clock moved past every hold) closes all its rows with ``given_back()``.
 
 A client that makes many calls a second (a Locust user) passes ``lazy=True``: the outcome of
 each call is then written with the owner's next write (the next intent, or the close when the
@@ -24,7 +25,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -140,6 +141,15 @@ class LedgerHolds:
         settle = self._take_unsettled()
         self._guard(lambda: self.ledger.release_owned(self.owner, locker_id, note, up_to=up_to, settle=settle))
 
+    def given_back(self, *, note: str = "given back: nothing held", still_held: Iterable[int] = ()) -> None:
+        """This owner holds nothing any more but the lockers ``still_held`` (a sandbox seeded again, its
+        clock moved past every hold, a give-back that read what is left): close its other open rows,
+        in one commit with the outcomes still waiting. Call it with none of the owner's calls in flight:
+        a call that lands after it would hold a locker no open row names."""
+        settle = self._take_unsettled()
+        kept = tuple(still_held)
+        self._guard(lambda: self.ledger.release_owner(self.owner, note, keep=kept, settle=settle))
+
     def flush(self) -> None:
         """Write the outcomes still waiting (``lazy``): call it when the client stops."""
         settle = self._take_unsettled()
@@ -219,11 +229,19 @@ def _identity(result: object | None) -> tuple[int | None, str | None, int | None
         locker_id = result.get("lockerId", locker.get("id") if isinstance(locker, dict) else None)
         tower_id = result.get("towerId", result.get("tower_id"))
         return (
-            result["id"] if isinstance(result.get("id"), int) else None,
-            tower_id if isinstance(tower_id, str) else None,
-            locker_id if isinstance(locker_id, int) else None,
+            _storable_id(result.get("id")),
+            tower_id if isinstance(tower_id, str) and tower_id.isascii() else None,
+            _storable_id(locker_id),
         )
     return None, None, None
+
+
+def _storable_id(value: object) -> int | None:
+    """An id from an answer, if SQLite can store it: the contract suite hands in whatever a target
+    answered, and a huge or malformed id must not fail the row's write."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
 
 
 _SHARED: dict[tuple[int, Path], Ledger] = {}

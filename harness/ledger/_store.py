@@ -369,6 +369,24 @@ class Ledger:
             )
             return cursor.rowcount
 
+    def release_owner(
+        self, owner: str, note: str, *, keep: Iterable[int] = (), settle: Sequence[Settlement] = ()
+    ) -> int:
+        """Mark all of ``owner``'s open rows released, but those of the lockers in ``keep`` (and, if
+        any are kept, rows that name no locker: one of them may be a kept locker's), after writing
+        ``settle`` in the same commit; how many changed."""
+        kept = sorted(set(keep))
+        spared = f" AND locker_id IS NOT NULL AND locker_id NOT IN ({','.join('?' * len(kept))})" if kept else ""
+        with self._write(transaction=bool(settle)) as db:
+            if settle:
+                self._settle(db, settle)
+            cursor = db.execute(
+                "UPDATE holds SET state = ?, note = ?, updated_at = ? "
+                f"WHERE owner = ? AND state IN {_OPEN_SQL}{spared}",
+                (EntryState.RELEASED.value, note, time.time(), owner, *kept),
+            )
+            return cursor.rowcount
+
     def prune(self, older_than_s: float = PRUNE_AFTER_S) -> int:
         """Delete closed rows older than ``older_than_s``; how many."""
         cutoff = time.time() - older_than_s
