@@ -3,7 +3,8 @@
 The suites run against whatever target the plugin resolves (``--harbor-target``, ``HARBOR_TARGET``):
 the embedded virtual sandbox by default. ``contract_target`` is what Schemathesis needs: an
 in-process transport on local (or the URL), a bearer token, the target's real ids, a witness of
-the lockers before each call, and a clean slate between examples.
+the lockers before each call, a clean slate between examples, and every call that may hold a
+locker in the cleanup ledger (under the parent run's id, ``LOCKER_HARNESS_RUN_ID``, when there is one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contract_session import remember, serving
 from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
 
 from harness.config import Settings, TargetKind
+from harness.ledger import ledger_holds
 from harness.pytest_plugin import ControlPlane, HarborOptions
 from harness.testing import LOCAL_OTHER_TOWER, ClockControl, InProcessControl
 
@@ -64,7 +66,10 @@ def contract_target(
             ControlPlaneWitness(control, actor) if control is not None else ApiWitness(http, bearer, actor, pins)
         )
         app = request.getfixturevalue("virtual_sandbox").app if local else None
-        target = ContractTarget(harbor_target, actor, bearer, pins, witness, http, control=control, app=app)
+        holds = ledger_holds(harbor_target, client_id=actor)
+        target = ContractTarget(
+            harbor_target, actor, bearer, pins, witness, http, control=control, app=app, holds=holds
+        )
         with use_witness(witness), serving(target):
             yield target
         target.clean_slate()  # leave nothing held behind

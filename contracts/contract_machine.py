@@ -52,6 +52,7 @@ from harness.testing import fresh_world
 
 if TYPE_CHECKING:
     from harness.api import HarborClient
+    from harness.ledger import LedgerHolds
     from harness.sim import SimControl
 
 __all__ = ["INVARIANTS", "FlowWorld", "IssuedToken", "LockerFlow", "Party"]
@@ -77,11 +78,13 @@ INVARIANTS: Final = (TWO_PARTIES, ANOTHERS_LOCKER, DOORS, AVAILABLE_LIST, STATUS
 
 @dataclass(frozen=True, slots=True)
 class Party:
-    """One service provider: its client id (the holder the model names) and its API client."""
+    """One service provider: its client id (the holder the model names), its API client, and the
+    cleanup ledger's hook that client writes its holds through (``None``: no ledger)."""
 
     name: str  # "main" or "second": how steps are printed
     client_id: str
     api: HarborClient
+    holds: LedgerHolds | None = None
 
 
 @dataclass
@@ -103,7 +106,7 @@ class FlowWorld:
     def start(self) -> None:
         """A fresh start for one example: the seeded world (switches kept), or back what is held."""
         if self.control is not None:
-            fresh_world(self.control)
+            self.reseed()
             self.anchor(float(self.control.state()["now"]))
         else:
             self.give_back()
@@ -117,17 +120,34 @@ class FlowWorld:
         target_now, taken = self._anchor
         return target_now + (time.perf_counter() - taken)
 
-    def give_back(self) -> None:
-        """Release what both parties hold (a shared sandbox must be left as found); bounded."""
+    def reseed(self) -> None:
+        """The sandbox's seeded world again (switches kept): nothing is held, so no ledger row stays open."""
+        assert self.control is not None
+        fresh_world(self.control)
         for party in self.parties:
+            if party.holds is not None:
+                party.holds.given_back(note="properties suite: the sandbox seeded again")
+
+    def give_back(self) -> None:
+        """Release what both parties hold (a shared sandbox must be left as found); bounded. The
+        ledger rows of every locker no longer held are closed (a reservation that expired on its own
+        included)."""
+        for party in self.parties:
+            held = self._held(party)
             for _ in range(_GIVE_BACK_ROUNDS):
-                held = [locker for locker in party.api.assigned_lockers() if locker.tower_id == self.tower]
                 if not held:
                     break
-                for locker in held:
+                for locker_id in held:
                     # An item inside (occupied) cannot be released: nothing more a REST client can do.
                     with contextlib.suppress(HarborAPIError):
-                        party.api.release_locker(self.tower, locker.id)
+                        party.api.release_locker(self.tower, locker_id)
+                held = self._held(party)
+            if party.holds is not None:
+                party.holds.given_back(note="properties suite: given back", still_held=held)
+
+    def _held(self, party: Party) -> list[int]:
+        """The lockers of the tower ``party`` holds."""
+        return [locker.id for locker in party.api.assigned_lockers() if locker.tower_id == self.tower]
 
 
 @dataclass(frozen=True)

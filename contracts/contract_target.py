@@ -12,6 +12,10 @@
   hold the REST API can create (a week): one call, it keeps planted bug switches and faults, and a
   hold that outlives its time (a reservation that never expires) shows as the defect it is. Without
   one (Harbor's sandbox), the suite gives back what its identity holds (assigned lockers, released).
+- **The cleanup ledger.** Every call that may hold a locker (a reserve, a token, an open request) is
+  a ledger row written before the call and settled after it (``LedgerHolds``, as the API client
+  does), so ``locker-harness cleanup`` can give back what a killed run left; a clean slate closes
+  the rows of everything it freed.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import httpx
 from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, operation_id
 from schemathesis import Response
 
+from harness.api import Hold, HoldAction, HoldKind
 from harness.config import Settings
 from harness.errors import InfrastructureError
+from harness.ledger import LedgerHolds
 from harness.model import LockerState, LockerStatus, TokenKind
 from harness.redaction import redactor
 from harness.testing import ClockControl, free_every_hold
@@ -37,16 +43,16 @@ __all__ = ["ApiWitness", "BearerToken", "ContractTarget", "ControlPlaneWitness",
 _TOWER_HEX: Final = frozenset("0123456789abcdefABCDEF")
 #: Scopes of the suite's bearer token: the service-provider API and the SDK API.
 _SCOPES: Final = "service_provider tower_access"
-#: Operations whose success leaves a locker held (reserved, rented or with a pickup pending).
-_HOLDING_OPERATIONS: Final = frozenset(
-    {
-        "reserveLocker",
-        "createDropoffToken",
-        "createPickupToken",
-        "createDropoffLockerRequest",
-        "createPickupLockerRequest",
-    }
-)
+#: Operations whose success leaves a locker held (reserved, rented or with a pickup pending), and
+#: what each holds: the ledger's record of it.
+_HOLD_KINDS: Final = {
+    "reserveLocker": HoldKind.RESERVATION,
+    "createDropoffToken": HoldKind.DROPOFF_TOKEN,
+    "createPickupToken": HoldKind.PICKUP_TOKEN,
+    "createDropoffLockerRequest": HoldKind.DROPOFF_REQUEST,
+    "createPickupLockerRequest": HoldKind.PICKUP_REQUEST,
+}
+_HOLDING_OPERATIONS: Final = frozenset(_HOLD_KINDS)
 #: Operations whose answer carries a secret (a token's payload_auth, a session seed, an SDK token, a link).
 _SECRET_BEARING: Final = frozenset(
     {
@@ -74,8 +80,33 @@ def _as_id(value: Any) -> int | None:
     return value if _is_id(value) else None
 
 
-def _is_tower(value: Any) -> bool:
+def _is_tower(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) == 16 and set(value) <= _TOWER_HEX
+
+
+def _ledger_id(value: Any) -> int | None:
+    """An id or a duration a ledger row can store: a positive integer within SQLite's (generated
+    negative cases send ids of any size; the row of such a call just names no locker)."""
+    return value if _is_id(value) and value < 2**63 else None
+
+
+def _hold(case: Case) -> Hold | None:
+    """What ``case`` asks the target to hold, as the API client describes it; ``None`` if nothing."""
+    kind = _HOLD_KINDS.get(operation_id(case))
+    if kind is None:
+        return None
+    path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    body = case.body if isinstance(case.body, dict) else {}
+    tower = path.get("tower_id")
+    locker = path.get("locker_id", body.get("lockerId"))
+    return Hold(
+        HoldAction.CREATE,
+        kind,
+        tower_id=tower.upper() if _is_tower(tower) else None,
+        locker_id=_ledger_id(locker),
+        location_id=_ledger_id(body.get("locationId")),
+        duration=_ledger_id(body.get("duration")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +294,8 @@ class ContractTarget:
     http: httpx.Client
     control: ClockControl | None = None
     app: Any = None  # the embedded sandbox's ASGI app: Schemathesis calls it in process
+    #: The cleanup ledger's hook: every call that may hold a locker is a row (``None``: none written).
+    holds: LedgerHolds | None = None
     stats: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Whether a call since the last clean slate may have left something held.
     dirty: bool = True
@@ -274,15 +307,57 @@ class ContractTarget:
         )
         return {**transport, "headers": self.bearer.headers()}
 
+    def call(self, case: Case, **kwargs: Any) -> Response:
+        """``case.call(**kwargs)``; a call that may hold a locker is written to the cleanup ledger
+        before it is sent and settled by its answer: created (2xx), refused (4xx) or unknown."""
+        hold = _hold(case) if self.holds is not None else None
+        if self.holds is None or hold is None:
+            return case.call(**kwargs)
+        holds = self.holds
+        holds.before(hold)
+        try:
+            response = case.call(**kwargs)
+        except BaseException as exc:
+            holds.unanswered(hold, f"outcome unknown: {type(exc).__name__}")
+            self.dirty = True  # it may have landed: the next clean slate frees it and closes its row
+            raise
+        status_code = response.status_code
+        if 200 <= status_code < 300:
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None  # created, ids unknown: the row still names the locker asked for
+            holds.after(hold, answer, None)
+        elif 400 <= status_code < 500:
+            holds.refused(hold, f"{status_code}: nothing created")
+        else:
+            holds.unanswered(hold, f"outcome unknown: {status_code}")
+            self.dirty = True
+        return response
+
     def clean_slate(self) -> None:
-        """Free what earlier examples hold, so they do not make every later reserve a 409."""
+        """Free what earlier examples hold, so they do not make every later reserve a 409, and close
+        the ledger rows of what was freed."""
         if not self.dirty:
             return
+        still_held: tuple[int, ...] | None
         if self.control is not None:
             free_every_hold(self.control)
+            still_held = self._held_in_model()
         else:
-            self.give_back()
+            still_held = self.give_back()
+        if self.holds is not None and still_held is not None:
+            self.holds.given_back(note="contract suite: a clean slate", still_held=still_held)
         self.dirty = False
+
+    def _held_in_model(self) -> tuple[int, ...]:
+        """Lockers the sandbox's model still shows held by this identity (only a door frees an item inside)."""
+        assert self.control is not None
+        return tuple(
+            int(entry["id"])
+            for entry in self.control.state()["lockers"]
+            if entry.get("holder") == self.actor and entry.get("status") not in ("available", "out_of_service")
+        )
 
     def answered(self, case: Case, response: Response) -> None:
         """Note an answer: count it, register the secrets it carries, and remember that a granted
@@ -298,21 +373,37 @@ class ContractTarget:
             if key[0] in _HOLDING_OPERATIONS:
                 self.dirty = True
 
-    def give_back(self) -> None:
-        """Release every locker this identity holds (bounded: two releases a locker)."""
+    def give_back(self) -> tuple[int, ...] | None:
+        """Release every locker this identity holds (bounded: two releases a locker); the lockers it
+        still holds after, or ``None`` if the target would not say."""
         headers = self.bearer.headers()
+        held = self._assigned(headers)
         for _ in range(_GIVE_BACK_ROUNDS):
-            answer = self.http.get("/api/v1/users/me/assigned-lockers", headers=headers)
-            held = answer.json() if answer.status_code == 200 else []
-            if not isinstance(held, list) or not held:
-                return
+            if not held:
+                break
             for locker in held[:50]:
-                if isinstance(locker, dict) and _is_id(locker.get("id")) and _is_tower(locker.get("towerId")):
-                    self.http.post(
-                        f"/api/v1/towers/{locker['towerId']}/lockers/{locker['id']}/release-locker",
-                        json={},
-                        headers=headers,
-                    )
+                self.http.post(
+                    f"/api/v1/towers/{locker['towerId']}/lockers/{locker['id']}/release-locker",
+                    json={},
+                    headers=headers,
+                )
+            held = self._assigned(headers)
+        return None if held is None else tuple(int(locker["id"]) for locker in held)
+
+    def _assigned(self, headers: Mapping[str, str]) -> list[dict[str, Any]] | None:
+        """The lockers this identity holds (those with ids the suite can act on); ``None`` if unreadable."""
+        answer = self.http.get("/api/v1/users/me/assigned-lockers", headers=headers)
+        try:
+            held = answer.json() if answer.status_code == 200 else None
+        except ValueError:
+            held = None
+        if not isinstance(held, list):
+            return None
+        return [
+            locker
+            for locker in held
+            if isinstance(locker, dict) and _is_id(locker.get("id")) and _is_tower(locker.get("towerId"))
+        ]
 
 
 def load_pins(http: httpx.Client, bearer: BearerToken, tower: str, other_towers: tuple[str, ...] = ()) -> Pins:

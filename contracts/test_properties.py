@@ -5,7 +5,8 @@ target), and with the tower's doors and the virtual clock (a virtual sandbox's c
 elsewhere it is skipped, saying why). The oracles (``contract_oracles``) then ask what a generated
 sequence rarely asks sharply: many parallel reserves of one locker, parallel tokens from a
 non-owner, and a token presented after it expired, at another door, at another tower, and after
-the pickup.
+the pickup. Every reservation and token either party asks for is a row of the cleanup ledger,
+closed once the suite has given it back (or seeded the sandbox again).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contract_oracles import RACE_ORACLES, TOKEN_ORACLES
 from harness.api import HarborClient
 from harness.config import Settings
 from harness.errors import UsageError
+from harness.ledger import ledger_holds
 from harness.model import LockerStatus
 from harness.pytest_plugin import ControlPlane, HarborOptions
 from harness.testing import LOCAL_OTHER_TOWER, fresh_world
@@ -43,13 +45,19 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
     control = harbor_control_plane.control
     if control is not None:
         fresh_world(control)
-    with HarborClient(harbor_target) as main_api, HarborClient(harbor_target, credentials=second) as second_api:
+    # Each party's reservations and tokens go to the cleanup ledger, under one run (the parent's, if any).
+    main_holds = ledger_holds(harbor_target)
+    second_holds = ledger_holds(harbor_target, run_id=main_holds.run_id, client_id=second.client_id)
+    with (
+        HarborClient(harbor_target, holds=main_holds) as main_api,
+        HarborClient(harbor_target, credentials=second, holds=second_holds) as second_api,
+    ):
         free = sorted(locker.id for locker in main_api.list_lockers(tower) if locker.status is LockerStatus.AVAILABLE)
         if len(free) < FLOW_LOCKERS:
             pytest.skip(f"tower {tower} has {len(free)} available lockers; the properties need {FLOW_LOCKERS}")
         world = FlowWorld(
-            main=Party("main", harbor_target.credentials().client_id, main_api),
-            second=Party("second", second.client_id, second_api),
+            main=Party("main", harbor_target.credentials().client_id, main_api, main_holds),
+            second=Party("second", second.client_id, second_api, second_holds),
             tower=tower,
             lockers=tuple(free[:FLOW_LOCKERS]),
             control=control,
@@ -59,7 +67,7 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
         # last token may still hold a locker. A virtual sandbox is seeded again (items inside
         # included); elsewhere each party gives back what REST can give back.
         if control is not None:
-            fresh_world(control)
+            world.reseed()
         else:
             world.give_back()
 
@@ -102,7 +110,7 @@ def test_locker_flow_with_doors_and_clock_keeps_the_model(
 def clean_world(harbor_control_plane: ControlPlane, flow_world: FlowWorld) -> Iterator[FlowWorld]:
     """A seeded world for each oracle on a sandbox (switches kept); elsewhere, what it held given back."""
     if harbor_control_plane.control is not None:
-        fresh_world(harbor_control_plane.control)
+        flow_world.reseed()
     yield flow_world
     if harbor_control_plane.control is None:
         flow_world.give_back()
