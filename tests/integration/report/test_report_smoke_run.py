@@ -39,7 +39,9 @@ def fresh(sandbox: VirtualSandbox) -> VirtualSandbox:
 def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None, *, radio: bool = False) -> RunResult:
     settings = Settings().with_target(Target.local().running_at(sandbox.url))
     settings = settings.with_credentials(Credentials("demo-provider", Secret(SECRET)))
-    settings = dataclasses.replace(settings, reports_dir=tmp_path / "reports", status_timeout=1.0)
+    settings = dataclasses.replace(
+        settings, reports_dir=tmp_path / "reports", state_dir=tmp_path / "state", status_timeout=1.0
+    )
     context = new_context(
         settings=settings,
         target=TargetInfo("local", sandbox.url, TOWER, "1.2.3"),
