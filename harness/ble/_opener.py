@@ -98,6 +98,8 @@ class BleDoorOpener:
         #: ``perf_counter_ns()`` when each locker's door was last seen shut: the start of
         #: "door closed -> status visible in the API" (``Phase.API_STATUS``), which the caller ends.
         self.closed_at_ns: dict[int, int] = {}
+        #: The firmware version each tower advertised (tower id -> version), for the run's evidence.
+        self.firmware: dict[str, str] = {}
 
     @classmethod
     def for_api(
@@ -122,6 +124,8 @@ class BleDoorOpener:
 
     async def _connect(self, tower_id: str) -> TowerClient:
         found = await find_tower(self.backend, tower_id, timeout=self.scan_timeout, timer=self.timer)
+        if found.identity.firmware_version:
+            self.firmware[tower_id] = found.identity.firmware_version
         client = TowerClient.over(
             self.backend,
             found.device,

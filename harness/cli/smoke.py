@@ -128,6 +128,7 @@ async def smoke_delivery(
     transport: httpx.AsyncBaseTransport | None = None,
     redactor: Redactor | None = None,
     run_id: str | None = None,
+    firmware: dict[str, str] | None = None,
 ) -> Delivery:
     """One delivery on ``settings.tower()`` as ``locker-harness smoke`` makes it; raises on the first failure.
 
@@ -137,7 +138,8 @@ async def smoke_delivery(
     sandbox's virtual radio (``radio_link``, from ``embedded_sandbox``); a sandbox URL through its
     control plane; Harbor's targets, a bench tower over the OS's Bluetooth. ``listeners`` hear
     the flow's events (the ledger's own listener is added); ``transport`` carries every HTTP
-    request (a run's evidence capture) and ``redactor`` hides what the client learns.
+    request (a run's evidence capture) and ``redactor`` hides what the client learns. A
+    ``firmware`` dict receives the version each tower advertised over BLE, failed delivery or not.
     """
     chosen = choice or DeliveryChoice()
     holds = ledger_holds(settings, run_id=run_id)
@@ -145,15 +147,19 @@ async def smoke_delivery(
         AsyncHarborClient(settings, holds=holds, transport=transport, redactor=redactor) as client,
         door_opener(settings, client=client, radio_link=radio_link, transport=transport) as opener,
     ):
-        return await run_delivery(
-            client,
-            opener,
-            tower_id=settings.tower(),
-            locker_type=chosen.locker_type,
-            locker_id=chosen.locker_id,
-            client_info=chosen.client_info,
-            listeners=[*listeners, holds.listener],
-        )
+        try:
+            return await run_delivery(
+                client,
+                opener,
+                tower_id=settings.tower(),
+                locker_type=chosen.locker_type,
+                locker_id=chosen.locker_id,
+                client_info=chosen.client_info,
+                listeners=[*listeners, holds.listener],
+            )
+        finally:
+            if firmware is not None:
+                firmware.update(getattr(opener, "firmware", {}))  # only a BLE opener meets towers
 
 
 def _run(

@@ -9,6 +9,7 @@ tower's, with none to reach, skips the stage with the reason.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import httpx
@@ -97,15 +98,22 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
         elif isinstance(event, Released):
             recorder.note(event.note)
 
-    async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
-        await smoke_delivery(
-            settings,
-            radio_link=context.radio_link,
-            listeners=[listen],
-            transport=capture,
-            redactor=context.redactor,
-            run_id=context.run_id,  # for `locker-harness cleanup` after a crash
-        )
+    firmware: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
+            await smoke_delivery(
+                settings,
+                radio_link=context.radio_link,
+                listeners=[listen],
+                transport=capture,
+                redactor=context.redactor,
+                run_id=context.run_id,  # for `locker-harness cleanup` after a crash
+                firmware=firmware,
+            )
+    finally:
+        version = firmware.get(settings.tower())
+        if version and not context.target.firmware:  # the reports' environment names it
+            context.target = dataclasses.replace(context.target, firmware=version)
     return None
 
 

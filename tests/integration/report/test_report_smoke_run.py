@@ -36,7 +36,14 @@ def fresh(sandbox: VirtualSandbox) -> VirtualSandbox:
     return sandbox
 
 
-def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None, *, radio: bool = False) -> RunResult:
+def _run(
+    sandbox: VirtualSandbox,
+    tmp_path: Path,
+    history: History | None = None,
+    *,
+    radio: bool = False,
+    firmware: str | None = "1.2.3",
+) -> RunResult:
     settings = Settings().with_target(Target.local().running_at(sandbox.url))
     settings = settings.with_credentials(Credentials("demo-provider", Secret(SECRET)))
     settings = dataclasses.replace(
@@ -44,7 +51,7 @@ def _run(sandbox: VirtualSandbox, tmp_path: Path, history: History | None = None
     )
     context = new_context(
         settings=settings,
-        target=TargetInfo("local", sandbox.url, TOWER, "1.2.3"),
+        target=TargetInfo("local", sandbox.url, TOWER, firmware),
         redactor=Redactor([SECRET]),
         budget_s=60,
         radio_link=(lambda: sandbox.radio.link) if radio else None,
@@ -130,8 +137,9 @@ def test_compare_flags_the_step_a_latency_fault_slowed(
 def test_the_smoke_stage_opens_doors_over_the_radio_as_the_smoke_command_does(
     fresh: VirtualSandbox, tmp_path: Path
 ) -> None:
-    """Given the embedded sandbox's radio, the stage opens over BLE (a tower session per open), not via /_sim."""
-    run = _run(fresh, tmp_path, radio=True)
+    """Given the embedded sandbox's radio, the stage opens over BLE (a tower session per open), not via /_sim,
+    and the firmware the tower advertised reaches the reports' environment."""
+    run = _run(fresh, tmp_path, radio=True, firmware=None)
     folder = tmp_path / "reports" / run.run_id
     assert run.exit_code is ExitCode.OK, (folder / "summary.md").read_text()
     [delivery] = _allure_results(folder)
@@ -140,6 +148,9 @@ def test_the_smoke_stage_opens_doors_over_the_radio_as_the_smoke_command_does(
     assert any("/session-token -> " in name for name in opened), opened
     everything = [a["name"] for step in delivery["steps"] for a in step.get("attachments", [])]
     assert not any("/_sim/" in name for name in everything), everything
+    advertised = fresh.world.firmwares[TOWER].firmware_version
+    assert run.target.firmware == advertised
+    assert f"tower.firmware={advertised}\n" in (folder / "allure-results" / "environment.properties").read_text()
 
 
 def _harbor_context(tmp_path: Path, tower: str | None) -> RunContext:
