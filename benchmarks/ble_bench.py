@@ -127,9 +127,9 @@ async def _cycles(sandbox: Any, cycles: int, latencies: Latencies, name: str, *,
             deadline = time.monotonic() + 5
             while firmware.door_open(locker.id) and time.monotonic() < deadline:  # the person closes it
                 await asyncio.sleep(0.001)
-        for summary in phases.summaries():
-            if summary.name not in ("ble.terminate",):
-                latencies.record(f"  {name}:{summary.name.removeprefix('ble.')}", int(summary.p50_ms * 1e6))
+        for phase in phases.names():
+            if phase != "ble.terminate":  # after the open: not part of the cycle
+                latencies.histogram(f"  {name}:{phase.removeprefix('ble.')}").add(phases.histogram(phase))
 
 
 def open_cycles(cycles: int) -> Latencies:
