@@ -1,13 +1,17 @@
-"""This repository's own test runs keep their state (cleanup ledger, run history) out of the checkout.
+"""What this repository's own test runs set up before any test.
 
-The harness writes every hold to ``.locker-harness/`` in the working directory; a test suite of a
-thousand deliveries would grow the checkout's ledger without end. Each pytest process (each xdist
-worker too) gets a folder of its own, unless ``HARBOR_STATE_DIR`` is set already.
+- State out of the checkout: the harness writes every hold to ``.locker-harness/`` in the working
+  directory, and a suite of a thousand deliveries would grow the checkout's ledger without end. The
+  session gets a folder of its own (its xdist workers share it), unless ``HARBOR_STATE_DIR`` is set.
+- Ctrl-C reaches the processes the tests start: a shell without job control starts a background
+  command (``make test &``) with SIGINT ignored, and children inherit that, so every test that
+  presses Ctrl-C on a child would wait in vain. A handled signal is reset to the default on exec.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 
 import pytest
@@ -17,3 +21,5 @@ def pytest_configure(config: pytest.Config) -> None:
     if "HARBOR_STATE_DIR" not in os.environ:
         # set before any test (and any child process a test starts) reads the environment
         os.environ["HARBOR_STATE_DIR"] = tempfile.mkdtemp(prefix="locker-harness-state-")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
