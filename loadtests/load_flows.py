@@ -216,9 +216,10 @@ class Conversation:
         """Everything ``step`` waits for before it is sent: the bearer token, the pacer's slot and,
         if ``stoppable``, the run's stop (``FlowStopped``); its headers.
 
-        A token the endpoint did not give fails the step (``StepFailed``, an ordinary error of it);
-        a refused one (``TokenRefused``) ends the run and is left to the caller. Nothing of the step
-        is sent here, and nothing here is the target's to answer.
+        A token the endpoint did not give fails the step (``StepFailed``; the error is the token
+        request's, counted where it was sent); a refused one (``TokenRefused``) ends the run and is
+        left to the caller. Nothing of the step is sent here, and nothing here is the target's to
+        answer.
         """
         process = self.process
         if stoppable:
@@ -227,9 +228,10 @@ class Conversation:
             headers = process.bearer.headers(self.client)
         except TokenUnavailable as error:
             # Raised past the flow, it would leave the locker held and unguarded (the next reserve
-            # overwrites the hold): fail the step instead, so the flow gives back what it holds.
-            self.record.error(self.record.step(step), f"{step}: no bearer token ({error})")
-            raise StepFailed(step) from None
+            # overwrites the hold): fail the step instead, so the flow gives back what it holds. The
+            # failure is counted once, where it happened (the token request's own step), not again
+            # against a step that sent nothing.
+            raise StepFailed(step) from error
         pacer = process.pacer
         if pacer is not None:
             if stoppable:
