@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "loadtests"))
 
 import gevent
 from load_flows import Conversation  # found through the path above
-from load_process import LoadOptions, LoadProcess, Pacer, TokenRefused
+from load_process import LoadProcess, Pacer, TokenRefused
+from stop_points import load_options  # this script's sibling, on the path as its folder
 
 from harness.ledger import OPEN_STATES
 from harness.sim import SimControl
@@ -116,24 +117,6 @@ class StopAtSlot(Pacer):
         super().wait()
 
 
-def _options(doors: bool) -> LoadOptions:
-    return LoadOptions(
-        tower_id=TOWER,
-        mode="closed",
-        rate=1.0,
-        duration_s=1.0,
-        weights={"delivery": 1},
-        think_s=(0.0, 0.0),
-        doors=doors,
-        contention_lockers=2,
-        max_rps=0.0,
-        timeout_s=5.0,
-        result_path="",
-        workers=1,
-        worker_index=0,
-    )
-
-
 def _flow(conversation: Conversation, flow: str) -> Callable[[], None]:
     if flow == "contention":
         return lambda: conversation.contend(hold_s=0.0)
@@ -173,7 +156,7 @@ def _outcome(
 def whole_flow(url: str, control: SimControl, http: httpx.Client, flow: str) -> list[str]:
     """The flow's requests after the token, when nothing gets in its way."""
     control.reset()
-    process = LoadProcess.start(_options(doors=flow != "delivery-no-doors"), url)
+    process = LoadProcess.start(load_options(doors=flow != "delivery-no-doors"), url)
     client = ScriptedClient(http, process)
     conversation = Conversation(client, process, user_id=1)
     _flow(conversation, flow)()
@@ -184,7 +167,7 @@ def whole_flow(url: str, control: SimControl, http: httpx.Client, flow: str) -> 
 def token_case(url: str, control: SimControl, http: httpx.Client, flow: str, at: int, status: int) -> dict[str, Any]:
     """The token is refreshed before flow request ``at`` and the refresh answers ``status``."""
     control.reset()
-    process = LoadProcess.start(_options(doors=flow != "delivery-no-doors"), url)
+    process = LoadProcess.start(load_options(doors=flow != "delivery-no-doors"), url)
     answered = 0
 
     def after(client: ScriptedClient, step: str) -> None:
@@ -215,7 +198,7 @@ def token_case(url: str, control: SimControl, http: httpx.Client, flow: str, at:
 def slot_case(url: str, control: SimControl, http: httpx.Client, flow: str, at: int) -> dict[str, Any]:
     """The run's stop arrives while flow request ``at`` waits for its pacer slot."""
     control.reset()
-    process = LoadProcess.start(_options(doors=flow != "delivery-no-doors"), url)
+    process = LoadProcess.start(load_options(doors=flow != "delivery-no-doors"), url)
     process.pacer = StopAtSlot(process, at)
     client = ScriptedClient(http, process)
     conversation = Conversation(client, process, user_id=1)
@@ -226,7 +209,7 @@ def slot_case(url: str, control: SimControl, http: httpx.Client, flow: str, at: 
 def guard_case(url: str, control: SimControl, http: httpx.Client) -> dict[str, Any]:
     """A reserve while the user still holds a locker gives that one back first."""
     control.reset()
-    process = LoadProcess.start(_options(doors=False), url)
+    process = LoadProcess.start(load_options(doors=False), url)
     client = ScriptedClient(http, process)
     conversation = Conversation(client, process, user_id=1)
     first, second = [locker["id"] for locker in control.state()["lockers"] if locker["status"] == "available"][:2]
@@ -248,7 +231,7 @@ def paced_case(url: str, control: SimControl, http: httpx.Client, interval_s: fl
     """A delivery stopped after its reserve, with ``QUEUED`` flow requests waiting on a pacer of
     ``interval_s``; when its cleanup's requests were sent, in seconds after the stop."""
     control.reset()
-    process = LoadProcess.start(_options(doors=False), url)
+    process = LoadProcess.start(load_options(doors=False), url)
     stop: dict[str, float] = {}
     waiters: list[gevent.Greenlet] = []
     queued = 0

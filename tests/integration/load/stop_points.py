@@ -101,7 +101,8 @@ def _flows(conversation: Conversation) -> dict[str, Callable[[], None]]:
     }
 
 
-def _options(doors: bool) -> LoadOptions:
+def load_options(doors: bool) -> LoadOptions:
+    """One closed-model delivery user against the sandbox's first tower, unpaced (the cases' plan)."""
     return LoadOptions(
         tower_id=TOWER,
         mode="closed",
@@ -122,7 +123,7 @@ def _options(doors: bool) -> LoadOptions:
 def run_case(url: str, control: SimControl, http: httpx.Client, flow: str, mode: str | None, at: int) -> dict[str, Any]:
     """One flow, stopped as planned (or not at all: ``mode`` None), then what the target shows."""
     control.reset()
-    process = LoadProcess.start(_options(doors=flow != "delivery-no-doors"), url)
+    process = LoadProcess.start(load_options(doors=flow != "delivery-no-doors"), url)
     client = ScriptedClient(http, process, mode, at)
     conversation = Conversation(client, process, user_id=1)
     with contextlib.suppress(gevent.GreenletExit):  # killed: Locust would now run on_stop
