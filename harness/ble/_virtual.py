@@ -38,7 +38,7 @@ from bumble import core
 from bumble.controller import Controller
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Connection, Device, Peer
-from bumble.gatt_client import CharacteristicProxy
+from bumble.gatt_client import CharacteristicProxy, ServiceProxy
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
@@ -265,7 +265,7 @@ class VirtualBleakClient(BaseBleakClient):
         peer = self._peer = Peer(connection)
         await peer.request_mtu(REQUESTED_MTU)
         collection = BleakGATTServiceCollection()
-        for service in await peer.discover_services(self._wanted or ()):
+        for service in await self._discover_services(peer):
             bleak_service = BleakGATTService(service, service.handle, _uuid_str(service.uuid))
             collection.add_service(bleak_service)
             for characteristic in await peer.discover_characteristics(service=service):
@@ -287,6 +287,16 @@ class VirtualBleakClient(BaseBleakClient):
                         )
                     )
         return collection
+
+    async def _discover_services(self, peer: Peer) -> list[ServiceProxy]:
+        """The wanted services by UUID (Find By Type Value), as CoreBluetooth does with a filter:
+        walking every primary service would cost round trips a phone does not make."""
+        if self._wanted is None:
+            return list(await peer.discover_services())
+        found: list[ServiceProxy] = []
+        for wanted in self._wanted:
+            found.extend(await peer.discover_service(wanted))
+        return found
 
     def _on_disconnection(self, reason: int) -> None:
         # Radio loop: forget the link, then tell bleak's caller on its own loop.

@@ -79,3 +79,23 @@ async def test_client_connects_discovers_reads_and_exchanges(sandbox: VirtualSan
         assert reply[blink.Field.PACKET_TYPE] == blink.PacketType.SESSION_ERROR
         assert reply[blink.Field.ERROR_CODE] == blink.FirmwareCode.AUTH_NO_SESSION
     assert not client.is_connected
+
+
+@pytest.mark.parametrize("services", [None, [blink.NUS_SERVICE_UUID]])
+async def test_client_resolves_the_services_it_is_asked_for(
+    sandbox: VirtualSandbox, services: list[str] | None
+) -> None:
+    """With ``services=`` the client resolves only those (found by UUID, as CoreBluetooth does with a
+    filter); without it, every primary service, the tower's GAP and GATT services too."""
+    device, _ = (await _scan(sandbox.radio.link))[TOWER]
+    async with BleakClient(
+        device, services=services, backend=VirtualBleakClient, link=sandbox.radio.link, timeout=5.0
+    ) as client:
+        resolved = {service.uuid for service in client.services}
+        assert client.services.get_characteristic(blink.RX_UUID) is not None
+        assert client.services.get_characteristic(blink.TX_UUID) is not None
+    assert blink.NUS_SERVICE_UUID in resolved
+    if services is None:
+        assert len(resolved) > 1
+    else:
+        assert resolved == {blink.NUS_SERVICE_UUID}
