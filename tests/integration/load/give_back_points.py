@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "loadtests"))
 import gevent
 from load_flows import Conversation  # found through the path above
 from load_process import LoadProcess, Pacer, TokenRefused
-from stop_points import load_options  # this script's sibling, on the path as its folder
+from stop_points import Answer, load_options  # this script's sibling, on the path as its folder
 
 from harness.ledger import OPEN_STATES
 from harness.sim import SimControl
@@ -50,26 +50,6 @@ DEADLINE_INTERVAL_S: Final = 5.0
 DEADLINE_GRACE_S: Final = 0.3
 #: Flow requests queued on the pacer when the stop comes (their slots reach this many intervals on).
 QUEUED: Final = 30
-
-
-class _Answer:
-    """What Locust's ``catch_response`` context gives the flow: status, body, success/failure."""
-
-    def __init__(self, status_code: int, content: bytes | None) -> None:
-        self.status_code = status_code
-        self.content = content
-
-    def success(self) -> None:
-        pass
-
-    def failure(self, exc: Any) -> None:
-        pass
-
-    def __enter__(self) -> _Answer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class ScriptedClient:
@@ -88,17 +68,17 @@ class ScriptedClient:
     def steps(self) -> list[str]:
         return [step for step, _ in self.sent]
 
-    def request(self, method: str, url: str, **kwargs: Any) -> _Answer:
+    def request(self, method: str, url: str, **kwargs: Any) -> Answer:
         step = str(kwargs.get("name"))
         self.sent.append((step, time.monotonic()))
         if step == "authenticate" and self.token_fault is not None:
             status, self.token_fault = self.token_fault, None
-            return _Answer(status, b"")
+            return Answer(status, b"")
         body = kwargs.get("json")
         response = self.http.request(method, url, json=body, content=kwargs.get("data"), headers=kwargs.get("headers"))
         if self.after is not None:
             self.after(self, step)
-        return _Answer(response.status_code, response.content)
+        return Answer(response.status_code, response.content)
 
 
 class StopAtSlot(Pacer):

@@ -43,12 +43,12 @@ MODES: Final = ("stop", "kill", "kill-unsent")
 _FREE: Final = frozenset({"available", "out_of_service"})
 
 
-class _Answer:
+class Answer:
     """What Locust's ``catch_response`` context gives the flow: status, body, success/failure."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        self.status_code = response.status_code
-        self.content: bytes | None = response.content
+    def __init__(self, status_code: int, content: bytes | None) -> None:
+        self.status_code = status_code
+        self.content = content
 
     def success(self) -> None:
         pass
@@ -56,7 +56,7 @@ class _Answer:
     def failure(self, exc: Any) -> None:
         pass
 
-    def __enter__(self) -> _Answer:
+    def __enter__(self) -> Answer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -74,7 +74,7 @@ class ScriptedClient:
         self.sent: list[str] = []  # step names, in order
         self.stopped_after = 0  # requests sent when the stop came
 
-    def request(self, method: str, url: str, **kwargs: Any) -> _Answer:
+    def request(self, method: str, url: str, **kwargs: Any) -> Answer:
         step = str(kwargs.get("name"))
         planted = self.mode is not None and len(self.sent) + 1 == self.at
         if planted and self.mode == "kill-unsent":
@@ -90,7 +90,7 @@ class ScriptedClient:
             if mode == "kill":
                 raise gevent.GreenletExit  # it landed; the user never reads the answer
             self.process.stopping.set()  # the stop arrives while this answer is on its way back
-        return _Answer(response)
+        return Answer(response.status_code, response.content)
 
 
 def _flows(conversation: Conversation) -> dict[str, Callable[[], None]]:

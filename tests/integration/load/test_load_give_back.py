@@ -9,22 +9,16 @@ and pacer, for every request of every flow.
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.sim import VirtualSandbox
+from child_cases import run_cases
 
 pytestmark = pytest.mark.load
 
 CHILD = Path(__file__).with_name("give_back_points.py")
-DEMO = {"HARBOR_CLIENT_ID": "demo-provider", "HARBOR_CLIENT_SECRET": "demo-secret"}
 #: Each flow's requests after the token (as the child reports them when nothing gets in the way).
 FLOW_STEPS = {
     "delivery": [
@@ -44,21 +38,7 @@ DEADLINE_GRACE_S = 0.3
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
     """Every case's outcome, from one child process against one sandbox."""
-    folder = tmp_path_factory.mktemp("give-back")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HARBOR_")}
-    env |= DEMO | {"HARBOR_STATE_DIR": str(folder / ".locker-harness")}
-    with VirtualSandbox() as sandbox:
-        done = subprocess.run(
-            [sys.executable, str(CHILD), sandbox.url],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    yield run_cases(CHILD, tmp_path_factory.mktemp("give-back"))
 
 
 def _of(cases: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -8,22 +8,16 @@ request is on the wire, a kill after each request landed, a kill before each was
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.sim import VirtualSandbox
+from child_cases import run_cases
 
 pytestmark = pytest.mark.load
 
 CHILD = Path(__file__).with_name("stop_points.py")
-DEMO = {"HARBOR_CLIENT_ID": "demo-provider", "HARBOR_CLIENT_SECRET": "demo-secret"}
 #: Requests of each flow from a fresh process: the token, then the flow's own steps.
 FLOW_STEPS = {
     "delivery": [
@@ -39,21 +33,7 @@ MODES = ("stop", "kill", "kill-unsent")
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
     """Every case's outcome, from one child process against one sandbox."""
-    folder = tmp_path_factory.mktemp("stop-points")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HARBOR_")}
-    env |= DEMO | {"HARBOR_STATE_DIR": str(folder / ".locker-harness")}
-    with VirtualSandbox() as sandbox:
-        done = subprocess.run(
-            [sys.executable, str(CHILD), sandbox.url],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    yield run_cases(CHILD, tmp_path_factory.mktemp("stop-points"))
 
 
 def test_each_flow_runs_whole_when_nobody_stops_it(cases: list[dict[str, Any]]) -> None:
