@@ -19,6 +19,7 @@ from contract_report import report_calls
 from contract_session import remember, serving
 from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
 
+from harness.api import guard_hooks
 from harness.config import Settings, TargetKind
 from harness.ledger import ledger_holds
 from harness.pytest_plugin import ControlPlane, HarborOptions
@@ -54,7 +55,8 @@ def contract_target(
     assert url is not None
     local = harbor_target.target.kind is TargetKind.LOCAL
     bearer = BearerToken(harbor_target, timeout=harbor_target.timeout)
-    with httpx.Client(base_url=url, timeout=harbor_target.timeout) as http:
+    hooks = guard_hooks(harbor_target.wire_policy())
+    with httpx.Client(base_url=url, timeout=harbor_target.timeout, event_hooks=hooks) as http:
         # The second seeded tower is known on a virtual sandbox; elsewhere only the configured one is.
         control: ClockControl | None = harbor_control_plane.control
         if control is not None and local:

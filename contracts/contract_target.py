@@ -30,7 +30,7 @@ import httpx
 from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, operation_id
 from schemathesis import Response
 
-from harness.api import Hold, HoldAction, HoldKind
+from harness.api import Hold, HoldAction, HoldKind, guard_hooks
 from harness.config import Settings
 from harness.errors import InfrastructureError
 from harness.ledger import LedgerHolds
@@ -175,13 +175,15 @@ class BearerToken:
         }
         redactor().register(credentials.client_secret)
         self._timeout = timeout
+        self._hooks = guard_hooks(settings.wire_policy())
         self._token = ""
         self._renew_at = 0.0
 
     def value(self) -> str:
         if time.monotonic() >= self._renew_at:
             try:
-                answer = httpx.post(self._url, data=self._form, timeout=self._timeout)
+                with httpx.Client(timeout=self._timeout, event_hooks=self._hooks) as http:
+                    answer = http.post(self._url, data=self._form)
             except httpx.RequestError as exc:
                 raise InfrastructureError(f"the token endpoint does not answer ({type(exc).__name__})") from None
             if answer.status_code != 200:
@@ -310,6 +312,8 @@ class ContractTarget:
     def call(self, case: Case, **kwargs: Any) -> Response:
         """``case.call(**kwargs)``; a call that may hold a locker is written to the cleanup ledger
         before it is sent and settled by its answer: created (2xx), refused (4xx) or unknown."""
+        if self.app is None:  # Schemathesis sends it over its own session: the guard at the wire, here
+            self.settings.wire_policy().check(case.method, str(self.http.base_url).rstrip("/") + case.formatted_path)
         hold = _hold(case) if self.holds is not None else None
         if self.holds is None or hold is None:
             return case.call(**kwargs)

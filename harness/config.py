@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import ipaddress
 import math
 import os
 import re
@@ -28,6 +27,17 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.errors import UsageError
+from harness.hosts import (
+    INSECURE_HTTP_VARIABLE,
+    PRODUCTION_WRITES_FLAG,
+    HarborHost,
+    HostError,
+    WirePolicy,
+    canonical_url,
+    harbor_host,
+    is_loopback_host,
+    url_host,
+)
 from harness.redaction import Secret
 
 __all__ = [
@@ -55,11 +65,7 @@ __all__ = [
 CONFIG_FILE_NAME: Final = "locker-harness.toml"
 #: The seeded virtual tower of the embedded sandbox (docs/design.md, "Seeded world").
 DEFAULT_LOCAL_TOWER: Final = "0100000000000014"
-#: The loudly named opt-in for writes against production.
-PRODUCTION_WRITES_FLAG: Final = "--i-understand-this-writes-to-production"
 PRODUCTION_WRITES_VALUE: Final = "yes-write-to-production"
-#: The opt-in for plain ``http://`` to a host other than loopback (the secret then travels in clear).
-INSECURE_HTTP_VARIABLE: Final = "HARBOR_ALLOW_INSECURE_HTTP"
 
 _TOKEN_PATH: Final = "/realms/harbor/protocol/openid-connect/token"
 _TOWER_ID = re.compile(r"[0-9A-Fa-f]{16}")
@@ -146,6 +152,8 @@ class Settings:
     tower_id: str | None = DEFAULT_LOCAL_TOWER
     ble: BleBackend = BleBackend.VIRTUAL
     allow_production_writes: bool = False
+    #: ``HARBOR_ALLOW_INSECURE_HTTP``: plain ``http://`` to another machine (the secret in clear).
+    allow_insecure_http: bool = False
     reports_dir: Path = Path("reports")
     state_dir: Path = Path(".locker-harness")
     #: Seconds for one HTTP request (connect, read, write) and for connecting.
@@ -184,6 +192,12 @@ class Settings:
                 f"or set HARBOR_ALLOW_PRODUCTION_WRITES={PRODUCTION_WRITES_VALUE}"
             )
 
+    def wire_policy(self) -> WirePolicy:
+        """The guard every request of this run passes at the wire, whatever the target was called."""
+        return WirePolicy(
+            allow_production_writes=self.allow_production_writes, allow_insecure_http=self.allow_insecure_http
+        )
+
     def with_target(self, target: Target) -> Settings:
         return dataclasses.replace(self, target=target)
 
@@ -214,44 +228,36 @@ def normalize_tower_id(value: str, *, source: str = "tower id") -> str:
 
 
 def _check_url(value: str, source: str) -> str:
+    """An ``http(s)://`` URL with its host as the network reads it (``harness.hosts``), or a ``UsageError``."""
     text = value.strip()
     try:
         parts = urllib.parse.urlsplit(text)
         port = parts.port  # raises ValueError for a port out of range or not a number
     except ValueError as exc:
         raise UsageError(f"{source} {value!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc.rpartition("@")[2]:
         raise UsageError(f"{source} {value!r} is not a valid URL: expected http(s)://host[:port][/path]")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    if parts.query or parts.fragment or "@" in parts.netloc:
         raise UsageError(f"{source} {value!r} must not carry a query, fragment or user info")
     if port == 0:
         raise UsageError(f"{source} {value!r} has port 0")
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
-
-
-def _host(url: str) -> str:
-    """A URL's host as DNS compares it: lower case, without the root's trailing dot."""
-    return (urllib.parse.urlsplit(url).hostname or "").lower().rstrip(".")
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine:
-    ``localhost``, ``127.0.0.0/8`` or ``::1``."""
-    name = host.strip().strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
+    if "\\" in text or any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise UsageError(f"{source} {value!r} holds a backslash or a control character")
     try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+        url = canonical_url(text)
+    except HostError as exc:
+        raise UsageError(f"{source} {value!r} is not a valid URL: {exc}") from None
+    return url.rstrip("/")
 
 
 def parse_target(value: str, *, token_url: str | None = None, source: str = "target") -> Target:
     """``local``, ``sandbox``, ``production`` or an ``http(s)://`` URL, as a ``Target``.
 
-    A URL whose host is Harbor's sandbox or production API host (any case, with or without the
-    root's trailing dot, on any port) is that target, so the production guard cannot be
-    sidestepped by spelling the URL out; plain ``http://`` to Harbor's hosts is refused.
+    A URL's host is read as the network reads it (``harness.hosts``: IDNA dots, full-width
+    letters, percent-escapes, case, the root's dot, numeric IPv4 forms), and a URL on one of
+    Harbor's sandbox or production hosts is that target, so neither the production guard nor the
+    sandbox's request budget can be sidestepped by spelling the URL out; plain ``http://`` to
+    Harbor's hosts is refused.
     """
     text = value.strip()
     name = text.lower()
@@ -267,11 +273,12 @@ def parse_target(value: str, *, token_url: str | None = None, source: str = "tar
         shown = "" if source == "target" else f" ({source})"
         raise UsageError(f"unknown target {value!r}{shown}: use local, sandbox, production or an http(s):// URL")
     url = _check_url(text, "target URL" if source == "target" else source)
-    for kind, (api, accounts) in _HARBOR_HOSTS.items():
-        if _host(url) == _host(api):
-            if urllib.parse.urlsplit(url).scheme != "https":
-                raise UsageError(f"target URL {value.strip()!r} is Harbor's {kind.value} host: use https://")
-            return Target(kind, url, token or accounts + _TOKEN_PATH)
+    harbor = harbor_host(url_host(url))
+    if harbor in (HarborHost.SANDBOX, HarborHost.PRODUCTION):
+        kind = TargetKind(harbor.value)
+        if urllib.parse.urlsplit(url).scheme != "https":
+            raise UsageError(f"target URL {value.strip()!r} is Harbor's {kind.value} host: use https://")
+        return Target(kind, url, token or _HARBOR_HOSTS[kind][1] + _TOKEN_PATH)
     return Target(TargetKind.URL, url, token or url + _TOKEN_PATH)
 
 
@@ -280,7 +287,7 @@ def _check_transport(target: Target, allowed: bool) -> None:
     if allowed:
         return
     for what, url in (("target URL", target.api_url), ("token URL", target.token_url)):
-        if url is not None and url.startswith("http://") and not is_loopback_host(_host(url)):
+        if url is not None and url.startswith("http://") and not is_loopback_host(url_host(url)):
             raise UsageError(
                 f"{what} {url} is plain http to another machine: the client secret and tokens would travel "
                 f"in clear; use https://, or set {INSECURE_HTTP_VARIABLE}=1 if this network is yours"
@@ -499,7 +506,8 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
     values["ble"] = _ble(*ble) if ble else (BleBackend.BLEAK if harbor else BleBackend.VIRTUAL)
 
     values["allow_production_writes"] = _production_opt_in(get("allow_production_writes"))
-    _check_transport(target, _insecure_http_opt_in(get("allow_insecure_http")))
+    values["allow_insecure_http"] = _insecure_http_opt_in(get("allow_insecure_http"))
+    _check_transport(target, values["allow_insecure_http"])
     for key in ("reports_dir", "state_dir"):
         if (item := get(key)) is not None:
             values[key] = Path(_text(*item))

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 
-from harness.api import AsyncHarborClient, Locker, LockerToken, Reservation
+from harness.api import AsyncHarborClient, Locker, LockerToken, Reservation, async_guard_hooks
 from harness.errors import (
     Conflict,
     Forbidden,
@@ -40,6 +40,7 @@ from harness.errors import (
     TargetUnreachable,
     UsageError,
 )
+from harness.hosts import WirePolicy
 from harness.model import (
     LOCKER_TYPES,
     CloseDoor,
@@ -182,9 +183,21 @@ class ControlPlaneOpener:
     #: Only ``wait_closed`` closes a door: nobody stands at a control-plane door.
     door_closes_itself = False
 
-    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: WirePolicy | None = None,
+    ) -> None:
+        """``policy``: the run's guard at the wire (default: no opt-in at all)."""
         self._base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self._base_url, transport=transport, timeout=10.0)
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            transport=transport,
+            timeout=10.0,
+            event_hooks=async_guard_hooks(policy or WirePolicy()),
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -278,6 +278,7 @@ def harbor_control_plane(
     harbor_target: Settings, harbor_options: HarborOptions, request: pytest.FixtureRequest
 ) -> Iterator[ControlPlane]:
     """The control plane if the target has one (local, or a virtual sandbox's URL), else the reason why not."""
+    from harness.api import guard_hooks
     from harness.sim import SimControl
     from harness.testing import serves_control_plane
 
@@ -292,13 +293,13 @@ def harbor_control_plane(
         yield ControlPlane(None, f"{name} has no /_sim control plane (only a virtual sandbox has one)")
     else:
         try:
-            serves = serves_control_plane(url)
+            serves = serves_control_plane(url, policy=harbor_target.wire_policy())
         except InfrastructureError as exc:
             pytest.exit(f"locker-harness: {exc}", returncode=int(exc.exit_code))
         if not serves:
             yield ControlPlane(None, f"{name} answers no /_sim control plane (only a virtual sandbox has one)")
         else:
-            with SimControl(url) as control:
+            with SimControl(url, event_hooks=guard_hooks(harbor_target.wire_policy())) as control:
                 yield ControlPlane(control)
 
 

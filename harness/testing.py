@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 
+from harness.api import guard_hooks
 from harness.config import DEFAULT_LOCAL_TOWER, Credentials, Settings, Target
 from harness.errors import InfrastructureError
+from harness.hosts import WirePolicy
 from harness.model import TOKEN_DURATION
 from harness.redaction import Secret, redactor
 
@@ -47,6 +49,7 @@ LOCAL_TOWER: Final = DEFAULT_LOCAL_TOWER
 LOCAL_OTHER_TOWER: Final = "0100000000000175"
 
 _PROBE_TIMEOUT: Final = 3.0
+_STRICT: Final = WirePolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +103,11 @@ def local_target(
         sandbox.stop()
 
 
-def serves_control_plane(url: str) -> bool:
+def serves_control_plane(url: str, *, policy: WirePolicy = _STRICT) -> bool:
     """Whether ``url`` is a virtual sandbox (it answers ``/_sim``); ``InfrastructureError`` if nothing answers."""
     try:
-        response = httpx.get(f"{url.rstrip('/')}/_sim/bugs", timeout=_PROBE_TIMEOUT)
+        with httpx.Client(timeout=_PROBE_TIMEOUT, event_hooks=guard_hooks(policy)) as http:
+            response = http.get(f"{url.rstrip('/')}/_sim/bugs")
     except httpx.RequestError as exc:
         raise InfrastructureError(f"{url} does not answer ({type(exc).__name__})") from None
     return response.status_code == 200

@@ -21,11 +21,13 @@ import gevent.event
 import gevent.lock
 
 from harness.config import Credentials, Settings, load_settings, normalize_tower_id, parse_target
+from harness.hosts import WirePolicy
 from harness.load import LoadRecord
 
 __all__ = [
     "Arrivals",
     "Bearer",
+    "GuardedClient",
     "LoadOptions",
     "LoadProcess",
     "Pacer",
@@ -120,6 +122,21 @@ class HttpClient(Protocol):
     """The part of FastHttpUser's client this module uses (``request`` with Locust's keywords)."""
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any: ...
+
+
+class GuardedClient:
+    """A user's HTTP client behind the guard at the wire: each request, with its absolute URL, is
+    checked by the run's ``WirePolicy`` before Locust sends it (``RequestRefused`` if not)."""
+
+    def __init__(self, client: HttpClient, base_url: str, policy: WirePolicy) -> None:
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._policy = policy
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        absolute = url if "://" in url else self._base_url + url
+        self._policy.check(method, absolute)
+        return self._client.request(method, url, **kwargs)
 
 
 class Bearer:

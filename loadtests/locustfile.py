@@ -46,7 +46,7 @@ from typing import Any, Final, TypeVar, cast
 
 import gevent
 from load_flows import DELIVERY, Conversation
-from load_process import LoadOptions, LoadProcess, TokenRefused
+from load_process import GuardedClient, LoadOptions, LoadProcess, TokenRefused
 from locust import FastHttpUser, between, constant, events, task
 from locust.env import Environment
 from locust.html import get_html_report
@@ -54,6 +54,7 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 from harness.config import DEFAULT_LOCAL_TOWER
 from harness.errors import HarnessError
+from harness.hosts import RequestRefused
 from harness.load import LoadRecord
 
 logger = logging.getLogger("locker-harness")
@@ -311,7 +312,9 @@ class LockerUser(FastHttpUser):
         process = _Run.process
         if process is None:
             raise RuntimeError("the load process did not start (see the log)")
-        self.conversation = Conversation(self.client, process, next(_user_ids))
+        assert process.settings is not None and self.host is not None
+        client = GuardedClient(self.client, self.host, process.settings.wire_policy())
+        self.conversation = Conversation(client, process, next(_user_ids))
 
     def on_stop(self) -> None:
         conversation: Conversation | None = getattr(self, "conversation", None)
@@ -322,7 +325,7 @@ class LockerUser(FastHttpUser):
         """Run one flow; a refused token ends the run for every user, so say it once and stop."""
         try:
             flow()
-        except TokenRefused as refused:
+        except (TokenRefused, RequestRefused) as refused:
             _fail(self.environment, str(refused))
             # The run is ending: do not hammer the token endpoint until the stop comes.
             self.conversation.process.stopping.pause(self.network_timeout)

@@ -64,6 +64,8 @@ def test_api_public_names() -> None:
         "TowerCommandBatch",
         "TowerEventBatch",
         "TypeAvailability",
+        "async_guard_hooks",
+        "guard_hooks",
     ]
     for name in harness.api.__all__:
         assert getattr(harness.api, name) is not None

@@ -34,6 +34,7 @@ from harness.api._models import (
     TypeAvailability,
 )
 from harness.api._operations import OPERATIONS
+from harness.api._wire import async_guard_hooks, guard_hooks
 
 __all__ = [
     "NO_HOLDS",
@@ -65,4 +66,6 @@ __all__ = [
     "TowerCommandBatch",
     "TowerEventBatch",
     "TypeAvailability",
+    "async_guard_hooks",
+    "guard_hooks",
 ]

@@ -20,6 +20,7 @@ from harness import __version__
 from harness.api import _operations as ops
 from harness.api._core import Action, Call, Exchange, HarborSession, Outcome, RetryPolicy, Scope, Send
 from harness.api._holds import Holds
+from harness.api._wire import async_guard_hooks, guard_hooks
 from harness.config import Credentials, Settings
 from harness.redaction import Redactor
 
@@ -113,7 +114,11 @@ class HarborClient(_Base):
     ) -> None:
         super().__init__(settings, credentials=credentials, retry=retry, holds=holds, redactor=redactor, clock=clock)
         self._http = httpx.Client(
-            base_url=self.session.base_url, transport=transport, timeout=_timeout(settings), headers=_HEADERS
+            base_url=self.session.base_url,
+            transport=transport,
+            timeout=_timeout(settings),
+            headers=_HEADERS,
+            event_hooks=guard_hooks(settings.wire_policy()),
         )
 
     def close(self) -> None:
@@ -202,7 +207,11 @@ class AsyncHarborClient(_Base):
     ) -> None:
         super().__init__(settings, credentials=credentials, retry=retry, holds=holds, redactor=redactor, clock=clock)
         self._http = httpx.AsyncClient(
-            base_url=self.session.base_url, transport=transport, timeout=_timeout(settings), headers=_HEADERS
+            base_url=self.session.base_url,
+            transport=transport,
+            timeout=_timeout(settings),
+            headers=_HEADERS,
+            event_hooks=async_guard_hooks(settings.wire_policy()),
         )
 
     async def aclose(self) -> None:

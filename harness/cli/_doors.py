@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from harness.api import AsyncHarborClient
+from harness.api import AsyncHarborClient, async_guard_hooks
 from harness.config import BleBackend, Settings, TargetKind
 from harness.errors import TargetUnreachable, UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
+from harness.hosts import WirePolicy
 
 if TYPE_CHECKING:
     from harness.ble import BleDoorOpener
@@ -25,12 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["door_opener", "serves_control_plane"]
 
 _PROBE_TIMEOUT = 3.0
+_STRICT = WirePolicy()
 
 
-async def serves_control_plane(url: str) -> bool:
+async def serves_control_plane(url: str, *, policy: WirePolicy = _STRICT) -> bool:
     """Whether ``url`` is a virtual sandbox; ``TargetUnreachable`` if nothing answers at all."""
     try:
-        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT) as http:
+        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT, event_hooks=async_guard_hooks(policy)) as http:
             response = await http.get(f"{url}/_sim/bugs")
     except httpx.RequestError as exc:
         reason = f"{type(exc).__name__}: {exc or 'no detail'}"
@@ -56,8 +58,11 @@ async def door_opener(
         return
     url = settings.target.api_url
     kind = settings.target.kind
-    if url is not None and (kind is TargetKind.LOCAL or (kind is TargetKind.URL and await serves_control_plane(url))):
-        async with ControlPlaneOpener(url, transport=transport) as opener:
+    policy = settings.wire_policy()
+    if url is not None and (
+        kind is TargetKind.LOCAL or (kind is TargetKind.URL and await serves_control_plane(url, policy=policy))
+    ):
+        async with ControlPlaneOpener(url, transport=transport, policy=policy) as opener:
             yield opener
         return
     if client is not None:

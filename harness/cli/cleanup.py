@@ -7,9 +7,16 @@ virtual sandbox: a pickup token and its door opened and closed). The identity th
 locker must be one the environment has a secret for (``HARBOR_CLIENT_ID``/``_SECRET`` or the
 ``HARBOR_SECOND_*`` pair).
 
-Exit 0 when nothing is left held (or nothing was), 4 when a locker could not be given back (a
-target unreachable, an item that needs a pickup at a real tower), 2 when an identity's secret
-is missing. Running it again is harmless.
+Rows are trusted for nothing: each group's target is derived from its URLs through the one host
+parser, with the same guards as any run (``harness.ledger.row_target``); a row that does not add
+up is shown with its reason and skipped. Rows written on another host are left alone for a grace
+after their last write (their process cannot be looked at from here), then given back; ``--force``
+gives them back at once.
+
+Exit 0 when nothing it looked at is left held (or nothing was), 4 when a locker could not be
+given back (a target unreachable, an item that needs a pickup at a real tower, a row it cannot
+trust, another host's rows still within their grace), 2 when an identity's secret or the
+production opt-in is missing. Running it again is harmless.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from harness.config import Credentials, Settings, Target, TargetKind, load_setti
 from harness.errors import ExitCode, TargetUnreachable, UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
 from harness.ledger import (
+    FOREIGN_GRACE_S,
     LEDGER_FILE,
     Ledger,
     LedgerEntry,
@@ -41,9 +49,11 @@ from harness.ledger import (
     LockerClaim,
     Outcome,
     Settlement,
+    UntrustedRow,
     give_back,
     new_run_id,
     plan,
+    row_target,
 )
 from harness.report import fit_table
 
@@ -71,16 +81,6 @@ def _groups(claims: Sequence[LockerClaim]) -> list[_Group]:
         _Group(rows[0].target, rows[0].api_url, rows[0].token_url, rows[0].client_id, tuple(rows))
         for rows in by_key.values()
     ]
-
-
-def _target(group: _Group) -> Target:
-    """The target a group's rows were written against, bound to the URL they used."""
-    if group.target == TargetKind.LOCAL.value:
-        if group.api_url is None:
-            raise UsageError("a ledger row of target local has no URL")
-        return Target.local().running_at(group.api_url, group.token_url)
-    name = group.target if group.target in (TargetKind.SANDBOX, TargetKind.PRODUCTION) else (group.api_url or "")
-    return parse_target(name, token_url=group.token_url)
 
 
 def _credentials(settings: Settings, client_id: str) -> Credentials | None:
@@ -134,12 +134,13 @@ class _Progress:
             self._console.print(f"cleanup [{self._count}/{self._total}] {self._current}: {settled.outcome.value}")
 
 
-async def _has_doors(target: Target) -> bool:
+async def _has_doors(settings: Settings) -> bool:
     """Whether the target is a virtual sandbox whose doors ``/_sim`` opens; ``TargetUnreachable`` if silent."""
+    target = settings.target
     url = target.api_url
     if url is None or target.kind not in (TargetKind.LOCAL, TargetKind.URL):
         return False
-    return await serves_control_plane(url)
+    return await serves_control_plane(url, policy=settings.wire_policy())
 
 
 async def _clean_group(
@@ -155,9 +156,9 @@ async def _clean_group(
     """Give back ``group``'s lockers, appending each one's settlement to ``settled`` as it ends (so
     what was done survives a timeout that cancels the rest)."""
     try:
-        target = _target(group)
-    except UsageError as exc:
-        settled += _settled(group, Outcome.FAILED, f"the ledger's target cannot be used: {exc}")
+        target = row_target(group.claims[0], settings)
+    except UntrustedRow as exc:
+        settled += _settled(group, Outcome.UNTRUSTED, f"skipped, not acted on: {exc}")
         return
     target_settings = settings.with_target(target)
     if target.is_production and not settings.allow_production_writes:
@@ -167,7 +168,7 @@ async def _clean_group(
             settled += _settled(group, Outcome.NEEDS_CREDENTIALS, str(exc))
             return
     try:
-        virtual = await _has_doors(target)
+        virtual = await _has_doors(target_settings)
     except TargetUnreachable as exc:
         if target.kind is TargetKind.LOCAL:
             # The embedded sandbox lived inside the run's process: its lockers ended with it.
@@ -186,7 +187,7 @@ async def _clean_group(
     holds = LedgerHolds(ledger, target_settings, run_id=run_id, client_id=group.client_id)
     assert target.api_url is not None
     doors: AbstractAsyncContextManager[DoorOpener | None] = (
-        ControlPlaneOpener(target.api_url) if virtual else nullcontext(None)
+        ControlPlaneOpener(target.api_url, policy=target_settings.wire_policy()) if virtual else nullcontext(None)
     )
     async with (
         doors as opener,
@@ -255,8 +256,8 @@ def _table(settled: Sequence[Settlement], live: Sequence[LedgerEntry], out: Outp
     lockers: dict[tuple[str, int | None], list[LedgerEntry]] = {}
     for entry in live:
         lockers.setdefault((entry.target, entry.locker_id), []).append(entry)
+    now = time.time()
     for (target, locker_id), rows in lockers.items():
-        pids = ", ".join(sorted({str(row.process.pid) for row in rows}))
         table.add_row(
             out.redactor.text(target),
             rows[0].tower_id or "-",
@@ -265,15 +266,40 @@ def _table(settled: Sequence[Settlement], live: Sequence[LedgerEntry], out: Outp
             "-",
             "-",
             "-",
-            f"{Outcome.IN_USE.value}: its run still runs (pid {pids})",
+            _in_use(rows, now),
         )
     return table
 
 
-def _exit_code(settled: Sequence[Settlement]) -> int:
+def _in_use(rows: Sequence[LedgerEntry], now: float) -> str:
+    """Why rows of a live run are left alone: its pid here, or another host's name and the row's age."""
+    foreign = [row for row in rows if not row.process.local]
+    if not foreign:
+        pids = ", ".join(sorted({str(row.process.pid) for row in rows}))
+        return f"{Outcome.IN_USE.value}: its run still runs (pid {pids})"
+    hosts = ", ".join(sorted({row.process.host for row in foreign}))
+    age = now - max(row.updated_at for row in foreign)
+    return (
+        f"{Outcome.IN_USE.value}: written on host {hosts} {_age(age)} ago, whose processes cannot be seen from here; "
+        f"given back {_age(FOREIGN_GRACE_S)} after its last write, or now with --force"
+    )
+
+
+def _age(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _exit_code(settled: Sequence[Settlement], live: Sequence[LedgerEntry]) -> int:
     outcomes = {done.outcome for done in settled}
-    if outcomes & {Outcome.FAILED, Outcome.NEEDS_TOWER}:
+    if outcomes & {Outcome.FAILED, Outcome.NEEDS_TOWER, Outcome.UNTRUSTED}:
         return ExitCode.INFRASTRUCTURE
+    if any(not entry.process.local for entry in live):
+        return ExitCode.INFRASTRUCTURE  # another host's holds: nobody here can tell they will be given back
     if Outcome.NEEDS_CREDENTIALS in outcomes:
         return ExitCode.USAGE
     return ExitCode.OK
@@ -297,6 +323,14 @@ def command(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be given back; change nothing.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Give back rows written on another host now, without waiting out their grace "
+            f"({FOREIGN_GRACE_S / 3600:g} h after their last write). Rows of live runs on this host stay untouched.",
+        ),
+    ] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds the whole cleanup may take.", min=1.0, max=3600.0)
     ] = _DEFAULT_TIMEOUT_S,
@@ -317,7 +351,7 @@ def command(
             return ExitCode.OK
         with Ledger(path) as ledger:
             entries = [e for e in ledger.entries(open_only=True) if wanted is None or _matches(e, wanted)]
-            work = plan(entries)
+            work = plan(entries, force=force)
             lockers = len(work.claims)
             scope = f" on {out.redactor.text(wanted.name)}" if wanted is not None else ""
             out.say(
@@ -340,7 +374,7 @@ def command(
                     out.print(fit_table(_table([], work.live, out), out.console))
                 out.say("cleanup: nothing left held" + (" by runs that ended" if work.live else ""))
                 ledger.prune()
-                return ExitCode.OK
+                return _exit_code([], work.live)
             settled = asyncio.run(
                 _clean(
                     _groups(work.claims),
@@ -357,6 +391,6 @@ def command(
         for done in settled:
             counts[done.outcome] = counts.get(done.outcome, 0) + 1
         out.say("cleanup: " + ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items()))
-        return _exit_code(settled)
+        return _exit_code(settled, work.live)
 
     run_command(body, verbose=verbose)

@@ -10,11 +10,22 @@ A child process (Locust, a pytest stage) finds its parent's run in ``LOCKER_HARN
 and the ledger under ``HARBOR_STATE_DIR``: ``ledger_holds(settings)`` does both.
 """
 
-from harness.ledger._cleanup import LockerClaim, Outcome, Plan, Settlement, give_back, plan
+from harness.ledger._cleanup import (
+    FOREIGN_GRACE_S,
+    LockerClaim,
+    Outcome,
+    Plan,
+    Settlement,
+    UntrustedRow,
+    give_back,
+    plan,
+    row_target,
+)
 from harness.ledger._holds import RUN_ID_ENV, LedgerHolds, ledger_holds, new_run_id, shared_ledger
 from harness.ledger._store import LEDGER_FILE, OPEN_STATES, EntryState, Ledger, LedgerEntry, ProcessStamp
 
 __all__ = [
+    "FOREIGN_GRACE_S",
     "LEDGER_FILE",
     "OPEN_STATES",
     "RUN_ID_ENV",
@@ -27,9 +38,11 @@ __all__ = [
     "Plan",
     "ProcessStamp",
     "Settlement",
+    "UntrustedRow",
     "give_back",
     "ledger_holds",
     "new_run_id",
     "plan",
+    "row_target",
     "shared_ledger",
 ]

@@ -13,6 +13,14 @@ processes that still run. ``give_back`` looks at one locker and walks it back to
 
 Every step is bounded (``max_actions`` calls per locker, a status timeout per door), and
 running it twice is harmless: a locker already available is only marked so.
+
+A row is data someone could have written: ``row_target`` trusts none of its labels. The target
+is derived from the row's URLs through the one host parser (``harness.hosts``), and a row whose
+label and URLs disagree, or whose token URL would carry the secret somewhere it should not go,
+is refused with its reason (``UntrustedRow``), never acted on.
+
+Rows written on another host cannot be checked for a live process: ``plan`` leaves them alone for
+``foreign_grace_s`` after their last write, then gives them back like any other (``force``: at once).
 """
 
 from __future__ import annotations
@@ -22,14 +30,31 @@ import enum
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from harness.api import AsyncHarborClient, Locker
-from harness.errors import Conflict, Forbidden, HarnessError, NotFound
+from harness.config import Settings, Target, TargetKind, parse_target
+from harness.errors import Conflict, Forbidden, HarnessError, NotFound, UsageError
 from harness.flow import DoorOpener
+from harness.hosts import HarborHost, HostError, harbor_host, is_loopback_host, url_host
 from harness.ledger._store import LedgerEntry, ProcessStamp
 from harness.model import LockerStatus
 
-__all__ = ["LockerClaim", "Outcome", "Plan", "Settlement", "give_back", "plan"]
+__all__ = [
+    "FOREIGN_GRACE_S",
+    "LockerClaim",
+    "Outcome",
+    "Plan",
+    "Settlement",
+    "UntrustedRow",
+    "give_back",
+    "plan",
+    "row_target",
+]
+
+#: Seconds after its last write that a row of another host's run is left alone (its process
+#: cannot be looked at from here): longer than any bounded run of the harness.
+FOREIGN_GRACE_S: Final = 12 * 3600.0
 
 #: Status changes one locker may need at most: cancel, release, release, pickup (+ door, + slack).
 DEFAULT_MAX_ACTIONS = 6
@@ -46,6 +71,7 @@ class Outcome(enum.StrEnum):
     IN_USE = "in use"  # its run still runs: left alone
     NEEDS_TOWER = "needs the tower"  # an item inside or a door open, and no doors to reach here
     NEEDS_CREDENTIALS = "needs credentials"  # no secret for the identity that holds it
+    UNTRUSTED = "untrusted"  # the row's labels and URLs disagree: skipped, never acted on
     FAILED = "failed"  # could not reach or change it within the bounds
 
     @property
@@ -83,22 +109,37 @@ class LockerClaim:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What ``cleanup`` will look at: lockers to give back, rows of live runs, rows with no locker."""
+    """What ``cleanup`` will look at: lockers to give back, rows of live runs (or of another host's
+    runs within their grace), rows with no locker."""
 
     claims: tuple[LockerClaim, ...]
     live: tuple[LedgerEntry, ...]
     unplaced: tuple[LedgerEntry, ...]
 
 
-def plan(entries: Iterable[LedgerEntry], *, alive: Callable[[ProcessStamp], bool] = ProcessStamp.alive) -> Plan:
-    """Group open rows by locker; rows of processes that still run (``alive``) are set aside, untouched."""
+def plan(
+    entries: Iterable[LedgerEntry],
+    *,
+    alive: Callable[[ProcessStamp], bool] = ProcessStamp.alive,
+    foreign_grace_s: float = FOREIGN_GRACE_S,
+    force: bool = False,
+    now: float | None = None,
+) -> Plan:
+    """Group open rows by locker; rows of processes that still run (``alive``) are set aside, untouched.
+
+    A row of another host's process is set aside only while its last write is younger than
+    ``foreign_grace_s`` (and never with ``force``): whether that process runs cannot be seen here."""
+    moment = time.time() if now is None else now
     grouped: dict[tuple[str, str, str, str, int], list[LedgerEntry]] = {}
     live: list[LedgerEntry] = []
     unplaced: list[LedgerEntry] = []
     for entry in entries:
         if not entry.open:
             continue
-        if alive(entry.process):
+        foreign = not entry.process.local
+        if foreign and (force or moment - entry.updated_at >= foreign_grace_s):
+            pass  # another host's row past its grace: given back like a dead run's
+        elif alive(entry.process):
             live.append(entry)
             continue
         if entry.tower_id is None or entry.locker_id is None:
@@ -123,6 +164,64 @@ def plan(entries: Iterable[LedgerEntry], *, alive: Callable[[ProcessStamp], bool
     kept = tuple(c for c in claims if (c.target, c.api_url or "", c.client_id, c.locker_id) not in busy)
     live += [entry for claim in claims if claim not in kept for entry in claim.entries]
     return Plan(kept, tuple(live), tuple(unplaced))
+
+
+class UntrustedRow(UsageError):
+    """A ledger row whose labels and URLs disagree, or whose URLs the guards refuse."""
+
+
+def row_target(claim: LockerClaim, settings: Settings) -> Target:
+    """The target ``claim``'s rows were written against, derived from their URLs alone.
+
+    Raises ``UntrustedRow`` (with the reason) when the label disagrees with the URL, when the
+    token URL would send the secret to a host the API URL does not vouch for, or when plain
+    http to another machine is not allowed by ``settings``."""
+    if claim.api_url is None:
+        raise UntrustedRow("the row names no API URL")
+    try:
+        api_host = url_host(claim.api_url)
+        token_host = url_host(claim.token_url) if claim.token_url else None
+        target = parse_target(claim.api_url, token_url=claim.token_url, source="the row's API URL")
+    except (HostError, UsageError) as exc:
+        raise UntrustedRow(f"its URLs cannot be used: {exc}") from None
+    label = claim.target
+    if label == TargetKind.LOCAL.value:
+        if not is_loopback_host(api_host) or (token_host is not None and token_host != api_host):
+            raise UntrustedRow(
+                f"labelled local, but its URLs point at {api_host}"
+                + (f" and {token_host}" if token_host and token_host != api_host else "")
+                + ": an embedded sandbox only ever listens on this machine"
+            )
+        return Target.local().running_at(target.api_url or claim.api_url, target.token_url)
+    if "://" in label:
+        try:
+            named = parse_target(label, source="the row's target")
+        except UsageError as exc:
+            raise UntrustedRow(f"its target label cannot be used: {exc}") from None
+        if named.api_url != target.api_url:
+            raise UntrustedRow(f"labelled {label}, but its API URL is on {api_host}")
+    elif label in (TargetKind.SANDBOX.value, TargetKind.PRODUCTION.value) and target.kind.value != label:
+        raise UntrustedRow(f"labelled {label}, but its API URL is on {api_host} ({target.kind.value})")
+    if target.kind in (TargetKind.SANDBOX, TargetKind.PRODUCTION):
+        if token_host is None or harbor_host(token_host) is not HarborHost(target.kind.value):
+            raise UntrustedRow(
+                f"its API URL is Harbor's {target.kind.value} host, but its token URL is on {token_host}: "
+                "the client secret would go to a host that is not that environment's"
+            )
+    elif token_host is not None and harbor_host(token_host) is HarborHost.PRODUCTION:
+        raise UntrustedRow(f"its token URL is on Harbor's production host {token_host}, its API URL on {api_host}")
+    for what, url in (("API URL", target.api_url), ("token URL", target.token_url)):
+        if (
+            url is not None
+            and url.startswith("http://")
+            and not is_loopback_host(url_host(url))
+            and not settings.allow_insecure_http
+        ):
+            raise UntrustedRow(
+                f"its {what} {url} is plain http to another machine: the client secret would travel in clear "
+                "(set HARBOR_ALLOW_INSECURE_HTTP=1 if that network is yours)"
+            )
+    return target
 
 
 @dataclass(slots=True)

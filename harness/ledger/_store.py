@@ -101,9 +101,14 @@ class ProcessStamp:
     def current(cls) -> ProcessStamp:
         return cls(socket.gethostname(), os.getpid(), _started(os.getpid()) or 0.0)
 
+    @property
+    def local(self) -> bool:
+        """Whether the process ran on this host (only then can ``alive`` look at it)."""
+        return self.host == socket.gethostname()
+
     def alive(self) -> bool:
         """Whether that very process still runs (another host's processes are assumed alive)."""
-        if self.host != socket.gethostname():
+        if not self.local:
             return True
         started = _started(self.pid)
         return started is not None and abs(started - self.started) < 1.0

@@ -44,10 +44,11 @@ class HeldLocker:
 def held_lockers(settings: Settings, *, control_plane: bool) -> frozenset[HeldLocker]:
     """What ``settings``' identity holds on the target now; raises what the look met."""
     if control_plane:
+        from harness.api import guard_hooks
         from harness.sim import SimControl
 
         assert settings.target.api_url is not None
-        with SimControl(settings.target.api_url) as control:
+        with SimControl(settings.target.api_url, event_hooks=guard_hooks(settings.wire_policy())) as control:
             return frozenset(
                 HeldLocker(
                     locker["tower_id"], locker["id"], locker["status"], locker["epoch"], bool(locker["door_open"])
@@ -106,10 +107,11 @@ def _out_of_time(deadline: float | None, locker: HeldLocker, sweep: Sweep) -> bo
 def _through_control_plane(
     settings: Settings, leftovers: list[HeldLocker], sweep: Sweep, deadline: float | None
 ) -> None:
+    from harness.api import guard_hooks
     from harness.sim import ControlError, FirmwareRefusal, SimControl
 
     assert settings.target.api_url is not None
-    with SimControl(settings.target.api_url) as control:
+    with SimControl(settings.target.api_url, event_hooks=guard_hooks(settings.wire_policy())) as control:
         for locker in leftovers:
             if _out_of_time(deadline, locker, sweep):
                 continue

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.config import PRODUCTION_WRITES_VALUE, Settings, TargetKind
+from harness.config import INSECURE_HTTP_VARIABLE, PRODUCTION_WRITES_VALUE, Settings, TargetKind
 from harness.ledger import RUN_ID_ENV
 from harness.metrics import Latencies
 from harness.redaction import Redactor
@@ -94,6 +94,8 @@ def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
     env |= {key: value for key, value in pairs.items() if value is not None}
     if settings.allow_production_writes:
         env["HARBOR_ALLOW_PRODUCTION_WRITES"] = PRODUCTION_WRITES_VALUE
+    # Both opt-ins are explicit: a child never inherits one from the parent's environment unasked.
+    env[INSECURE_HTTP_VARIABLE] = "1" if settings.allow_insecure_http else "0"
     return env
 
 

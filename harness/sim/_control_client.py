@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -26,8 +27,18 @@ class ControlError(Exception):
 class SimControl:
     """Drive a running sandbox: clock, bugs, faults, doors, snapshots and events."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_sim", timeout=timeout, transport=transport)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        event_hooks: Mapping[str, list[Callable[[httpx.Request], Any]]] | None = None,
+    ) -> None:
+        """``event_hooks``: httpx's request hooks (the harness passes its guard at the wire)."""
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/_sim", timeout=timeout, transport=transport, event_hooks=event_hooks
+        )
 
     def close(self) -> None:
         self._http.close()

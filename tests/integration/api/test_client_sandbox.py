@@ -54,14 +54,14 @@ def settings_for(url: str) -> Settings:
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[AsyncHarborClient]:
     transport = httpx.ASGITransport(app=app)
-    async with AsyncHarborClient(settings_for("http://sandbox.test"), credentials=MAIN, transport=transport) as c:
+    async with AsyncHarborClient(settings_for("http://localhost"), credentials=MAIN, transport=transport) as c:
         yield c
 
 
 @pytest.fixture
 async def other(app: Any) -> AsyncIterator[AsyncHarborClient]:
     transport = httpx.ASGITransport(app=app)
-    async with AsyncHarborClient(settings_for("http://sandbox.test"), credentials=OTHER, transport=transport) as c:
+    async with AsyncHarborClient(settings_for("http://localhost"), credentials=OTHER, transport=transport) as c:
         yield c
 
 
@@ -200,7 +200,7 @@ async def test_holds_hook_sees_the_sandbox_calls(app: Any) -> None:
     log = HoldLog()
     transport = httpx.ASGITransport(app=app)
     async with AsyncHarborClient(
-        settings_for("http://sandbox.test"), credentials=MAIN, transport=transport, holds=log
+        settings_for("http://localhost"), credentials=MAIN, transport=transport, holds=log
     ) as client:
         reservation = await client.reserve(TOWER, 1406, 60)
         await client.cancel_reservation(TOWER, 1406, reservation.id)
@@ -213,7 +213,7 @@ async def test_holds_hook_sees_the_sandbox_calls(app: Any) -> None:
 @pytest.mark.anyio
 async def test_wrong_field_type_bug_is_caught(app: Any, client: AsyncHarborClient) -> None:
     """With the sandbox's wrong_field_type bug on, reading a locker is a response_shape defect."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test") as control:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as control:
         assert (await control.post("/_sim/bugs", json={"wrong_field_type": True})).status_code == 200
     with pytest.raises(ProductDefect) as caught:
         await client.get_locker(TOWER, 1401)
@@ -226,7 +226,7 @@ async def test_wrong_credentials_are_refused(app: Any) -> None:
     """The sandbox's token endpoint refuses a wrong secret: CredentialsRefused, exit 2."""
     wrong = Credentials(MAIN.client_id, Secret("not-the-secret"))
     transport = httpx.ASGITransport(app=app)
-    async with AsyncHarborClient(settings_for("http://sandbox.test"), credentials=wrong, transport=transport) as c:
+    async with AsyncHarborClient(settings_for("http://localhost"), credentials=wrong, transport=transport) as c:
         with pytest.raises(CredentialsRefused):
             await c.authenticate()
 
@@ -268,7 +268,7 @@ class AnswerLostOnce(httpx.AsyncBaseTransport):
 
 
 async def sandbox_state(app: Any, locker_id: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test") as control:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as control:
         state = (await control.get("/_sim/state")).json()
     [entry] = [locker for locker in state["lockers"] if locker["id"] == locker_id]
     return dict(entry)
@@ -282,7 +282,7 @@ async def test_reserve_whose_answer_was_lost_is_recovered(app: Any) -> None:
     transport = AnswerLostOnce(app, "POST", f"/api/v1/towers/{TOWER}/lockers/1407/reservations")
     no_wait = RetryPolicy(first_delay=0)
     async with AsyncHarborClient(
-        settings_for("http://sandbox.test"), credentials=MAIN, transport=transport, retry=no_wait, holds=log
+        settings_for("http://localhost"), credentials=MAIN, transport=transport, retry=no_wait, holds=log
     ) as client:
         reservation = await client.reserve(TOWER, 1407, 60)
         assert transport.lost == 1
@@ -301,13 +301,13 @@ async def test_reserve_whose_answer_was_lost_is_recovered(app: Any) -> None:
 @pytest.mark.anyio
 async def test_dropped_connection_in_process_is_retried(app: Any) -> None:
     """The sandbox's drop_connection fault, in process, is a transport error the client retries."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test") as control:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as control:
         response = await control.post("/_sim/faults", json={"profile": "drop_connection", "count": 1})
         assert response.status_code == 200, response.text
     transport = httpx.ASGITransport(app=app)
     no_wait = RetryPolicy(first_delay=0)
     async with AsyncHarborClient(
-        settings_for("http://sandbox.test"), credentials=MAIN, transport=transport, retry=no_wait
+        settings_for("http://localhost"), credentials=MAIN, transport=transport, retry=no_wait
     ) as client:
         lockers = await client.list_lockers(SECOND_TOWER)
     assert len(lockers) == 12

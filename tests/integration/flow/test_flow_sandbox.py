@@ -15,7 +15,7 @@ from harness.flow import ControlPlaneOpener, FlowEvent, Released, Step, StepFini
 from harness.model import LockerStatus
 
 TOWER = "0100000000000014"
-URL = "http://sandbox.test"
+URL = "http://localhost"
 MAIN = Credentials("flow-provider", Secret("flow-provider-secret"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -172,6 +173,21 @@ def test_cleanup_leaves_a_live_run_alone(sandbox: VirtualSandbox, workdir: Path)
     assert _truth(sandbox)[1408]["status"] == "available"
 
 
+def test_another_hosts_rows_wait_out_their_grace_or_go_with_force(sandbox: VirtualSandbox, workdir: Path) -> None:
+    """Rows written on a host of another name are shown with that host and their age, never called green
+    while held, and given back with --force."""
+    _crash(sandbox, workdir)
+    with sqlite3.connect(workdir / ".locker-harness" / "ledger.sqlite") as db:
+        db.execute("UPDATE holds SET host = 'ci-runner-7'")
+    code, stdout = _cleanup_here()
+    assert code == ExitCode.INFRASTRUCTURE, stdout
+    assert "written on host ci-runner-7" in " ".join(stdout.split())
+    assert _truth(sandbox)[1401]["status"] == "reserved"
+    code, stdout = _cleanup_here("--force")
+    assert code == ExitCode.OK, stdout
+    assert {_truth(sandbox)[n]["status"] for n in range(1401, 1408)} == {"available"}
+
+
 def test_without_virtual_doors_an_occupied_locker_needs_the_tower(
     sandbox: VirtualSandbox, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,7 +195,7 @@ def test_without_virtual_doors_an_occupied_locker_needs_the_tower(
     what to do, the exit code is 4, and what could be released still is."""
     _crash(sandbox, workdir)
 
-    async def no_doors(url: str) -> bool:
+    async def no_doors(url: str, **_: object) -> bool:
         return False
 
     monkeypatch.setattr("harness.cli.cleanup.serves_control_plane", no_doors)
