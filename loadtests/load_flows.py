@@ -10,12 +10,21 @@ The oracles, each counted as its own kind and never mixed with ordinary errors:
 
 - ``double_booking``: a reserve succeeded on a locker another user of this process holds;
 - ``unexpected_status``: after a step the locker's status is not what ``harness.model`` predicts,
-  or a request the model allows was refused;
-- ``server_error``: a 5xx.
+  or a request the model allows was refused.
 
-A 409 on a reserve is contention (the listing was stale): a conflict, not a failure. A transport
-error, a 401 or a 429 is an ordinary error, and so is a request that could not be sent for want
-of a bearer token (the token endpoint's trouble, not the target's finding).
+A lost answer (a 5xx from any host of the target, a dropped connection, a timeout) is an error
+of its own kind (``server_error``, ``answer_lost``), never an oracle's finding: the request may
+have landed or not, so what every user of this process knew of its locker is in doubt
+(``LoadProcess.doubt``). An oracle judges a locker only if no answer about it was lost since the
+hold it judges began; otherwise the contradiction is counted as an error ("reconciled"), and the
+flow gives the locker back from a fresh look, as after any failure. A cleanup never gives back a
+locker another user of this identity holds or is being given (``LoadProcess.pending``), judged
+after its look and after its request is readied, so a lost answer cannot make it take a locker
+from under another user.
+
+A 409 on a reserve is contention (the listing was stale): a conflict, not a failure. A 401 or a
+429 is an ordinary error, and so is a request that could not be sent for want of a bearer token
+(the token endpoint's trouble, counted once against ``authenticate``).
 
 A request that creates something (a reservation, a token) is readied first (its token fetched,
 its pacer slot waited for, the stop checked) and only then written to the cleanup ledger and
@@ -94,6 +103,8 @@ class Hold:
     locker_id: int
     state: LockerState = field(default_factory=LockerState)
     token: tuple[str, str] | None = None  # payload, payload_auth of the last token
+    #: ``LoadProcess.doubt`` of the locker when the hold began: a later lost answer about it voids judging.
+    doubt: int = 0
 
     def predict(self, command: Command) -> LockerState:
         return apply(self.state, command, _NOW)
@@ -190,24 +201,26 @@ class Conversation:
                 return answer
             if status >= 500:
                 response.failure(f"{status} server error")
-                self.record.violation(counts, "server_error", step, locker_id, f"{status}: {_detail(response.content)}")
+                self.record.lost_answer(counts, "server_error", f"{step}: {status}")
+                self._doubt(locker_id)
             elif status == 0:
                 reason = f"{step}: no answer ({type(getattr(response, 'error', None)).__name__})"
                 response.failure(reason)
-                self.record.error(counts, reason)
+                self.record.lost_answer(counts, "answer_lost", reason)
+                self._doubt(locker_id)
             elif status in (401, 429):
                 if status == 401:
                     process.bearer.forget()
                 response.failure(f"{status}")
                 self.record.error(counts, f"{step}: {status}")
             else:
-                # The flow only asks for what the model predicts will work: a refusal is a finding.
+                # The flow only asks for what the model predicts will work: a refusal is a finding,
+                # unless an answer about this locker was lost since the hold began.
                 response.failure(f"{status} where the model predicts success")
-                self.record.violation(
+                self.judge(
                     counts,
                     "unexpected_status",
                     step,
-                    locker_id,
                     f"{status} where the model predicts success: {_detail(response.content)}",
                 )
             raise StepFailed(step)
@@ -249,14 +262,29 @@ class Conversation:
         shown = _status(_locker_of(answer))
         hold.state = predicted
         if shown != predicted.status.wire_name:
-            self.record.violation(
+            self.judge(
                 self.record.step(step),
                 "unexpected_status",
                 step,
-                hold.locker_id,
                 f"{shown or 'no status'} after {step}; the model predicts {predicted.status.wire_name}",
             )
             raise StepFailed(step)
+
+    def judge(self, counts: Any, kind: str, step: str, detail: str, *, since: int | None = None) -> None:
+        """A contradiction about the held locker: a violation if nothing about that locker was lost
+        since ``since`` (the hold's own baseline by default), else an error saying why it is not one."""
+        hold = self.hold
+        locker_id = hold.locker_id if hold is not None else None
+        baseline = since if since is not None else (hold.doubt if hold is not None else 0)
+        if locker_id is not None and self.process.doubt.get(locker_id, 0) != baseline:
+            self.record.error(counts, f"{step}: reconciled, not judged: an answer about its locker was lost")
+            return
+        self.record.violation(counts, kind, step, locker_id, detail)
+
+    def _doubt(self, locker_id: int | None) -> None:
+        """An answer about ``locker_id`` was lost: what any user knew of it may be wrong."""
+        if locker_id is not None:
+            self.process.doubt[locker_id] = self.process.doubt.get(locker_id, 0) + 1
 
     def stop_point(self, step: str) -> None:
         """Raise ``FlowStopped`` if the run is stopping: called before each step sends anything."""
@@ -350,21 +378,32 @@ class Conversation:
             # without giving back is a harness bug): give it back before taking another.
             self.give_back()
         headers = self.ready(step)  # before the hold and the ledger row: a stop here sent nothing
-        hold = self.hold = Hold(locker_id)
+        process = self.process
+        hold = self.hold = Hold(locker_id, doubt=process.doubt.get(locker_id, 0))
         call = _reserve(self.tower, locker_id, RESERVATION_S)
-        answer = self._ledgered(
-            call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True, headers=headers)
-        )
+        process.reserving(locker_id, self.user_id)
+        try:
+            answer = self._ledgered(
+                call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True, headers=headers)
+            )
+        finally:
+            process.reserved(locker_id, self.user_id)
         if answer is None:
             self.hold = None
             return False
-        held = self.process.held
+        held = process.held
         owner = held.get(locker_id)
         if owner is not None and owner != self.user_id:
-            self.record.violation(
-                self.record.step(step), "double_booking", step, locker_id, "reserved while another user holds it"
+            # Judged against the other user's hold: a lost answer since it began voids the finding.
+            self.judge(
+                self.record.step(step),
+                "double_booking",
+                step,
+                "reserved while another user holds it",
+                since=process.held_doubt.get(locker_id, 0),
             )
         held[locker_id] = self.user_id
+        process.held_doubt[locker_id] = hold.doubt
         reservation_id = answer.get("id", 0) if isinstance(answer, dict) else 0
         self.expect(step, answer, hold.predict(Reserve(self.process.actor, RESERVATION_S, reservation_id)))
         return True
@@ -418,6 +457,7 @@ class Conversation:
         the freed locker is never mistaken for a double booking."""
         if self.process.held.get(hold.locker_id) == self.user_id:
             del self.process.held[hold.locker_id]
+            self.process.held_doubt.pop(hold.locker_id, None)
 
     # -- browsing and contention ------------------------------------------------------------------
 
@@ -514,6 +554,10 @@ class Conversation:
             self.record.cleaned(False, f"locker {hold.locker_id}: {cleanup.why}")
 
 
+class _Taken(Exception):
+    """The locker became another user's while a cleanup readied its request: not this one's to change."""
+
+
 class _Cleanup:
     """Drive one locker back to available: look at it, take the one action that moves it on, repeat.
 
@@ -529,22 +573,51 @@ class _Cleanup:
         self.why = ""
         self.last_step = ""
 
-    def _send(self, step: str, method: str, path: str, body: Any = None) -> Any:
+    def _send(self, step: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         self.last_step = step
-        return self.conversation.send(step, method, path, body=body, refusable=True, stoppable=False)
+        return self.conversation.send(step, method, path, body=body, refusable=True, stoppable=False, headers=headers)
+
+    def _act(self, step: str, method: str, path: str, body: Any = None) -> Any:
+        """A request that changes the locker, sent only if it is still this user's to give back once
+        the request is readied (a token fetch or the pacer may let other users run first)."""
+        headers = self.conversation.ready(step, stoppable=False)
+        if self._taken() or self._reserving():
+            raise _Taken
+        return self._send(step, method, path, body, headers)
+
+    def _taken(self) -> bool:
+        """Whether another user of this process holds the locker now (theirs to give back)."""
+        owner = self.conversation.process.held.get(self.hold.locker_id)
+        return owner is not None and owner != self.conversation.user_id
+
+    def _reserving(self) -> bool:
+        """Whether another user's reserve of the locker is in flight, after waiting a request's time for it."""
+        conversation = self.conversation
+        process = conversation.process
+        return process.others_reserving(self.hold.locker_id, conversation.user_id, process.options.timeout_s)
 
     def _look(self) -> tuple[str, bool] | None:
-        """The locker's status and whether its door is open; ``None`` if another user holds it now."""
+        """The locker's status and whether its door is open; ``None`` if another user holds it now.
+
+        A reserve of the locker by another user that is in flight is waited for first, and the
+        look is judged after it is made (a reserve may have landed meanwhile): a look that met one
+        is made again, so the status it returns is never one another user's reserve is changing."""
         conversation, locker_id = self.conversation, self.hold.locker_id
-        owner = conversation.process.held.get(locker_id)
-        if owner is not None and owner != conversation.user_id:
-            return None
-        view = self._send("cleanup_status", "GET", _get_locker(conversation.tower, locker_id).path)
-        door_open = False
-        if conversation.doors:
-            door = self._send("cleanup_door", "GET", f"/_sim/towers/{conversation.tower}/lockers/{locker_id}/door")
-            door_open = bool(door.get("door_open")) if isinstance(door, dict) else False
-        return str(_status(view)), door_open
+        for _ in range(CLEANUP_ACTIONS):
+            if self._taken():
+                return None
+            if self._reserving():
+                continue
+            view = self._send("cleanup_status", "GET", _get_locker(conversation.tower, locker_id).path)
+            door_open = False
+            if conversation.doors:
+                door = self._send("cleanup_door", "GET", f"/_sim/towers/{conversation.tower}/lockers/{locker_id}/door")
+                door_open = bool(door.get("door_open")) if isinstance(door, dict) else False
+            if self._taken():
+                return None
+            if conversation.process.pending.get(locker_id, (conversation.user_id,))[0] == conversation.user_id:
+                return str(_status(view)), door_open
+        raise StepFailed("cleanup_status")  # another user's reserves kept coming: this user cannot judge it
 
     def run(self) -> None:
         conversation, locker_id = self.conversation, self.hold.locker_id
@@ -552,27 +625,36 @@ class _Cleanup:
         base = f"/_sim/towers/{tower}/lockers/{locker_id}"
         status = "unknown"
         for _ in range(CLEANUP_ACTIONS):
-            seen = self._look()
+            try:
+                seen = self._look()
+            except StepFailed:
+                continue  # a lost answer (already counted): look again, within the bound
             if seen is None:
                 self.released = True  # another user of this process holds it now: theirs to give back
                 return
             status, door_open = seen
-            if door_open:
-                self._send("cleanup_close", "POST", f"{base}/close")
-            elif status in _FREE:
-                self.released = True
+            try:
+                if door_open:
+                    self._act("cleanup_close", "POST", f"{base}/close")
+                elif status in _FREE:
+                    self.released = True
+                    return
+                elif status in _RELEASABLE:
+                    call = _release(tower, locker_id)
+                    self._act("cleanup_release", "POST", call.path, call.json)
+                elif status == "occupied" and doors:
+                    # An item is inside: take it out as a courier would (pickup token, open; close next).
+                    call = _pickup_token(tower, locker_id, TOKEN_S, CLIENT_INFO)
+                    token = self._act("cleanup_pickup_token", "POST", call.path, call.json)
+                    if isinstance(token, dict):
+                        presented = {"payload": token.get("payload"), "payload_auth": token.get("payload_auth")}
+                        self._act("cleanup_open", "POST", f"{base}/open", presented)
+                else:
+                    self.why = f"it is {status} and this target has no doors to empty it"
+                    return
+            except _Taken:
+                self.released = True  # given to another user of this process meanwhile: theirs now
                 return
-            elif status in _RELEASABLE:
-                call = _release(tower, locker_id)
-                self._send("cleanup_release", "POST", call.path, call.json)
-            elif status == "occupied" and doors:
-                # An item is inside: take it out as a courier would (pickup token, open; close next).
-                call = _pickup_token(tower, locker_id, TOKEN_S, CLIENT_INFO)
-                token = self._send("cleanup_pickup_token", "POST", call.path, call.json)
-                if isinstance(token, dict):
-                    presented = {"payload": token.get("payload"), "payload_auth": token.get("payload_auth")}
-                    self._send("cleanup_open", "POST", f"{base}/open", presented)
-            else:
-                self.why = f"it is {status} and this target has no doors to empty it"
-                return
+            except StepFailed:
+                continue  # its answer was lost (counted): the next look says whether it landed
         self.why = f"still {status} after {CLEANUP_ACTIONS} actions"

@@ -173,6 +173,7 @@ class Bearer:
         self._headers = None
 
     def _fetch(self, client: HttpClient) -> None:
+        """One token request; a 5xx or no answer is a lost answer of ``authenticate``, counted once."""
         sent = time.monotonic()
         started = time.perf_counter_ns()
         with client.request(
@@ -189,11 +190,17 @@ class Bearer:
                 response.failure(f"the token endpoint refused the client ({status})")
                 self._record.error(counts, f"authenticate: {status} (credentials refused)")
                 raise TokenRefused(f"the token endpoint refused the client ({status}): check HARBOR_CLIENT_ID/SECRET")
+            if status >= 500 or status == 0:
+                # The token endpoint is a host of the target: its 5xx is a server error like any other.
+                reason = f"authenticate: {status or 'no answer'}"
+                response.failure(reason)
+                self._record.lost_answer(counts, "server_error" if status else "answer_lost", reason)
+                raise TokenUnavailable(reason)
             try:
                 body = json.loads(response.content or b"")
                 token, lifetime = str(body["access_token"]), float(body["expires_in"])
             except (ValueError, KeyError, TypeError):
-                reason = f"authenticate: {status or 'no answer'}"
+                reason = f"authenticate: {status}, no token in the answer"
                 response.failure(reason)
                 self._record.error(counts, reason)
                 raise TokenUnavailable(reason) from None
@@ -329,6 +336,15 @@ class LoadProcess:
     arrivals: Arrivals | None = None
     #: Lockers a user of this process holds, and which user: the double-booking oracle's knowledge.
     held: dict[int, int] = field(default_factory=dict)
+    #: Reserves in flight, by locker: the user and an event set when its answer came (a cleanup
+    #: must not give back a locker another user of this identity may just have been given).
+    pending: dict[int, tuple[int, gevent.event.Event]] = field(default_factory=dict)
+    #: Lost answers (a 5xx, no answer) about each locker so far: a request that may or may not have
+    #: landed puts what every user knows of that locker in doubt. An oracle judges a locker only if
+    #: no answer about it was lost since the hold it judges began (``Hold.doubt``).
+    doubt: dict[int, int] = field(default_factory=dict)
+    #: ``doubt`` of each held locker when its holder asked for it: the baseline of its hold.
+    held_doubt: dict[int, int] = field(default_factory=dict)
     #: The lockers contention users fight for (chosen once per process, from a listing).
     hot_lockers: list[int] = field(default_factory=list)
     #: Set when the run cannot go on (credentials refused); the harness reports it.
@@ -337,6 +353,27 @@ class LoadProcess:
     stopping: StopSignal = field(default_factory=StopSignal)
     #: The resolved settings: where the cleanup ledger lives (``state_dir``) and whom it records.
     settings: Settings | None = None
+
+    def reserving(self, locker_id: int, user_id: int) -> None:
+        """``user_id`` sends a reserve of ``locker_id``; ``reserved`` must follow, whatever happens."""
+        self.pending[locker_id] = (user_id, gevent.event.Event())
+
+    def reserved(self, locker_id: int, user_id: int) -> None:
+        """The reserve ``user_id`` sent is over (answered, refused or lost)."""
+        entry = self.pending.get(locker_id)
+        if entry is not None and entry[0] == user_id:
+            del self.pending[locker_id]
+            entry[1].set()
+
+    def others_reserving(self, locker_id: int, user_id: int, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) for another user's reserve of ``locker_id`` in flight to end;
+        whether one is still in flight after that."""
+        entry = self.pending.get(locker_id)
+        if entry is None or entry[0] == user_id:
+            return False
+        entry[1].wait(timeout_s)
+        entry = self.pending.get(locker_id)
+        return entry is not None and entry[0] != user_id
 
     @classmethod
     def start(cls, options: LoadOptions, host: str) -> LoadProcess:

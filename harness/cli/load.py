@@ -77,6 +77,11 @@ def _report(out: Output, summary: LoadSummary) -> None:
         out.say(f"ORACLE VIOLATIONS (product defects): {kinds}")
         for example in record.examples[:5]:
             out.say(f"  {example.kind}: {example.step} locker {example.locker_id}: {example.detail}")
+    if record.server_errors or record.answers_lost:
+        out.say(
+            f"lost answers (errors, never findings: the users looked again before judging): "
+            f"{record.server_errors:,} x 5xx, {record.answers_lost:,} x no answer"
+        )
     for reason, count in list(record.errors.items())[:5]:
         out.say(f"  error x{count}: {reason}")
     for result in summary.breaches:

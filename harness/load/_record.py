@@ -23,6 +23,7 @@ from harness.metrics import Latencies
 __all__ = [
     "ALL_REQUESTS",
     "FLOW_OUTCOMES",
+    "LOST_ANSWER_KINDS",
     "RECORD_SCHEMA",
     "VIOLATION_KINDS",
     "LoadRecord",
@@ -36,7 +37,12 @@ RECORD_SCHEMA: Final = 1
 VIOLATION_KINDS: Final = (
     "double_booking",  # a reserve succeeded on a locker the harness knows is held
     "unexpected_status",  # the locker's status after a step is not the one the model predicts
-    "server_error",  # a 5xx
+)
+#: Answers that never came whole: errors, never an oracle's finding. The request may or may not
+#: have landed, so what the user knew of its locker is in doubt until it looks again.
+LOST_ANSWER_KINDS: Final = (
+    "server_error",  # a 5xx, from any host of the target (the token endpoint's included)
+    "answer_lost",  # no answer: a dropped connection, a timeout
 )
 #: How a flow ended. ``unserved``: an open-model arrival no user was free to start before the
 #: run ended (its latency is recorded as a lower bound, so a stall at the end is not omitted).
@@ -57,9 +63,11 @@ class StepCounts:
     """One step's requests and how they ended (a conflict is an expected 409, not a failure)."""
 
     requests: int = 0
-    errors: int = 0
+    errors: int = 0  # every failure that is not an oracle's finding, lost answers included
     violations: int = 0
     conflicts: int = 0
+    server_errors: int = 0  # of the errors: 5xx answers
+    answers_lost: int = 0  # of the errors: no answer at all
 
     @property
     def failures(self) -> int:
@@ -70,6 +78,8 @@ class StepCounts:
         self.errors += other.errors
         self.violations += other.violations
         self.conflicts += other.conflicts
+        self.server_errors += other.server_errors
+        self.answers_lost += other.answers_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,16 @@ class LoadRecord:
         counts.errors += 1
         self._reason(reason, 1)
 
+    def lost_answer(self, counts: StepCounts, kind: str, reason: str) -> None:
+        """A request whose answer was lost (``LOST_ANSWER_KINDS``): an error of its own kind."""
+        if kind == "server_error":
+            counts.server_errors += 1
+        elif kind == "answer_lost":
+            counts.answers_lost += 1
+        else:
+            raise ValueError(f"not a lost answer: {kind!r}")
+        self.error(counts, reason)
+
     def _reason(self, reason: str, count: int) -> None:
         if reason not in self.errors and len(self.errors) >= MAX_REASONS:
             reason = _OTHER_REASON
@@ -165,6 +185,16 @@ class LoadRecord:
     @property
     def violation_count(self) -> int:
         return sum(self.violations.values())
+
+    @property
+    def server_errors(self) -> int:
+        """5xx answers of every step (the token endpoint's included)."""
+        return sum(counts.server_errors for counts in self.steps.values())
+
+    @property
+    def answers_lost(self) -> int:
+        """Requests that got no answer at all."""
+        return sum(counts.answers_lost for counts in self.steps.values())
 
     def all_requests(self) -> Latencies:
         """Every request step's histogram merged into one named ``all requests`` (exact)."""

@@ -14,9 +14,11 @@ then ``--slo`` options, which win::
 
 Percentiles are p50, p90, p95, p99 and p999, in milliseconds. ``delivery.failure_ratio`` is
 aborted deliveries over those that completed or aborted: one the run's stop interrupted, or that
-found no free locker, did not fail. A breached gate makes the run exit 3
-(``ExitCode.SLO_BREACH``) and is named in the summary. Oracle violations are not a gate: any is a
-product defect (exit 1). Without configuration, one gate holds: at most 1 % of requests fail.
+found no free locker, did not fail. ``server_errors`` counts 5xx answers (the token endpoint's
+included). A breached gate makes the run exit 3 (``ExitCode.SLO_BREACH``) and is named in the
+summary. Oracle violations are not a gate: any is a product defect (exit 1); a 5xx or a lost
+answer is never one. Without configuration, two gates hold: at most 1 % of requests fail, and no
+request is answered with a 5xx (``--slo server_errors=N`` tolerates N).
 """
 
 from __future__ import annotations
@@ -29,11 +31,22 @@ from typing import Any, Final
 from harness.config import Settings, file_table
 from harness.errors import UsageError
 
-__all__ = ["DEFAULT_FAILURE_RATIO", "DELIVERY", "KNOWN_STEPS", "PERCENTILES", "Gate", "GateResult", "SloGates"]
+__all__ = [
+    "DEFAULT_FAILURE_RATIO",
+    "DEFAULT_SERVER_ERRORS",
+    "DELIVERY",
+    "KNOWN_STEPS",
+    "PERCENTILES",
+    "Gate",
+    "GateResult",
+    "SloGates",
+]
 
 #: Percentile names and the percentile each means.
 PERCENTILES: Final = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 DEFAULT_FAILURE_RATIO: Final = 0.01
+#: 5xx answers a run may meet before it breaches: none, unless configured.
+DEFAULT_SERVER_ERRORS: Final = 0
 #: The name of a whole delivery, end to end: its latency histogram and its flow outcomes.
 DELIVERY: Final = "delivery"
 #: Every step the load users name their requests by, in flow order, and ``delivery`` (end to
@@ -65,7 +78,9 @@ KNOWN_STEPS: Final = (
     "cleanup_open",
     DELIVERY,
 )
-_METRICS: Final = (*PERCENTILES, "failure_ratio")
+#: Metrics that are not latencies: a ratio and a count.
+_UNITLESS: Final = ("failure_ratio", "server_errors")
+_METRICS: Final = (*PERCENTILES, *_UNITLESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +88,7 @@ class Gate:
     """One threshold: ``metric`` of ``step`` (``None``: every request together) at most ``limit``."""
 
     step: str | None
-    metric: str  # a key of PERCENTILES, or "failure_ratio"
+    metric: str  # a key of PERCENTILES, "failure_ratio" or "server_errors"
     limit: float
 
     @property
@@ -83,7 +98,7 @@ class Gate:
 
     @property
     def unit(self) -> str:
-        return "" if self.metric == "failure_ratio" else "ms"
+        return "" if self.metric in _UNITLESS else "ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,8 @@ class GateResult:
         relation = ">" if self.breached else "<="
         if gate.unit == "ms":
             return f"{gate.name} {self.actual:.2f} ms {relation} {gate.limit:g} ms"
+        if gate.metric == "server_errors":
+            return f"{gate.name} {self.actual:.0f} {relation} {gate.limit:g}"
         return f"{gate.name} {self.actual:.4f} {relation} {gate.limit:g}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,8 +160,11 @@ class SloGates:
 
     @classmethod
     def resolve(cls, settings: Settings, options: Sequence[str] = ()) -> SloGates:
-        """The default failure-ratio gate, then ``[slo]`` of the configuration file, then ``--slo``."""
-        gates = cls([Gate(None, "failure_ratio", DEFAULT_FAILURE_RATIO)])
+        """The default failure-ratio and server-error gates, then ``[slo]`` of the configuration file,
+        then ``--slo``."""
+        gates = cls(
+            [Gate(None, "failure_ratio", DEFAULT_FAILURE_RATIO), Gate(None, "server_errors", DEFAULT_SERVER_ERRORS)]
+        )
         table, where = file_table(settings, "slo")
         for gate in _from_table(table, where):
             gates.add(gate)
@@ -154,7 +174,8 @@ class SloGates:
 
 
 def parse_gate(text: str) -> Gate:
-    """``p99=250``, ``reserve.p95=50``, ``failure_ratio=0.01`` or ``reserve.failure_ratio=0.05``."""
+    """``p99=250``, ``reserve.p95=50``, ``failure_ratio=0.01``, ``reserve.failure_ratio=0.05`` or
+    ``server_errors=3``."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise UsageError(f"--slo {text!r}: expected [STEP.]METRIC=LIMIT, e.g. reserve.p99=100 or failure_ratio=0.01")
@@ -163,11 +184,11 @@ def parse_gate(text: str) -> Gate:
 
 
 def _metric(key: str) -> str:
-    """``p99_ms``, ``p99`` -> ``p99``; ``failure_ratio`` as it is."""
+    """``p99_ms``, ``p99`` -> ``p99``; ``failure_ratio`` and ``server_errors`` as they are."""
     metric = key.strip().lower().removesuffix("_ms")
     if metric not in _METRICS:
         raise UsageError(
-            f"unknown SLO metric {key!r}; known: {', '.join(f'{m}_ms' for m in PERCENTILES)}, failure_ratio"
+            f"unknown SLO metric {key!r}; known: {', '.join(f'{m}_ms' for m in PERCENTILES)}, {', '.join(_UNITLESS)}"
         )
     return metric
 

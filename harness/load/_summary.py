@@ -218,6 +218,9 @@ class LoadSummary:
             "oracle violations": f"{self.violations:,}",
             "p99 ms": _readable_ms(self.overall.p99_ms),
         }
+        if self.record.server_errors or self.record.answers_lost:
+            figures["5xx"] = f"{self.record.server_errors:,}"
+            figures["answers lost"] = f"{self.record.answers_lost:,}"
         if self.breaches:
             figures["SLO breaches"] = f"{len(self.breaches):,}"
         return figures
@@ -248,6 +251,8 @@ class LoadSummary:
                 "failures": record.failures,
                 "errors": sum(counts.errors for counts in record.steps.values()),
                 "violations": record.violation_count,
+                "server_errors": record.server_errors,
+                "answers_lost": record.answers_lost,
                 "conflicts": self.conflicts,
                 "requests_per_s": round(self.requests_per_s, 2),
                 "deliveries_completed": record.flows.get("completed", 0),
@@ -287,6 +292,10 @@ def _readable_ms(value: float) -> str:
 
 def _measure(record: LoadRecord, step: str | None, metric: str) -> float | None:
     """The value a gate is compared with; ``None`` when the run has no request of ``step``."""
+    if metric == "server_errors":
+        if step is None:
+            return float(record.server_errors)
+        return float(record.steps[step].server_errors) if step in record.steps else None
     if metric == "failure_ratio":
         if step == DELIVERY:
             # Whole deliveries: aborted over those the target decided. A delivery the run's stop

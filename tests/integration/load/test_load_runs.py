@@ -73,7 +73,7 @@ def test_short_local_run_is_green_with_no_oracle_violation(tmp_path: Path) -> No
     code, stdout, stderr = invoke(["--duration", "1", "--users", "4", "--weights", "delivery=1"])
     assert code == 0, stdout + stderr
     summary = summary_of(tmp_path)
-    assert summary["violations"] == {"double_booking": 0, "unexpected_status": 0, "server_error": 0}
+    assert summary["violations"] == {"double_booking": 0, "unexpected_status": 0}
     assert summary["totals"]["requests"] > 50 and summary["totals"]["failures"] == 0
     steps = {row["name"] for row in summary["steps"]}
     assert {"list_lockers", "reserve", "dropoff_token", "open_for_dropoff", "close_after_pickup"} <= steps
@@ -184,4 +184,4 @@ def test_ctrl_c_mid_run_leaves_no_locker_held(sandbox: VirtualSandbox, tmp_path:
     assert summary["interrupted"] is True
     assert summary["cleanup"]["released"] > 0  # the users gave their holds back themselves...
     assert summary["cleanup"]["sweep"]["found"] == 0  # ...so the harness's sweep found nothing left
-    assert summary["violations"] == {"double_booking": 0, "unexpected_status": 0, "server_error": 0}
+    assert summary["violations"] == {"double_booking": 0, "unexpected_status": 0}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_settings
+from harness.config import Settings, load_settings
 from harness.errors import ExitCode, UsageError
 from harness.load import Gate, LoadRecord, LoadSummary, SloGates, Sweep
 from harness.load._slo import parse_gate
@@ -57,7 +57,7 @@ def test_gates_from_pyproject_then_options(tmp_path: Path) -> None:
     )
     settings = load_settings(cwd=tmp_path, environ={})
     gates = {gate.name: gate.limit for gate in SloGates.resolve(settings, ["reserve.p99=80"])}
-    assert gates == {"failure_ratio": 0.01, "p99": 250.0, "reserve p95": 50.0, "reserve p99": 80.0}
+    assert gates == {"failure_ratio": 0.01, "server_errors": 0, "p99": 250.0, "reserve p95": 50.0, "reserve p99": 80.0}
 
 
 def test_unknown_step_in_the_slo_table_is_refused(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_failed_give_backs_the_sweep_found_released_are_green() -> None:
 def test_defects_and_breaches_outrank_a_sweep_that_could_not_look() -> None:
     """A product defect (1) and a breach (3) are still what the run exits with."""
     record = _steady()
-    record.violation(record.step("reserve"), "server_error", "reserve", 1401, "500")
+    record.violation(record.step("reserve"), "double_booking", "reserve", 1401, "held by another user")
     assert _summary(record, SloGates(), Sweep(checked=False)).exit_code is ExitCode.DEFECT
     breach = SloGates([Gate(None, "p50", 0.001)])
     assert _summary(_steady(), breach, Sweep(checked=False)).exit_code is ExitCode.SLO_BREACH
@@ -187,3 +187,25 @@ def test_delivery_failure_ratio_without_a_finished_delivery_is_not_measured() ->
     record.flow("interrupted")
     summary = _summary(record, SloGates([Gate("delivery", "failure_ratio", 0.0)]))
     assert summary.gate_results[0].actual is None and summary.exit_code is ExitCode.OK
+
+
+def test_a_5xx_is_a_lost_answer_never_a_violation_and_breaches_the_default_gate() -> None:
+    """5xx answers count as server errors (errors, not oracle findings); by default none is tolerated."""
+    record = _steady()
+    record.lost_answer(record.step("authenticate"), "server_error", "authenticate: 503")
+    summary = _summary(record, SloGates.resolve(Settings()), Sweep(checked=True))
+    assert record.violation_count == 0 and record.server_errors == 1
+    assert summary.exit_code is ExitCode.SLO_BREACH
+    assert "server_errors 1 > 0" in summary.reason
+    tolerant = SloGates.resolve(Settings(), ["server_errors=1"])
+    assert _summary(record, tolerant, Sweep(checked=True)).exit_code is ExitCode.OK
+
+
+def test_a_lost_answer_is_its_own_kind_of_error() -> None:
+    """A request without an answer is an error of kind answer_lost, in the step's counts and the JSON."""
+    record = _steady()
+    record.lost_answer(record.step("reserve"), "answer_lost", "reserve: no answer")
+    again = LoadRecord.from_json(record.to_json())
+    assert again.answers_lost == 1 and again.steps["reserve"].errors >= 1 and again.violation_count == 0
+    with pytest.raises(ValueError, match="not a lost answer"):
+        record.lost_answer(record.step("reserve"), "double_booking", "x")

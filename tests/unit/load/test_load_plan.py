@@ -145,7 +145,7 @@ def _step_names(path: Path) -> set[str]:
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr in {"send", "_send", "reserve", "_token", "_door", "_release"}
+            and node.func.attr in {"send", "_send", "_act", "reserve", "_token", "_door", "_release"}
             and node.args
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)

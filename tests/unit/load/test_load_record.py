@@ -34,14 +34,15 @@ def test_json_round_trip_keeps_every_count_and_histogram() -> None:
     record = _record([2, 4, 8])
     counts = record.request("dropoff_token", 3 * MS)
     record.error(counts, "dropoff_token: no answer (ConnectionRefusedError)")
-    record.violation(counts, "server_error", "dropoff_token", 1401, "503: injected fault")
+    record.violation(counts, "unexpected_status", "dropoff_token", 1401, "declined after dropoff_token")
+    record.lost_answer(counts, "server_error", "dropoff_token: 503")
     record.flow("completed", "delivery", 40 * MS)
     record.flow("unserved", "delivery", 900 * MS)
     record.cleaned(False, "locker 1401: cleanup_release failed")
     copy = LoadRecord.from_json(json.loads(json.dumps(record.to_json())))
     assert copy.to_json() == record.to_json()
-    assert copy.violations["server_error"] == 1
-    assert copy.steps["dropoff_token"].failures == 2
+    assert copy.violations["unexpected_status"] == 1 and copy.server_errors == 1
+    assert copy.steps["dropoff_token"].failures == 3
     assert copy.flow_latencies.count("delivery") == 2
 
 
