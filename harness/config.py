@@ -19,6 +19,7 @@ import enum
 import math
 import os
 import re
+import stat
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ __all__ = [
     "FILE_KEYS",
     "FILE_TABLES",
     "INSECURE_HTTP_VARIABLE",
+    "MAX_CONFIG_BYTES",
     "PRODUCTION_WRITES_FLAG",
     "PRODUCTION_WRITES_VALUE",
     "BleBackend",
@@ -313,6 +315,14 @@ def _ble(value: object, source: str) -> BleBackend:
         raise UsageError(f"{source} must be virtual or bleak, not {value!r}") from None
 
 
+def _folder(value: object, source: str) -> Path:
+    """A folder path: non-empty text without control characters (a NUL ends a path at the OS)."""
+    text = _text(value, source)
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise UsageError(f"{source} {text!r} holds a control character")
+    return Path(text)
+
+
 def _text(value: object, source: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{source} must be a non-empty string, not {value!r}")
@@ -371,22 +381,54 @@ OPTION_KEYS: Final = (FILE_KEYS - {"client_id", "second_client_id"}) | {
 _OPTION_FLAGS: Final = {"tower_id": "--tower", "allow_production_writes": PRODUCTION_WRITES_FLAG}
 
 
-def _read_file(path: Path, *, explicit: bool) -> tuple[dict[str, Any], str]:
-    """The harness's table from a TOML file, and how to name its keys in messages."""
+#: The largest configuration file read (a pyproject.toml is a few KiB; this is generous).
+MAX_CONFIG_BYTES: Final = 1 << 20
+
+
+def _read_bytes(path: Path, *, explicit: bool) -> bytes | None:
+    """A configuration file's bytes: a regular file reached by a live path, at most
+    ``MAX_CONFIG_BYTES``; ``None`` if an implicit one is absent. Never blocks (a FIFO) and never
+    reads without end (``/dev/zero``)."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
+        if os.path.lexists(path):
+            raise UsageError(f"configuration file {path} is a symbolic link to nothing") from None
         if explicit:
             raise UsageError(f"configuration file {path} does not exist") from None
-        return {}, str(path)
+        return None
     except OSError as exc:
         raise UsageError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"configuration file {path} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise UsageError(f"configuration file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        raw = file.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"configuration file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    return raw
+
+
+def _read_file(path: Path, *, explicit: bool) -> tuple[dict[str, Any], str]:
+    """The harness's table from a TOML file, and how to name its keys in messages."""
+    if "\0" in str(path):
+        raise UsageError(f"configuration file {str(path)!r} holds a NUL character")
+    raw = _read_bytes(path, explicit=explicit)
+    if raw is None:
+        return {}, str(path)
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path} is not valid TOML: nested too deeply") from None
     if path.name == "pyproject.toml":
-        table = document.get("tool", {}).get("locker-harness", {})
+        tool = document.get("tool", {})
+        if not isinstance(tool, dict):
+            raise UsageError(f"tool in {path} must be a table ([tool])")
+        table = tool.get("locker-harness", {})
         where = f"[tool.locker-harness] in {path}"
     else:
         table, where = document, str(path)
@@ -439,7 +481,8 @@ def _find_file(cwd: Path, explicit: str | None) -> tuple[Path, bool] | None:
     if explicit:
         return Path(explicit), True
     for candidate in (cwd / CONFIG_FILE_NAME, cwd / "pyproject.toml"):
-        if candidate.is_file():
+        # A link to nothing (dangling, looping) is found too: reading it says what is wrong with it.
+        if candidate.is_file() or os.path.lexists(candidate):
             return candidate, False
     return None
 
@@ -510,7 +553,7 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
     _check_transport(target, values["allow_insecure_http"])
     for key in ("reports_dir", "state_dir"):
         if (item := get(key)) is not None:
-            values[key] = Path(_text(*item))
+            values[key] = _folder(*item)
     for key in ("timeout", "connect_timeout", "status_timeout"):
         if (item := get(key)) is not None:
             values[key] = _seconds(*item)

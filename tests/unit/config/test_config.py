@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from harness.config import (
+    CONFIG_FILE_NAME,
     DEFAULT_LOCAL_TOWER,
     ENVIRONMENT,
     FILE_KEYS,
+    MAX_CONFIG_BYTES,
     BleBackend,
     Secret,
     Settings,
@@ -391,3 +394,55 @@ def test_secret_in_pyproject_is_refused(tmp_path: Path) -> None:
     write(tmp_path, "pyproject.toml", '[tool.locker-harness]\nclient_secret = "abc"\n')
     with pytest.raises(UsageError, match=r"client_secret found in \[tool.locker-harness\]"):
         load(cwd=tmp_path)
+
+
+# -- configuration files that are not what they seem ----------------------------------------------
+
+
+def test_a_tool_key_that_is_not_a_table_is_one_usage_error(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", "tool = 5\n")
+    with pytest.raises(UsageError, match=r"tool in .*pyproject.toml must be a table"):
+        load(cwd=tmp_path)
+
+
+def test_a_config_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """/dev/zero would be read without end, a FIFO would block for ever: both are refused at once."""
+    with pytest.raises(UsageError, match="/dev/zero is not a regular file"):
+        load(env={"HARBOR_CONFIG": "/dev/zero"})
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match=r"fifo\.toml is not a regular file"):
+        load(env={"HARBOR_CONFIG": str(fifo)})
+
+
+def test_a_config_file_is_size_bounded(tmp_path: Path) -> None:
+    big = write(tmp_path, "big.toml", "# " + "x" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(UsageError, match="larger than 1024 KiB"):
+        load(env={"HARBOR_CONFIG": str(big)})
+
+
+def test_dangling_and_looping_config_links_are_errors_not_silence(tmp_path: Path) -> None:
+    """A link to nothing where the config file should be is said, never skipped as if absent."""
+    (tmp_path / CONFIG_FILE_NAME).symlink_to(tmp_path / "nowhere.toml")
+    with pytest.raises(UsageError, match="symbolic link to nothing"):
+        load(cwd=tmp_path)
+    (tmp_path / CONFIG_FILE_NAME).unlink()
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    (tmp_path / CONFIG_FILE_NAME).symlink_to(tmp_path / "loop.toml")
+    with pytest.raises(UsageError, match="Too many levels of symbolic links"):
+        load(cwd=tmp_path)
+
+
+def test_toml_nested_too_deep_is_invalid_toml(tmp_path: Path) -> None:
+    deep = write(tmp_path, "deep.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(UsageError, match="nested too deeply"):
+        load(env={"HARBOR_CONFIG": str(deep)})
+
+
+@pytest.mark.parametrize("key", ["state_dir", "reports_dir"])
+def test_folders_with_a_nul_or_control_character_are_refused(tmp_path: Path, key: str) -> None:
+    write(tmp_path, CONFIG_FILE_NAME, f'{key} = "a\\u0000b"\n')
+    with pytest.raises(UsageError, match="holds a control character"):
+        load(cwd=tmp_path)
+    with pytest.raises(UsageError, match="holds a control character"):
+        load(env={"HARBOR_" + key.upper(): "a\x01b"})
