@@ -61,6 +61,8 @@ def contract_target(
         control: ClockControl | None = harbor_control_plane.control
         if control is not None and local:
             control = InProcessControl(request.getfixturevalue("virtual_sandbox"))
+        # A shared sandbox's clock is never moved: a clean slate there gives back over REST instead.
+        clock = control if harbor_control_plane.exclusive else None
         others = (LOCAL_OTHER_TOWER,) if control is not None and tower.upper() != LOCAL_OTHER_TOWER else ()
         pins = load_pins(http, bearer, tower, others)
         actor = harbor_target.credentials().client_id
@@ -71,9 +73,7 @@ def contract_target(
         # lazy: each answer is written with the next write (the next call's row or a clean slate),
         # one commit a call instead of two; the suite's pace is its examples' pace
         holds = ledger_holds(harbor_target, client_id=actor, lazy=True)
-        target = ContractTarget(
-            harbor_target, actor, bearer, pins, witness, http, control=control, app=app, holds=holds
-        )
+        target = ContractTarget(harbor_target, actor, bearer, pins, witness, http, control=clock, app=app, holds=holds)
         with use_witness(witness), serving(target):
             yield target
         target.clean_slate()  # leave nothing held behind

@@ -96,6 +96,8 @@ class FlowWorld:
     tower: str
     lockers: tuple[int, ...]
     control: SimControl | None = None
+    #: The sandbox is this run's alone: it may be reseeded and its clock moved (never a shared one).
+    exclusive: bool = False
     #: Perf-counter anchored target time: set at each reset (the control plane's clock, else local time).
     _anchor: tuple[float, float] = (0.0, 0.0)
 
@@ -105,7 +107,7 @@ class FlowWorld:
 
     def start(self) -> None:
         """A fresh start for one example: the seeded world (switches kept), or back what is held."""
-        if self.control is not None:
+        if self.control is not None and self.exclusive:
             self.reseed()
             self.anchor(float(self.control.state()["now"]))
         else:
@@ -122,28 +124,47 @@ class FlowWorld:
 
     def reseed(self) -> None:
         """The sandbox's seeded world again (switches kept): nothing is held, so no ledger row stays open."""
-        assert self.control is not None
+        assert self.control is not None and self.exclusive, "only a sandbox of this run's own is reseeded"
         fresh_world(self.control)
         for party in self.parties:
             if party.holds is not None:
                 party.holds.given_back(note="properties suite: the sandbox seeded again")
 
     def give_back(self) -> None:
-        """Release what both parties hold (a shared sandbox must be left as found); bounded. The
-        ledger rows of every locker no longer held are closed (a reservation that expired on its own
-        included)."""
+        """Give back what both parties hold (a shared sandbox must be left as found); bounded. With
+        the tower's doors (a control plane) an item inside is taken out as a courier would: a pickup
+        token, the door opened and closed. The ledger rows of every locker no longer held are closed
+        (a reservation that expired on its own included)."""
         for party in self.parties:
             held = self._held(party)
             for _ in range(_GIVE_BACK_ROUNDS):
                 if not held:
                     break
                 for locker_id in held:
-                    # An item inside (occupied) cannot be released: nothing more a REST client can do.
                     with contextlib.suppress(HarborAPIError):
-                        party.api.release_locker(self.tower, locker_id)
+                        self._give_back_one(party, locker_id)
                 held = self._held(party)
             if party.holds is not None:
                 party.holds.given_back(note="properties suite: given back", still_held=held)
+
+    def _give_back_one(self, party: Party, locker_id: int) -> None:
+        """One step back towards available: close an open door, empty an occupied locker, or release."""
+        from harness.sim import ControlError, FirmwareRefusal
+
+        control = self.control
+        try:
+            if control is not None and control.door_state(self.tower, locker_id):
+                control.close_door(self.tower, locker_id)
+                return
+            if control is not None and party.api.get_locker(self.tower, locker_id).status is LockerStatus.OCCUPIED:
+                token = party.api.create_pickup_token(self.tower, locker_id, 300, "properties suite: give back")
+                control.open_door(self.tower, locker_id, token.payload, token.payload_auth)
+                control.close_door(self.tower, locker_id)
+                return
+        except (ControlError, FirmwareRefusal):
+            return  # the next round looks again
+        # Without doors an item inside (occupied) cannot be released: nothing more a REST client can do.
+        party.api.release_locker(self.tower, locker_id)
 
     def _held(self, party: Party) -> list[int]:
         """The lockers of the tower ``party`` holds."""
@@ -231,7 +252,7 @@ class LockerFlow(RuleBasedStateMachine):
         self.violations: list[Violation] = []
 
     def teardown(self) -> None:
-        if self.world.control is None:
+        if self.world.control is None or not self.world.exclusive:
             self.world.give_back()
 
     # -- judging ----------------------------------------------------------------------------------
@@ -466,7 +487,7 @@ class LockerFlow(RuleBasedStateMachine):
         read = self.world.main.api.get_locker(self.world.tower, locker_id).status
         self._judge(f"close_door({locker_id}), then read", locker_id, None, Granted(read), lo, self.world.now())
 
-    @precondition(lambda self: self.doors)
+    @precondition(lambda self: self.doors and self.world.exclusive)  # never a shared sandbox's clock
     @rule(seconds=st.sampled_from(_CLOCK_MOVES))
     def advance_clock(self, seconds: int) -> None:
         """Time passes on the target; what expired must show as the model says."""

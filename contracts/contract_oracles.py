@@ -20,7 +20,7 @@ from harness.errors import HarborAPIError
 from harness.model import LockerStatus
 from harness.testing import LOCAL_OTHER_TOWER
 
-__all__ = ["RACE_ORACLES", "TOKEN_ORACLES"]
+__all__ = ["CLOCK_ORACLES", "RACE_ORACLES", "TOKEN_ORACLES"]
 
 #: A door of the second seeded tower, where a first-tower token is presented.
 _OTHER_TOWER_LOCKER: Final = 17501
@@ -158,6 +158,8 @@ TOKEN_ORACLES: Final[dict[str, Callable[[FlowWorld], None]]] = {
         dropoff_token_is_refused_after_pickup,
     )
 }
+#: The token oracles that move the sandbox's clock: never on a shared sandbox.
+CLOCK_ORACLES: Final = frozenset({token_is_refused_after_it_expires.__name__})
 #: The race oracles, by name: they take the number of parallel calls.
 RACE_ORACLES: Final[dict[str, Callable[[FlowWorld, int], None]]] = {
     oracle.__name__: oracle

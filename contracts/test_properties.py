@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import hypothesis
 import pytest
 from contract_machine import FlowWorld, LockerFlow, Party
-from contract_oracles import RACE_ORACLES, TOKEN_ORACLES
+from contract_oracles import CLOCK_ORACLES, RACE_ORACLES, TOKEN_ORACLES
 
 from harness.api import HarborClient
 from harness.config import Settings
@@ -43,7 +43,8 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
     except UsageError as exc:
         pytest.skip(f"the flow's properties need two identities: {exc}")
     control = harbor_control_plane.control
-    if control is not None:
+    exclusive = harbor_control_plane.exclusive
+    if control is not None and exclusive:
         fresh_world(control)
     # Each party's reservations and tokens go to the cleanup ledger, under one run (the parent's, if any).
     main_holds = ledger_holds(harbor_target)
@@ -61,12 +62,13 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
             tower=tower,
             lockers=tuple(free[:FLOW_LOCKERS]),
             control=control,
+            exclusive=exclusive,
         )
         yield world
         # Leave the target as found: the next stage of a run (load, say) shares it, and an oracle's
         # last token may still hold a locker. A virtual sandbox is seeded again (items inside
         # included); elsewhere each party gives back what REST can give back.
-        if control is not None:
+        if control is not None and exclusive:
             world.reseed()
         else:
             world.give_back()
@@ -109,10 +111,10 @@ def test_locker_flow_with_doors_and_clock_keeps_the_model(
 @pytest.fixture
 def clean_world(harbor_control_plane: ControlPlane, flow_world: FlowWorld) -> Iterator[FlowWorld]:
     """A seeded world for each oracle on a sandbox (switches kept); elsewhere, what it held given back."""
-    if harbor_control_plane.control is not None:
+    if harbor_control_plane.clock is not None:
         flow_world.reseed()
     yield flow_world
-    if harbor_control_plane.control is None:
+    if harbor_control_plane.clock is None:
         flow_world.give_back()
 
 
@@ -138,4 +140,6 @@ def test_token_lifecycle(oracle: str, world_with_doors: FlowWorld) -> None:
     """A token opens only its own locker, on its own tower, while it is valid, for its own tenancy."""
     if oracle == "token_is_refused_on_another_tower" and world_with_doors.tower.upper() == LOCAL_OTHER_TOWER:
         pytest.skip(f"the tower under test is {LOCAL_OTHER_TOWER}: no second tower to present the token at")
+    if oracle in CLOCK_ORACLES and not world_with_doors.exclusive:
+        pytest.skip(f"{oracle} moves the sandbox's clock: the target's sandbox may be shared (pass --exclusive)")
     TOKEN_ORACLES[oracle](world_with_doors)

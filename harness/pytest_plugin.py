@@ -7,6 +7,8 @@ Options (each also read from the environment, as the CLI reads it):
     --harbor-ble       virtual, bleak (a bench tower), or none (no radio: tests that need one skip)
     --harbor-budget    seconds the generated tests (Schemathesis, Hypothesis) may spend
     --harbor-no-control-plane   act as if the target had no ``/_sim`` (as Harbor's own sandbox has none)
+    --harbor-exclusive this run is the only user of the URL target's sandbox: it may reseed it and
+                       move its clock (the embedded sandbox always is); without it those checks skip
     --harbor-race      parallel requests in the race tests (default 32)
 
 Fixtures: ``harbor_target`` (resolved ``Settings``, bound to the running target),
@@ -67,6 +69,8 @@ class HarborOptions:
     budget_s: float
     control_plane: bool  # False: act as if the target had no /_sim
     race: int
+    #: The URL target's sandbox is this run's alone: it may be reseeded and its clock moved.
+    exclusive: bool = False
 
     @classmethod
     def of(cls, config: pytest.Config) -> HarborOptions:
@@ -122,6 +126,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Env: HARBOR_NO_CONTROL_PLANE=1.",
     )
     group.addoption(
+        "--harbor-exclusive",
+        action="store_true",
+        default=False,
+        help="this run is the only user of the URL target's sandbox: it may reseed it and move its clock "
+        "(never done to a shared sandbox; the embedded one is always the run's own). Env: HARBOR_EXCLUSIVE=1.",
+    )
+    group.addoption(
         "--harbor-race",
         default=None,
         help=f"parallel requests in the race tests (default {DEFAULT_RACE}). Env: HARBOR_RACE.",
@@ -151,6 +162,7 @@ def _read_options(config: pytest.Config) -> HarborOptions:
         control_plane=not config.getoption("harbor_no_control_plane")
         and env.get("HARBOR_NO_CONTROL_PLANE", "") in ("", "0"),
         race=int(race) if race is not None else DEFAULT_RACE,
+        exclusive=config.getoption("harbor_exclusive") or env.get("HARBOR_EXCLUSIVE", "") not in ("", "0"),
     )
 
 
@@ -267,10 +279,32 @@ def harbor_target(_harbor_settings: Settings, request: pytest.FixtureRequest) ->
 
 @dataclass(frozen=True, slots=True)
 class ControlPlane:
-    """The target's ``/_sim`` control plane, or why it has none."""
+    """The target's ``/_sim`` control plane, or why it has none; and whether it is this run's alone.
+
+    A shared sandbox (a URL others may use, without ``--harbor-exclusive``) still opens doors and
+    shows its state, but is never reseeded and its clock never moved: other tenants' holds live
+    there. ``clock`` is the control plane only when it may be."""
 
     control: SimControl | None
     missing: str = ""  # why there is none, for a skip
+    exclusive: bool = False
+
+    @property
+    def clock(self) -> SimControl | None:
+        """The control plane, if this run may reseed the sandbox and move its clock."""
+        return self.control if self.exclusive else None
+
+    @property
+    def shared(self) -> str:
+        """Why the sandbox may not be reseeded nor its clock moved (for a skip), or ``""``."""
+        if self.control is None:
+            return self.missing
+        if self.exclusive:
+            return ""
+        return (
+            "the target's sandbox may be shared: it is never reseeded and its clock never moved "
+            "(pass --exclusive, or --harbor-exclusive to pytest, if this run is its only user)"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -288,7 +322,7 @@ def harbor_control_plane(
         yield ControlPlane(None, f"{name} is treated as having no /_sim control plane (--harbor-no-control-plane)")
     elif kind is TargetKind.LOCAL:
         sandbox: VirtualSandbox = request.getfixturevalue("virtual_sandbox")
-        yield ControlPlane(sandbox.control)
+        yield ControlPlane(sandbox.control, exclusive=True)
     elif kind is not TargetKind.URL or url is None:
         yield ControlPlane(None, f"{name} has no /_sim control plane (only a virtual sandbox has one)")
     else:
@@ -300,7 +334,7 @@ def harbor_control_plane(
             yield ControlPlane(None, f"{name} answers no /_sim control plane (only a virtual sandbox has one)")
         else:
             with SimControl(url, event_hooks=guard_hooks(harbor_target.wire_policy())) as control:
-                yield ControlPlane(control)
+                yield ControlPlane(control, exclusive=harbor_options.exclusive)
 
 
 @pytest.fixture(scope="session")

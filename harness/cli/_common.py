@@ -27,6 +27,7 @@ from harness.redaction import RedactingFilter, Redactor, redactor
 
 __all__ = [
     "ConfigOption",
+    "ExclusiveOption",
     "OneLineErrors",
     "Output",
     "ProductionWritesOption",
@@ -86,6 +87,14 @@ SimFaultOption = Annotated[
 ProductionWritesOption = Annotated[
     bool,
     typer.Option(PRODUCTION_WRITES_FLAG, help="Allow writes (reservations, tokens) against production."),
+]
+ExclusiveOption = Annotated[
+    bool,
+    typer.Option(
+        "--exclusive",
+        help="A URL target's sandbox is this run's alone: its suites may reseed it and move its clock "
+        "(the embedded sandbox always is). Without it, a shared sandbox is left as found and those checks skip.",
+    ),
 ]
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show settings, each event as it happens, and tracebacks (redacted).")

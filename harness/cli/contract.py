@@ -18,6 +18,7 @@ import typer
 
 from harness.cli._common import (
     ConfigOption,
+    ExclusiveOption,
     Output,
     ProductionWritesOption,
     SimBugOption,
@@ -74,6 +75,7 @@ def run_suite(
     config: str | None,
     allow_production_writes: bool,
     extra_args: Sequence[str] = (),
+    exclusive: bool = False,
 ) -> int:
     """Run a suite of ``contracts/`` as the stage ``name`` in a child pytest; its exit code."""
     settings = load_settings(
@@ -83,16 +85,23 @@ def run_suite(
     stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args)
     if settings.target.kind is TargetKind.LOCAL:
         with embedded_sandbox(settings, bugs=sim_bugs) as sandbox:
-            return _execute(out, stage, sandbox.settings, budget=budget, seed=seed, sim_bugs=sim_bugs)
+            return _execute(out, stage, sandbox.settings, budget=budget, seed=seed, sim_bugs=sim_bugs, exclusive=True)
     if sim_bugs:
         raise UsageError("--sim-bug applies to --target local only")
     settings.check_writes_allowed(f"run the {name} suite (it reserves lockers and creates tokens)")
     settings.credentials()  # name the missing variables before anything starts
-    return _execute(out, stage, settings, budget=budget, seed=seed, sim_bugs=())
+    return _execute(out, stage, settings, budget=budget, seed=seed, sim_bugs=(), exclusive=exclusive)
 
 
 def _execute(
-    out: Output, stage: PytestStage, settings: Settings, *, budget: float, seed: int, sim_bugs: Sequence[str]
+    out: Output,
+    stage: PytestStage,
+    settings: Settings,
+    *,
+    budget: float,
+    seed: int,
+    sim_bugs: Sequence[str],
+    exclusive: bool,
 ) -> int:
     out.say(
         f"{stage.name}: {' '.join(stage.paths)} against {settings.target.name} ({settings.target.api_url}), "
@@ -100,7 +109,13 @@ def _execute(
     )
     info = TargetInfo(name=settings.target.name, url=settings.target.api_url, tower=settings.tower_id)
     context = new_context(
-        settings=settings, target=info, redactor=out.redactor, budget_s=budget, seed=seed, sim_bugs=sim_bugs
+        settings=settings,
+        target=info,
+        redactor=out.redactor,
+        budget_s=budget,
+        seed=seed,
+        sim_bugs=sim_bugs,
+        exclusive=exclusive,
     )
     context.environment.update({"stages": stage.name, "sim.bugs": ",".join(sim_bugs) or "-"})
     # A frozen dataclass's name is read-only; the Stage protocol spells it as a plain attribute.
@@ -122,6 +137,7 @@ def command(
     seed: SeedOption = 0,
     sim_bug: SimBugOption = None,
     no_control_plane: NoControlPlaneOption = False,
+    exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
     verbose: VerboseOption = False,
@@ -141,6 +157,7 @@ def command(
             config=str(config) if config is not None else None,
             allow_production_writes=allow_production_writes,
             extra_args=("--harbor-no-control-plane",) if no_control_plane else (),
+            exclusive=exclusive,
         )
 
     run_command(body, verbose=verbose)

@@ -15,6 +15,7 @@ import typer
 
 from harness.cli._common import (
     ConfigOption,
+    ExclusiveOption,
     Output,
     ProductionWritesOption,
     SimBugOption,
@@ -38,6 +39,7 @@ def command(
     ] = 32,
     sim_bug: SimBugOption = None,
     no_control_plane: NoControlPlaneOption = False,
+    exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
     verbose: VerboseOption = False,
@@ -58,6 +60,7 @@ def command(
             config=str(config) if config is not None else None,
             allow_production_writes=allow_production_writes,
             extra_args=extra,
+            exclusive=exclusive,
         )
 
     run_command(body, verbose=verbose)

@@ -19,6 +19,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from harness.cli._common import (
     ConfigOption,
+    ExclusiveOption,
     Output,
     ProductionWritesOption,
     SimBugOption,
@@ -123,6 +124,7 @@ def _execute(
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
     radio_link: Callable[[], object] | None = None,
+    exclusive: bool = False,
 ) -> int:
     out.say(
         f"run: {', '.join(stage.name for stage in stages)} against {settings.target.name} "
@@ -140,6 +142,7 @@ def _execute(
             sim_bugs=sim_bugs,
             sim_faults=sim_faults,
             radio_link=radio_link,
+            exclusive=exclusive,
         )
         context.environment.update(environment)
         with RichProgress(out) as progress:
@@ -184,6 +187,7 @@ def command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated tests, recorded with the run.")] = 0,
     html: Annotated[bool, typer.Option("--html", help="Also write the HTML report (needs Node.js 20+).")] = False,
     status_timeout: StatusTimeoutOption = None,
+    exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
     sim_bug: SimBugOption = None,
     sim_fault: SimFaultOption = None,
@@ -225,6 +229,16 @@ def command(
             raise UsageError("--sim-bug and --sim-fault apply to --target local only")
         settings.check_writes_allowed("run the stages (they reserve lockers and create tokens)")
         settings.credentials()  # name the missing variables before anything starts
-        return _execute(out, settings, stages, skipped, budget=budget, seed=seed, environment=environment, html=html)
+        return _execute(
+            out,
+            settings,
+            stages,
+            skipped,
+            budget=budget,
+            seed=seed,
+            environment=environment,
+            html=html,
+            exclusive=exclusive,
+        )
 
     run_command(body, verbose=verbose)

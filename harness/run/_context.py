@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
-from harness.config import Settings
+from harness.config import Settings, TargetKind
 from harness.errors import UsageError
 from harness.redaction import Redactor
 from harness.report import AllureWriter, RunFolder, StageResult, TargetInfo
@@ -89,6 +89,9 @@ class RunContext:
     observer: RunObserver | None = None
     #: The embedded sandbox's bug switches and fault profiles (``--sim-bug``, ``--sim-fault``), as
     #: given: a stage that starts a sandbox of its own (the hardware rig) passes them on.
+    #: The target's sandbox is this run's alone (the embedded one always is; a URL only with
+    #: ``--exclusive``): its suites may reseed it and move its clock.
+    exclusive: bool = False
     sim_bugs: tuple[str, ...] = ()
     sim_faults: tuple[str, ...] = ()
     #: The embedded sandbox's virtual radio (its link, put on the air on first call) when it runs in
@@ -139,6 +142,7 @@ def new_context(
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
     radio_link: Callable[[], object] | None = None,
+    exclusive: bool = False,
 ) -> RunContext:
     """A context with a fresh run id and its report folder created under ``settings.reports_dir``."""
     folder = RunFolder.create(settings.reports_dir, run_id)  # a new id unless one was given
@@ -154,4 +158,5 @@ def new_context(
         sim_bugs=tuple(sim_bugs),
         sim_faults=tuple(sim_faults),
         radio_link=radio_link,
+        exclusive=exclusive or settings.target.kind is TargetKind.LOCAL,
     )

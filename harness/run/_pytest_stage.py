@@ -79,8 +79,10 @@ class PytestStage:
         return args
 
     def environment(self, context: RunContext) -> dict[str, str]:
-        """The variables that point the suite at the run's target."""
-        return target_environment(context.settings, seed=context.seed)
+        """The variables that point the suite at the run's target (and say whether it is the run's alone)."""
+        environment = target_environment(context.settings, seed=context.seed)
+        environment["HARBOR_EXCLUSIVE"] = "1" if context.exclusive else "0"
+        return environment
 
     def run(self, context: RunContext) -> StageResult:
         stage_dir = context.folder.stage_dir(self.name)

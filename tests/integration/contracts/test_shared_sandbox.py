@@ -1,0 +1,90 @@
+"""``props`` and ``contract`` against a sandbox others share: never reseeded, its clock never moved,
+another tenant's holds untouched, unless the run says it is the sandbox's only user (``--exclusive``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.api import HarborClient
+from harness.config import ENVIRONMENT, Credentials, load_settings
+from harness.redaction import Secret
+from harness.sim import DEMO_IDENTITIES, Identity, SimSettings, VirtualSandbox
+
+TOWER = "0100000000000014"
+LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
+THIRD = Identity("third-tenant", "third-tenant-secret")
+#: Lockers the third tenant holds while the suites run (not among the first available ones).
+THIRDS = (1420, 1421)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[VirtualSandbox]:
+    with VirtualSandbox(SimSettings(identities=(*DEMO_IDENTITIES, THIRD))) as running:
+        yield running
+
+
+def _third_holds(sandbox: VirtualSandbox) -> None:
+    settings = load_settings({"target": sandbox.url, "tower_id": TOWER}, environ={}, cwd=Path("/nonexistent-dir"))
+    credentials = Credentials(THIRD.client_id, Secret(THIRD.client_secret))
+    with HarborClient(settings, credentials=credentials) as third:
+        for locker in THIRDS:
+            third.reserve(TOWER, locker, 3600)
+
+
+def _thirds_lockers(sandbox: VirtualSandbox) -> dict[int, str]:
+    return {
+        locker["id"]: f"{locker['status']} by {locker.get('holder')}"
+        for locker in sandbox.control.state()["lockers"]
+        if locker["id"] in THIRDS
+    }
+
+
+def _suite(sandbox: VirtualSandbox, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    main, second = DEMO_IDENTITIES[0], DEMO_IDENTITIES[1]
+    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
+    env |= {
+        "HARBOR_CLIENT_ID": main.client_id,
+        "HARBOR_CLIENT_SECRET": main.client_secret,
+        "HARBOR_SECOND_CLIENT_ID": second.client_id,
+        "HARBOR_SECOND_CLIENT_SECRET": second.client_secret,
+        "HARBOR_STATE_DIR": str(tmp_path / "state"),
+        "HARBOR_REPORTS_DIR": str(tmp_path / "reports"),
+    }
+    return subprocess.run(
+        [str(LOCKER_HARNESS), *args, "--target", sandbox.url, "--tower", TOWER, "--budget", "30"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("suite", ["props", "contract"])
+def test_a_shared_sandbox_is_left_as_found(sandbox: VirtualSandbox, tmp_path: Path, suite: str) -> None:
+    """Without --exclusive: the third tenant still holds its lockers, the clock was not moved, and the
+    checks that need a reseed or a clock say why they skipped."""
+    sandbox.control.reset()
+    _third_holds(sandbox)
+    before = _thirds_lockers(sandbox)
+    done = _suite(sandbox, tmp_path, suite)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert _thirds_lockers(sandbox) == before == dict.fromkeys(THIRDS, "reserved by third-tenant")
+    assert sandbox.control.state()["clock_offset"] == 0, output
+
+
+def test_exclusive_lets_the_suite_reseed_the_sandbox(sandbox: VirtualSandbox, tmp_path: Path) -> None:
+    """With --exclusive the run is the sandbox's only user: it reseeds it (so the test above can fail)."""
+    sandbox.control.reset()
+    _third_holds(sandbox)
+    done = _suite(sandbox, tmp_path, "props", "--exclusive")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _thirds_lockers(sandbox) == dict.fromkeys(THIRDS, "available by None")
