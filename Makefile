@@ -1,12 +1,12 @@
 # The two entry points: `make run` (the main job against the embedded virtual sandbox) and
 # `make test` (the whole suite). Both create .venv and install the project first.
-# `make sim` serves the virtual sandbox on http://127.0.0.1:8765 until Ctrl-C.
+# `make sim` serves the virtual sandbox on http://127.0.0.1:8765 until Ctrl-C; `make docs` builds the site.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint sim clean
+.PHONY: run test lint docs sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 
+# The documentation site into site/; --strict turns every broken link or anchor into an error.
+# NO_MKDOCS_2_WARNING quiets Material's banner about its end of life (see docs/guides/development.md).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 sim: $(STAMP)
 	$(BIN)/locker-harness sim
 
@@ -30,4 +35,4 @@ lint: $(STAMP)
 	$(BIN)/mypy harness
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -1,4 +1,4 @@
-"""The pytest plugin: light to load, its fixtures on the embedded sandbox, and the README's example kept true."""
+"""The pytest plugin: light to load, its fixtures on the embedded sandbox, and its guide's example kept true."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ def test_loading_the_plugin_imports_no_engine() -> None:
     assert loaded.strip() == "[]"
 
 
-def test_readme_shows_the_example_that_runs_here() -> None:
-    """The README's plugin example is test_plugin_example.py, line for line (without its docstring)."""
+def test_the_guide_shows_the_example_that_runs_here() -> None:
+    """The plugin guide's example is test_plugin_example.py, line for line (without its docstring)."""
     example = (Path(__file__).with_name("test_plugin_example.py")).read_text(encoding="utf-8")
     body = example.split('"""', 2)[2].strip()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    guide = (ROOT / "docs" / "guides" / "pytest-plugin.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
     assert body in [block.strip() for block in blocks]
 
 

@@ -1,4 +1,4 @@
-"""The README's pytest-plugin example, run as it is printed there (test_plugin.py keeps the two the same)."""
+"""The plugin guide's example (docs/guides/pytest-plugin.md), run as printed there (test_plugin.py compares)."""
 
 from harness import HarborClient, LockerStatus
 from harness.api import Locker
