@@ -99,6 +99,15 @@ def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
     return env
 
 
+class BudgetSpent(TimeoutError):
+    """A stage's child was stopped at the run's time budget; ``done`` is what it said until then,
+    so the stage may still report the failures it had found."""
+
+    def __init__(self, message: str, done: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
 def run_child(
     stage: str,
     argv: Sequence[str],
@@ -107,13 +116,16 @@ def run_child(
     context: RunContext,
     log: Path,
     cwd: Path = PROJECT_ROOT,
+    judge_partial: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run a stage's child process within the budget; its output goes, redacted, to ``log``.
 
     A child that outlives the budget is stopped (``stop_child``) and the stage could not test
-    (``TimeoutError``); the message names the log relative to the run folder, where the output up
-    to then is kept. On Ctrl-C the child is stopped the same way, its log written, and the
-    ``KeyboardInterrupt`` propagates.
+    (``TimeoutError``; ``BudgetSpent``, with the output, for a caller that ``judge_partial``: it
+    may still report what the child found); the message names the log relative to the run folder,
+    where the output up to then is kept. On
+    Ctrl-C the child is stopped the same way, its log written, and the ``KeyboardInterrupt``
+    propagates.
     """
     where = log.relative_to(context.folder.root) if log.is_relative_to(context.folder.root) else log
     process = subprocess.Popen(
@@ -133,7 +145,11 @@ def run_child(
             _write_log(log, stdout, stderr, context.redactor)
             if interrupted:
                 raise KeyboardInterrupt from None
-            raise TimeoutError(f"the {stage} stage ran past the run's time budget; its output: {where}") from None
+            message = f"the {stage} stage ran past the run's time budget; its output: {where}"
+            if judge_partial:
+                done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+                raise BudgetSpent(message, done) from None
+            raise TimeoutError(message) from None
         except KeyboardInterrupt:
             stdout, stderr, _ = stop_child(process)
             _write_log(log, stdout, stderr, context.redactor)

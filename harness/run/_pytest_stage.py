@@ -18,6 +18,7 @@ from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._child import (
     LATENCIES_ENV,
     STAGE_DIR_ENV,
+    BudgetSpent,
     latency_failures,
     output_tail,
     read_latencies,
@@ -90,16 +91,25 @@ class PytestStage:
         log = stage_dir / "pytest.log"
         context.progress(self.name, f"pytest {' '.join(self.paths)}")
         started = time.perf_counter_ns()
-        done = run_child(
-            self.name,
-            self.command(context),
-            env={**self.environment(context), LATENCIES_ENV: str(latencies_dir), STAGE_DIR_ENV: str(stage_dir)},
-            context=context,
-            log=log,
-            cwd=self.root,
-        )
-        duration_ns = time.perf_counter_ns() - started
         junit = context.folder.junit(self.name)
+        try:
+            done = run_child(
+                self.name,
+                self.command(context),
+                env={**self.environment(context), LATENCIES_ENV: str(latencies_dir), STAGE_DIR_ENV: str(stage_dir)},
+                context=context,
+                log=log,
+                cwd=self.root,
+                judge_partial=True,
+            )
+        except BudgetSpent as spent:
+            # A check that failed before the budget ran out is a finding all the same: the
+            # stage is judged on it (the budget noted); only a stage that found nothing could not test.
+            found = self._found_before_the_budget(junit, spent, stage_dir, log, latencies_dir, started)
+            if found is None:
+                raise TimeoutError(str(spent)) from None
+            return found
+        duration_ns = time.perf_counter_ns() - started
         if done.returncode == _PYTEST_NO_TESTS:
             return StageResult.skipped(self.name, "pytest collected no tests")
         ended = self._check_ending(done, context)
@@ -135,6 +145,29 @@ class PytestStage:
             failures=failures,
             artefacts=[junit, log, *_own_reports(stage_dir, log, latencies_dir)],
             duration_ns=duration_ns,
+        )
+
+    def _found_before_the_budget(
+        self, junit: Path, spent: BudgetSpent, stage_dir: Path, log: Path, latencies_dir: Path, started: int
+    ) -> StageResult | None:
+        """The stage's result from the failures its child reported before it was stopped at the
+        budget (its JUnit file, written as pytest stops); ``None`` if it reported none."""
+        try:
+            cases = read_junit(junit) if junit.is_file() else []
+        except (OSError, SyntaxError):  # ElementTree's ParseError: cut off mid-write
+            cases = []
+        failures = [case.failure for case in cases if case.failure is not None]
+        if not failures:
+            return None
+        note = f"(then {spent})"
+        return StageResult(
+            self.name,
+            verdict_of(failures),
+            reason=f"{failures[0].message.splitlines()[0] if failures[0].message else failures[0].name} {note}",
+            figures={"tests": len(cases), "failed": len(failures)},
+            failures=failures,
+            artefacts=[junit, log, *_own_reports(stage_dir, log, latencies_dir)],
+            duration_ns=time.perf_counter_ns() - started,
         )
 
     def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> StageResult | None:

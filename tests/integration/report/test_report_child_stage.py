@@ -107,3 +107,32 @@ def test_every_child_stage_ends_at_the_budget_the_same_way(tmp_path: Path, kind:
     assert result.reason.endswith(f"ran past the run's time budget; its output: {log}")
     kept = (context.folder.root / log).read_text()
     assert "started with" in kept and secret not in kept
+
+
+_FAILS_THEN_HANGS = """
+def test_found_a_defect():
+    assert False, "no_party_acts_on_what_another_holds: the API granted it"
+
+def test_outlives_the_budget():
+    import time
+    time.sleep(60)
+"""
+
+
+def test_a_failure_found_before_the_budget_ran_out_is_still_a_failure(tmp_path: Path) -> None:
+    """A suite stopped at the budget after a named check FAILED is exit 1 with the budget noted,
+    not 'could not test' (exit 4)."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_found.py").write_text(_FAILS_THEN_HANGS)
+    settings = dataclasses.replace(Settings(), reports_dir=tmp_path / "reports")
+    context = new_context(settings=settings, target=TargetInfo("local"), redactor=Redactor(), budget_s=60)
+    context.budget = Budget(total_s=60, deadline=time.monotonic() + 8)  # pytest starts, fails one, then hangs
+    stage = PytestStage("properties", ("suite/test_found.py",), root=tmp_path, extra_args=("-p", "no:randomly"))
+
+    run = execute([stage], context)
+    [result] = run.stages
+
+    assert (result.verdict, int(run.exit_code)) == (Verdict.FAILED, ExitCode.DEFECT), result.reason
+    assert "no_party_acts_on_what_another_holds" in result.reason
+    assert "ran past the run's time budget" in result.reason
