@@ -51,6 +51,7 @@ class ExitCode(enum.IntEnum):
     SLO_BREACH = 3  # the flow works but a latency or failure-ratio gate was breached
     INFRASTRUCTURE = 4  # could not test: target unreachable, 5xx after retries, no Bluetooth
     INTERRUPTED = 130  # Ctrl-C; whatever the run held has been released
+    TERMINATED = 143  # SIGTERM (a CI runner, a container): stopped like Ctrl-C, what it held released
 
 
 class HarnessError(Exception):

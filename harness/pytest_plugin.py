@@ -17,6 +17,9 @@ skip saying why there is none; ``harbor_control_plane`` says either without skip
 ``harbor_api`` and ``harbor_second_api`` (sync clients of the two identities), ``tower``,
 ``available_locker``, ``delivery`` (one whole delivery, its timings).
 
+A SIGTERM (a CI runner stopping the job) stops the session as Ctrl-C does, so fixtures tear down
+and give back what they hold (unless a SIGTERM handler was installed already).
+
 Kept light on purpose: loading it imports neither bleak, bumble, fastapi nor locust, and nothing
 of the harness beyond its configuration; fixtures import what they need when they are used.
 """
@@ -35,6 +38,7 @@ import pytest
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import MASK, SECRET_KEYS, redactor
+from harness.stopping import stop_on_sigterm
 
 if TYPE_CHECKING:
     from harness.api import HarborClient, Locker
@@ -145,6 +149,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if name not in declared:  # a project that installs the plugin gets the markers too
             config.addinivalue_line("markers", f"{name}: {text}")
     HarborOptions.of(config)  # bad option values are a usage error now, not in the middle of the run
+    # A CI runner's SIGTERM stops the session as Ctrl-C does: fixtures tear down, holds go back.
+    stop_on_sigterm()
 
 
 def _read_options(config: pytest.Config) -> HarborOptions:

@@ -11,6 +11,7 @@ import typer
 
 from harness.cli import bench, cleanup, contract, history, hw, load, props, report, run, sim, smoke, soak
 from harness.cli._common import OneLineErrors
+from harness.stopping import stop_on_sigterm
 
 __all__ = ["app", "main"]
 
@@ -39,5 +40,6 @@ app.command("soak")(soak.command)
 
 
 def main() -> None:
-    """Console script entry point (``locker-harness``)."""
+    """Console script entry point (``locker-harness``): SIGTERM stops a command as Ctrl-C does."""
+    stop_on_sigterm()
     app()

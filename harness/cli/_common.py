@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 from harness.config import PRODUCTION_WRITES_FLAG
 from harness.errors import ExitCode, HarnessError
 from harness.redaction import RedactingFilter, Redactor, redactor
+from harness.stopping import stop_exit_code, terminated
 
 __all__ = [
     "ConfigOption",
@@ -38,6 +39,7 @@ __all__ = [
     "TowerOption",
     "VerboseOption",
     "run_command",
+    "tell_evidence",
 ]
 
 TargetOption = Annotated[
@@ -157,8 +159,8 @@ class OneLineErrors(TyperGroup):
                 click.echo(f"error: {message}{where}", err=True)
                 code = ExitCode.USAGE if context is not None else exc.exit_code
         except typer.Abort:
-            click.echo("error: interrupted", err=True)
-            code = ExitCode.INTERRUPTED
+            click.echo("error: terminated" if terminated() else "error: interrupted", err=True)
+            code = stop_exit_code()
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -181,6 +183,16 @@ def _redacted_logging(out: Output) -> Iterator[None]:
         root.setLevel(previous)
 
 
+def tell_evidence(out: Output, lost: Sequence[str], *, recorded: bool) -> None:
+    """Say where a run's evidence went: the history row, or what of the evidence could not be
+    written (a full disk); the table above is then the only record of what was measured."""
+    for line in lost:
+        out.say(f"EVIDENCE NOT WRITTEN: {line}")
+    if recorded:
+        written = not any("history row" in line for line in lost)
+        out.say("history: the run is recorded (locker-harness history)" if written else "history: NOT recorded")
+
+
 def run_command(body: Callable[[Output], int], *, verbose: bool) -> NoReturn:
     """Run a command's body under the error policy and exit with its code."""
     out = Output(verbose=verbose)
@@ -190,8 +202,9 @@ def run_command(body: Callable[[Output], int], *, verbose: bool) -> NoReturn:
     except typer.Exit:
         raise
     except KeyboardInterrupt:
-        out.error("interrupted; what the run held was given back (see above)")
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+        stopped = "terminated (SIGTERM)" if terminated() else "interrupted"
+        out.error(f"{stopped}; what the run held was given back (see above)")
+        raise typer.Exit(stop_exit_code()) from None
     except HarnessError as exc:
         out.traceback(exc)
         out.error(str(exc))
@@ -200,4 +213,6 @@ def run_command(body: Callable[[Output], int], *, verbose: bool) -> NoReturn:
         out.traceback(exc)
         out.error(f"internal error (a harness bug): {type(exc).__name__}: {exc}; rerun with --verbose for details")
         raise typer.Exit(ExitCode.INFRASTRUCTURE) from None
+    if code == ExitCode.INTERRUPTED and terminated():
+        code = ExitCode.TERMINATED  # a run that stopped on SIGTERM and returned its own verdict
     raise typer.Exit(code)

@@ -26,6 +26,7 @@ from harness.cli._common import (
     TowerOption,
     VerboseOption,
     run_command,
+    tell_evidence,
 )
 from harness.cli._sandbox import embedded_sandbox
 from harness.config import Settings, TargetKind, load_settings
@@ -48,6 +49,7 @@ BudgetOption = Annotated[
     typer.Option(
         "--budget",
         min=30.0,
+        max=86_400.0,
         help="Seconds the suite may take; its generated examples scale with it.",
     ),
 ]
@@ -127,6 +129,7 @@ def _execute(
     if len(failures) > _SHOWN_FAILURES:
         out.say(f"  ... and {len(failures) - _SHOWN_FAILURES} more in the reports")
     out.say(f"reports: {context.reports_dir}")
+    tell_evidence(out, run.evidence_lost, recorded=False)
     return int(run.exit_code)
 
 

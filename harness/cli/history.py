@@ -134,7 +134,9 @@ def comparison_table(comparison: Comparison) -> Table:
 
 
 def command(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to list.", min=1)] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="How many runs to list (at most 100,000).", min=1, max=100_000)
+    ] = 20,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:

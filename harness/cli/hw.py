@@ -9,6 +9,7 @@ turns the table into a gate: exit 3 when OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from typing import Annotated
 
@@ -86,7 +87,10 @@ def command(
     ] = 5,
     open_p95_ms: Annotated[
         float | None,
-        typer.Option("--open-p95-ms", help="Exit 3 if p95 of open -> LOCKER_OPENED exceeds this many ms."),
+        typer.Option(
+            "--open-p95-ms",
+            help="Exit 3 if p95 of open -> LOCKER_OPENED exceeds this many ms (a finite number above 0).",
+        ),
     ] = None,
     target: TargetOption = None,
     tower: TowerOption = None,
@@ -98,6 +102,8 @@ def command(
     """Open doors over Bluetooth LE N times and print each BLE phase's latency (p50/p95/p99)."""
 
     def body(out: Output) -> int:
+        if open_p95_ms is not None and not (math.isfinite(open_p95_ms) and open_p95_ms > 0):
+            raise UsageError(f"--open-p95-ms must be a finite number of milliseconds above 0, not {open_p95_ms!r}")
         settings = load_settings(
             {
                 "target": target,

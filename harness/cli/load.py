@@ -18,7 +18,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli._common import ConfigOption, Output, TargetOption, TowerOption, VerboseOption, run_command
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    TargetOption,
+    TowerOption,
+    VerboseOption,
+    run_command,
+    tell_evidence,
+)
 from harness.cli._sandbox import embedded_sandbox
 from harness.cli.run import RichProgress
 from harness.config import Settings, TargetKind, load_settings
@@ -27,6 +35,7 @@ from harness.history import History
 from harness.load import LoadPlan, LoadStage, LoadSummary, SloGates, StepRow
 from harness.report import TargetInfo, fit_table
 from harness.run import execute, new_context
+from harness.stopping import terminated
 
 __all__ = ["command"]
 
@@ -118,8 +127,10 @@ def _run(out: Output, settings: Settings, stage: LoadStage, duration_s: float, e
         _report(out, stage.summary)
     if stage.files is not None:
         out.say(f"reports: {context.reports_dir} (load/summary.json, load/locust.html, load/locust_stats.csv)")
+    tell_evidence(out, run.evidence_lost, recorded=True)
     if run.interrupted:
-        out.say("interrupted: the users gave back what they held (see cleanup above)")
+        stopped = "terminated (SIGTERM)" if terminated() else "interrupted"
+        out.say(f"{stopped}: the users gave back what they held (see cleanup above)")
     return int(run.exit_code)
 
 

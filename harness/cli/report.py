@@ -30,6 +30,10 @@ def find_run(reports_dir: Path, reference: str | None) -> RunFolder:
     """The run folder named by ``reference`` (id, unique prefix, random tail, or path), else the latest one."""
     if reference is not None and Path(reference).is_dir() and (Path(reference) / "allure-results").is_dir():
         return RunFolder(Path(reference))
+    if reference is not None and ("/" in reference or Path(reference).exists()):
+        raise UsageError(
+            f"{reference} is not a run folder (it has no allure-results/): give a run id, or a folder under reports/"
+        )
     runs = [p for p in reports_dir.glob("*") if (p / "allure-results").is_dir()] if reports_dir.is_dir() else []
     if not runs:
         raise UsageError(f"no runs under {reports_dir}: run `locker-harness run` first")

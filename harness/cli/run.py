@@ -29,6 +29,7 @@ from harness.cli._common import (
     TowerOption,
     VerboseOption,
     run_command,
+    tell_evidence,
 )
 from harness.cli._sandbox import embedded_sandbox
 from harness.config import Settings, TargetKind, load_settings
@@ -150,6 +151,7 @@ def _execute(
             run: RunResult = execute(stages, context, skipped=skipped, history=history)
     out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
     out.say(f"reports: {context.reports_dir}")
+    tell_evidence(out, run.evidence_lost, recorded=True)
     _publish_step_summary(out, context.reports_dir)
     if html:
         try:
@@ -182,7 +184,10 @@ def command(
         list[str] | None, typer.Option("--skip", help="Leave these stages out (repeatable or comma-separated).")
     ] = None,
     budget: Annotated[
-        float, typer.Option("--budget", help="Seconds the whole run may take; each stage keeps within it.", min=1.0)
+        float,
+        typer.Option(
+            "--budget", help="Seconds the whole run may take; each stage keeps within it.", min=1.0, max=86_400.0
+        ),
     ] = DEFAULT_BUDGET_S,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated tests, recorded with the run.")] = 0,
     html: Annotated[bool, typer.Option("--html", help="Also write the HTML report (needs Node.js 20+).")] = False,

@@ -247,8 +247,9 @@ def run_locust(
             interrupted = True
             _stop(process)
         finally:
-            if process.poll() is None:  # an unexpected error above: never leave Locust behind
-                _stop(process)
+            # An unexpected error above, or workers left behind by a master that ended: never
+            # leave anything of Locust's session running.
+            _stop(process)
     return LocustOutcome(process.returncode, interrupted, time.monotonic() - started)
 
 
@@ -256,16 +257,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (Locust stops its users, they give back their lockers), then SIGKILL if it hangs.
     A second Ctrl-C while waiting kills at once."""
     if process.poll() is not None:
+        _kill_group(process)  # a forked worker that outlived its master
         return
     try:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=STOP_GRACE_S)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        _kill_group(process)
+        pass
+    # Whatever of Locust's session is left (the master that would not stop, a worker it forked
+    # that outlived it) is killed: nothing of a load run may go on loading the target.
+    _kill_group(process)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL Locust and its forked workers (its own session's process group)."""
-    with contextlib.suppress(ProcessLookupError):
+    """SIGKILL Locust and its forked workers (its own session's process group). The group is gone
+    once its last process has; a reused id would belong to another session's leader."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=_KILL_WAIT_S)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -42,7 +43,9 @@ DEFAULT_DURATION_S: Final = 10.0
 MAX_DURATION_S: Final = 3600.0
 MAX_USERS: Final = 1000
 MAX_RATE: Final = 1000.0
-MAX_PROCESSES: Final = 64
+#: Locust worker processes on one host: two per core (each is one gevent loop on one core; more
+#: only contend for the cores and start slower than the harness waits), at most 64.
+MAX_PROCESSES: Final = min(64, 2 * (os.cpu_count() or 1))
 #: Requests per second allowed against Harbor's sandbox unless ``sandbox_max_rps`` says otherwise:
 #: small, because the sandbox is shared and nobody has told us what it can take.
 SANDBOX_MAX_RPS: Final = 2.0
@@ -153,15 +156,21 @@ class LoadPlan:
 
         def pick(option: Any, key: str, kind: type) -> Any:
             if option is not None:
-                return option
-            if key not in table:
+                value, source = option, f"--{key.replace('_', '-')}"
+            elif key not in table:
                 return None
-            value = table[key]
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise UsageError(f"{key} in {where} must be a {kind.__name__}, not {value!r}")
+            else:
+                value, source = table[key], f"{key} in {where}"
+                if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise UsageError(f"{source} must be a {kind.__name__}, not {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):  # nan and inf pass every comparison
+                raise UsageError(f"{source} must be a finite number, not {value!r}")
             return value
+
+        if max_rps is not None and not math.isfinite(max_rps):
+            raise UsageError(f"--max-rps must be a finite number, not {max_rps!r}")
 
         chosen_rate = pick(rate, "rate", float)
         chosen_users = pick(users, "users", int)

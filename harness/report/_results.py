@@ -19,6 +19,7 @@ from typing import Final
 
 from harness.errors import ExitCode, HarborAPIError, HarnessError, InfrastructureError, ProductDefect
 from harness.metrics import Latencies, LatencySummary
+from harness.stopping import stop_exit_code
 
 __all__ = [
     "CHECK_FAILURES",
@@ -279,6 +280,9 @@ class RunResult:
     interrupted: bool = False
     #: Versions and settings worth keeping next to the results (``environment.properties``).
     environment: Mapping[str, str] = field(default_factory=dict)
+    #: Why the reports (or the history row) could not be written (a full disk): what was measured
+    #: is still told on stdout, and the run cannot be green without its evidence.
+    evidence_lost: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:
@@ -291,8 +295,11 @@ class RunResult:
     @property
     def exit_code(self) -> ExitCode:
         if self.interrupted:
-            return ExitCode.INTERRUPTED
-        return self.verdict.exit_code
+            return stop_exit_code()  # 130 after Ctrl-C, 143 after SIGTERM
+        code = self.verdict.exit_code
+        if self.evidence_lost and code is ExitCode.OK:
+            return ExitCode.INFRASTRUCTURE  # green, but nothing on disk shows it
+        return code
 
     def failures(self) -> list[tuple[str, Failure]]:
         """Every failure of the run with its stage's name, in stage order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ def select_stages(
     An unknown name, or one this installation cannot run, is a usage error naming the ones it can.
     """
     only_names, skip_names = _parse_names(only), _parse_names(skip)
+    for option, given, names in (("--only", only, only_names), ("--skip", skip, skip_names)):
+        if given and not names:
+            raise UsageError(f"{option} names no stage; stages: {', '.join(available) or 'none'}")
     for name in [*only_names, *skip_names]:
         if name not in available:
             known = ", ".join(available) or "none"
@@ -187,12 +191,18 @@ def execute(
             _skipped_in_allure(result, context)
     run.duration_ns = time.perf_counter_ns() - started
     run.target = context.target  # a stage may have learnt more (the firmware, from the tower)
-    finish_reports(run, context.folder, redactor=context.redactor)
-    # The last pass over the evidence: files that child tools wrote (Schemathesis's HAR and VCR,
-    # Locust's CSV and HTML, pytest's JUnit) go through the same redaction as everything else.
-    context.redactor.tree(context.folder.root)
+    try:
+        finish_reports(run, context.folder, redactor=context.redactor)
+        # The last pass over the evidence: files that child tools wrote (Schemathesis's HAR and VCR,
+        # Locust's CSV and HTML, pytest's JUnit) go through the same redaction as everything else.
+        context.redactor.tree(context.folder.root)
+    except OSError as error:  # a full disk: what was measured is still told, and recorded below
+        run.evidence_lost.append(f"the reports under {context.folder.root} could not be written ({error.strerror})")
     if usage is not None:
         raise usage
     if history is not None:
-        history.record(run, redactor_=context.redactor)
+        try:
+            history.record(run, redactor_=context.redactor)
+        except (OSError, sqlite3.Error) as error:
+            run.evidence_lost.append(f"the run's history row could not be written ({error})")
     return run

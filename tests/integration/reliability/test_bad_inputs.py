@@ -113,6 +113,23 @@ CASES = [
     Bad("timeout that is not a number", ["smoke"], 2, "HARBOR_TIMEOUT must be a number of seconds",
         env={"HARBOR_TIMEOUT": "soon"}),
     Bad("unknown stage", ["run", "--only", "bogus"], 2, "stage 'bogus' is not a stage"),
+    Bad("empty --only", ["run", "--only", ""], 2, "--only names no stage"),
+    Bad("rate that is not a number", ["load", "--rate", "nan"], 2, "--rate must be a finite number, not nan"),
+    Bad("infinite rate", ["load", "--rate", "inf"], 2, "--rate must be a finite number, not inf"),
+    Bad("history limit beyond reason", ["history", "-n", "99999999999999999999"], 2, "Invalid value for '--limit'"),
+    Bad("open gate that is not a number", ["hw", "--open-p95-ms", "nan"], 2, "--open-p95-ms must be a finite"),
+    Bad("open gate below zero", ["hw", "--open-p95-ms", "-1"], 2, "--open-p95-ms must be a finite"),
+    Bad("infinite run budget", ["run", "--budget", "inf"], 2, "Invalid value for '--budget'"),
+    Bad("report of a file that is no run", ["report", "/etc/passwd"], 2, "/etc/passwd is not a run folder"),
+    Bad("tool that is not a table", ["smoke"], 2, "tool in", files={"pyproject.toml": "tool = 5\n"}),
+    Bad("config nested too deep", ["smoke"], 2, "nested too deeply",
+        files={"locker-harness.toml": "a = " + "[" * 5000 + "]" * 5000 + "\n"}),
+    Bad("config that is a device", ["smoke"], 2, "/dev/zero is not a regular file", env={"HARBOR_CONFIG": "/dev/zero"}),
+    Bad("NUL in the state folder", ["smoke"], 2, "holds a control character",
+        files={"locker-harness.toml": 'state_dir = "a\\u0000b"\n'}),
+    Bad("too many Locust processes", ["load", "--processes", "100000"], 2, "processes must be between 1 and"),
+    Bad("production spelt with an IDNA dot", ["smoke", "--target", "https://api.harborlockers\uff0ecom"], 2,
+        "refusing to run a delivery (it reserves a locker and creates tokens) on production"),
 ]  # fmt: skip
 
 

@@ -96,3 +96,35 @@ def test_html_that_cannot_be_written_keeps_the_runs_exit_code(workdir: Path, mon
     assert result.exit_code == 1, result.output
     assert "error: HTML report not written: the HTML report needs Node.js 20 or later, found v18.19.0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_full_disk_keeps_what_was_measured(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for the reports: the passed smoke is still told on stdout, the history row is written
+    and said so, and the run is not green without its evidence (exit 4); with no room for the history
+    either, its absence is said."""
+    import errno
+    import sqlite3
+
+    import harness.history
+    import harness.run._execute
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(harness.run._execute, "finish_reports", disk_full)
+    result = runner.invoke(app, ["run", "--only", "smoke"])
+    assert result.exit_code == 4, result.output
+    assert re.search(r"smoke\s+passed", result.output), result.output
+    assert "EVIDENCE NOT WRITTEN: the reports under" in result.output
+    assert "No space left on device" in result.output
+    assert "history: the run is recorded" in result.output
+    assert "Traceback" not in result.output
+
+    def database_full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(harness.history.History, "record", database_full)
+    result = runner.invoke(app, ["run", "--only", "smoke"])
+    assert result.exit_code == 4, result.output
+    assert "history row could not be written (database or disk is full)" in result.output
+    assert "history: NOT recorded" in result.output

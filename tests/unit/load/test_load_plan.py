@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_options_win_over_the_load_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "options",
     [{"duration_s": 3601.0}, {"users": 0}, {"users": 1001}, {"rate": 0.0}, {"think": "3,1"},
-     {"weights": "courier=1"}, {"weights": "delivery=0"}, {"processes": 65}],
+     {"weights": "courier=1"}, {"weights": "delivery=0"}, {"processes": 65},
+     {"processes": 2 * (os.cpu_count() or 1) + 1}, {"rate": float("nan")}, {"rate": float("inf")}],
 )  # fmt: skip
 def test_unbounded_or_malformed_plans_are_usage_errors(tmp_path: Path, options: dict[str, object]) -> None:
     """Every run is bounded in time and size; a plan outside the bounds is refused in one line."""
