@@ -32,7 +32,7 @@ from schemathesis import Response
 
 from harness.api import Hold, HoldAction, HoldKind, guard_hooks
 from harness.config import Settings
-from harness.errors import InfrastructureError
+from harness.errors import InfrastructureError, ServerError
 from harness.ledger import LedgerHolds
 from harness.model import LockerState, LockerStatus, TokenKind
 from harness.redaction import redactor
@@ -311,7 +311,24 @@ class ContractTarget:
 
     def call(self, case: Case, **kwargs: Any) -> Response:
         """``case.call(**kwargs)``; a call that may hold a locker is written to the cleanup ledger
-        before it is sent and settled by its answer: created (2xx), refused (4xx) or unknown."""
+        before it is sent and settled by its answer: created (2xx), refused (4xx) or unknown.
+
+        A 5xx is a lost answer, not a finding about the contract: the call may or may not have
+        landed, so the slate is dirty, and the case ends as the target's trouble (``ServerError``,
+        could not test), never as a broken promise."""
+        response = self._call(case, **kwargs)
+        if response.status_code >= 500:
+            self.dirty = True
+            raise ServerError(
+                f"{case.method} {case.formatted_path} answered {response.status_code}: a lost answer "
+                "(it may have landed), counted as the target's server error, not as a contract failure",
+                status_code=response.status_code,
+                method=case.method,
+                path=case.formatted_path,
+            )
+        return response
+
+    def _call(self, case: Case, **kwargs: Any) -> Response:
         if self.app is None:  # Schemathesis sends it over its own session: the guard at the wire, here
             self.settings.wire_policy().check(case.method, str(self.http.base_url).rstrip("/") + case.formatted_path)
         hold = _hold(case) if self.holds is not None else None
