@@ -174,7 +174,7 @@ def redact_results(results_dir: Path, *, redactor: Redactor) -> int:
                 masked = redactor.value(document)
                 redacted = original if masked == document else json.dumps(masked, ensure_ascii=False)
         else:
-            redacted = redactor.text(original)
+            redacted = redactor.document(original, path.suffix)  # an HTML attachment keeps its script
         if redacted != original:
             path.write_text(redacted, encoding="utf-8")
             changed += 1

@@ -7,13 +7,11 @@ Skips with the reason where Node 20+ or Chromium is missing, or Allure 3 cannot 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from headless_chromium import browser, rendered_text
 
 from harness.errors import InfrastructureError, ProductDefect, UsageError
 from harness.redaction import Redactor
@@ -34,26 +32,6 @@ from harness.report import (
 )
 from harness.report._html import _node, ensure_allure
 
-_BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-_CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-def _browser() -> str:
-    for name in _BROWSERS:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    pytest.skip("no Chromium on PATH (apt-get install chromium) to open the HTML report")
-
 
 def _allure_ready() -> None:
     try:
@@ -63,26 +41,6 @@ def _allure_ready() -> None:
         pytest.skip(f"no HTML report here: {error}")
     except InfrastructureError as error:
         pytest.skip(f"Allure 3 could not be installed: {error}")
-
-
-def _rendered_text(browser: str, page: Path, *, fragment: str = "", screenshot: Path | None = None) -> str:
-    """The page's visible text after its scripts ran, from Chromium's DOM dump."""
-    with tempfile.TemporaryDirectory() as profile:
-        command = [browser, *_CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000"]
-        if screenshot is not None:
-            done = subprocess.run(
-                [*command, "--window-size=1280,900", f"--screenshot={screenshot}", page.as_uri()],
-                capture_output=True,
-                timeout=90,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr[-2000:]
-        done = subprocess.run(
-            [*command, "--dump-dom", page.as_uri() + fragment], capture_output=True, text=True, timeout=90, check=False
-        )
-    assert done.returncode == 0, done.stderr[-2000:]
-    body = re.sub(r"<(script|style)\b[\s\S]*?</\1>", " ", done.stdout)
-    return " ".join(re.sub(r"<[^>]+>", " ", body).replace("&nbsp;", " ").split())
 
 
 def _run_with_a_failed_step(folder: RunFolder, redactor: Redactor) -> RunResult:
@@ -117,7 +75,7 @@ def _run_with_a_failed_step(folder: RunFolder, redactor: Redactor) -> RunResult:
 
 def test_the_html_report_shows_title_counts_and_the_failed_test(tmp_path: Path) -> None:
     """One offline file, no analytics, and Chromium shows the run's name, 2 tests, 1 failed, its name."""
-    browser = _browser()
+    chromium = browser()
     _allure_ready()
     redactor = Redactor()
     folder = RunFolder.create(tmp_path / "reports", "20261128-040512-ab12")
@@ -133,11 +91,11 @@ def test_the_html_report_shows_title_counts_and_the_failed_test(tmp_path: Path) 
     assert not re.search(r"<script[^>]+src=[\"']https?://", html), "the page must not load scripts from the network"
     assert [p.name for p in folder.html_dir.iterdir() if p.suffix == ".html"] == ["index.html"]
 
-    text = _rendered_text(browser, report.path)
+    text = rendered_text(chromium, report.path)
     assert f"locker-harness {run.run_id}" in text
     assert re.search(r"Total\s*2", text), text[:500]
     assert re.search(r"Failed\s*1", text), text[:500]
     assert "pickup door closed" in text
     assert "0100000000000014" in text  # environment.properties reached the page
-    categories = _rendered_text(browser, report.path, fragment="#categories")
+    categories = rendered_text(chromium, report.path, fragment="#categories")
     assert re.search(r"Product defects\s*1", categories), categories[:500]
