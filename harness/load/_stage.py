@@ -35,7 +35,7 @@ from harness.load._locust import (
 )
 from harness.load._plan import LoadPlan
 from harness.load._record import VIOLATION_KINDS, LoadRecord
-from harness.load._slo import SloGates
+from harness.load._slo import KNOWN_STEPS, SloGates
 from harness.load._summary import LoadSummary
 from harness.load._sweep import LOOK_ERRORS, HeldLocker, held_lockers, sweep_leftovers
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
@@ -52,6 +52,8 @@ SWEEP_RESERVE_S: Final = 15.0
 #: a stop that ends in a kill (should it overrun), then the sweep.
 _OVERHEAD_S: Final = STARTUP_S / 3 + STOP_GRACE_S / 3 + STOP_MAX_S + SWEEP_RESERVE_S
 _VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
+#: The users' cleanup of a delivery the stop interrupted: taken or not as the stop falls, never compared.
+_CLEANUP_STEPS: Final = frozenset(step for step in KNOWN_STEPS if step.startswith("cleanup_"))
 
 
 def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
@@ -301,4 +303,6 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
         artefacts=[path for path in artefacts if path.exists()],
         failures=failures,
         cases=cases,
+        mode=str(summary.plan.get("mode", "")),
+        incidental_steps=_CLEANUP_STEPS,
     )

@@ -234,6 +234,12 @@ class StageResult:
     failures: list[Failure] = field(default_factory=list)
     cases: list[CaseResult] = field(default_factory=list)
     duration_ns: int = 0
+    #: How the stage was asked to run, where that changes what its steps measure (a load run's
+    #: model, ``closed`` or ``open``): runs asked differently do not compare the stage's steps.
+    mode: str = ""
+    #: Steps the stage takes only when something cuts it short (a load run's cleanup of a delivery
+    #: its stop interrupted): timed when they happen, never compared between runs.
+    incidental_steps: frozenset[str] = frozenset()
     _summaries: list[LatencySummary] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
