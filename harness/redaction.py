@@ -101,7 +101,7 @@ _BINARY_SUFFIXES: Final = frozenset(
     {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".pdf", ".zip", ".gz", ".sqlite", ".db", ".woff", ".woff2"}
 )
 #: Markup and code other tools write (report pages, their scripts and styles): masked by value only.
-CODE_SUFFIXES: Final = frozenset({".html", ".htm", ".xhtml", ".js", ".mjs", ".cjs", ".css"})
+CODE_SUFFIXES: Final = frozenset({".html", ".htm", ".xhtml", ".svg", ".js", ".mjs", ".cjs", ".css"})
 
 
 def _normal_key(key: str) -> str:

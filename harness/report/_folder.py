@@ -8,10 +8,12 @@ from typing import Final
 
 from harness.errors import UsageError
 from harness.redaction import Redactor
-from harness.report._allure import environment_properties, write_categories, write_environment
+from harness.report._allure import AllureWriter, environment_properties, write_categories, write_environment
+from harness.report._allure_results import allure_totals, tidy_results
+from harness.report._allure_stage import harness_suites, stage_tests
 from harness.report._html import redact_results
 from harness.report._junit import write_junit
-from harness.report._plots import plot_latencies
+from harness.report._plots import plot_latencies, plot_name
 from harness.report._results import RunResult
 from harness.report._run_ids import new_run_id
 from harness.report._summary import write_summaries
@@ -97,18 +99,31 @@ class RunFolder:
 
 
 def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> list[Path]:
-    """Plots, JUnit of the stages that had cases, Allure environment and categories, summaries.
+    """Plots, JUnit of the stages that had cases, Allure tests of the stages that wrote none, Allure
+    environment and categories, summaries.
 
     Called once the stages are done (pytest stages would have deleted the Allure extras with
     ``--clean-alluredir``); returns the files written.
     """
     written: list[Path] = []
+    in_allure = harness_suites(folder.allure_results)
+    allure = AllureWriter(folder.allure_results, redactor=redactor)
     for stage in run.stages:
         plots = plot_latencies(
             stage.latencies, folder.plots_dir, stage=stage.name, target=run.target.name, min_count=MIN_SAMPLES_TO_PLOT
         )
         stage.artefacts.extend(plots)
         written += plots
+        if stage.cases and stage.name not in in_allure:
+            # A stage that wrote no Allure test of its own (the load stage) is in the report all the same.
+            by_step = {path.name: path for path in plots}
+            step_plots = {
+                name: by_step[plot_name(stage.name, name)]
+                for name in stage.latencies.names()
+                if plot_name(stage.name, name) in by_step
+            }
+            for test in stage_tests(stage, plots=step_plots):
+                allure.write(test)
         if stage.cases:
             junit = write_junit(
                 folder.junit(stage.name),
@@ -131,6 +146,8 @@ def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> 
     )
     written.append(write_environment(folder.allure_results, properties, redactor=redactor))
     written.append(write_categories(folder.allure_results))
+    tidy_results(folder.allure_results)
     redact_results(folder.allure_results, redactor=redactor)
-    written += write_summaries(run, folder.root, redactor=redactor)
+    totals = allure_totals(folder.allure_results).as_dict()
+    written += write_summaries(run, folder.root, redactor=redactor, allure=totals)
     return written
