@@ -8,12 +8,17 @@ recomputed exactly later, and merged across runs, without re-running anything.
 ``compare`` is pure: two runs' step figures in, regressions out. A regression is a step whose
 p95 or p99 grew beyond a relative tolerance *and* an absolute floor (so noise on a 1 ms step is
 not a regression), whose failures grew, or that was timed in the earlier run and is gone from the
-later one (as is a stage that ran before and not now). Its exit code follows the harness's table:
+later one (as is a stage that ran before and not now). A percentile "grew" when the later run's
+lies above the earlier run's beyond what sampling explains: the lower bound of the later one's
+95 % confidence interval (from its histogram, distribution-free) against the upper bound of the
+earlier one's. A p99 from 600 samples is only known to within its 2nd to 12th largest value; a
+smoke step timed once is that one value. Its exit code follows the harness's table:
 1 when failures grew (a broken promise), else 3 when only latency grew (an SLO matter), else 4
 when only evidence went missing (the later run could not show it).
 
 Only steps both runs were asked to perform are compared. A stage's incidental steps (a load run's
-cleanup of a delivery its stop interrupted: there or not as the stop falls) and every step of a
+set-up, once per process, and its cleanup of a delivery its stop interrupted: there or not as the
+stop falls) and every step of a
 stage the two runs ran in different modes (a load run's closed and open models measure latency
 differently, and take different steps) are "not comparable": shown, never a regression.
 """
@@ -524,10 +529,19 @@ def _not_comparable(stage: str, step: str, before: RunRecord, after: RunRecord) 
     """Why a stage's step cannot be compared between the two runs; "" when it can."""
     old, new = before.asked.get(stage, StageAsked()), after.asked.get(stage, StageAsked())
     if step in old.incidental or step in new.incidental:
-        return "incidental: taken only when a stop cuts a flow short"
+        return "incidental: taken at the run's start or when its stop cuts a flow short"
     if old.mode and new.mode and old.mode != new.mode:
         return f"the stage ran in another mode ({old.mode} -> {new.mode})"
     return ""
+
+
+def _bounds(figures: StepFigures, percentile: float) -> tuple[float, float]:
+    """The 95 % confidence interval of a step's percentile from its histogram (the stored figure
+    twice for a step recorded without one)."""
+    point = figures.p95_ms if percentile == 95.0 else figures.p99_ms
+    if not figures.histogram:
+        return (point, point)
+    return Latencies.decode({figures.step: figures.histogram}).percentile_bounds_ms(figures.step, percentile)
 
 
 def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = None) -> Comparison:
@@ -546,10 +560,10 @@ def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = N
             continue
         regressions: list[str] = []
         if a is not None and b is not None and a.count and b.count:
-            if tolerance.exceeded(a.p95_ms, b.p95_ms):
-                regressions.append("p95")
-            if tolerance.exceeded(a.p99_ms, b.p99_ms):
-                regressions.append("p99")
+            for name, percentile in (("p95", 95.0), ("p99", 99.0)):
+                # Beyond what sampling explains: the later run's lower bound against the earlier's upper.
+                if tolerance.exceeded(_bounds(a, percentile)[1], _bounds(b, percentile)[0]):
+                    regressions.append(name)
         if b is not None and b.failures > (a.failures if a is not None else 0):
             regressions.append("failures")
         if a is not None and a.count and b is None:

@@ -52,8 +52,12 @@ SWEEP_RESERVE_S: Final = 15.0
 #: a stop that ends in a kill (should it overrun), then the sweep.
 _OVERHEAD_S: Final = STARTUP_S / 3 + STOP_GRACE_S / 3 + STOP_MAX_S + SWEEP_RESERVE_S
 _VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
-#: The users' cleanup of a delivery the stop interrupted: taken or not as the stop falls, never compared.
-_CLEANUP_STEPS: Final = frozenset(step for step in KNOWN_STEPS if step.startswith("cleanup_"))
+#: Steps at the run's edges, not its load: each process's token and hot-locker listing at the start
+#: (one sample each), and the users' cleanup of a delivery the stop interrupted (there or not as the
+#: stop falls). Timed when taken, never compared between runs.
+_EDGE_STEPS: Final = frozenset({"authenticate", "contend_list"}) | frozenset(
+    step for step in KNOWN_STEPS if step.startswith("cleanup_")
+)
 
 
 def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
@@ -304,5 +308,5 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
         failures=failures,
         cases=cases,
         mode=str(summary.plan.get("mode", "")),
-        incidental_steps=_CLEANUP_STEPS,
+        incidental_steps=_EDGE_STEPS,
     )

@@ -237,8 +237,9 @@ class StageResult:
     #: How the stage was asked to run, where that changes what its steps measure (a load run's
     #: model, ``closed`` or ``open``): runs asked differently do not compare the stage's steps.
     mode: str = ""
-    #: Steps the stage takes only when something cuts it short (a load run's cleanup of a delivery
-    #: its stop interrupted): timed when they happen, never compared between runs.
+    #: Steps at the stage's edges rather than its work (a load run's token and hot-locker listing,
+    #: once per process at the start; its cleanup of a delivery the stop interrupted): timed when
+    #: they happen, never compared between runs.
     incidental_steps: frozenset[str] = frozenset()
     _summaries: list[LatencySummary] | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -18,7 +18,8 @@ from harness.errors import ExitCode
 from harness.history import History, compare
 from harness.load import LoadRecord, LoadSummary, SloGates, Sweep
 from harness.load._stage import _stage_result
-from harness.report import RunResult
+from harness.metrics import Latencies
+from harness.report import RunResult, StageResult, Verdict
 
 MS = 1_000_000
 #: The steps a closed-model delivery takes on a sandbox with doors, each timed every flow.
@@ -157,3 +158,33 @@ def test_compare_json_gives_every_step_its_status_and_keeps_the_exit_code(two_ru
     assert steps["cleanup_close"]["status"] == "not comparable" and steps["cleanup_close"]["after"] is None
     assert steps["reserve"]["status"] == "ok"
     assert set(steps["reserve"]["before"]) == {"count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "failures"}
+
+
+def _drawn(seed: int, shift_ms: float = 0.0, count: int = 300) -> Latencies:
+    """``count`` reserve latencies drawn from one lognormal distribution (median 10 ms, a long tail)."""
+    chance, latencies = random.Random(seed), Latencies()
+    for _ in range(count):
+        latencies.record("reserve", int((chance.lognormvariate(2.3, 0.6) + shift_ms) * MS))
+    return latencies
+
+
+def _smoke_run(run: RunResult, run_id: str, minutes: int, latencies: Latencies) -> RunResult:
+    stage = StageResult("smoke", Verdict.PASSED, latencies=latencies)
+    return dataclasses.replace(
+        run, run_id=run_id, started_at=run.started_at + timedelta(minutes=minutes), stages=[stage]
+    )
+
+
+def test_a_percentile_is_a_regression_only_beyond_what_sampling_explains(tmp_path: Path, run: RunResult) -> None:
+    """Two runs of 300 samples drawn from one distribution whose p99s differ by 24 % and 8.6 ms (the sampling
+    error of a p99 from 300 samples) compare clean; the same run 30 ms slower is a p95 and p99 regression."""
+    before, same, slower = _drawn(2), _drawn(3), _drawn(3, shift_ms=30.0)
+    assert before.percentile_ms("reserve", 99) * 1.2 < same.percentile_ms("reserve", 99)  # the old rule's flag
+    with History.open(tmp_path) as history:
+        history.record(_smoke_run(run, "20261128-000000-aaaa", 0, before))
+        history.record(_smoke_run(run, "20261128-000100-bbbb", 1, same))
+        history.record(_smoke_run(run, "20261128-000200-cccc", 2, slower))
+        calm = compare(history.get("aaaa"), history.get("bbbb"))
+        shifted = compare(history.get("aaaa"), history.get("cccc"))
+    assert calm.exit_code is ExitCode.OK, [(c.step, c.regressions) for c in calm.regressions]
+    assert [(c.step, c.regressions) for c in shifted.regressions] == [("reserve", ("p95", "p99"))]
