@@ -34,11 +34,21 @@ from harness.load._locust import (
     stop_timeout,
 )
 from harness.load._plan import LoadPlan
-from harness.load._record import VIOLATION_KINDS, LoadRecord
-from harness.load._slo import KNOWN_STEPS, SloGates
+from harness.load._record import VIOLATION_KINDS, LoadRecord, step_group
+from harness.load._slo import DELIVERY, KNOWN_STEPS, PERCENTILES, SloGates
 from harness.load._summary import LoadSummary
 from harness.load._sweep import LOOK_ERRORS, HeldLocker, held_lockers, sweep_leftovers
-from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
+from harness.load._windows import FaultClock, read_fault_clock
+from harness.report import (
+    CaseOutcome,
+    CaseResult,
+    Failure,
+    FailureKind,
+    Figure,
+    LatencyLimit,
+    StageResult,
+    Verdict,
+)
 from harness.run import PROJECT_ROOT, RunContext, target_environment
 from harness.testing import serves_control_plane
 
@@ -110,6 +120,7 @@ class LoadStage:
         if not self.locustfile.is_file():
             raise UsageError(f"no locustfile at {self.locustfile}: the load stage runs from a checkout of the harness")
         before = self._held_before(context, doors=doors)
+        stalls = read_fault_clock(settings) if doors else None  # a stall's schedule, for the overview plot
         # Keep within the run's budget: Locust's start and stop come out of it, and so do a forced
         # stop and the sweep should Locust overrun (run_locust stops it in time for both).
         remaining = context.budget.remaining()
@@ -195,7 +206,7 @@ class LoadStage:
             raise ended from None  # what ended the run says more than a summary that could not be written
         if ended is not None:
             raise ended
-        result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log])
+        result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log], stalls=stalls)
         if interrupted:
             raise KeyboardInterrupt  # after the evidence is on disk and nothing is held
         return result
@@ -239,8 +250,29 @@ def _write_summary(summary: LoadSummary, files: LocustFiles, context: RunContext
     return path
 
 
-def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> StageResult:
+def _limits(summary: LoadSummary) -> list[LatencyLimit]:
+    """The latency gates as lines on the overview plot, each on its group's panel (overall: on every one)."""
+    limits = []
+    for result in summary.gate_results:
+        gate = result.gate
+        if gate.metric not in PERCENTILES:
+            continue
+        group = (
+            None
+            if gate.step is None
+            else f"{DELIVERY} (end to end)"
+            if gate.step == DELIVERY
+            else step_group(gate.step)
+        )
+        limits.append(LatencyLimit(f"SLO {gate.name}", PERCENTILES[gate.metric], gate.limit, group))
+    return limits
+
+
+def _stage_result(
+    name: str, summary: LoadSummary, artefacts: list[Path], *, stalls: FaultClock | None = None
+) -> StageResult:
     record = summary.record
+    span = record.timeline.span()
     failures: list[Failure] = []
     cases: list[CaseResult] = []
     for kind in VIOLATION_KINDS:
@@ -309,4 +341,7 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
         cases=cases,
         mode=str(summary.plan.get("mode", "")),
         incidental_steps=_EDGE_STEPS,
+        timeline=record.timeline,
+        limits=_limits(summary),
+        windows=stalls.windows(*span) if stalls is not None and span is not None else [],
     )

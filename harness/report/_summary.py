@@ -98,7 +98,10 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
         ]
     plots = [p for stage in run.stages for p in stage.artefacts if p.suffix in (".svg", ".png")]
     if plots and run_dir is not None:
-        lines += ["", "Latency plots: " + ", ".join(f"`{_relative(p, run_dir)}`" for p in plots)]
+        page = run_dir / "plots" / "index.html"
+        shown = [page] if page.is_file() else plots
+        lines += ["", "Plots (the run over time, each step's percentile curve): "]
+        lines[-1] += ", ".join(f"`{_relative(p, run_dir)}`" for p in shown)
     return "\n".join(lines) + "\n"
 
 
