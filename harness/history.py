@@ -529,9 +529,9 @@ def _not_comparable(stage: str, step: str, before: RunRecord, after: RunRecord) 
     """Why a stage's step cannot be compared between the two runs; "" when it can."""
     old, new = before.asked.get(stage, StageAsked()), after.asked.get(stage, StageAsked())
     if step in old.incidental or step in new.incidental:
-        return "incidental: taken at the run's start or when its stop cuts a flow short"
+        return "incidental (at the run's start or its stop)"
     if old.mode and new.mode and old.mode != new.mode:
-        return f"the stage ran in another mode ({old.mode} -> {new.mode})"
+        return f"another mode ({old.mode} -> {new.mode})"
     return ""
 
 

@@ -34,21 +34,12 @@ from harness.load._locust import (
     stop_timeout,
 )
 from harness.load._plan import LoadPlan
-from harness.load._record import VIOLATION_KINDS, LoadRecord, step_group
-from harness.load._slo import DELIVERY, KNOWN_STEPS, PERCENTILES, SloGates
+from harness.load._record import VIOLATION_KINDS, LoadRecord
+from harness.load._slo import EDGE_STEPS, SloGates, latency_limits
 from harness.load._summary import LoadSummary
 from harness.load._sweep import LOOK_ERRORS, HeldLocker, held_lockers, sweep_leftovers
 from harness.load._windows import FaultClock, read_fault_clock
-from harness.report import (
-    CaseOutcome,
-    CaseResult,
-    Failure,
-    FailureKind,
-    Figure,
-    LatencyLimit,
-    StageResult,
-    Verdict,
-)
+from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
 from harness.run import PROJECT_ROOT, RunContext, target_environment
 from harness.testing import serves_control_plane
 
@@ -62,12 +53,6 @@ SWEEP_RESERVE_S: Final = 15.0
 #: a stop that ends in a kill (should it overrun), then the sweep.
 _OVERHEAD_S: Final = STARTUP_S / 3 + STOP_GRACE_S / 3 + STOP_MAX_S + SWEEP_RESERVE_S
 _VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
-#: Steps at the run's edges, not its load: each process's token and hot-locker listing at the start
-#: (one sample each), and the users' cleanup of a delivery the stop interrupted (there or not as the
-#: stop falls). Timed when taken, never compared between runs.
-_EDGE_STEPS: Final = frozenset({"authenticate", "contend_list"}) | frozenset(
-    step for step in KNOWN_STEPS if step.startswith("cleanup_")
-)
 
 
 def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
@@ -250,24 +235,6 @@ def _write_summary(summary: LoadSummary, files: LocustFiles, context: RunContext
     return path
 
 
-def _limits(summary: LoadSummary) -> list[LatencyLimit]:
-    """The latency gates as lines on the overview plot, each on its group's panel (overall: on every one)."""
-    limits = []
-    for result in summary.gate_results:
-        gate = result.gate
-        if gate.metric not in PERCENTILES:
-            continue
-        group = (
-            None
-            if gate.step is None
-            else f"{DELIVERY} (end to end)"
-            if gate.step == DELIVERY
-            else step_group(gate.step)
-        )
-        limits.append(LatencyLimit(f"SLO {gate.name}", PERCENTILES[gate.metric], gate.limit, group))
-    return limits
-
-
 def _stage_result(
     name: str, summary: LoadSummary, artefacts: list[Path], *, stalls: FaultClock | None = None
 ) -> StageResult:
@@ -340,8 +307,8 @@ def _stage_result(
         failures=failures,
         cases=cases,
         mode=str(summary.plan.get("mode", "")),
-        incidental_steps=_EDGE_STEPS,
+        incidental_steps=EDGE_STEPS,
         timeline=record.timeline,
-        limits=_limits(summary),
+        limits=latency_limits(summary.gate_results),
         windows=stalls.windows(*span) if stalls is not None and span is not None else [],
     )
