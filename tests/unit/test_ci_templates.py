@@ -155,13 +155,12 @@ def _bash(script: str, *, cwd: Path, env: dict[str, str]) -> subprocess.Complete
     )  # fmt: skip
 
 
-def _npm_cache_has_allure(env: dict[str, str], checkout: Path) -> None:
-    done = subprocess.run(
-        ["npm", "ci", "--prefix", str(checkout), "--no-audit", "--no-fund", "--dry-run"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"npm's cache cannot install the pinned Allure offline: {done.stderr.strip()[-200:]}")
+def _succeeded(done: subprocess.CompletedProcess[str], script: str) -> None:
+    """Assert a step ran green; a step that failed only because npm's cache lacks a package is a skip:
+    offline, nothing else could bring it."""
+    if done.returncode != 0 and "ENOTCACHED" in done.stdout + done.stderr:
+        pytest.skip("npm's cache cannot install the pinned Allure offline: run `npm ci` once online")
+    assert done.returncode == 0, f"{script}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
 
 
 def _green_run(folder: Path) -> dict[str, object]:
@@ -176,7 +175,6 @@ def test_the_github_template_s_steps_run_green_in_a_clean_clone(tmp_path: Path, 
     from the checkout, npm ci, run; the summary lands in the step summary, the reports folder is there."""
     checkout = tmp_path / "checkout"
     _clean_clone(checkout)
-    _npm_cache_has_allure(runner_env, checkout)
     env, steps = _github_job("local")
     github_env, step_summary = tmp_path / "github_env", tmp_path / "step_summary.md"
     github_env.write_text("")
@@ -184,8 +182,7 @@ def test_the_github_template_s_steps_run_green_in_a_clean_clone(tmp_path: Path, 
     env |= {"GITHUB_STEP_SUMMARY": str(step_summary), "HARBOR_STATE_DIR": str(tmp_path / "state")}
     for script in steps:
         assert "${{" not in script, "a run step must read env, not expressions: the shell would see them"
-        done = _bash(script, cwd=checkout, env=env)
-        assert done.returncode == 0, f"{script}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
+        _succeeded(_bash(script, cwd=checkout, env=env), script)
         env |= dict(line.split("=", 1) for line in github_env.read_text().splitlines() if "=" in line)
     summary = _green_run(checkout)
     assert summary["verdict"] == "passed"
@@ -200,7 +197,6 @@ def test_the_gitlab_template_s_script_installs_a_pinned_commit_and_runs_green(
     after_script prints summary.md."""
     source = tmp_path / "harness"
     commit = _clean_clone(source)
-    _npm_cache_has_allure(runner_env, source)
     project = tmp_path / "project"
     project.mkdir()
     variables, script, after = _gitlab_job("locker-harness:local")
@@ -210,8 +206,7 @@ def test_the_gitlab_template_s_script_installs_a_pinned_commit_and_runs_green(
     }
     env |= {"LOCKER_HARNESS_GIT": source.as_uri(), "LOCKER_HARNESS_REF": commit, "LOCKER_HARNESS_RUN_ARGS": RUN_ARGS}
     env["npm_config_cache"] = runner_env.get("npm_config_cache", str(Path.home() / ".npm"))  # the runner's warm cache
-    done = _bash("\n".join(script), cwd=project, env=env)
-    assert done.returncode == 0, f"{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
+    _succeeded(_bash("\n".join(script), cwd=project, env=env), "before_script and script")
     fetched = subprocess.run(
         ["git", "-C", str(project / "locker-harness-src"), "rev-parse", "HEAD"],
         capture_output=True,
