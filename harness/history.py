@@ -8,9 +8,19 @@ recomputed exactly later, and merged across runs, without re-running anything.
 ``compare`` is pure: two runs' step figures in, regressions out. A regression is a step whose
 p95 or p99 grew beyond a relative tolerance *and* an absolute floor (so noise on a 1 ms step is
 not a regression), whose failures grew, or that was timed in the earlier run and is gone from the
-later one (as is a stage that ran before and not now). Its exit code follows the harness's table:
+later one (as is a stage that ran before and not now). A percentile "grew" when the later run's
+lies above the earlier run's beyond what sampling explains: the lower bound of the later one's
+95 % confidence interval (from its histogram, distribution-free) against the upper bound of the
+earlier one's. A p99 from 600 samples is only known to within its 2nd to 12th largest value; a
+smoke step timed once is that one value. Its exit code follows the harness's table:
 1 when failures grew (a broken promise), else 3 when only latency grew (an SLO matter), else 4
 when only evidence went missing (the later run could not show it).
+
+Only steps both runs were asked to perform are compared. A stage's incidental steps (a load run's
+set-up, once per process, and its cleanup of a delivery its stop interrupted: there or not as the
+stop falls) and every step of a
+stage the two runs ran in different modes (a load run's closed and open models measure latency
+differently, and take different steps) are "not comparable": shown, never a regression.
 """
 
 from __future__ import annotations
@@ -18,12 +28,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from harness.errors import ExitCode, UsageError
 from harness.metrics import Latencies
@@ -34,9 +44,11 @@ __all__ = [
     "DEFAULT_FLOOR_MS",
     "DEFAULT_TOLERANCE",
     "HISTORY_FILE",
+    "JSON_SCHEMA",
     "Comparison",
     "History",
     "RunRecord",
+    "StageAsked",
     "StepChange",
     "StepFigures",
     "Tolerance",
@@ -47,7 +59,9 @@ __all__ = [
 HISTORY_FILE: Final = "history.sqlite"
 DEFAULT_TOLERANCE: Final = 0.20
 DEFAULT_FLOOR_MS: Final = 5.0
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
+#: The version of ``history --json`` and ``compare --json``; bumped when a field changes meaning.
+JSON_SCHEMA: Final = 1
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -72,6 +86,8 @@ CREATE TABLE IF NOT EXISTS stages (
     duration_ms REAL NOT NULL,
     failures    INTEGER NOT NULL,
     figures     TEXT NOT NULL,
+    mode        TEXT NOT NULL DEFAULT '',
+    incidental  TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, stage)
 );
 CREATE TABLE IF NOT EXISTS steps (
@@ -89,6 +105,10 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at);
 """
+#: Columns later schema versions added to a table, for a database an earlier version created.
+_ADDED_COLUMNS: Final = {
+    "stages": (("mode", "TEXT NOT NULL DEFAULT ''"), ("incidental", "TEXT NOT NULL DEFAULT '[]'")),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,26 @@ class StepFigures:
     def key(self) -> tuple[str, str]:
         return (self.stage, self.step)
 
+    def as_json(self) -> dict[str, Any]:
+        """The figures ``compare --json`` shows for one side of a step (no histogram)."""
+        return {
+            "count": self.count,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "max_ms": self.max_ms,
+            "failures": self.failures,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StageAsked:
+    """What a stage was asked to do, as far as a comparison needs it (``StageResult.mode`` and
+    ``StageResult.incidental_steps``)."""
+
+    mode: str = ""
+    incidental: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
@@ -123,10 +163,36 @@ class RunRecord:
     tower: str | None = None
     stages: tuple[tuple[str, Verdict, int], ...] = ()  # (stage, verdict, failures) in run order
     steps: tuple[StepFigures, ...] = ()
+    asked: Mapping[str, StageAsked] = field(default_factory=dict)
 
     def latencies(self) -> Latencies:
         """The stored histograms back as ``Latencies``, keyed ``stage/step``."""
         return Latencies.decode({f"{s.stage}/{s.step}": s.histogram for s in self.steps if s.histogram})
+
+    def _mode(self, stage: str) -> str:
+        asked = self.asked.get(stage)
+        return asked.mode if asked is not None else ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The run as ``history --json`` lists it."""
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "target": self.target,
+            "tower": self.tower,
+            "verdict": self.verdict.value,
+            "exit_code": self.exit_code,
+            "duration_s": round(self.duration_ms / 1000, 3),
+            "stages": [
+                {
+                    "name": name,
+                    "verdict": verdict.value,
+                    "failures": failures,
+                    "mode": self._mode(name),
+                }
+                for name, verdict, failures in self.stages
+            ],
+        }
 
 
 def _step_figures(run: RunResult) -> list[StepFigures]:
@@ -174,7 +240,16 @@ class History:
         self._db.execute("PRAGMA synchronous=NORMAL")
         # executescript commits on its own; the statements are idempotent (IF NOT EXISTS).
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database an earlier version wrote up to date: its runs keep their defaults."""
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns:
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     @classmethod
     def open(cls, state_dir: Path) -> History:
@@ -226,7 +301,8 @@ class History:
                 ),
             )
             self._db.executemany(
-                "INSERT INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO stages (run_id, position, stage, verdict, reason, duration_ms, failures, figures, "
+                "mode, incidental) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run.run_id,
@@ -237,6 +313,8 @@ class History:
                         stage.duration_ns / 1e6,
                         len(stage.failures),
                         json.dumps(masking.value(stage.figures)),
+                        stage.mode,
+                        json.dumps(sorted(stage.incidental_steps)),
                     )
                     for position, stage in enumerate(run.stages)
                 ],
@@ -282,12 +360,12 @@ class History:
         row = self._db.execute(
             "SELECT started_at, target, verdict, exit_code, duration_ms, tower FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
-        stages = tuple(
-            (name, Verdict(verdict), failures)
-            for name, verdict, failures in self._db.execute(
-                "SELECT stage, verdict, failures FROM stages WHERE run_id = ? ORDER BY position", (run_id,)
-            )
-        )
+        rows = self._db.execute(
+            "SELECT stage, verdict, failures, mode, incidental FROM stages WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        stages = tuple((name, Verdict(verdict), failures) for name, verdict, failures, _, _ in rows)
+        asked = {name: StageAsked(mode, frozenset(json.loads(incidental))) for name, _, _, mode, incidental in rows}
         steps: tuple[StepFigures, ...] = ()
         if with_steps:
             steps = tuple(
@@ -307,6 +385,7 @@ class History:
             tower=row[5],
             stages=stages,
             steps=steps,
+            asked=asked,
         )
 
     def pair(self, references: Sequence[str]) -> tuple[RunRecord, RunRecord]:
@@ -354,17 +433,41 @@ def parse_tolerance(text: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class StepChange:
-    """One step side by side in two runs, and what got worse."""
+    """One step side by side in two runs, and what got worse; or why the two cannot be compared."""
 
     stage: str
     step: str
     before: StepFigures | None
     after: StepFigures | None
     regressions: tuple[str, ...] = ()  # "p95", "p99", "failures", "missing"
+    #: Why the step is not compared (an incidental step, a stage run in another mode); "" if it is.
+    not_comparable: str = ""
 
     @property
     def regressed(self) -> bool:
         return bool(self.regressions)
+
+    @property
+    def status(self) -> str:
+        """``regressed``, ``missing``, ``not comparable``, ``new`` (only in the later run) or ``ok``."""
+        if self.not_comparable:
+            return "not comparable"
+        if "missing" in self.regressions:
+            return "missing"
+        if self.regressions:
+            return "regressed"
+        return "new" if self.before is None else "ok"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "step": self.step,
+            "status": self.status,
+            "regressions": list(self.regressions),
+            "reason": self.not_comparable or None,
+            "before": self.before.as_json() if self.before is not None else None,
+            "after": self.after.as_json() if self.after is not None else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +486,10 @@ class Comparison:
         return [change for change in self.changes if change.regressed]
 
     @property
+    def not_comparable(self) -> list[StepChange]:
+        return [change for change in self.changes if change.not_comparable]
+
+    @property
     def exit_code(self) -> ExitCode:
         """1 more failures, else 3 slower p95/p99, else 4 steps or stages gone, else 0."""
         flagged = {kind for change in self.regressions for kind in change.regressions}
@@ -394,9 +501,52 @@ class Comparison:
             return ExitCode.INFRASTRUCTURE
         return ExitCode.OK
 
+    def as_json(self) -> dict[str, Any]:
+        """What ``compare --json`` prints: both runs, the tolerance, every step, the exit code."""
+
+        def side(record: RunRecord) -> dict[str, Any]:
+            return {
+                "run_id": record.run_id,
+                "started_at": record.started_at.isoformat(),
+                "verdict": record.verdict.value,
+                "exit_code": record.exit_code,
+            }
+
+        return {
+            "schema": JSON_SCHEMA,
+            "before": side(self.before),
+            "after": side(self.after),
+            "tolerance": {"relative": self.tolerance.relative, "floor_ms": self.tolerance.floor_ms},
+            "exit_code": int(self.exit_code),
+            "regressions": len(self.regressions),
+            "not_comparable": len(self.not_comparable),
+            "missing_stages": list(self.missing_stages),
+            "steps": [change.as_json() for change in self.changes],
+        }
+
+
+def _not_comparable(stage: str, step: str, before: RunRecord, after: RunRecord) -> str:
+    """Why a stage's step cannot be compared between the two runs; "" when it can."""
+    old, new = before.asked.get(stage, StageAsked()), after.asked.get(stage, StageAsked())
+    if step in old.incidental or step in new.incidental:
+        return "incidental (at the run's start or its stop)"
+    if old.mode and new.mode and old.mode != new.mode:
+        return f"another mode ({old.mode} -> {new.mode})"
+    return ""
+
+
+def _bounds(figures: StepFigures, percentile: float) -> tuple[float, float]:
+    """The 95 % confidence interval of a step's percentile from its histogram (the stored figure
+    twice for a step recorded without one)."""
+    point = figures.p95_ms if percentile == 95.0 else figures.p99_ms
+    if not figures.histogram:
+        return (point, point)
+    return Latencies.decode({figures.step: figures.histogram}).percentile_bounds_ms(figures.step, percentile)
+
 
 def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = None) -> Comparison:
-    """Every step of either run side by side, with the regressions of ``after`` against ``before``."""
+    """Every step of either run side by side, with the regressions of ``after`` against ``before``
+    among the steps both runs were asked to perform."""
     tolerance = tolerance or Tolerance()
     old = {s.key: s for s in before.steps}
     new = {s.key: s for s in after.steps}
@@ -404,12 +554,16 @@ def compare(before: RunRecord, after: RunRecord, tolerance: Tolerance | None = N
     changes: list[StepChange] = []
     for key in keys:
         a, b = old.get(key), new.get(key)
+        why = _not_comparable(key[0], key[1], before, after)
+        if why:
+            changes.append(StepChange(key[0], key[1], a, b, (), why))
+            continue
         regressions: list[str] = []
         if a is not None and b is not None and a.count and b.count:
-            if tolerance.exceeded(a.p95_ms, b.p95_ms):
-                regressions.append("p95")
-            if tolerance.exceeded(a.p99_ms, b.p99_ms):
-                regressions.append("p99")
+            for name, percentile in (("p95", 95.0), ("p99", 99.0)):
+                # Beyond what sampling explains: the later run's lower bound against the earlier's upper.
+                if tolerance.exceeded(_bounds(a, percentile)[1], _bounds(b, percentile)[0]):
+                    regressions.append(name)
         if b is not None and b.failures > (a.failures if a is not None else 0):
             regressions.append("failures")
         if a is not None and a.count and b is None:

@@ -13,13 +13,21 @@ Two defences, because either alone leaks:
 ``register_fields`` registers the secrets an API answer carries (a token's ``payload_auth``, a
 session's seed); ``tree`` is the last pass over a run's folder, for files other tools wrote.
 
+The rules by key and by shape are for text: the harness's own output, logs, CSV, JSON. Markup and
+code another tool wrote (Locust's report page and its bundled script, Schemathesis's page) are
+masked by value only (``known``): to a rule by shape, ``password:!0`` in a minified script is a
+key and its value, and masking it leaves a page that does not run.
+
 Stdlib only: configuration, the API client and the reports all sit above it.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hmac
+import html
+import json
 import logging
 import re
 import threading
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final, final
 
 __all__ = [
+    "CODE_SUFFIXES",
     "MASK",
     "SECRET_KEYS",
     "RedactingFilter",
@@ -91,6 +100,8 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{
 _BINARY_SUFFIXES: Final = frozenset(
     {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".pdf", ".zip", ".gz", ".sqlite", ".db", ".woff", ".woff2"}
 )
+#: Markup and code other tools write (report pages, their scripts and styles): masked by value only.
+CODE_SUFFIXES: Final = frozenset({".html", ".htm", ".xhtml", ".svg", ".js", ".mjs", ".cjs", ".css"})
 
 
 def _normal_key(key: str) -> str:
@@ -151,11 +162,21 @@ class Redactor:
 
     @staticmethod
     def _forms(secret: str | bytes | Secret) -> set[str]:
+        """Every spelling of a secret a file may hold: as it is, URL-encoded (a form body, a query
+        string), JSON-escaped (inside a string of a document) and HTML-escaped (inside a page)."""
         if isinstance(secret, bytes):
             forms = {secret.hex(), secret.hex().upper()}
         else:
             value = secret.reveal() if isinstance(secret, Secret) else secret
-            forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+            forms = {
+                value,
+                urllib.parse.quote(value, safe=""),
+                urllib.parse.quote_plus(value),
+                json.dumps(value)[1:-1],
+                json.dumps(value, ensure_ascii=False)[1:-1],
+                html.escape(value),
+                html.escape(value, quote=False),
+            }
         return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
 
     def register(self, secret: str | bytes | Secret | None, *, ephemeral: bool = False) -> None:
@@ -197,6 +218,14 @@ class Redactor:
                 self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
             return self._pattern
 
+    def register_credentials(self, client_id: str, secret: str | Secret) -> None:
+        """Register a client's secret, and the client id and secret together as HTTP Basic spells them."""
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        self.register(value)
+        pair = f"{client_id}:{value}".encode()
+        self.register(base64.b64encode(pair).decode("ascii"))
+        self.register(base64.urlsafe_b64encode(pair).decode("ascii"))
+
     def register_fields(self, value: object) -> None:
         """Register every secret a result carries: fields named like a secret key (``payload_auth``,
         ``session_seed``, ``access_token``...) of a dataclass, mapping or list, however deep."""
@@ -226,17 +255,27 @@ class Redactor:
     def __len__(self) -> int:
         return len(self._values) + len(self._recent)
 
+    def known(self, text: str) -> str:
+        """``text`` with every registered secret masked, in each of its spellings, and nothing else
+        changed: for markup and code another tool wrote, which a rule by shape would rewrite."""
+        pattern = self._compiled()
+        return text if pattern is None else pattern.sub(MASK, text)
+
     def text(self, text: str) -> str:
         """``text`` with every registered secret and every ``key=value`` of a secret key masked."""
-        pattern = self._compiled()
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
+        text = self.known(text)
         text = _KEY_VALUE.sub(_mask_key_value, text)
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
         return _JWT.sub(MASK, text)
 
+    def document(self, text: str, suffix: str) -> str:
+        """The text of a file named ``*suffix`` masked as its kind allows: markup and code (an HTML
+        page, a script) by value only (``known``), anything else by value, key and shape (``text``)."""
+        return self.known(text) if suffix.lower() in CODE_SUFFIXES else self.text(text)
+
     def file(self, path: Path) -> bool:
-        """Rewrite one text file with its secrets masked; whether it changed. Binary files are left."""
+        """Rewrite one text file with its secrets masked (``document``); whether it changed. Binary
+        files are left."""
         if path.suffix.lower() in _BINARY_SUFFIXES:
             return False
         try:
@@ -244,7 +283,7 @@ class Redactor:
             text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return False  # not text (or gone): nothing a text pass could mask safely
-        masked = self.text(text)
+        masked = self.document(text, path.suffix)
         if masked == text:
             return False
         path.write_text(masked, encoding="utf-8")
@@ -252,8 +291,8 @@ class Redactor:
 
     def tree(self, root: Path) -> list[Path]:
         """``file`` on every file under ``root``: the last pass over a run's evidence, whichever
-        tool wrote it (Schemathesis's HAR and VCR, Locust's CSV and HTML, pytest's JUnit); the
-        files it changed."""
+        tool wrote it (Locust's CSV and HTML, Schemathesis's page, pytest's JUnit); the files it
+        changed. Pages and scripts keep their code: only the secrets the run knows are masked there."""
         return [path for path in sorted(root.rglob("*")) if path.is_file() and self.file(path)]
 
     def value(self, value: Any) -> Any:

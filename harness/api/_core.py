@@ -296,7 +296,8 @@ class HarborSession:
         self.retry = retry if retry is not None else DEFAULT_RETRY
         self.holds = holds if holds is not None else NO_HOLDS
         self.redactor = redactor_ if redactor_ is not None else redactor()
-        self.redactor.register(self.credentials.client_secret)
+        # The secret alone, and as HTTP Basic would carry it with the client id.
+        self.redactor.register_credentials(self.credentials.client_id, self.credentials.client_secret)
         self._clock = clock
         self._tokens: dict[Scope, _Bearer] = {}
 

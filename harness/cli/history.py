@@ -5,11 +5,17 @@ failures side by side (default: the last two runs; one RUN: it against the lates
 step whose p95 or p99 grew by more than ``--tolerance`` *and* ``--floor-ms``, whose failures grew,
 or that the later run lacks (and a stage that ran before and not now), so CI can gate on it: exit 1
 when failures grew, else 3 when only latency grew, else 4 when only steps or stages went missing.
+Steps only one run was asked to take (a load run's cleanup after its stop, a stage run in another
+mode) are shown as not comparable and never flagged.
+
+``--json`` prints one JSON document on stdout instead of the table (``harness.history`` documents
+its fields: ``RunRecord.as_json`` and ``Comparison.as_json``); the exit codes stay the same.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -21,6 +27,7 @@ from harness.config import load_settings
 from harness.errors import ExitCode
 from harness.history import (
     DEFAULT_FLOOR_MS,
+    JSON_SCHEMA,
     Comparison,
     History,
     RunRecord,
@@ -96,6 +103,8 @@ def _failures(change: StepChange) -> Text:
 
 
 def _flag(change: StepChange) -> Text:
+    if change.not_comparable:
+        return Text(f"not comparable: {change.not_comparable}", style="dim")
     if "missing" in change.regressions:
         return Text("MISSING", style="bold red")
     return Text("REGRESSED", style="bold red") if change.regressed else Text("")
@@ -107,7 +116,7 @@ def comparison_table(comparison: Comparison) -> Table:
     table = Table(
         title=f"{before.run_id} ({before.verdict.value}) → {after.run_id} ({after.verdict.value})",
         caption=f"flagged: p95/p99 up by more than {tolerance.relative:.0%} and {tolerance.floor_ms:g} ms, "
-        "more failures, or a step the later run lacks",
+        "more failures, or a step the later run lacks; steps only one run was asked to take are not compared",
         title_justify="left",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -119,7 +128,7 @@ def comparison_table(comparison: Comparison) -> Table:
     table.add_column("p99 ms", justify="right", no_wrap=True)
     table.add_column("", justify="right", no_wrap=True)
     table.add_column("failures", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
+    table.add_column("", overflow="fold")
     for change in comparison.changes:
         counts = "/".join(str(f.count) if f is not None else "-" for f in (change.before, change.after))
         table.add_row(
@@ -133,10 +142,21 @@ def comparison_table(comparison: Comparison) -> Table:
     return table
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead of the table (for machines).")
+]
+
+
+def _print_json(out: Output, document: dict[str, Any]) -> None:
+    """One JSON document on stdout, through the redactor by key and value, never wrapped."""
+    typer.echo(json.dumps(out.redactor.value(document), indent=2, ensure_ascii=False))
+
+
 def command(
     limit: Annotated[
         int, typer.Option("--limit", "-n", help="How many runs to list (at most 100,000).", min=1, max=100_000)
     ] = 20,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -146,6 +166,9 @@ def command(
         settings = load_settings({"config": str(config) if config is not None else None})
         with History.open(settings.state_dir) as history:
             records = history.runs(limit)
+        if as_json:
+            _print_json(out, {"schema": JSON_SCHEMA, "runs": [record.as_json() for record in records]})
+            return ExitCode.OK
         if not records:
             out.say(f"no runs recorded yet in {settings.state_dir}: run `locker-harness run` first")
             return ExitCode.OK
@@ -167,6 +190,7 @@ def compare_command(
         float,
         typer.Option("--floor-ms", help="Growth in ms below which a change is noise, not a regression.", min=0),
     ] = DEFAULT_FLOOR_MS,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -178,6 +202,9 @@ def compare_command(
         with History.open(settings.state_dir) as history:
             before, after = history.pair(runs or [])
         comparison = compare(before, after, allowed)
+        if as_json:
+            _print_json(out, comparison.as_json())
+            return comparison.exit_code
         out.print(fit_table(comparison_table(comparison), out.console))
         regressions = comparison.regressions
         if regressions:

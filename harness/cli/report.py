@@ -7,6 +7,7 @@ installed into the project from its own ``package.json`` on first use.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,15 @@ def find_run(reports_dir: Path, reference: str | None) -> RunFolder:
     return RunFolder(reports_dir / run_id)
 
 
+def _recorded_tests(summary: Path) -> int | None:
+    """The tests summary.json says the run's Allure results make, if it says."""
+    try:
+        tests = json.loads(summary.read_text(encoding="utf-8"))["allure"]["tests"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return tests if isinstance(tests, int) else None
+
+
 def command(
     run: Annotated[
         str | None, typer.Argument(help="Run id, unique prefix, random tail or folder (default: the latest).")
@@ -74,6 +84,9 @@ def command(
             f"{report.total} tests: {report.passed} passed, {report.failed} failed, {report.broken} broken, "
             f"{report.skipped} skipped"
         )
+        recorded = _recorded_tests(folder.root / "summary.json")
+        if recorded is not None and recorded != report.total:
+            out.say(f"note: the run recorded {recorded} tests (summary.json) and the report shows {report.total}")
         return ExitCode.OK
 
     run_command(body, verbose=verbose)

@@ -2,7 +2,9 @@
 
 Each Locust process that runs users (the local runner, or each worker) keeps one record: every
 request's latency in an HdrHistogram per step (nanoseconds, three significant digits), counts per
-step, the in-flight oracles' violations, each flow's outcome and what the cleanup gave back.
+step, the in-flight oracles' violations, each flow's outcome and what the cleanup gave back, and
+a timeline: requests, failures and latencies per interval of wall-clock time, per group of steps
+(``STEP_GROUPS``), for the run's overview plot.
 Workers send theirs to the master as one message when their users have stopped; the master (or
 the local runner) merges them count by count and writes one JSON file the harness reads. The
 same ``merge`` serves ``--processes N`` on one host and workers on other hosts.
@@ -14,21 +16,24 @@ under gevent, the harness imports it without Locust.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from harness.metrics import Latencies
+from harness.metrics import Latencies, Timeline
 
 __all__ = [
     "ALL_REQUESTS",
     "FLOW_OUTCOMES",
     "LOST_ANSWER_KINDS",
     "RECORD_SCHEMA",
+    "STEP_GROUPS",
     "VIOLATION_KINDS",
     "LoadRecord",
     "StepCounts",
     "Violation",
+    "step_group",
 ]
 
 RECORD_SCHEMA: Final = 1
@@ -50,6 +55,23 @@ FLOW_OUTCOMES: Final = ("completed", "aborted", "no_locker", "interrupted", "uns
 
 #: The name of the histogram of every request together (``LoadRecord.all_requests``).
 ALL_REQUESTS: Final = "all requests"
+#: The timeline's groups, by a step's name: its prefix, else the delivery (the flow's own steps).
+STEP_GROUPS: Final = (
+    ("authenticate", "authenticate"),
+    ("browse_", "browsing"),
+    ("contend_", "contention"),
+    ("cleanup_", "cleanup"),
+    ("", "delivery"),
+)
+#: The timeline group of whole flows, end to end (``delivery (end to end)``).
+_END_TO_END: Final = " (end to end)"
+
+
+@functools.cache  # a handful of step names, asked once per request
+def step_group(step: str) -> str:
+    """The timeline group a step belongs to (``reserve`` -> ``delivery``, ``browse_lockers`` -> ``browsing``)."""
+    return next(group for prefix, group in STEP_GROUPS if step.startswith(prefix))
+
 
 #: Examples kept per record: enough to act on, bounded however long the run.
 MAX_EXAMPLES: Final = 20
@@ -112,6 +134,9 @@ class LoadRecord:
         self.cleanup_failures: list[str] = []
         #: How many Locust processes' records were merged into this one.
         self.processes = 1
+        #: Requests, failures and latencies per interval of wall-clock time, per step group.
+        self.timeline = Timeline()
+        self._groups: dict[int, str] = {}  # id of a step's counts -> its group, for failures
 
     # -- recording (the hot path: a dict lookup and an HdrHistogram record each) ------------------
 
@@ -120,11 +145,13 @@ class LoadRecord:
         counts = self.steps.get(step)
         if counts is None:
             counts = self.steps[step] = StepCounts()
+            self._groups[id(counts)] = step_group(step)
         return counts
 
     def request(self, step: str, latency_ns: int) -> StepCounts:
         """One request of ``step`` answered (or failed) after ``latency_ns``; its counts to add to."""
         self.latencies.record(step, latency_ns)
+        self.timeline.record(step_group(step), latency_ns)
         counts = self.step(step)
         counts.requests += 1
         return counts
@@ -133,6 +160,12 @@ class LoadRecord:
         """An ordinary failure (a refusal the flow did not expect, a transport error)."""
         counts.errors += 1
         self._reason(reason, 1)
+        self._failed(counts)
+
+    def _failed(self, counts: StepCounts | None) -> None:
+        group = self._groups.get(id(counts)) if counts is not None else None
+        if group is not None:
+            self.timeline.fail(group)
 
     def lost_answer(self, counts: StepCounts, kind: str, reason: str) -> None:
         """A request whose answer was lost (``LOST_ANSWER_KINDS``): an error of its own kind."""
@@ -155,6 +188,7 @@ class LoadRecord:
             raise ValueError(f"not an oracle: {kind!r}")
         if counts is not None:
             counts.violations += 1
+            self._failed(counts)
         self.violations[kind] += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(Violation(kind, step, locker_id, detail))
@@ -164,6 +198,7 @@ class LoadRecord:
         self.flows[outcome] += 1
         if name is not None and latency_ns is not None:
             self.flow_latencies.record(name, latency_ns)
+            self.timeline.record(name + _END_TO_END, latency_ns)
 
     def cleaned(self, ok: bool, failure: str = "") -> None:
         """A hold given back (``ok``) or not, with why not."""
@@ -223,6 +258,7 @@ class LoadRecord:
             self.cleanup[outcome] = self.cleanup.get(outcome, 0) + count
         self.cleanup_failures.extend(other.cleanup_failures[: max(MAX_EXAMPLES - len(self.cleanup_failures), 0)])
         self.processes += other.processes
+        self.timeline.merge(other.timeline)
 
     @classmethod
     def merged(cls, records: Iterable[LoadRecord]) -> LoadRecord:
@@ -247,6 +283,7 @@ class LoadRecord:
             "flows": dict(self.flows),
             "cleanup": dict(self.cleanup),
             "cleanup_failures": list(self.cleanup_failures),
+            "timeline": self.timeline.encode(),
         }
 
     @classmethod
@@ -266,6 +303,8 @@ class LoadRecord:
             record.flows = {str(outcome): int(count) for outcome, count in data["flows"].items()}
             record.cleanup = {str(outcome): int(count) for outcome, count in data["cleanup"].items()}
             record.cleanup_failures = [str(text) for text in data["cleanup_failures"]]
+            if "timeline" in data:  # a record from before the timeline has none
+                record.timeline = Timeline.decode(data["timeline"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed load record: {type(exc).__name__}: {exc}") from None
         return record

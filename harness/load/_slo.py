@@ -30,16 +30,20 @@ from typing import Any, Final
 
 from harness.config import Settings, file_table
 from harness.errors import UsageError
+from harness.load._record import step_group
+from harness.report import LatencyLimit
 
 __all__ = [
     "DEFAULT_FAILURE_RATIO",
     "DEFAULT_SERVER_ERRORS",
     "DELIVERY",
+    "EDGE_STEPS",
     "KNOWN_STEPS",
     "PERCENTILES",
     "Gate",
     "GateResult",
     "SloGates",
+    "latency_limits",
 ]
 
 #: Percentile names and the percentile each means.
@@ -81,6 +85,12 @@ KNOWN_STEPS: Final = (
 #: Metrics that are not latencies: a ratio and a count.
 _UNITLESS: Final = ("failure_ratio", "server_errors")
 _METRICS: Final = (*PERCENTILES, *_UNITLESS)
+#: Steps at a run's edges, not its load: each process's token and hot-locker listing at the start
+#: (one sample each), and the users' cleanup of a delivery the stop interrupted (there or not as the
+#: stop falls). Timed when taken, never compared between runs (``StageResult.incidental_steps``).
+EDGE_STEPS: Final = frozenset({"authenticate", "contend_list"}) | frozenset(
+    step for step in KNOWN_STEPS if step.startswith("cleanup_")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +226,21 @@ def _from_table(table: Mapping[str, Any], where: str) -> list[Gate]:
         else:
             gates.append(Gate(None, _metric(key), _number(value, f"{key} in {where}")))
     return gates
+
+
+def latency_limits(results: Iterable[GateResult]) -> list[LatencyLimit]:
+    """The latency gates as lines on the overview plot, each on its group's panel: an overall gate on
+    every panel, a ``delivery`` gate on the delivery end to end, a step's on its group's."""
+    limits = []
+    for result in results:
+        gate = result.gate
+        if gate.metric not in PERCENTILES:
+            continue  # a failure ratio is no latency
+        if gate.step is None:
+            group = None
+        elif gate.step == DELIVERY:
+            group = f"{DELIVERY} (end to end)"
+        else:
+            group = step_group(gate.step)
+        limits.append(LatencyLimit(f"SLO {gate.name}", PERCENTILES[gate.metric], gate.limit, group))
+    return limits

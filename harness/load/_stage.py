@@ -35,9 +35,10 @@ from harness.load._locust import (
 )
 from harness.load._plan import LoadPlan
 from harness.load._record import VIOLATION_KINDS, LoadRecord
-from harness.load._slo import SloGates
+from harness.load._slo import EDGE_STEPS, SloGates, latency_limits
 from harness.load._summary import LoadSummary
 from harness.load._sweep import LOOK_ERRORS, HeldLocker, held_lockers, sweep_leftovers
+from harness.load._windows import FaultClock, read_fault_clock
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
 from harness.run import PROJECT_ROOT, RunContext, target_environment
 from harness.testing import serves_control_plane
@@ -104,6 +105,7 @@ class LoadStage:
         if not self.locustfile.is_file():
             raise UsageError(f"no locustfile at {self.locustfile}: the load stage runs from a checkout of the harness")
         before = self._held_before(context, doors=doors)
+        stalls = read_fault_clock(settings) if doors else None  # a stall's schedule, for the overview plot
         # Keep within the run's budget: Locust's start and stop come out of it, and so do a forced
         # stop and the sweep should Locust overrun (run_locust stops it in time for both).
         remaining = context.budget.remaining()
@@ -189,7 +191,7 @@ class LoadStage:
             raise ended from None  # what ended the run says more than a summary that could not be written
         if ended is not None:
             raise ended
-        result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log])
+        result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log], stalls=stalls)
         if interrupted:
             raise KeyboardInterrupt  # after the evidence is on disk and nothing is held
         return result
@@ -233,8 +235,11 @@ def _write_summary(summary: LoadSummary, files: LocustFiles, context: RunContext
     return path
 
 
-def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> StageResult:
+def _stage_result(
+    name: str, summary: LoadSummary, artefacts: list[Path], *, stalls: FaultClock | None = None
+) -> StageResult:
     record = summary.record
+    span = record.timeline.span()
     failures: list[Failure] = []
     cases: list[CaseResult] = []
     for kind in VIOLATION_KINDS:
@@ -301,4 +306,9 @@ def _stage_result(name: str, summary: LoadSummary, artefacts: list[Path]) -> Sta
         artefacts=[path for path in artefacts if path.exists()],
         failures=failures,
         cases=cases,
+        mode=str(summary.plan.get("mode", "")),
+        incidental_steps=EDGE_STEPS,
+        timeline=record.timeline,
+        limits=latency_limits(summary.gate_results),
+        windows=stalls.windows(*span) if stalls is not None and span is not None else [],
     )

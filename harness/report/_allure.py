@@ -164,14 +164,15 @@ def write_categories(results_dir: Path) -> Path:
     return path
 
 
-def redact_document(text: str, redactor: Redactor, *, is_json: bool) -> str:
-    """A JSON document redacted by key and value (text redaction could break its syntax), else text."""
+def redact_document(text: str, redactor: Redactor, *, is_json: bool, suffix: str = ".txt") -> str:
+    """A JSON document redacted by key and value (text redaction could break its syntax); markup
+    (an SVG plot) by value; else text."""
     if is_json:
         try:
             return json.dumps(redactor.value(json.loads(text)), indent=2, ensure_ascii=False)
         except ValueError:
             pass
-    return redactor.text(text)
+    return redactor.document(text, suffix)
 
 
 def failure_message(failure: Failure) -> str:
@@ -182,6 +183,10 @@ def failure_message(failure: Failure) -> str:
 class _Mime(enum.StrEnum):
     JSON = "application/json"
     TEXT = "text/plain"
+    SVG = "image/svg+xml"
+
+
+_EXTENSIONS: Final = {_Mime.JSON: "json", _Mime.SVG: "svg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,11 @@ class AllureAttachment:
     @classmethod
     def json(cls, name: str, value: Any) -> AllureAttachment:
         return cls(name, json.dumps(value, indent=2, default=str, ensure_ascii=False), _Mime.JSON)
+
+    @classmethod
+    def svg(cls, name: str, image: str) -> AllureAttachment:
+        """A drawing (a plot), shown as an image."""
+        return cls(name, image, _Mime.SVG)
 
 
 @dataclass(slots=True)
@@ -288,10 +298,12 @@ class AllureWriter:
         return result
 
     def _attach(self, attachment: AllureAttachment) -> Attachment:
-        extension = "json" if attachment.mime == _Mime.JSON else "txt"
+        extension = _EXTENSIONS.get(_Mime(attachment.mime), "txt") if attachment.mime in set(_Mime) else "txt"
         file_name = f"{uuid.uuid4()}-attachment.{extension}"
         self._logger.report_attached_data(  # type: ignore[no-untyped-call]
-            body=redact_document(attachment.body, self._redactor, is_json=attachment.mime == _Mime.JSON),
+            body=redact_document(
+                attachment.body, self._redactor, is_json=attachment.mime == _Mime.JSON, suffix=f".{extension}"
+            ),
             file_name=file_name,
         )
         return Attachment(name=self._redactor.text(attachment.name), source=file_name, type=attachment.mime)

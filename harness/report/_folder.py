@@ -8,10 +8,12 @@ from typing import Final
 
 from harness.errors import UsageError
 from harness.redaction import Redactor
-from harness.report._allure import environment_properties, write_categories, write_environment
+from harness.report._allure import AllureWriter, environment_properties, write_categories, write_environment
+from harness.report._allure_results import allure_totals, tidy_results
+from harness.report._allure_stage import harness_suites, stage_tests
 from harness.report._html import redact_results
 from harness.report._junit import write_junit
-from harness.report._plots import plot_latencies
+from harness.report._plots import OVERVIEW, plot_latencies, plot_name, plot_overview, write_page
 from harness.report._results import RunResult
 from harness.report._run_ids import new_run_id
 from harness.report._summary import write_summaries
@@ -97,18 +99,43 @@ class RunFolder:
 
 
 def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> list[Path]:
-    """Plots, JUnit of the stages that had cases, Allure environment and categories, summaries.
+    """Plots, JUnit of the stages that had cases, Allure tests of the stages that wrote none, Allure
+    environment and categories, summaries.
 
     Called once the stages are done (pytest stages would have deleted the Allure extras with
     ``--clean-alluredir``); returns the files written.
     """
     written: list[Path] = []
+    in_allure = harness_suites(folder.allure_results)
+    allure = AllureWriter(folder.allure_results, redactor=redactor)
+    curves: list[tuple[str, Path]] = []
+    overview: Path | None = None
     for stage in run.stages:
         plots = plot_latencies(
             stage.latencies, folder.plots_dir, stage=stage.name, target=run.target.name, min_count=MIN_SAMPLES_TO_PLOT
         )
-        stage.artefacts.extend(plots)
+        by_file = {path.name: path for path in plots}
+        step_plots = {
+            name: by_file[plot_name(stage.name, name)]
+            for name in stage.latencies.names()
+            if plot_name(stage.name, name) in by_file
+        }
+        curves += [(f"{stage.name}: {name}", path) for name, path in step_plots.items()]
+        stage_overview = None
+        if overview is None and stage.timeline:  # one figure over time a run: its load stage's
+            stage_overview = overview = plot_overview(
+                stage.timeline,
+                folder.plots_dir / OVERVIEW,
+                title=f"{stage.name} over time against {run.target.name} (run {run.run_id})",
+                limits=stage.limits,
+                windows=stage.windows,
+            )
+        stage.artefacts.extend([*plots, *([stage_overview] if stage_overview is not None else [])])
         written += plots
+        if stage.cases and stage.name not in in_allure:
+            # A stage that wrote no Allure test of its own (the load stage) is in the report all the same.
+            for test in stage_tests(stage, plots=step_plots, overview=stage_overview):
+                allure.write(test)
         if stage.cases:
             junit = write_junit(
                 folder.junit(stage.name),
@@ -120,6 +147,12 @@ def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> 
             if junit not in stage.artefacts:
                 stage.artefacts.append(junit)
             written.append(junit)
+    if overview is not None:
+        written.append(overview)
+    if overview is not None or curves:
+        written.append(
+            write_page(folder.plots_dir, title=f"locker-harness run {run.run_id}", overview=overview, curves=curves)
+        )
     properties = environment_properties(
         run_id=run.run_id,
         target=run.target.name,
@@ -131,6 +164,8 @@ def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> 
     )
     written.append(write_environment(folder.allure_results, properties, redactor=redactor))
     written.append(write_categories(folder.allure_results))
+    tidy_results(folder.allure_results)
     redact_results(folder.allure_results, redactor=redactor)
-    written += write_summaries(run, folder.root, redactor=redactor)
+    totals = allure_totals(folder.allure_results).as_dict()
+    written += write_summaries(run, folder.root, redactor=redactor, allure=totals)
     return written

@@ -19,6 +19,7 @@ from typing import Final
 
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import Redactor
+from harness.report._allure_results import tidy_results
 
 __all__ = [
     "MIN_NODE_MAJOR",
@@ -43,7 +44,7 @@ _EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^
 _INLINE_ANALYTICS = re.compile(
     r"<script\b[^>]*>(?:(?!</script>)[\s\S])*?(?:\bgtag\(|window\.dataLayer)[\s\S]*?</script>\s*"
 )
-_TEXT_ATTACHMENT = frozenset({".txt", ".json", ".xml", ".html", ".csv", ".yaml", ".yml", ".log", ".md", ".har"})
+_TEXT_ATTACHMENT = frozenset({".txt", ".json", ".xml", ".html", ".svg", ".csv", ".yaml", ".yml", ".log", ".md", ".har"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ def redact_results(results_dir: Path, *, redactor: Redactor) -> int:
                 masked = redactor.value(document)
                 redacted = original if masked == document else json.dumps(masked, ensure_ascii=False)
         else:
-            redacted = redactor.text(original)
+            redacted = redactor.document(original, path.suffix)  # an HTML attachment keeps its script
         if redacted != original:
             path.write_text(redacted, encoding="utf-8")
             changed += 1
@@ -195,6 +196,7 @@ def build_html(
     project = project or find_node_project()
     node = _node()
     ensure_allure(project)
+    tidy_results(results_dir)  # a folder an older version wrote: name its teardowns
     redact_results(results_dir, redactor=redactor)
     if output_dir.exists():
         shutil.rmtree(output_dir)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from harness.errors import ExitCode, HarborAPIError, HarnessError, InfrastructureError, ProductDefect
-from harness.metrics import Latencies, LatencySummary
+from harness.metrics import Latencies, LatencySummary, Timeline
 from harness.stopping import stop_exit_code
 
 __all__ = [
@@ -29,10 +29,12 @@ __all__ = [
     "Failure",
     "FailureKind",
     "Figure",
+    "LatencyLimit",
     "RunResult",
     "StageResult",
     "TargetInfo",
     "Verdict",
+    "Window",
     "classify",
     "classify_text",
     "names_pattern",
@@ -222,6 +224,25 @@ class CaseResult:
         return cls(name, outcome, duration_ns, failure)
 
 
+@dataclass(frozen=True, slots=True)
+class LatencyLimit:
+    """A latency a stage's steps must hold (an SLO gate), drawn as a line on its plots."""
+
+    name: str  # "SLO p99", "SLO reserve p95"
+    percentile: float
+    limit_ms: float
+    group: str | None = None  # the timeline group it bounds; ``None``: every group
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A stretch of wall-clock time worth marking on a stage's plots (a stall the target was told to make)."""
+
+    start_s: float  # epoch seconds
+    end_s: float
+    label: str
+
+
 @dataclass(slots=True)
 class StageResult:
     """How one stage ended: verdict, key figures, timings, evidence and failures."""
@@ -235,6 +256,18 @@ class StageResult:
     failures: list[Failure] = field(default_factory=list)
     cases: list[CaseResult] = field(default_factory=list)
     duration_ns: int = 0
+    #: How the stage was asked to run, where that changes what its steps measure (a load run's
+    #: model, ``closed`` or ``open``): runs asked differently do not compare the stage's steps.
+    mode: str = ""
+    #: Steps at the stage's edges rather than its work (a load run's token and hot-locker listing,
+    #: once per process at the start; its cleanup of a delivery the stop interrupted): timed when
+    #: they happen, never compared between runs.
+    incidental_steps: frozenset[str] = frozenset()
+    #: Requests and latencies over time, per group of steps (a load run's), for the overview plot;
+    #: its latency limits (SLO gates) and the windows worth marking (a stall) go on the same figure.
+    timeline: Timeline | None = None
+    limits: list[LatencyLimit] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
     _summaries: list[LatencySummary] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod

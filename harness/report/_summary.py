@@ -7,6 +7,7 @@ so nothing a stage put into a figure or a failure message can leak around it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -97,7 +98,10 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
         ]
     plots = [p for stage in run.stages for p in stage.artefacts if p.suffix in (".svg", ".png")]
     if plots and run_dir is not None:
-        lines += ["", "Latency plots: " + ", ".join(f"`{_relative(p, run_dir)}`" for p in plots)]
+        page = run_dir / "plots" / "index.html"
+        shown = [page] if page.is_file() else plots
+        lines += ["", "Plots (the run over time, each step's percentile curve): "]
+        lines[-1] += ", ".join(f"`{_relative(p, run_dir)}`" for p in shown)
     return "\n".join(lines) + "\n"
 
 
@@ -108,10 +112,13 @@ def _relative(path: Path, base: Path) -> str:
         return path.as_posix()
 
 
-def summary_document(run: RunResult, *, run_dir: Path | None = None) -> dict[str, Any]:
-    """The run as JSON-ready data, histograms included (HdrHistogram's compressed base64)."""
+def summary_document(
+    run: RunResult, *, run_dir: Path | None = None, allure: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """The run as JSON-ready data, histograms included (HdrHistogram's compressed base64); ``allure``:
+    the tests the HTML report will show (``AllureTotals.as_dict``), when the run has Allure results."""
     base = run_dir or Path()
-    return {
+    document: dict[str, Any] = {
         "schema": SUMMARY_SCHEMA,
         "run_id": run.run_id,
         "started_at": run.started_at.isoformat(),
@@ -142,14 +149,19 @@ def summary_document(run: RunResult, *, run_dir: Path | None = None) -> dict[str
             for stage in run.stages
         ],
     }
+    if allure is not None:
+        document["allure"] = dict(allure)
+    return document
 
 
-def write_summaries(run: RunResult, run_dir: Path, *, redactor: Redactor) -> tuple[Path, Path]:
+def write_summaries(
+    run: RunResult, run_dir: Path, *, redactor: Redactor, allure: Mapping[str, int] | None = None
+) -> tuple[Path, Path]:
     """Write ``summary.md`` and ``summary.json`` into ``run_dir``; returns both paths."""
     run_dir.mkdir(parents=True, exist_ok=True)
     markdown = run_dir / "summary.md"
     markdown.write_text(redactor.text(render_markdown(run, run_dir=run_dir)), encoding="utf-8")
-    document = summary_document(run, run_dir=run_dir)
+    document = summary_document(run, run_dir=run_dir, allure=allure)
     # Histograms are numbers the harness encoded itself: no secret can be in them, and masking a
     # chance match inside base64 would corrupt them. Everything else is redacted.
     histograms = [stage.pop("histograms") for stage in document["stages"]]

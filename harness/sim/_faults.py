@@ -215,6 +215,17 @@ class Faults:
         with self._lock:
             return {name: profile.as_dict() for name, profile in self._profiles.items()}
 
+    def timing(self) -> dict[str, dict[str, float]]:
+        """Where the time-bound profiles stand now: a ``stall``'s period, length and the seconds into
+        its current period (it holds requests in the last ``seconds`` of each), so a client can mark
+        the stall windows on its own clock."""
+        with self._lock:
+            stall = self._profiles.get("stall")
+            if stall is None:
+                return {}
+            phase = (self._wall() - stall.started) % stall.every
+            return {"stall": {"seconds": stall.seconds, "every": stall.every, "phase_s": round(phase, 6)}}
+
     def ble(self, name: str) -> bool:
         """Whether the radio should inject ``name`` now; spends one of a ``count``."""
         if name not in BLE_FAULTS:

@@ -727,4 +727,5 @@ class World:
                 "lockers": lockers,
                 "bugs": self.bugs.as_dict(),
                 "faults": self.faults.as_dict(),
+                "fault_timing": self.faults.timing(),
             }

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from headless_chromium import browser, dump_dom
 
 from harness.api import HarborClient, Scope
 from harness.config import Settings, Target
@@ -83,8 +86,20 @@ def _canary_env(issued_log: Path) -> tuple[dict[str, str], dict[str, str]]:
     return env | canary | {ISSUED_LOG_ENV: str(issued_log), "HARBOR_BUDGET": "2"}, canary
 
 
-def _run_canary(tmp_path: Path, commands: dict[str, list[str]]) -> None:
-    """Run ``commands`` side by side, each in its own folder, with a canary secret; search all they left."""
+@dataclass
+class CanaryRun:
+    """What the commands of a canary run left: every file and output, the secrets given and issued."""
+
+    files: dict[str, bytes]
+    outputs: dict[str, bytes]
+    needles: dict[str, str]
+
+    def leaks(self) -> list[str]:
+        return _search(self.files | self.outputs, self.needles)
+
+
+def _run_commands(tmp_path: Path, commands: dict[str, list[str]]) -> CanaryRun:
+    """Run ``commands`` side by side, each in its own folder, with a canary secret; collect all they left."""
     hook = tmp_path / "hook"
     hook.mkdir()
     issued_log = hook / "issued.log"
@@ -113,20 +128,28 @@ def _run_canary(tmp_path: Path, commands: dict[str, list[str]]) -> None:
         for path in (tmp_path / name).rglob("*")
         if path.is_file()
     }
+    issued = read_issued(issued_log)
+    assert issued["access_token"] and issued["payload_auth"]  # the search can fail
+    needles = {"client secret": canary["HARBOR_CLIENT_SECRET"], "second secret": canary["HARBOR_SECOND_CLIENT_SECRET"]}
+    for key, values in issued.items():
+        needles |= {f"{key} #{n}": value for n, value in enumerate(sorted(values))}
+    basic = base64.b64encode(f"{canary['HARBOR_CLIENT_ID']}:{canary['HARBOR_CLIENT_SECRET']}".encode()).decode()
+    needles["client secret as HTTP Basic"] = basic
+    return CanaryRun(files, outputs, needles)
+
+
+def _run_canary(tmp_path: Path, commands: dict[str, list[str]]) -> None:
+    """Run ``commands`` with a canary secret; no secret in anything they left."""
+    run = _run_commands(tmp_path, commands)
+    files = run.files
     assert any(name.endswith(".xml") for name in files)  # JUnit
     assert any("allure-results" in name for name in files)
     assert any(name.endswith(".csv") for name in files) and any(name.endswith(".html") for name in files)  # Locust
     assert any(name.endswith("ledger.sqlite") for name in files) and any(
         name.endswith("history.sqlite") for name in files
     )
-    issued = read_issued(issued_log)
-    assert issued["access_token"] and issued["payload_auth"] and issued["session_seed"]  # the search can fail
-    needles = {"client secret": canary["HARBOR_CLIENT_SECRET"], "second secret": canary["HARBOR_SECOND_CLIENT_SECRET"]}
-    for key, values in issued.items():
-        needles |= {f"{key} #{n}": value for n, value in enumerate(sorted(values))}
-    basic = base64.b64encode(f"{canary['HARBOR_CLIENT_ID']}:{canary['HARBOR_CLIENT_SECRET']}".encode()).decode()
-    needles["client secret as HTTP Basic"] = basic
-    leaks = _search(files | outputs, needles)
+    assert any(name.startswith("session_seed #") for name in run.needles)  # a delivery over the radio ran
+    leaks = run.leaks()
     assert leaks == [], "\n".join(leaks[:20])
 
 
@@ -142,3 +165,20 @@ def test_every_stage_leaves_no_secret_anywhere(tmp_path: Path, request: pytest.F
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("the full canary runs every stage (a minute or more): select it with -m slow")
     _run_canary(tmp_path, FULL_COMMANDS)
+
+
+def test_locust_report_of_a_run_keeps_no_secret_and_renders_with_its_charts(tmp_path: Path) -> None:
+    """A load run's redacted load/locust.html holds none of the run's secrets, and Locust's page still runs
+    in headless Chromium: its charts are drawn and its statistics table lists the load's steps."""
+    chromium = browser()  # first: without a browser there is nothing this test can show
+    run = _run_commands(tmp_path, {"load": QUICK_COMMANDS["load"]})
+    leaks = run.leaks()
+    assert leaks == [], "\n".join(leaks[:20])
+    pages = sorted((tmp_path / "load").glob("reports/*/load/locust.html"))
+    assert len(pages) == 1, pages
+    dom = dump_dom(chromium, pages[0])
+    # ECharts draws each chart on a canvas it tags; a page whose script stopped has none.
+    charts = re.findall(r"<canvas\b[^>]*\bdata-zr-dom-id=", dom)
+    assert len(charts) >= 3, "Locust's charts (requests/s, response times, users) were not drawn"
+    cells = {" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(r"<td\b[^>]*>([\s\S]*?)</td>", dom)}
+    assert {"reserve", "dropoff_token", "Aggregated"} <= cells, sorted(cells)[:40]

@@ -23,7 +23,8 @@ MIN_SECRET = 6
 
 
 def test_the_contract_stage_leaves_every_call_and_schemathesis_html_without_secrets(tmp_path: Path) -> None:
-    """calls.ndjson has each call (stateful phase included) with its failed checks; index.html shows the failure."""
+    """calls.ndjson has each call (stateful phase included) with its failed checks; index.html shows the failure;
+    in Allure each operation is its own test (a history id of its own), so the failed ones are counted."""
     issued_log = tmp_path / "issued.log"
     env = {
         **dict.fromkeys(ENVIRONMENT),
@@ -63,3 +64,20 @@ def test_the_contract_stage_leaves_every_call_and_schemathesis_html_without_secr
     for path in folder.iterdir():
         text = path.read_text(encoding="utf-8")
         assert not [secret for secret in secrets if secret in text], path.name
+
+    # Allure 3 merges results of one test-case id and parameters into one test with retries: each
+    # operation must be a test of its own, or a failed operation hides behind a later passed one.
+    contract = [
+        result
+        for path in (run / "allure-results").glob("*-result.json")
+        if (result := json.loads(path.read_text(encoding="utf-8")))["fullName"].endswith(
+            "#test_operation_keeps_the_contract"
+        )
+    ]
+    operations = [next(p["value"] for p in result["parameters"] if p["name"] == "operation") for result in contract]
+    assert len(contract) > 10 and len(set(operations)) == len(contract), operations
+    assert len({result["historyId"] for result in contract}) == len(contract)
+    totals = json.loads((run / "summary.json").read_text())["allure"]
+    assert totals["tests"] == totals["results"] and totals["retried"] == 0, totals
+    failed_operations = sum(result["status"] in ("failed", "broken") for result in contract)
+    assert failed_operations >= 1 and totals["failed"] + totals["broken"] >= failed_operations, totals

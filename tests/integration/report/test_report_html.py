@@ -1,4 +1,5 @@
-"""The HTML report as a person sees it: Allure 3's single file, opened in headless Chromium.
+"""The HTML report as a person sees it: Allure 3's single file, opened in headless Chromium; its totals
+equal what summary.json says the run recorded.
 
 Skips with the reason where Node 20+ or Chromium is missing, or Allure 3 cannot be installed;
 `make test` never depends on a browser.
@@ -6,16 +7,20 @@ Skips with the reason where Node 20+ or Chromium is missing, or Allure 3 cannot 
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
-import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from headless_chromium import browser, rendered_text
+from typer.testing import CliRunner
 
+from harness.cli import app
 from harness.errors import InfrastructureError, ProductDefect, UsageError
+from harness.load import LoadRecord, LoadSummary, SloGates, Sweep
+from harness.load._slo import Gate
+from harness.load._stage import _stage_result
 from harness.redaction import Redactor
 from harness.report import (
     AllureStep,
@@ -34,25 +39,9 @@ from harness.report import (
 )
 from harness.report._html import _node, ensure_allure
 
-_BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-_CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-def _browser() -> str:
-    for name in _BROWSERS:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    pytest.skip("no Chromium on PATH (apt-get install chromium) to open the HTML report")
+MS = 1_000_000
+#: Three contract operations, the failed one started first: a later pass must not hide it.
+OPERATIONS = {"GET /api/v1/towers": "passed", "POST /api/v1/login/authorize": "failed", "GET /api/v1/lockers": "passed"}
 
 
 def _allure_ready() -> None:
@@ -63,26 +52,6 @@ def _allure_ready() -> None:
         pytest.skip(f"no HTML report here: {error}")
     except InfrastructureError as error:
         pytest.skip(f"Allure 3 could not be installed: {error}")
-
-
-def _rendered_text(browser: str, page: Path, *, fragment: str = "", screenshot: Path | None = None) -> str:
-    """The page's visible text after its scripts ran, from Chromium's DOM dump."""
-    with tempfile.TemporaryDirectory() as profile:
-        command = [browser, *_CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000"]
-        if screenshot is not None:
-            done = subprocess.run(
-                [*command, "--window-size=1280,900", f"--screenshot={screenshot}", page.as_uri()],
-                capture_output=True,
-                timeout=90,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr[-2000:]
-        done = subprocess.run(
-            [*command, "--dump-dom", page.as_uri() + fragment], capture_output=True, text=True, timeout=90, check=False
-        )
-    assert done.returncode == 0, done.stderr[-2000:]
-    body = re.sub(r"<(script|style)\b[\s\S]*?</\1>", " ", done.stdout)
-    return " ".join(re.sub(r"<[^>]+>", " ", body).replace("&nbsp;", " ").split())
 
 
 def _run_with_a_failed_step(folder: RunFolder, redactor: Redactor) -> RunResult:
@@ -117,7 +86,7 @@ def _run_with_a_failed_step(folder: RunFolder, redactor: Redactor) -> RunResult:
 
 def test_the_html_report_shows_title_counts_and_the_failed_test(tmp_path: Path) -> None:
     """One offline file, no analytics, and Chromium shows the run's name, 2 tests, 1 failed, its name."""
-    browser = _browser()
+    chromium = browser()
     _allure_ready()
     redactor = Redactor()
     folder = RunFolder.create(tmp_path / "reports", "20261128-040512-ab12")
@@ -133,11 +102,77 @@ def test_the_html_report_shows_title_counts_and_the_failed_test(tmp_path: Path) 
     assert not re.search(r"<script[^>]+src=[\"']https?://", html), "the page must not load scripts from the network"
     assert [p.name for p in folder.html_dir.iterdir() if p.suffix == ".html"] == ["index.html"]
 
-    text = _rendered_text(browser, report.path)
+    text = rendered_text(chromium, report.path)
     assert f"locker-harness {run.run_id}" in text
     assert re.search(r"Total\s*2", text), text[:500]
     assert re.search(r"Failed\s*1", text), text[:500]
     assert "pickup door closed" in text
     assert "0100000000000014" in text  # environment.properties reached the page
-    categories = _rendered_text(browser, report.path, fragment="#categories")
+    categories = rendered_text(chromium, report.path, fragment="#categories")
     assert re.search(r"Product defects\s*1", categories), categories[:500]
+
+
+def _contract_results(folder: Path) -> None:
+    """The contract stage's per-operation results as allure-pytest writes them with the suite's conftest: one
+    fullName and testCaseId for all, the operation a parameter (the failed one started first)."""
+    for index, (operation, status) in enumerate(OPERATIONS.items()):
+        result = {
+            "uuid": f"00000000-0000-4000-8000-00000000000{index}",
+            "name": f"test_operation_keeps_the_contract[{operation}]",
+            "fullName": "contracts.test_contract#test_operation_keeps_the_contract",
+            "testCaseId": "6d493062548c15ee408b348176b6452e",
+            "historyId": f"history-{index}",
+            "status": status,
+            "start": 1_796_000_000_000 + (1 - index) * 10,
+            "stop": 1_796_000_000_100,
+            "parameters": [{"name": "operation", "value": repr(operation)}],
+            "labels": [{"name": "parentSuite", "value": "contracts"}, {"name": "suite", "value": "test_contract"}],
+        }
+        (folder / f"{result['uuid']}-result.json").write_text(json.dumps(result))
+
+
+def _load_stage() -> StageResult:
+    record = LoadRecord()
+    for index in range(400):
+        record.request("reserve", (3 + index % 7) * MS)
+    for _ in range(40):
+        record.flow("completed", "delivery", 30 * MS)
+    gates = SloGates([Gate(None, "failure_ratio", 0.01), Gate("reserve", "p99", 5.0), Gate("reserve", "p50", 50.0)])
+    summary = LoadSummary.build(record, gates, duration_s=10.0, plan={"mode": "closed"}, sweep=Sweep(checked=True))
+    stage = _stage_result("load", summary, [])
+    stage.latencies = summary.histograms()
+    return stage
+
+
+def test_the_html_report_totals_equal_summary_json_with_each_operation_and_gate_a_test(tmp_path: Path) -> None:
+    """Smoke, three contract operations (one failed) and the load stage (three gates, one breached): the page
+    `locker-harness report --html` writes, rendered in Chromium, shows as many tests, and as many failed, as
+    summary.json counts."""
+    chromium = browser()
+    _allure_ready()
+    redactor = Redactor()
+    folder = RunFolder.create(tmp_path / "reports", "20261207-101500-c0ffee")
+    AllureWriter(folder.allure_results, redactor=redactor).write(
+        AllureTest("delivery", "locker-harness.smoke.delivery", "smoke", CaseOutcome.PASSED, 1000, 1100)
+    )
+    _contract_results(folder.allure_results)
+    run = RunResult(
+        run_id=folder.run_id,
+        target=TargetInfo("local", "http://127.0.0.1:9", "0100000000000014", "1.2.3"),
+        started_at=datetime.now(UTC),
+        seed=0,
+        stages=[StageResult("smoke", Verdict.PASSED), StageResult("contract", Verdict.FAILED), _load_stage()],
+    )
+    finish_reports(run, folder, redactor=redactor)
+    totals = json.loads((folder.root / "summary.json").read_text())["allure"]
+    # smoke 1 + contract 3 + load: 2 oracles, 3 gates and the stage itself
+    assert (totals["results"], totals["tests"], totals["failed"]) == (10, 10, 3), totals
+
+    done = CliRunner().invoke(app, ["report", str(folder.root), "--html"])
+    assert done.exit_code == 0, done.output
+    assert f"{totals['tests']} tests: 7 passed, {totals['failed']} failed" in done.output
+    assert "note:" not in done.output  # the report shows what the run recorded
+    text = rendered_text(chromium, folder.html_dir / "index.html")
+    assert re.search(rf"Total\s*{totals['tests']}\b", text), text[:600]
+    assert re.search(rf"Failed\s*{totals['failed']}\b", text), text[:600]
+    assert "load" in text and "contracts" in text

@@ -92,3 +92,27 @@ def test_from_json_refuses_what_is_not_a_record() -> None:
         LoadRecord.from_json({"schema": 99})
     with pytest.raises(ValueError, match="malformed"):
         LoadRecord.from_json({"schema": 1, "processes": 1})
+
+
+def test_the_timeline_counts_each_group_s_requests_and_failures_and_survives_the_wire() -> None:
+    """Every request lands in its step group's current interval, an error or a violation as a failure there,
+    a whole delivery under "delivery (end to end)"; the timeline travels in the JSON and merges; a record
+    written before the timeline existed still reads."""
+    record = LoadRecord()
+    for _ in range(30):
+        record.request("reserve", 3_000_000)
+        record.request("browse_lockers", 2_000_000)
+    record.error(record.request("reserve", 9_000_000), "reserve: 503")
+    record.violation(record.request("contend_reserve", 4_000_000), "double_booking", "contend_reserve", 1401, "x")
+    record.flow("completed", "delivery", 40_000_000)
+    timeline = record.timeline
+    assert timeline.groups() == ["browsing", "contention", "delivery", "delivery (end to end)"]
+    totals = {group: (sum(p.count for p in timeline.points(group)), sum(p.failures for p in timeline.points(group)))
+              for group in timeline.groups()}  # fmt: skip
+    assert totals == {"browsing": (30, 0), "contention": (1, 1), "delivery": (31, 1), "delivery (end to end)": (1, 0)}
+
+    wire = json.loads(json.dumps(record.to_json()))
+    merged = LoadRecord.merged([LoadRecord.from_json(wire), LoadRecord.from_json(wire)])
+    assert sum(p.count for p in merged.timeline.points("delivery")) == 62
+    del wire["timeline"]
+    assert not LoadRecord.from_json(wire).timeline  # an older record: no timeline, no error

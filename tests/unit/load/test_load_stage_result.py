@@ -121,3 +121,35 @@ def test_the_load_stage_fits_its_stop_and_sweep_in_the_budget(tmp_path: Path, mo
     assert result.reason == "the sweep could not look at what the run left held"
     (failure,) = result.failures
     assert failure.kind is FailureKind.INFRASTRUCTURE and "ConnectError" in failure.message
+
+
+def test_the_stage_result_carries_the_timeline_its_latency_gates_and_the_stalls() -> None:
+    """The overview plot gets the record's timeline, each latency gate on its group's panel (an overall gate on
+    all, ``delivery`` end to end), no line for a failure ratio, and the stalls within the run's span."""
+    from harness.load._slo import Gate
+    from harness.load._windows import FaultClock
+
+    record = _record(200, 20)
+    gates = SloGates(
+        [
+            Gate(None, "failure_ratio", 0.01),
+            Gate(None, "p99", 250.0),
+            Gate("reserve", "p95", 50.0),
+            Gate("delivery", "p99", 2000.0),
+            Gate("browse_lockers", "p50", 5.0),
+        ]
+    )
+    summary = LoadSummary.build(record, gates, duration_s=10.0, plan={"mode": "open"}, sweep=Sweep(checked=True))
+    span = record.timeline.span()
+    assert span is not None
+    clock = FaultClock(seconds=0.5, every=span[1] - span[0], period_start_s=span[0])
+    result = _stage_result("load", summary, [], stalls=clock)
+    assert result.timeline is record.timeline and result.mode == "open"
+    assert [(limit.name, limit.percentile, limit.limit_ms, limit.group) for limit in result.limits] == [
+        ("SLO p99", 99.0, 250.0, None),
+        ("SLO reserve p95", 95.0, 50.0, "delivery"),
+        ("SLO delivery p99", 99.0, 2000.0, "delivery (end to end)"),
+        ("SLO browse_lockers p50", 50.0, 5.0, "browsing"),
+    ]
+    width = span[1] - span[0]  # one stall period over the run's span: one window, its last half second
+    assert [(w.start_s - span[0], w.end_s - span[0]) for w in result.windows] == [(width - 0.5, width)]

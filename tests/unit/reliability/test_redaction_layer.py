@@ -4,6 +4,7 @@ last pass over a run's files."""
 from __future__ import annotations
 
 import base64
+import html
 import json
 import time
 from datetime import UTC, datetime
@@ -93,3 +94,47 @@ def test_secrets_learnt_from_answers_are_bounded_and_cheap() -> None:
     assert len(redactor) <= 4096 + 1
     newest = f"{9_999:064x}"
     assert redactor.text(f"{newest} the-client-secret") == f"{MASK} {MASK}"
+
+
+#: Two lines of the React bundle inside Locust's report page (locust/webui/dist/report.html): to a rule by
+#: shape, both hold a key named like a secret and its value.
+LOCUST_SCRIPT = (
+    "n={color:!0,date:!0,email:!0,month:!0,number:!0,password:!0,range:!0,search:!0};\n"
+    'return"input"===t?!!n[e.type]:("url"===e.type||"password"===e.type)||"textarea"===t;\n'
+)
+
+
+def test_tree_leaves_a_page_script_intact_and_masks_the_run_s_secrets_in_it(tmp_path: Path) -> None:
+    """An HTML page another tool wrote keeps its script byte for byte (masking ``password:!0`` stopped
+    Locust's page); a secret the run knows is masked there as it is, HTML-escaped and JSON-escaped."""
+    secret = 'canary<&>secret"value'
+    redactor = Redactor([Secret(secret)])
+    page = tmp_path / "load" / "locust.html"
+    page.parent.mkdir()
+    data = f'window.templateArgs = {{"failures": [{{"error": {json.dumps(secret)}}}]}};'
+    body = f"<p>{html.escape(secret)}</p>"
+    page.write_text(f"<script type=module>{LOCUST_SCRIPT}</script><script>{data}</script>{body}<i>{secret}</i>")
+    script = tmp_path / "bundle.js"
+    script.write_text(LOCUST_SCRIPT)
+
+    assert redactor.tree(tmp_path) == [page]
+    masked = page.read_text()
+    assert LOCUST_SCRIPT in masked and script.read_text() == LOCUST_SCRIPT
+    assert "canary" not in masked, masked
+    assert masked.count(MASK) == 3
+
+
+def test_patterns_still_mask_the_harness_s_own_text() -> None:
+    """The harness's own text keeps the rules by key and by shape; only pages and scripts are masked by value."""
+    redactor = Redactor()
+    line = f"password: hunter22 Authorization: Bearer {JWT}"
+    assert "hunter22" not in redactor.document(line, ".log") and JWT not in redactor.document(line, ".log")
+    assert redactor.document(LOCUST_SCRIPT, ".html") == LOCUST_SCRIPT
+
+
+def test_client_credentials_are_hidden_as_http_basic_too() -> None:
+    """A client's id and secret together, base64-encoded as HTTP Basic carries them, are masked by value."""
+    redactor = Redactor()
+    redactor.register_credentials("canary-client", Secret("canary-secret-1234"))
+    basic = base64.b64encode(b"canary-client:canary-secret-1234").decode()
+    assert redactor.known(f"Authorization: Basic {basic}; {basic}") == f"Authorization: Basic {MASK}; {MASK}"

@@ -134,3 +134,16 @@ def test_fault_specs_read_as_profile_and_parameters() -> None:
     for bad in ("", ":ms=1", "latency:ms", "latency:=3"):
         with pytest.raises(ValueError):
             parse_fault_spec(bad)
+
+
+def test_a_stall_says_where_its_period_stands_so_a_client_can_mark_it() -> None:
+    """``timing()`` gives a stall's length, period and the seconds into its current period: the windows a
+    client marks from it are the ones the middleware holds requests in."""
+    wall = FakeWall()
+    faults = Faults(wall=wall)
+    assert faults.timing() == {}
+    faults.set("stall", {"seconds": 1, "every": 10})
+    wall.now += 23.5
+    assert faults.timing() == {"stall": {"seconds": 1.0, "every": 10.0, "phase_s": 3.5}}
+    wall.now += 6.0  # 9.5 s into the period: inside the stall, held to its end
+    assert faults.for_request("/api/v1/towers").delay == pytest.approx(0.5)
