@@ -7,6 +7,13 @@ only code they share besides the locker model. Inferred byte layouts: :mod:`.ass
 from __future__ import annotations
 
 from . import assumptions
+from ._advert import (
+    AdvertLayout,
+    Sighting,
+    Sightings,
+    identity_from_scan_record,
+    tower_advertisement,
+)
 from ._codec import (
     SELF_DESCRIBE_TAG,
     Packet,
@@ -44,6 +51,7 @@ __all__ = [
     "RX_UUID",
     "SELF_DESCRIBE_TAG",
     "TX_UUID",
+    "AdvertLayout",
     "BlinkError",
     "DecodeError",
     "Field",
@@ -58,6 +66,8 @@ __all__ = [
     "SessionChannel",
     "SessionKeys",
     "SessionRequest",
+    "Sighting",
+    "Sightings",
     "TowerIdentity",
     "assumptions",
     "chunks",
@@ -68,6 +78,7 @@ __all__ = [
     "encode_packet",
     "error_packet",
     "grant_session",
+    "identity_from_scan_record",
     "new_nonce",
     "normalize_tower_id",
     "open_grant",
@@ -75,5 +86,6 @@ __all__ = [
     "raise_for_error",
     "request_session",
     "seal",
+    "tower_advertisement",
     "unseal",
 ]
