@@ -76,11 +76,13 @@ async def _maybe_await(value: _T | Awaitable[_T]) -> _T:
 
 @dataclass(frozen=True, slots=True)
 class FoundTower:
-    """A tower seen on the air: the device to connect to and who it says it is."""
+    """A tower seen on the air: the device to connect to, who it says it is, and how the OS
+    presented its advertisement (``layout``)."""
 
     device: BLEDevice
     identity: TowerIdentity
     rssi: int | None = None
+    layout: blink.AdvertLayout | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,17 +136,22 @@ async def find_tower(
     timeout: float = 20.0,
     timer: PhaseTimer | None = None,
 ) -> FoundTower:
-    """Scan for the Nordic UART service until ``tower_id`` (or any tower) advertises itself."""
+    """Scan for the Nordic UART service until ``tower_id`` (or any tower) advertises itself.
+
+    However the OS hands the advertisement and scan response over (``blink.Sightings``), the tower
+    is recognised: a firmware version seen in an earlier report of the same device is kept.
+    """
     wanted = None if tower_id is None else blink.normalize_tower_id(tower_id)
     loop = asyncio.get_running_loop()
     found: asyncio.Future[FoundTower] = loop.create_future()
+    sightings = blink.Sightings()
 
     def seen(device: BLEDevice, advertisement: AdvertisementData) -> None:
-        identity = TowerIdentity.from_manufacturer_data(advertisement.manufacturer_data)
-        if identity is None or found.done():
+        sighting = sightings.see(device.address, advertisement.manufacturer_data)
+        if sighting is None or found.done():
             return
-        if wanted is None or identity.tower_id == wanted:
-            found.set_result(FoundTower(device, identity, advertisement.rssi))
+        if wanted is None or sighting.identity.tower_id == wanted:
+            found.set_result(FoundTower(device, sighting.identity, advertisement.rssi, sighting.layout))
 
     with _edge(Phase.SCAN, wanted):
         start = time.perf_counter_ns()
@@ -169,11 +176,14 @@ async def find_tower(
 async def discover_towers(backend: Radio, *, duration: float = 2.0) -> list[FoundTower]:
     """Every tower advertising within ``duration`` seconds, by tower id."""
     towers: dict[str, FoundTower] = {}
+    sightings = blink.Sightings()
 
     def seen(device: BLEDevice, advertisement: AdvertisementData) -> None:
-        identity = TowerIdentity.from_manufacturer_data(advertisement.manufacturer_data)
-        if identity is not None:
-            towers[identity.tower_id] = FoundTower(device, identity, advertisement.rssi)
+        sighting = sightings.see(device.address, advertisement.manufacturer_data)
+        if sighting is not None:
+            towers[sighting.identity.tower_id] = FoundTower(
+                device, sighting.identity, advertisement.rssi, sighting.layout
+            )
 
     with _edge(Phase.SCAN, None):
         scanner = backend.scanner(seen, [blink.NUS_SERVICE_UUID])

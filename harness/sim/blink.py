@@ -14,13 +14,18 @@ What it answers, in the protocol's words (reference 9.3-9.8, layouts in
 - In-session commands: a wrapper that fails authentication, names another session or replays a
   sequence number gets a clear SESSION_ERROR; a refused command gets an encrypted ERROR with the
   firmware's code (AUTH_*, MSG_EXPIRED, SYS_LOCKER_NOT_FOUND, SYS_LAST_OPEN...).
+- TERMINATE_SESSION is acknowledged, and then the tower drops the link
+  (``assumptions.TOWER_DISCONNECTS_AFTER_TERMINATE``).
 - Faults read from the sandbox's fault profile on every in-session command: ``ble_disconnect``
-  drops the link before the command reaches the firmware (nothing changes), ``ble_lost_notification``
-  runs the command and swallows its reply, ``ble_busy`` answers the sync commands SYS_SYNC_BUSY.
+  drops the link before the command reaches the firmware (nothing changes),
+  ``ble_supervision_timeout`` loses the command on the air and then the link (nothing changes, and
+  nobody says goodbye), ``ble_lost_notification`` runs the command and swallows its reply,
+  ``ble_busy`` answers the sync commands SYS_SYNC_BUSY.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import secrets
@@ -45,12 +50,17 @@ class OutcomeKind(enum.Enum):
     REPLY = "reply"  # notify the packets
     LOST = "lost"  # the reply is swallowed (fault: lost notification)
     DISCONNECT = "disconnect"  # drop the link without an answer (fault: disconnect mid-command)
+    LINK_LOST = "link_lost"  # the link goes silent, then is lost (fault: supervision timeout)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     kind: OutcomeKind
     packets: tuple[bytes, ...] = ()
+    #: REPLY: drop the link once the packets are sent (after TERMINATE_SESSION).
+    hang_up: bool = False
+    #: LINK_LOST: seconds of silence before both ends give the link up.
+    after: float = 0.0
 
     @classmethod
     def reply(cls, *packets: blink.Packet) -> Outcome:
@@ -149,6 +159,14 @@ class BlinkConnection:
         if faults.ble("ble_disconnect"):
             log.info("fault ble_disconnect: dropping the link before %s", inner.get(Field.PACKET_TYPE))
             return _DISCONNECT
+        if faults.ble("ble_supervision_timeout"):
+            after = faults.supervision_timeout()
+            log.info(
+                "fault ble_supervision_timeout: %s lost on the air, link lost in %.3f s",
+                inner.get(Field.PACKET_TYPE),
+                after,
+            )
+            return Outcome(OutcomeKind.LINK_LOST, after=after)
         kind = inner.get(Field.PACKET_TYPE)
         if self.grant is not None and self.server.clock() >= self.grant.expires_at:
             answer = blink.error_packet(FirmwareCode.MSG_EXPIRED, "the session has expired")
@@ -159,6 +177,8 @@ class BlinkConnection:
         if kind == PacketType.TERMINATE_SESSION:
             self.channel = None
             self.grant = None
+            if blink.assumptions.TOWER_DISCONNECTS_AFTER_TERMINATE and answer.get(Field.PACKET_TYPE) == PacketType.ACK:
+                reply = dataclasses.replace(reply, hang_up=True)
         if faults.ble("ble_lost_notification"):
             log.info("fault ble_lost_notification: the reply to %s is swallowed", kind)
             return Outcome(OutcomeKind.LOST)
