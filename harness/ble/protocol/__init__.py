@@ -27,6 +27,7 @@ from ._codec import (
 )
 from ._errors import BlinkError, DecodeError, FirmwareCode, FirmwareError, SdkCode, SdkError
 from ._identity import TowerIdentity, normalize_tower_id
+from ._lockers import DeviceInfo, decode_door_bits, encode_door_bits
 from ._session import (
     GrantPayload,
     SessionChannel,
@@ -54,6 +55,7 @@ __all__ = [
     "AdvertLayout",
     "BlinkError",
     "DecodeError",
+    "DeviceInfo",
     "Field",
     "FirmwareCode",
     "FirmwareError",
@@ -71,9 +73,11 @@ __all__ = [
     "TowerIdentity",
     "assumptions",
     "chunks",
+    "decode_door_bits",
     "decode_map",
     "decode_packet",
     "derive_keys",
+    "encode_door_bits",
     "encode_map",
     "encode_packet",
     "error_packet",
