@@ -1,9 +1,12 @@
 """The hardware rig's fixtures: the same tests on the virtual radio (default) or a bench tower.
 
 Virtual (default): an embedded sandbox in this process with its virtual radio; the wrong-token
-tests use its clock and its second tower. Bench: ``HARBOR_BLE=bleak`` (or ``--hw-ble=bleak``), a
-tower id (``--harbor-tower`` / ``HARBOR_TOWER_ID``), a target and credentials from the usual
-``HARBOR_*`` variables. ``hw_tests/README.md`` says how to run it on a bench.
+tests use its clock and its second tower. The whole rig runs once per ATT MTU of ``--hw-mtu``
+(23 and 247 by default: small-MTU chunking is exercised on every run).
+
+Bench: ``HARBOR_BLE=bleak`` (or ``--hw-ble=bleak``), a tower id (``--harbor-tower`` /
+``HARBOR_TOWER_ID``), a target and credentials from the usual ``HARBOR_*`` variables.
+``hw_tests/README.md`` says how to run it on a bench.
 
 Without a bench tower the rig skips, saying why: a Harbor target with no tower id, or (unless
 ``bleak`` was asked for) no Bluetooth adapter, or ``HARBOR_BLE=none``. Asked for ``bleak`` on a
@@ -17,6 +20,7 @@ id when there is one; the BLE phases go to ``$LOCKER_HARNESS_LATENCIES_DIR`` whe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -48,6 +52,12 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "HARBOR_HW_SIM_FAULT",
         "",
         "local only: sandbox fault profiles, ';'-separated, each name:key=value,... (e.g. ble_busy:count=1)",
+    ),
+    (
+        "--hw-mtu",
+        "HARBOR_HW_MTU",
+        "23,247",
+        "local only: the ATT MTUs the virtual towers grant, comma-separated; the whole rig runs at each",
     ),
 )
 
@@ -85,6 +95,38 @@ def _sim_faults(config: pytest.Config) -> tuple[tuple[str, dict[str, object]], .
         raise UsageError(f"--hw-sim-fault: {exc}") from None
 
 
+def _is_local(config: pytest.Config) -> bool:
+    target = (config.getoption("harbor_target") or os.environ.get("HARBOR_TARGET") or "local").strip().lower()
+    return target == "local" and _radio_asked(config) in ("", "virtual")
+
+
+def _mtus(config: pytest.Config) -> list[int]:
+    """The MTUs asked for with ``--hw-mtu`` (each 23..247); ``UsageError`` naming what is wrong."""
+    text = _option(config, "--hw-mtu")
+    try:
+        mtus = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--hw-mtu: {text!r} is not a comma-separated list of integers") from None
+    if not mtus or not all(23 <= mtu <= 247 for mtu in mtus):
+        raise UsageError(f"--hw-mtu: each MTU must be 23..247, not {text!r}")
+    return mtus
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Local: the whole rig once per ``--hw-mtu`` (23 and 247 by default). A bench's MTU is the OS's."""
+    if "rig_mtu" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    if not _is_local(config):
+        metafunc.parametrize("rig_mtu", [None], ids=["os-mtu"], scope="session")
+        return
+    try:
+        mtus: list[int | None] = list(_mtus(config))
+    except UsageError:  # the rig fixture says so in one line (exit 2) before any test runs
+        mtus = [None]
+    metafunc.parametrize("rig_mtu", mtus, ids=[f"mtu{mtu or ''}" for mtu in mtus], scope="session")
+
+
 def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) -> RigConfig:
     door = _option(config, "--hw-door-p95-ms")
     other = _option(config, "--hw-other-tower") or other_tower or ""
@@ -109,17 +151,23 @@ async def _probe(backend: Radio) -> None:
 
 
 @pytest.fixture(scope="session")
-def rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
-    """The rig for this session: skips without a bench tower; with ``HARBOR_BLE=bleak`` and no
-    adapter, the run stops at once. Writes the session's BLE phases for a parent run at the end."""
+def rig(pytestconfig: pytest.Config, rig_mtu: int | None) -> Iterator[Rig]:
+    """The rig for this session (on local, one per MTU of ``--hw-mtu``): skips without a bench tower;
+    with ``HARBOR_BLE=bleak`` and no adapter, the run stops at once. Writes the session's BLE phases
+    for a parent run at the end."""
     radio = _radio_asked(pytestconfig)
     target = (pytestconfig.getoption("harbor_target") or os.environ.get("HARBOR_TARGET") or "local").strip()
     if radio == "none":
         pytest.skip("HARBOR_BLE=none: no radio to open doors with, and the rig opens every door over BLE")
     try:
         if target.lower() == "local" and radio in ("", "virtual"):
-            rigs = _local_rig(pytestconfig)
+            _mtus(pytestconfig)  # a wrong --hw-mtu is a usage error, not a rig at the default MTU
+            rigs = _local_rig(pytestconfig, rig_mtu)
         else:
+            if pytestconfig.getoption("hw_mtu") or os.environ.get("HARBOR_HW_MTU"):
+                raise UsageError(
+                    "--hw-mtu sets the virtual radio's MTU (local target); a real radio negotiates its own"
+                )
             rigs = _bench_rig(pytestconfig, target, radio)
         for session_rig in rigs:
             try:
@@ -163,7 +211,7 @@ def _bench_rig(pytestconfig: pytest.Config, target: str, radio: str) -> Iterator
     yield Rig(settings, settings.tower(), backend, config, ledger_holds(settings))
 
 
-def _local_rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
+def _local_rig(pytestconfig: pytest.Config, mtu: int | None) -> Iterator[Rig]:
     from harness.ble import choose_backend
     from harness.sim import ControlError, SimSettings, VirtualSandbox
 
@@ -174,6 +222,9 @@ def _local_rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
         tower = settings.tower()
         seeded = {str(locker["tower_id"]) for locker in sandbox.control.state()["lockers"]}
         config = _rig_config(pytestconfig, other_tower=min(seeded - {tower}, default=None), local=True)
+        if mtu is not None:
+            sandbox.radio.configure(mtu=mtu)
+            config = dataclasses.replace(config, mtu=mtu)
         try:  # the switches are set before every test; a wrong name is a usage error now, not a red test
             _switch_on(sandbox, config)
         except ControlError as exc:

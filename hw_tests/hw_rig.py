@@ -40,6 +40,8 @@ class RigConfig:
     sim_bugs: tuple[str, ...]
     #: Local only: sandbox fault profiles as ``(name, parameters)``, set before every test.
     sim_faults: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: Local only: the ATT MTU the virtual towers grant in this rig (``--hw-mtu``); None: the OS's.
+    mtu: int | None = None
 
 
 async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.02) -> float:

@@ -353,13 +353,7 @@ class TowerClient:
         writes and the wait share one ``response_timeout`` (a write the radio never acknowledges
         is as much a silent tower as a reply that never comes)."""
         if self._rx is None or not self.is_connected:
-            if self._dropped_at is not None:
-                idle = time.perf_counter() - self._dropped_at
-                raise blink.SdkError(
-                    f"the tower dropped the link {idle:.1f} s before this command (idle, or ended by the tower)",
-                    code=SdkCode.NOT_CONNECTED_WITH_TOWER,
-                )
-            raise blink.SdkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
+            raise self._not_connected()
         async with self._in_flight:
             self._reassembler.clear()
             loop = asyncio.get_running_loop()
@@ -383,10 +377,22 @@ class TowerClient:
             finally:
                 self._pending = None
 
+    def _not_connected(self) -> blink.SdkError:
+        """Why there is no link: dropped by the tower while nothing was asked (say how long ago), or never up."""
+        if self._dropped_at is not None:
+            ago = time.perf_counter() - self._dropped_at
+            return blink.SdkError(
+                f"the tower dropped the link {ago:.1f} s before this command (idle, or ended by the tower)",
+                code=SdkCode.NOT_CONNECTED_WITH_TOWER,
+            )
+        return blink.SdkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
+
     async def _command(self, inner: blink.Packet, expect: PacketType) -> blink.Packet:
         """Send an in-session command and return the reply's inner map; the tower's refusals raise."""
         channel = self._channel
         if channel is None:
+            if not self.is_connected:
+                raise self._not_connected()
             raise blink.SdkError("no session with the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
         reply = await self._exchange(channel.wrap(inner))
         blink.raise_for_error(reply)  # a clear SESSION_ERROR: the wrapper itself was refused

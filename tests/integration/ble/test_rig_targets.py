@@ -38,6 +38,7 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
         "only the local target has it",
     ),
     "bleak named, no adapter": ({"HARBOR_BLE": "bleak"}, "no Bluetooth adapter is reachable"),
+    "an MTU out of range": ({"HARBOR_HW_MTU": "23,500"}, "each MTU must be 23..247"),
 }
 
 
@@ -109,3 +110,11 @@ def test_rig_with_bleak_and_no_bluetooth_stops_at_once_in_one_line(finished: dic
     lines = [line for line in done.output.splitlines() if CASES["bleak named, no adapter"][1] in line]
     assert len(lines) == 1, done.output
     assert done.seconds < 30, done.seconds
+
+
+def test_rig_with_an_mtu_out_of_range_is_a_usage_error(finished: dict[str, Finished]) -> None:
+    """`HARBOR_HW_MTU=23,500` stops the rig before any test with one line and exit 2."""
+    done = finished["an MTU out of range"]
+    assert done.returncode == ExitCode.USAGE, done.output
+    assert "Traceback" not in done.output
+    assert len([line for line in done.output.splitlines() if CASES["an MTU out of range"][1] in line]) == 1
