@@ -20,17 +20,18 @@ id when there is one; the BLE phases go to ``$LOCKER_HARNESS_LATENCIES_DIR`` whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hw_rig import Rig, RigConfig
+from hw_rig import Rig, RigConfig, until
 
 from harness.ble import Radio
 from harness.config import Credentials, TargetKind, load_settings
-from harness.errors import BluetoothUnavailable, HarnessError, UsageError
+from harness.errors import BluetoothUnavailable, HarnessError, InfrastructureError, ProductDefect, UsageError
 from harness.ledger import ledger_holds
 from harness.redaction import Secret
 
@@ -52,6 +53,12 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "HARBOR_HW_SIM_FAULT",
         "",
         "local only: sandbox fault profiles, ';'-separated, each name:key=value,... (e.g. ble_busy:count=1)",
+    ),
+    (
+        "--hw-retries",
+        "HARBOR_HW_RETRIES",
+        "0",
+        "link failures a delivery survives by reconnecting and resuming, as a person with a phone would",
     ),
     (
         "--hw-mtu",
@@ -140,6 +147,7 @@ def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) 
         other_tower=other.upper() or None,
         sim_bugs=bugs,
         sim_faults=_sim_faults(config) if local else (),
+        retries=int(_option(config, "--hw-retries")),
     )
 
 
@@ -242,11 +250,69 @@ def _switch_on(sandbox: VirtualSandbox, config: RigConfig) -> None:
 
 @pytest.fixture(autouse=True)
 def fresh_world(rig: Rig) -> Iterator[None]:
-    """Local: every test starts from the seeded world, with the session's bug switches and faults on."""
+    """Local: every test starts from the seeded world, with the session's bug switches and faults on,
+    and leaves nothing held behind it (whatever it met: a link fault included)."""
     if rig.virtual:
         rig.sandbox.world.reset()
         _switch_on(rig.sandbox, rig.config)
     yield
+    if rig.virtual:
+        held = asyncio.run(_held_after(rig))
+        assert not held, f"the test left lockers held: {held}"
+
+
+async def _held_after(rig: Rig, timeout: float = 5.0) -> dict[int, str]:
+    """Lockers neither available nor out of service once the person has closed every door (polled)."""
+
+    async def settled() -> bool:
+        return not any(locker["door_open"] for locker in rig.sandbox.control.state()["lockers"])
+
+    with contextlib.suppress(TimeoutError):  # a door left open is reported below with its locker
+        await until(settled, timeout=timeout)
+    return {
+        locker["id"]: locker["status"]
+        for locker in rig.sandbox.control.state()["lockers"]
+        if locker["status"] not in ("available", "out_of_service") or locker["door_open"]
+    }
+
+
+#: Tests that failed because the harness could not test (a link lost, no reply): ``nodeid -> line``.
+_COULD_NOT_TEST: dict[str, str] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and call.excinfo is not None:
+        error = call.excinfo.value
+        if isinstance(error, InfrastructureError) and not isinstance(error, ProductDefect):
+            _COULD_NOT_TEST[item.nodeid] = str(error)
+        else:
+            _COULD_NOT_TEST.pop(item.nodeid, None)
+            _COULD_NOT_TEST[f"verdict:{item.nodeid}"] = ""  # a product verdict: exit 1 stands
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A rig whose every failure is "could not test" (a lost link, a silent tower) exits 4 with one
+    line naming the phase, as the harness's other commands do; a product failure keeps exit 1."""
+    if exitstatus != pytest.ExitCode.TESTS_FAILED or not _COULD_NOT_TEST:
+        return
+    if any(key.startswith("verdict:") for key in _COULD_NOT_TEST):
+        return
+    first = next(iter(_COULD_NOT_TEST.values()))
+    _ENDING.append(f"hw rig: could not test ({len(_COULD_NOT_TEST)} test(s) failed so): {first}")
+    session.exitstatus = int(InfrastructureError.exit_code)
+
+
+#: The one line saying why the rig exits 4, written after pytest's summary.
+_ENDING: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _ENDING:
+        terminalreporter.ensure_newline()
+        terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -263,6 +263,11 @@ class TowerClient:
         return bool(self._client.is_connected)
 
     @property
+    def opened_at_ns(self) -> int | None:
+        """When the last door this client opened opened (``perf_counter_ns``), until its close is seen."""
+        return self._opened_at_ns
+
+    @property
     def mtu(self) -> int:
         """The ATT MTU negotiated on this link (23 before the exchange); writes carry MTU - 3 bytes."""
         return int(self._client.mtu_size)
@@ -566,14 +571,22 @@ class TowerClient:
         return bool(answer.get(Field.LOCKER_DOOR_OPEN))
 
     async def wait_door_closed(
-        self, *, timeout: float = 120.0, poll_interval: float = 0.05, door: int | None = None
+        self,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.05,
+        door: int | None = None,
+        opened_at_ns: int | None = None,
     ) -> int:
         """Poll CHECK_LOCKER_DOOR until the door is shut; records door-open -> door-closed.
 
         ``door`` (a door label) polls CHECK_ALL_LOCKER_DOORS for that door instead: what a session
-        that did not open the locker itself can ask (after a reconnect). Bounded by ``timeout`` (a
-        person on a bench may take a while); returns the polls made.
+        that did not open the locker itself can ask (after a reconnect); ``opened_at_ns`` is then when
+        the door opened (``perf_counter_ns``), for the door phase. Bounded by ``timeout`` (a person
+        on a bench may take a while); returns the polls made.
         """
+        if opened_at_ns is not None:
+            self._opened_at_ns = opened_at_ns
         deadline = time.monotonic() + timeout
         polls = 0
         while True:

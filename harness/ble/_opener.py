@@ -220,13 +220,17 @@ class BleDoorOpener:
             )
         deadline = time.monotonic() + timeout
         door = _door_label(locker)
+        opened_at_ns = client.opened_at_ns
         for attempt in range(self.retries + 1):
             try:
                 if client is None:  # resuming: a new link and session, watching the door by its label
                     client = await self._connect(locker.tower_id)
                     await self._session(client, locker.tower_id)
                     await client.wait_door_closed(
-                        timeout=max(0.0, deadline - time.monotonic()), poll_interval=self.door_poll_interval, door=door
+                        timeout=max(0.0, deadline - time.monotonic()),
+                        poll_interval=self.door_poll_interval,
+                        door=door,
+                        opened_at_ns=opened_at_ns,
                     )
                 else:
                     await client.wait_door_closed(

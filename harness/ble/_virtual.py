@@ -129,7 +129,15 @@ class _Adapter:
         if self.loop.is_closed() or not self.loop.is_running():
             coro.close()
             raise BleakError("the virtual radio is not running")
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+        try:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the caller was cancelled: the radio-side call went with it
+            # Cancelled on the radio's side (bumble drops what waits on a lost link): a failure, as an
+            # OS stack reports it, never a cancellation of the caller.
+            raise BleakError("the virtual radio abandoned the operation: the link went down") from None
 
     async def device(self) -> Device:
         """The central device (radio loop only)."""
@@ -214,6 +222,34 @@ def _adapter(link: object) -> _Adapter:
     if adapter is None or adapter.loop is not getattr(link, "loop", None):  # a radio restarted: new adapter
         adapter = _adapters[link] = _Adapter(link)
     return adapter
+
+
+async def _while_up(connection: Connection, operation: Awaitable[_T]) -> _T:
+    """``operation``, or a ``BleakError`` as soon as the link goes down under it (radio loop only).
+
+    bumble leaves a GATT request waiting for its 30 s ATT timeout when the link is lost; an OS stack
+    fails it at once, and so does this.
+    """
+    task: asyncio.Future[_T] = asyncio.ensure_future(operation)
+    lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def on_lost(reason: int) -> None:
+        if not lost.done():
+            lost.set_result(reason)
+
+    connection.on(connection.EVENT_DISCONNECTION, on_lost)
+    try:
+        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        connection.remove_listener(connection.EVENT_DISCONNECTION, on_lost)
+    if task.done() and not task.cancelled():
+        return task.result()
+    task.cancel()
+    reason = f"HCI reason 0x{lost.result():02X}" if lost.done() else "cancelled by the stack"
+    raise BleakError(f"the link was lost during the operation ({reason})")
 
 
 def _learn(known: _Known, data: AdvertisingData) -> None:
@@ -332,6 +368,9 @@ class VirtualBleakClient(BaseBleakClient):
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         self._connection = connection
         peer = self._peer = Peer(connection)
+        return await _while_up(connection, self._set_up(peer))
+
+    async def _set_up(self, peer: Peer) -> BleakGATTServiceCollection:
         await peer.request_mtu(REQUESTED_MTU)
         collection = BleakGATTServiceCollection()
         for service in await self._discover_services(peer):
@@ -416,7 +455,7 @@ class VirtualBleakClient(BaseBleakClient):
         peer = self._require_peer()
 
         async def call() -> _T:
-            return await action(peer)
+            return await _while_up(peer.connection, action(peer))
 
         try:
             return await self._adapter.run(call())

@@ -9,7 +9,8 @@ back as TX notifications of at most MTU - 3 bytes.
 
 Like a radio's, the link has an ATT MTU the tower grants (``mtu``, 23..247; a central asks for
 247), drops an ATT write longer than MTU - 3, and ends: the tower drops a link idle longer than
-``idle_timeout`` seconds and, once it has acknowledged TERMINATE_SESSION, the link itself
+``idle_timeout`` seconds (or the ``ble_idle_timeout`` fault's) and, once it has acknowledged
+TERMINATE_SESSION, the link itself
 (``assumptions.TOWER_DISCONNECTS_AFTER_TERMINATE``); the ``ble_supervision_timeout`` fault silences
 a link mid-exchange and then both sides lose it with reason 0x08, as a supervision timeout does.
 Scanning centrals get a ``RadioController`` from the link (``RadioLink.central_controller``): it
@@ -329,15 +330,16 @@ class TowerPeripheral:
             link.idle_check.cancel()
 
     def _watch_idle(self, connection: Connection, link: _Link) -> None:
-        """Drop the link once nothing was written on it for ``idle_timeout`` seconds."""
+        """Drop the link once nothing was written on it for the idle timeout (the ``ble_idle_timeout``
+        fault's while it is on, else ``idle_timeout``); a changed timeout applies within a second."""
         loop = asyncio.get_running_loop()
-        timeout = self.settings().idle_timeout
+        timeout = self.server.faults.idle_timeout() or self.settings().idle_timeout
         idle = loop.time() - link.last_write
         if idle >= timeout:
             log.info("tower %s: dropping a link idle for %.3f s", self.identity.tower_id, idle)
             self._spawn(self._drop(connection))
             return
-        link.idle_check = loop.call_later(timeout - idle, self._watch_idle, connection, link)
+        link.idle_check = loop.call_later(min(timeout - idle, 1.0), self._watch_idle, connection, link)
 
     def _on_write(self, connection: Connection, value: bytes) -> None:
         link = self._links.get(connection.handle)
