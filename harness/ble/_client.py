@@ -435,7 +435,9 @@ class TowerClient:
             self._channel = blink.SessionChannel(grant.session_id, grant.session_key, nonce, grant.grant_nonce)
 
     async def terminate(self, code: int = 0, message: str = "") -> None:
-        """TERMINATE_SESSION; a non-zero code needs a message and is logged by the tower as an error [S]."""
+        """TERMINATE_SESSION -> ACK (``assumptions.TERMINATE_ACKED``); a non-zero code needs a message and
+        is logged by the tower as an error [S]. The tower may drop the link right after its ACK
+        (``assumptions.TOWER_DISCONNECTS_AFTER_TERMINATE``); the SDK disconnects itself anyway [S]."""
         if code and not message:
             raise ValueError("a non-zero terminate code needs a message")
         inner: blink.Packet = {Field.PACKET_TYPE: PacketType.TERMINATE_SESSION, Field.ERROR_CODE: code}
@@ -649,7 +651,7 @@ class TowerClient:
                 if batch.sync_event_count <= 0:
                     break
                 await _maybe_await(upload(tower_id, [batch]))
-                next_unseen = batch.sync_event_start + batch.sync_event_count
+                next_unseen = batch.sync_event_start + batch.sync_event_count  # assumptions.MARK_SEEN_IS_NEXT_UNSEEN
                 with _edge(Phase.SYNC, tower_id):
                     await self._command(
                         {Field.PACKET_TYPE: PacketType.SYNC_MARK_SEEN_EVENTS, Field.SYNC_EVENT_START: next_unseen},

@@ -267,7 +267,7 @@ class BlinkConnection:
         payload_auth = inner.get(Field.PAYLOAD_AUTH)
         if not isinstance(payload, bytes) or not isinstance(payload_auth, bytes):
             raise FirmwareRefusal(FirmwareCode.MSG_ITEM_MISSING, "payload and payload_auth are required bytes")
-        at_locker = inner.get(Field.LOCKER_ID)  # the door the phone means, if it says (assumptions)
+        at_locker = inner.get(Field.LOCKER_ID)  # the door the phone means (assumptions.OPEN_MAY_NAME_LOCKER)
         if at_locker is not None and (not isinstance(at_locker, int) or isinstance(at_locker, bool)):
             raise FirmwareRefusal(FirmwareCode.MSG_ITEM_TYPE, "locker_id must be an integer")
         locker_id = self.server.firmware.open_with_token(payload, payload_auth, at_locker=at_locker)
@@ -323,6 +323,7 @@ class BlinkConnection:
         return {Field.PACKET_TYPE: PacketType.LOCKER_OPENED, Field.LOCKER_ID: locker_id}
 
     def _require_last_opened(self) -> int:
+        # CHECK_LOCKER_DOOR and REOPEN_LOCKER act on it (assumptions.DOOR_COMMANDS_USE_LAST_OPENED).
         if self.last_opened is None:
             raise FirmwareRefusal(FirmwareCode.SYS_LAST_OPEN, "no locker was opened in this session")
         return self.last_opened

@@ -210,8 +210,9 @@ class TowerFirmware:
     ) -> int:
         """Open the door the token is for (or ``at_locker``, where it is presented); its locker id.
 
-        With ``SimSettings.single_use_tokens`` a drop-off token that opened a door once is refused
-        (AUTH_INVALID) unless the session that used it asks to ``reopen`` (REOPEN_LOCKER).
+        With ``SimSettings.single_use_tokens`` (default ``assumptions.DROPOFF_TOKEN_SINGLE_USE``) a
+        drop-off token that opened a door once is refused (AUTH_INVALID) unless the session that used
+        it asks to ``reopen`` (REOPEN_LOCKER).
         """
         world = self._world
         bugs = world.bugs

@@ -81,6 +81,9 @@ _VIRTUAL = "harness/ble/_virtual.py"
 _BLINK = "harness/sim/blink.py"
 _FIRMWARE = "harness/sim/firmware.py"
 _RADIO = "harness/sim/radio.py"
+_LOCKERS = "harness/ble/protocol/_lockers.py"
+_OPENER = "harness/ble/_opener.py"
+_SETTINGS = "harness/sim/_settings.py"
 
 # -- advertisement and device info (9.1) -------------------------------------------------------
 
@@ -134,7 +137,7 @@ ADVERT_SPLIT_LAYOUT: Final = _assume(
     _I,
     True,
     "legacy ADV_IND: flags + NUS UUID128 + manufacturer(company, firmware); SCAN_RSP: manufacturer(company, id, name)",
-    (_ADVERT, _RADIO),
+    (_ADVERT,),
     "scan finds no tower on a bench, or finds it only with one of the other presentations",
 )
 
@@ -369,7 +372,7 @@ DROPOFF_TOKEN_SINGLE_USE: Final = _assume(
     _G,
     False,
     "a used drop-off token may open its occupied locker again; single use is a sandbox setting",
-    (_FIRMWARE,),
+    (_SETTINGS, _FIRMWARE),
     "a bench tower refuses a drop-off token the second time (the retry after a lost reply fails)",
 )
 
@@ -412,7 +415,7 @@ DOOR_BITFIELD_BY_LABEL: Final = _assume(
     _G,
     True,
     "door label n is bit (n-1)%8 of byte (n-1)//8, LSB first",
-    (_CLIENT, _FIRMWARE),
+    (_LOCKERS, _CLIENT, _OPENER),
     "CHECK_ALL_LOCKER_DOORS on a bench shows the open door at another bit",
 )
 
@@ -426,7 +429,7 @@ DEVICE_INFO_FIELDS: Final = _assume(
     _G,
     (61, 60, 125, 126, 138, 120, 129, 147, 133),
     "DEVICE_INFO's fields: id, name, firmware, model, serial, uptime, clock, battery mV, locker count",
-    (_CLIENT, _FIRMWARE),
+    (_LOCKERS, _CLIENT),
     "hw shows fields missing or of other types on a bench tower",
 )
 
@@ -469,7 +472,7 @@ TOWER_DISCONNECTS_AFTER_TERMINATE: Final = _assume(
     _G,
     True,
     "after acknowledging TERMINATE_SESSION the tower drops the link (the SDK disconnects anyway [S])",
-    (_RADIO, _CLIENT),
+    (_BLINK, _RADIO, _CLIENT),
     "on a bench the link stays up after TERMINATE_SESSION until the phone leaves",
 )
 
