@@ -474,11 +474,7 @@ class TowerClient:
             expect_locker = at_locker if expect_locker is None else expect_locker
         with _edge(Phase.OPEN, self.tower_id, at_locker or expect_locker), self.timer.time(Phase.OPEN):
             answer = await self._command(inner, PacketType.LOCKER_OPENED)
-        self._opened_at_ns = time.perf_counter_ns()
-        locker_id = answer.get(Field.LOCKER_ID)
-        if not isinstance(locker_id, int) or isinstance(locker_id, bool):
-            raise translate(blink.DecodeError("LOCKER_OPENED has no locker_id"), phase="open", tower_id=self.tower_id)
-        self.last_opened = locker_id
+        locker_id = self._opened(answer)
         if expect_locker is not None and locker_id != expect_locker and blink.assumptions.LOCKER_OPENED_REPORTS_API_ID:
             raise ProductDefect(
                 f"the token for locker {expect_locker} opened locker {locker_id}",
@@ -525,6 +521,10 @@ class TowerClient:
             inner[Field.MATCH_TOKEN] = match_token
         with _edge(Phase.OPEN, self.tower_id), self.timer.time(Phase.OPEN):
             answer = await self._command(inner, PacketType.LOCKER_OPENED)
+        return self._opened(answer)
+
+    def _opened(self, answer: blink.Packet) -> int:
+        """LOCKER_OPENED's locker id; the door is open from now (for the door phase)."""
         self._opened_at_ns = time.perf_counter_ns()
         locker_id = answer.get(Field.LOCKER_ID)
         if not isinstance(locker_id, int) or isinstance(locker_id, bool):
