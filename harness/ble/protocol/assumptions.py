@@ -478,7 +478,8 @@ TOWER_DISCONNECTS_AFTER_TERMINATE: Final = _assume(
 
 #: [G] a tower drops a link on which nothing was written for this many seconds (a battery device
 #: does not keep an idle central). The reference gives no value; the SDK's own waits (20 s reply
-#: timeout [S]) fit under it. ``VirtualRadio(idle_timeout=...)`` changes it.
+#: timeout [S]) fit under it. ``VirtualRadio.configure(idle_timeout=...)`` and the
+#: ``ble_idle_timeout`` fault change it.
 TOWER_IDLE_TIMEOUT: Final = _assume(
     "ble.link.tower_idle_timeout",
     "TOWER_IDLE_TIMEOUT",
