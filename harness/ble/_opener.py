@@ -186,19 +186,31 @@ class BleDoorOpener:
             log.debug("disconnect after a failure failed too: %s", exc)
 
     async def open(self, locker: _Locker, token: _Token) -> int:
-        """Present ``token`` at ``locker``'s tower over BLE; the id of the locker that opened."""
+        """Present ``token`` at ``locker``'s tower over BLE; the id of the locker that opened.
+
+        A retry after an OPEN whose answer was lost first asks the tower whether the locker's door
+        stands open (CHECK_ALL_LOCKER_DOORS): if it does, the earlier attempt opened it and the
+        opening resumes from there; presenting the token again would be refused at an open door.
+        """
         await self._close_left_open(locker.id)
+        door = _door_label(locker)
+        maybe_opened = False  # an earlier attempt's OPEN may have reached the tower
         for attempt in range(self.retries + 1):
             client: TowerClient | None = None
             try:
                 client = await self._connect(locker.tower_id)
                 await self._session(client, locker.tower_id)
+                if maybe_opened and door is not None and door in await client.doors_open():
+                    log.info("locker %s's door stands open: the earlier attempt opened it", locker.id)
+                    self._open[locker.id] = client
+                    return locker.id
                 opened = await client.open_with_token(token.payload, token.payload_auth)
             except BleLinkError as exc:
                 if client is not None:
                     await self._drop(client)
                 if attempt == self.retries:
                     raise
+                maybe_opened = maybe_opened or exc.phase == Phase.OPEN.short
                 self.link_failures.append(exc)
                 log.warning("BLE open of locker %s failed (%s); starting over", locker.id, exc)
                 continue
@@ -226,6 +238,7 @@ class BleDoorOpener:
                 if client is None:  # resuming: a new link and session, watching the door by its label
                     client = await self._connect(locker.tower_id)
                     await self._session(client, locker.tower_id)
+                if client.last_opened != locker.id:  # a session that did not open the door itself
                     await client.wait_door_closed(
                         timeout=max(0.0, deadline - time.monotonic()),
                         poll_interval=self.door_poll_interval,

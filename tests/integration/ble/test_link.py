@@ -315,3 +315,20 @@ async def test_a_link_lost_while_the_door_is_open_without_retries_is_exit_4(
                 await opener.wait_closed(locker, timeout=5.0)
             assert not opener._open  # no link left open
     assert failed.value.phase == "door" and failed.value.exit_code is ExitCode.INFRASTRUCTURE
+
+
+async def test_a_lost_open_reply_is_resumed_from_the_open_door(
+    settings: Settings, backend: Radio, sandbox: VirtualSandbox
+) -> None:
+    """The tower opened the door but its LOCKER_OPENED was lost: the retry finds the door still open
+    (CHECK_ALL_LOCKER_DOORS) and resumes from there instead of presenting the token again (which an open
+    door refuses, and a single-use token would too); the delivery completes."""
+    sandbox.radio.person.dwell = 1.0  # a person takes a moment: the door is still open at the retry
+    sandbox.control.set_faults("ble_lost_notification", count=1)
+    async with (
+        AsyncHarborClient(settings) as api,
+        BleDoorOpener.for_api(api, backend, timer=PhaseTimer(), response_timeout=0.3, retries=1) as opener,
+    ):
+        delivery = await run_delivery(api, opener, tower_id=TOWER, status_timeout=5.0)
+    assert delivery.locker.status is LockerStatus.AVAILABLE
+    assert [(f.code, f.phase) for f in opener.link_failures] == [(SdkCode.RESPONSE_TIMEOUT, "open")]
