@@ -229,6 +229,18 @@ class Person:
         self._handles.clear()
 
 
+class _TowerDevice(Device):
+    """A tower's bumble device that notes each ATT PDU a central sends it: the idle timeout counts from
+    the last one (GATT discovery and reads are activity, as they are to a real link layer)."""
+
+    heard: Callable[[int], None] = staticmethod(lambda _handle: None)
+
+    def on_gatt_pdu(self, connection_handle: int, pdu: bytes) -> None:
+        # bumble registers this bound method for the ATT channel; its decorator maps the handle.
+        self.heard(connection_handle)
+        super().on_gatt_pdu(connection_handle, pdu)
+
+
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
     """What the towers grant a connection: the ATT MTU (23..247) and how long an idle link lives (s)."""
@@ -249,7 +261,7 @@ class _Link:
 
     session: BlinkConnection
     reassembler: blink.Reassembler
-    last_write: float
+    last_write: float  # when the central last sent anything (an ATT PDU), on the radio loop's clock
     idle_check: asyncio.TimerHandle | None = None
     lost: bool = False  # a supervision timeout is under way: nothing more is served
 
@@ -266,9 +278,10 @@ class TowerPeripheral:
         self.settings = settings
         self.identity = blink.TowerIdentity(firmware.tower_id, firmware.name, firmware.firmware_version)
         self.controller = Controller(f"tower-{firmware.tower_id}", link=link, public_address=address)
-        self.device = Device(
+        self.device = _TowerDevice(
             name=firmware.name, address=hci.Address(address), host=Host(self.controller, AsyncPipeSink(self.controller))
         )
+        self.device.heard = self._heard
         self.tx = gatt.Characteristic(
             blink.TX_UUID, gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.Permissions.READABLE, b""
         )
@@ -324,14 +337,20 @@ class TowerPeripheral:
         self._watch_idle(connection, link)
         connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._forget(connection.handle))
 
+    def _heard(self, handle: int) -> None:
+        link = self._links.get(handle)
+        if link is not None:
+            link.last_write = asyncio.get_running_loop().time()
+
     def _forget(self, handle: int) -> None:
         link = self._links.pop(handle, None)
         if link is not None and link.idle_check is not None:
             link.idle_check.cancel()
 
     def _watch_idle(self, connection: Connection, link: _Link) -> None:
-        """Drop the link once nothing was written on it for the idle timeout (the ``ble_idle_timeout``
-        fault's while it is on, else ``idle_timeout``); a changed timeout applies within a second."""
+        """Drop the link once the central sent nothing on it for the idle timeout (the
+        ``ble_idle_timeout`` fault's while it is on, else ``idle_timeout``); a changed timeout applies
+        within a second."""
         loop = asyncio.get_running_loop()
         timeout = self.server.faults.idle_timeout() or self.settings().idle_timeout
         idle = loop.time() - link.last_write

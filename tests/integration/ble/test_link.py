@@ -243,11 +243,11 @@ async def test_a_link_dropped_while_the_api_is_slow_fails_the_session_or_is_resu
     """The tower drops the link while the phone waits for a slow session token: without retries the
     delivery is red at the drop-off, exit 4, the error naming the session phase, and nothing is left held;
     with one retry the opener starts over (scan, connect, session) and the delivery completes."""
-    sandbox.radio.configure(idle_timeout=0.15)
+    sandbox.radio.configure(idle_timeout=0.3)  # well above a session-token call, even on a loaded machine
     async with AsyncHarborClient(settings) as api:
         opener = BleDoorOpener(
             backend,
-            session_token=_slow_session_token(api, 0.4, times=1),
+            session_token=_slow_session_token(api, 0.9, times=1),
             upload_events=api.upload_tower_events,
             timer=PhaseTimer(),
             response_timeout=2.0,

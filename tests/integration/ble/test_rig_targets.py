@@ -139,4 +139,4 @@ def test_rig_with_link_faults_recovers_or_exits_4_naming_the_phase(finished: dic
     assert "phase=" in line, line
     failed = [line for line in done.output.splitlines() if line.startswith(("FAILED", "ERROR"))]
     assert failed and not any("test_open_latency" in line or "return_to_available" in line for line in failed)
-    assert "left lockers held" not in done.output
+    assert "cleanup ledger does not know of" not in done.output
