@@ -31,6 +31,7 @@ __all__ = [
     "IssueToken",
     "LockerState",
     "LockerStatus",
+    "OpenAtTower",
     "OpenDoor",
     "Refusal",
     "Refused",
@@ -207,6 +208,18 @@ class OpenDoor:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenAtTower:
+    """The tower opens a locker on a session's own say, without a Harbor token (OPEN_AVAILABLE_LOCKER
+    [S]; what the locker becomes is [G]). An available locker is taken by ``actor`` while its door
+    is open (rented); when the door closes it holds ``actor``'s item (occupied), or, with
+    ``leave_available``, is free again. An occupied locker of ``actor``'s is emptied on close with
+    ``leave_available`` (a pickup), or stays occupied (another drop-off)."""
+
+    actor: str
+    leave_available: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CloseDoor:
     """A person closes the door."""
 
@@ -218,7 +231,7 @@ class Force:
     status: LockerStatus
 
 
-Command = Reserve | Cancel | IssueToken | Release | OpenDoor | CloseDoor | Force
+Command = Reserve | Cancel | IssueToken | Release | OpenDoor | OpenAtTower | CloseDoor | Force
 
 
 # -- the life cycle ---------------------------------------------------------------------------
@@ -330,6 +343,22 @@ def apply(state: LockerState, command: Command, now: float) -> LockerState:
                 raise Refused(refusal, _TOKEN_REFUSALS[refusal])
             return dataclasses.replace(state, door_open=True, opened_with=claim.kind)
 
+        case OpenAtTower(actor=actor, leave_available=leave_available):
+            if state.door_open:
+                raise Refused(Refusal.DOOR_OPEN, "the door is already open")
+            # The door's closing decides, as for a token: "pickup" empties it, "dropoff" fills it.
+            opened_with = TokenKind.PICKUP if leave_available else TokenKind.DROPOFF
+            if status is LockerStatus.AVAILABLE:
+                return dataclasses.replace(
+                    state, status=LockerStatus.RENTED, holder=actor, door_open=True, opened_with=opened_with
+                )
+            if status is LockerStatus.OCCUPIED:
+                _require_holder(state, actor)
+                return dataclasses.replace(state, door_open=True, opened_with=opened_with)
+            raise Refused(
+                Refusal.WRONG_STATUS, f"the locker is {status.wire_name}: the tower opens it for its token only"
+            )
+
         case CloseDoor():
             if not state.door_open:
                 return state
@@ -398,5 +427,8 @@ TRANSITIONS: frozenset[tuple[LockerStatus, str, LockerStatus]] = frozenset(
         (LockerStatus.RENTED, "dropoff_door_closed", LockerStatus.OCCUPIED),
         (LockerStatus.OCCUPIED, "dropoff_door_closed", LockerStatus.OCCUPIED),
         (LockerStatus.OCCUPIED, "pickup_door_closed", LockerStatus.AVAILABLE),
+        (LockerStatus.AVAILABLE, "tower_dropoff_door_closed", LockerStatus.OCCUPIED),
+        (LockerStatus.OCCUPIED, "tower_dropoff_door_closed", LockerStatus.OCCUPIED),
+        (LockerStatus.OCCUPIED, "tower_pickup_door_closed", LockerStatus.AVAILABLE),
     }
 )

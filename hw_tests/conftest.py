@@ -1,9 +1,12 @@
 """The hardware rig's fixtures: the same tests on the virtual radio (default) or a bench tower.
 
 Virtual (default): an embedded sandbox in this process with its virtual radio; the wrong-token
-tests use its clock and its second tower. Bench: ``HARBOR_BLE=bleak`` (or ``--hw-ble=bleak``), a
-tower id (``--harbor-tower`` / ``HARBOR_TOWER_ID``), a target and credentials from the usual
-``HARBOR_*`` variables. ``hw_tests/README.md`` says how to run it on a bench.
+tests use its clock and its second tower. The whole rig runs once per ATT MTU of ``--hw-mtu``
+(23 and 247 by default: small-MTU chunking is exercised on every run).
+
+Bench: ``HARBOR_BLE=bleak`` (or ``--hw-ble=bleak``), a tower id (``--harbor-tower`` /
+``HARBOR_TOWER_ID``), a target and credentials from the usual ``HARBOR_*`` variables.
+``hw_tests/README.md`` says how to run it on a bench.
 
 Without a bench tower the rig skips, saying why: a Harbor target with no tower id, or (unless
 ``bleak`` was asked for) no Bluetooth adapter, or ``HARBOR_BLE=none``. Asked for ``bleak`` on a
@@ -17,16 +20,18 @@ id when there is one; the BLE phases go to ``$LOCKER_HARNESS_LATENCIES_DIR`` whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hw_rig import Rig, RigConfig
+from hw_rig import Rig, RigConfig, until
 
 from harness.ble import Radio
 from harness.config import Credentials, TargetKind, load_settings
-from harness.errors import BluetoothUnavailable, HarnessError, UsageError
+from harness.errors import BluetoothUnavailable, HarnessError, InfrastructureError, ProductDefect, UsageError
 from harness.ledger import ledger_holds
 from harness.redaction import Secret
 
@@ -48,6 +53,18 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "HARBOR_HW_SIM_FAULT",
         "",
         "local only: sandbox fault profiles, ';'-separated, each name:key=value,... (e.g. ble_busy:count=1)",
+    ),
+    (
+        "--hw-retries",
+        "HARBOR_HW_RETRIES",
+        "0",
+        "link failures a delivery survives by reconnecting and resuming, as a person with a phone would",
+    ),
+    (
+        "--hw-mtu",
+        "HARBOR_HW_MTU",
+        "23,247",
+        "local only: the ATT MTUs the virtual towers grant, comma-separated; the whole rig runs at each",
     ),
 )
 
@@ -85,6 +102,38 @@ def _sim_faults(config: pytest.Config) -> tuple[tuple[str, dict[str, object]], .
         raise UsageError(f"--hw-sim-fault: {exc}") from None
 
 
+def _is_local(config: pytest.Config) -> bool:
+    target = (config.getoption("harbor_target") or os.environ.get("HARBOR_TARGET") or "local").strip().lower()
+    return target == "local" and _radio_asked(config) in ("", "virtual")
+
+
+def _mtus(config: pytest.Config) -> list[int]:
+    """The MTUs asked for with ``--hw-mtu`` (each 23..247); ``UsageError`` naming what is wrong."""
+    text = _option(config, "--hw-mtu")
+    try:
+        mtus = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--hw-mtu: {text!r} is not a comma-separated list of integers") from None
+    if not mtus or not all(23 <= mtu <= 247 for mtu in mtus):
+        raise UsageError(f"--hw-mtu: each MTU must be 23..247, not {text!r}")
+    return mtus
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Local: the whole rig once per ``--hw-mtu`` (23 and 247 by default). A bench's MTU is the OS's."""
+    if "rig_mtu" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    if not _is_local(config):
+        metafunc.parametrize("rig_mtu", [None], ids=["os-mtu"], scope="session")
+        return
+    try:
+        mtus: list[int | None] = list(_mtus(config))
+    except UsageError:  # the rig fixture says so in one line (exit 2) before any test runs
+        mtus = [None]
+    metafunc.parametrize("rig_mtu", mtus, ids=[f"mtu{mtu or ''}" for mtu in mtus], scope="session")
+
+
 def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) -> RigConfig:
     door = _option(config, "--hw-door-p95-ms")
     other = _option(config, "--hw-other-tower") or other_tower or ""
@@ -98,6 +147,7 @@ def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) 
         other_tower=other.upper() or None,
         sim_bugs=bugs,
         sim_faults=_sim_faults(config) if local else (),
+        retries=int(_option(config, "--hw-retries")),
     )
 
 
@@ -109,17 +159,23 @@ async def _probe(backend: Radio) -> None:
 
 
 @pytest.fixture(scope="session")
-def rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
-    """The rig for this session: skips without a bench tower; with ``HARBOR_BLE=bleak`` and no
-    adapter, the run stops at once. Writes the session's BLE phases for a parent run at the end."""
+def rig(pytestconfig: pytest.Config, rig_mtu: int | None) -> Iterator[Rig]:
+    """The rig for this session (on local, one per MTU of ``--hw-mtu``): skips without a bench tower;
+    with ``HARBOR_BLE=bleak`` and no adapter, the run stops at once. Writes the session's BLE phases
+    for a parent run at the end."""
     radio = _radio_asked(pytestconfig)
     target = (pytestconfig.getoption("harbor_target") or os.environ.get("HARBOR_TARGET") or "local").strip()
     if radio == "none":
         pytest.skip("HARBOR_BLE=none: no radio to open doors with, and the rig opens every door over BLE")
     try:
         if target.lower() == "local" and radio in ("", "virtual"):
-            rigs = _local_rig(pytestconfig)
+            _mtus(pytestconfig)  # a wrong --hw-mtu is a usage error, not a rig at the default MTU
+            rigs = _local_rig(pytestconfig, rig_mtu)
         else:
+            if pytestconfig.getoption("hw_mtu") or os.environ.get("HARBOR_HW_MTU"):
+                raise UsageError(
+                    "--hw-mtu sets the virtual radio's MTU (local target); a real radio negotiates its own"
+                )
             rigs = _bench_rig(pytestconfig, target, radio)
         for session_rig in rigs:
             try:
@@ -163,7 +219,7 @@ def _bench_rig(pytestconfig: pytest.Config, target: str, radio: str) -> Iterator
     yield Rig(settings, settings.tower(), backend, config, ledger_holds(settings))
 
 
-def _local_rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
+def _local_rig(pytestconfig: pytest.Config, mtu: int | None) -> Iterator[Rig]:
     from harness.ble import choose_backend
     from harness.sim import ControlError, SimSettings, VirtualSandbox
 
@@ -174,6 +230,9 @@ def _local_rig(pytestconfig: pytest.Config) -> Iterator[Rig]:
         tower = settings.tower()
         seeded = {str(locker["tower_id"]) for locker in sandbox.control.state()["lockers"]}
         config = _rig_config(pytestconfig, other_tower=min(seeded - {tower}, default=None), local=True)
+        if mtu is not None:
+            sandbox.radio.configure(mtu=mtu)
+            config = dataclasses.replace(config, mtu=mtu)
         try:  # the switches are set before every test; a wrong name is a usage error now, not a red test
             _switch_on(sandbox, config)
         except ControlError as exc:
@@ -191,11 +250,74 @@ def _switch_on(sandbox: VirtualSandbox, config: RigConfig) -> None:
 
 @pytest.fixture(autouse=True)
 def fresh_world(rig: Rig) -> Iterator[None]:
-    """Local: every test starts from the seeded world, with the session's bug switches and faults on."""
+    """Local: every test starts from the seeded world, with the session's bug switches and faults on,
+    and leaves nothing held behind it that the cleanup ledger does not know of (whatever it met: a
+    link fault included)."""
     if rig.virtual:
         rig.sandbox.world.reset()
         _switch_on(rig.sandbox, rig.config)
     yield
+    if rig.virtual:
+        held = asyncio.run(_held_after(rig))
+        kept = {entry.locker_id for entry in rig.holds.ledger.entries(open_only=True, run_id=rig.holds.run_id)}
+        lost = {locker_id: status for locker_id, status in held.items() if locker_id not in kept}
+        assert not lost, f"the test left lockers held that the cleanup ledger does not know of: {lost}"
+        if held:  # an item the test could not take back out (a link lost): `locker-harness cleanup` will
+            print(f"kept for cleanup: {held}")
+
+
+async def _held_after(rig: Rig, timeout: float = 5.0) -> dict[int, str]:
+    """Lockers neither available nor out of service once the person has closed every door (polled)."""
+
+    async def settled() -> bool:
+        return not any(locker["door_open"] for locker in rig.sandbox.control.state()["lockers"])
+
+    with contextlib.suppress(TimeoutError):  # a door left open is reported below with its locker
+        await until(settled, timeout=timeout)
+    return {
+        locker["id"]: locker["status"]
+        for locker in rig.sandbox.control.state()["lockers"]
+        if locker["status"] not in ("available", "out_of_service") or locker["door_open"]
+    }
+
+
+#: Tests that failed because the harness could not test (a link lost, no reply): ``nodeid -> line``.
+_COULD_NOT_TEST: dict[str, str] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and call.excinfo is not None:
+        error = call.excinfo.value
+        if isinstance(error, InfrastructureError) and not isinstance(error, ProductDefect):
+            _COULD_NOT_TEST[item.nodeid] = str(error)
+        else:
+            _COULD_NOT_TEST.pop(item.nodeid, None)
+            _COULD_NOT_TEST[f"verdict:{item.nodeid}"] = ""  # a product verdict: exit 1 stands
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A rig whose every failure is "could not test" (a lost link, a silent tower) exits 4 with one
+    line naming the phase, as the harness's other commands do; a product failure keeps exit 1."""
+    if exitstatus != pytest.ExitCode.TESTS_FAILED or not _COULD_NOT_TEST:
+        return
+    if any(key.startswith("verdict:") for key in _COULD_NOT_TEST):
+        return
+    first = next(iter(_COULD_NOT_TEST.values()))
+    _ENDING.append(f"hw rig: could not test ({len(_COULD_NOT_TEST)} test(s) failed so): {first}")
+    session.exitstatus = int(InfrastructureError.exit_code)
+
+
+#: The one line saying why the rig exits 4, written after pytest's summary.
+_ENDING: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _ENDING:
+        terminalreporter.ensure_newline()
+        terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Final
 from harness.api import AsyncHarborClient, LockerToken
 from harness.ble import BleDoorOpener, PhaseTimer, Radio, TowerClient, find_tower
 from harness.config import Settings
-from harness.errors import HarborAPIError
+from harness.errors import HarborAPIError, HarnessError
 from harness.ledger import LedgerHolds
 from harness.metrics import Latencies
 from harness.model import LockerStatus
@@ -40,6 +40,10 @@ class RigConfig:
     sim_bugs: tuple[str, ...]
     #: Local only: sandbox fault profiles as ``(name, parameters)``, set before every test.
     sim_faults: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: Local only: the ATT MTU the virtual towers grant in this rig (``--hw-mtu``); None: the OS's.
+    mtu: int | None = None
+    #: Link failures a delivery survives by reconnecting and resuming (``--hw-retries``).
+    retries: int = 0
 
 
 async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.02) -> float:
@@ -75,7 +79,9 @@ class Rig:
         return AsyncHarborClient(self.settings, holds=self.holds)
 
     def opener(self, api: AsyncHarborClient, timer: PhaseTimer | None = None) -> BleDoorOpener:
-        return BleDoorOpener.for_api(api, self.backend, timer=timer, response_timeout=self.config.response_timeout)
+        return BleDoorOpener.for_api(
+            api, self.backend, timer=timer, response_timeout=self.config.response_timeout, retries=self.config.retries
+        )
 
     def keep(self, latencies: Latencies) -> None:
         """Add a test's phase timings to what this process reports (``write_latencies``)."""
@@ -120,7 +126,7 @@ class Rig:
             yield client
 
     async def release(self, api: AsyncHarborClient, token: LockerToken) -> bool:
-        """Give back a locker a test rented without using it (rented -> declined -> available).
+        """Give back a locker a test held (rented -> declined -> available; occupied: a pickup over BLE).
 
         Best effort, so a cleanup never hides the test's own verdict: a refusal is printed, not raised;
         the ledger keeps the locker's rows open then, for ``locker-harness cleanup``.
@@ -130,6 +136,8 @@ class Rig:
                 locker = await api.get_locker(token.tower_id, token.locker.id)
                 if locker.status is LockerStatus.AVAILABLE:
                     return True
+                if locker.status is LockerStatus.OCCUPIED:
+                    return await self._pick_up(api, token)
                 if releases == 2:
                     break
                 await api.release_locker(token.tower_id, token.locker.id)
@@ -138,3 +146,22 @@ class Rig:
             return False
         print(f"cleanup: locker {token.locker.id} is still {locker.status.wire_name} after two releases")
         return False
+
+    async def _pick_up(self, api: AsyncHarborClient, token: LockerToken) -> bool:
+        """Take a test's item out of an occupied locker (a pickup token, opened over BLE); best effort."""
+        locker = token.locker
+        try:
+            pickup = await api.create_pickup_token(token.tower_id, locker.id, 600, "hw rig cleanup")
+            async with self.opener(api) as opener:
+                await opener.open(locker, pickup)
+                await opener.wait_closed(locker, timeout=120.0)
+            await until(lambda: _shows_available(api, token), timeout=self.config.available_within)
+        except (HarnessError, TimeoutError) as exc:
+            print(f"cleanup: locker {locker.id} left occupied (the ledger keeps it for cleanup): {exc}")
+            return False
+        self.holds.returned(locker.id)
+        return True
+
+
+async def _shows_available(api: AsyncHarborClient, token: LockerToken) -> bool:
+    return (await api.get_locker(token.tower_id, token.locker.id)).status is LockerStatus.AVAILABLE

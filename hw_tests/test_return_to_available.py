@@ -20,14 +20,19 @@ async def test_available_within_bound_after_pickup(rig: Rig) -> None:
     async with rig.api() as api, rig.opener(api) as opener:
         token = await rig.dropoff_token(api)
         locker = token.locker
-        assert await opener.open(locker, token) == locker.id
-        await opener.wait_closed(locker, timeout=120.0)
-        await until(lambda: _shows(api, locker.tower_id, locker.id, LockerStatus.OCCUPIED), timeout=bound)
-        pickup = await api.create_pickup_token(locker.tower_id, locker.id, 600, "")
-        assert await opener.open(locker, pickup) == locker.id
-        await opener.wait_closed(locker, timeout=120.0)
-        start = time.perf_counter()
-        await until(lambda: _shows(api, locker.tower_id, locker.id, LockerStatus.AVAILABLE), timeout=bound)
+        try:
+            assert await opener.open(locker, token) == locker.id
+            await opener.wait_closed(locker, timeout=120.0)
+            await until(lambda: _shows(api, locker.tower_id, locker.id, LockerStatus.OCCUPIED), timeout=bound)
+            pickup = await api.create_pickup_token(locker.tower_id, locker.id, 600, "")
+            assert await opener.open(locker, pickup) == locker.id
+            await opener.wait_closed(locker, timeout=120.0)
+            start = time.perf_counter()
+            await until(lambda: _shows(api, locker.tower_id, locker.id, LockerStatus.AVAILABLE), timeout=bound)
+        except BaseException:
+            await opener.aclose()
+            await rig.release(api, token)  # whatever the test met, it gives back what it held
+            raise
         visible_ns = opener.status_visible(locker.id)
         rig.holds.returned(locker.id)  # the delivery is over: its ledger rows close
     rig.keep(opener.timer.latencies)

@@ -1,5 +1,9 @@
 """Wrong tokens over BLE: each refused with the right firmware code, and no door opens.
 
+"No door opens" is asked of the tower twice: CHECK_LOCKER_DOOR says no locker was opened in the
+session (SYS_LAST_OPEN), and CHECK_ALL_LOCKER_DOORS shows no door open that was shut before the
+wrong token was presented, anywhere in the tower.
+
 Each test must fail when the tower accepts any token, and when the tower lets its own kind of wrong
 token through: ``test_wrong_tokens_meta.py`` proves it against the sandbox's bug switches
 (``accept_any_token``, ``token_opens_other_locker``, ``ignore_token_expiry``).
@@ -24,12 +28,15 @@ async def _refused(tower: TowerClient, token: LockerToken, code: FirmwareCode, *
     assert refused.value.code is code, f"refused with {refused.value.name}, expected {code.name}"
 
 
-async def _no_door_opened(rig: Rig, tower: TowerClient, *tokens: LockerToken) -> None:
-    """No locker was opened in this session (the tower says SYS_LAST_OPEN), and on local every door
-    of the tokens' lockers reads shut."""
+async def _no_door_opened(rig: Rig, tower: TowerClient, before: frozenset[int], *tokens: LockerToken) -> None:
+    """No locker was opened in this session (the tower says SYS_LAST_OPEN), no door of the tower stands
+    open that was shut ``before`` (CHECK_ALL_LOCKER_DOORS), and on local every door of the tokens'
+    lockers reads shut."""
     with pytest.raises(TowerRefused) as check:
         await tower.door_open()
     assert check.value.code is FirmwareCode.SYS_LAST_OPEN
+    opened = await tower.doors_open() - before
+    assert not opened, f"door(s) {sorted(opened)} of tower {tower.tower_id} opened after a wrong token"
     if rig.virtual:
         for token in tokens:
             assert not rig.sandbox.control.door_state(token.tower_id, token.locker.id)
@@ -47,8 +54,9 @@ async def test_token_for_another_locker_is_refused(rig: Rig) -> None:
         other = await rig.dropoff_token(api)
         try:
             async with rig.session(api) as tower:
+                before = await tower.doors_open()
                 await _refused(tower, other, FirmwareCode.AUTH_INVALID, at_locker=mine.locker.id)
-                await _no_door_opened(rig, tower, mine, other)
+                await _no_door_opened(rig, tower, before, mine, other)
         finally:
             await _give_back(rig, api, mine, other)
 
@@ -73,8 +81,9 @@ async def test_expired_token_is_refused(rig: Rig) -> None:
 
                 await until(past_expiry, timeout=duration + 10, interval=0.25)
             async with rig.session(api) as tower:
+                before = await tower.doors_open()
                 await _refused(tower, token, FirmwareCode.MSG_EXPIRED)
-                await _no_door_opened(rig, tower, token)
+                await _no_door_opened(rig, tower, before, token)
         finally:
             await _give_back(rig, api, token)
 
@@ -88,7 +97,8 @@ async def test_token_of_another_tower_is_refused(rig: Rig) -> None:
         foreign = await rig.dropoff_token(api, tower_id=other_tower)
         try:
             async with rig.session(api) as tower:
+                before = await tower.doors_open()
                 await _refused(tower, foreign, FirmwareCode.AUTH_TOWER_ID)
-                await _no_door_opened(rig, tower, foreign)
+                await _no_door_opened(rig, tower, before, foreign)
         finally:
             await _give_back(rig, api, foreign)

@@ -58,3 +58,20 @@ async def test_each_wrong_token_test_fails_for_its_bug(rig: Rig, bug: str) -> No
     finally:
         rig.sandbox.world.reset()  # the next test's fresh_world resets too; this one leaves nothing on
     assert outcomes == {name: "opened" if name in CAUGHT_BY[bug] else "passed" for name in WRONG_TOKEN_TESTS}
+
+
+async def test_the_all_doors_check_sees_a_door_no_token_names(rig: Rig) -> None:
+    """The wrong-token tests' CHECK_ALL_LOCKER_DOORS check fails when any door of the tower opened while
+    the test ran, even one the test's tokens do not name."""
+    if not rig.virtual:
+        pytest.skip("opening a door behind the test's back needs the virtual sandbox's control plane")
+    async with rig.api() as api:
+        token = await rig.dropoff_token(api)
+        try:
+            async with rig.session(api) as tower:
+                before = await tower.doors_open()
+                rig.sandbox.control.open_door(token.tower_id, token.locker.id, token.payload, token.payload_auth)
+                with pytest.raises(AssertionError, match="opened after a wrong token"):
+                    await test_wrong_tokens._no_door_opened(rig, tower, before)
+        finally:
+            rig.sandbox.world.reset()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from harness.ble.protocol import FirmwareCode, SdkCode, TowerIdentity
+from harness.ble.protocol import AdvertLayout, DeviceInfo, FirmwareCode, SdkCode, TowerIdentity
 
 if TYPE_CHECKING:
     from harness.ble._backend import BACKEND_ENV, Radio, choose_backend
@@ -34,14 +34,16 @@ if TYPE_CHECKING:
         find_tower,
     )
     from harness.ble._errors import BleLinkError, TowerBusy, TowerRefused
-    from harness.ble._opener import BleDoorOpener, HarborSdk
+    from harness.ble._opener import BleDoorOpener, HarborSdk, TowerSeen
     from harness.ble._timing import Phase, PhaseTimer
 
 __all__ = [
     "BACKEND_ENV",
     "DEFAULT_RESPONSE_TIMEOUT",
+    "AdvertLayout",
     "BleDoorOpener",
     "BleLinkError",
+    "DeviceInfo",
     "EventBatch",
     "FirmwareCode",
     "FoundTower",
@@ -54,6 +56,7 @@ __all__ = [
     "TowerClient",
     "TowerIdentity",
     "TowerRefused",
+    "TowerSeen",
     "choose_backend",
     "discover_towers",
     "find_tower",
@@ -67,7 +70,7 @@ _LAZY: dict[str, str] = {
         "harness.ble._client",
     ),
     **dict.fromkeys(("BleLinkError", "TowerBusy", "TowerRefused"), "harness.ble._errors"),
-    **dict.fromkeys(("BleDoorOpener", "HarborSdk"), "harness.ble._opener"),
+    **dict.fromkeys(("BleDoorOpener", "HarborSdk", "TowerSeen"), "harness.ble._opener"),
     **dict.fromkeys(("Phase", "PhaseTimer"), "harness.ble._timing"),
 }
 

@@ -32,6 +32,7 @@ from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
 
 from harness.ble import protocol as blink
 from harness.ble._backend import Radio
@@ -76,11 +77,13 @@ async def _maybe_await(value: _T | Awaitable[_T]) -> _T:
 
 @dataclass(frozen=True, slots=True)
 class FoundTower:
-    """A tower seen on the air: the device to connect to and who it says it is."""
+    """A tower seen on the air: the device to connect to, who it says it is, and how the OS
+    presented its advertisement (``layout``)."""
 
     device: BLEDevice
     identity: TowerIdentity
     rssi: int | None = None
+    layout: blink.AdvertLayout | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,17 +137,22 @@ async def find_tower(
     timeout: float = 20.0,
     timer: PhaseTimer | None = None,
 ) -> FoundTower:
-    """Scan for the Nordic UART service until ``tower_id`` (or any tower) advertises itself."""
+    """Scan for the Nordic UART service until ``tower_id`` (or any tower) advertises itself.
+
+    However the OS hands the advertisement and scan response over (``blink.Sightings``), the tower
+    is recognised: a firmware version seen in an earlier report of the same device is kept.
+    """
     wanted = None if tower_id is None else blink.normalize_tower_id(tower_id)
     loop = asyncio.get_running_loop()
     found: asyncio.Future[FoundTower] = loop.create_future()
+    sightings = blink.Sightings()
 
     def seen(device: BLEDevice, advertisement: AdvertisementData) -> None:
-        identity = TowerIdentity.from_manufacturer_data(advertisement.manufacturer_data)
-        if identity is None or found.done():
+        sighting = sightings.see(device.address, advertisement.manufacturer_data)
+        if sighting is None or found.done():
             return
-        if wanted is None or identity.tower_id == wanted:
-            found.set_result(FoundTower(device, identity, advertisement.rssi))
+        if wanted is None or sighting.identity.tower_id == wanted:
+            found.set_result(FoundTower(device, sighting.identity, advertisement.rssi, sighting.layout))
 
     with _edge(Phase.SCAN, wanted):
         start = time.perf_counter_ns()
@@ -169,11 +177,14 @@ async def find_tower(
 async def discover_towers(backend: Radio, *, duration: float = 2.0) -> list[FoundTower]:
     """Every tower advertising within ``duration`` seconds, by tower id."""
     towers: dict[str, FoundTower] = {}
+    sightings = blink.Sightings()
 
     def seen(device: BLEDevice, advertisement: AdvertisementData) -> None:
-        identity = TowerIdentity.from_manufacturer_data(advertisement.manufacturer_data)
-        if identity is not None:
-            towers[identity.tower_id] = FoundTower(device, identity, advertisement.rssi)
+        sighting = sightings.see(device.address, advertisement.manufacturer_data)
+        if sighting is not None:
+            towers[sighting.identity.tower_id] = FoundTower(
+                device, sighting.identity, advertisement.rssi, sighting.layout
+            )
 
     with _edge(Phase.SCAN, None):
         scanner = backend.scanner(seen, [blink.NUS_SERVICE_UUID])
@@ -196,8 +207,15 @@ class TowerClient:
         response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
         timer: PhaseTimer | None = None,
         clock: Callable[[], float] = time.time,
+        ignore_mtu: bool = False,
     ) -> None:
         self._client = client
+        #: A deliberately broken client, for tests: each packet goes out in one write whatever the
+        #: MTU. A real stack refuses a write over MTU - 3, so such a client fails at once, clearly.
+        self.ignore_mtu = ignore_mtu
+        #: When the tower dropped the link while no command was waiting (``perf_counter``), for the
+        #: next command's error message.
+        self._dropped_at: float | None = None
         self.expected_tower_id = None if tower_id is None else blink.normalize_tower_id(tower_id)
         self.response_timeout = response_timeout
         self.timer = timer if timer is not None else PhaseTimer()
@@ -244,12 +262,23 @@ class TowerClient:
     def is_connected(self) -> bool:
         return bool(self._client.is_connected)
 
+    @property
+    def opened_at_ns(self) -> int | None:
+        """When the last door this client opened opened (``perf_counter_ns``), until its close is seen."""
+        return self._opened_at_ns
+
+    @property
+    def mtu(self) -> int:
+        """The ATT MTU negotiated on this link (23 before the exchange); writes carry MTU - 3 bytes."""
+        return int(self._client.mtu_size)
+
     # -- link -------------------------------------------------------------------------------------
 
     async def connect(self) -> TowerIdentity:
         """Connect, find the UART characteristics, enable TX notifications, read device info."""
         with _edge(Phase.CONNECT, self.tower_id), self.timer.time(Phase.CONNECT):
             await self._client.connect()
+        self._dropped_at = None
         with _edge(Phase.DISCOVERY, self.tower_id), self.timer.time(Phase.DISCOVERY):
             services = self._client.services
             rx = services.get_characteristic(blink.RX_UUID)
@@ -297,6 +326,8 @@ class TowerClient:
 
     def _on_disconnected(self) -> None:
         self._channel = None
+        if self._pending is None or self._pending.done():
+            self._dropped_at = time.perf_counter()
         # A protocol error, not yet a harness one: the phase's edge translates it and names the phase.
         self._fail_pending(blink.SdkError("the tower dropped the link", code=SdkCode.NOT_CONNECTED_WITH_TOWER))
 
@@ -327,7 +358,7 @@ class TowerClient:
         writes and the wait share one ``response_timeout`` (a write the radio never acknowledges
         is as much a silent tower as a reply that never comes)."""
         if self._rx is None or not self.is_connected:
-            raise blink.SdkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
+            raise self._not_connected()
         async with self._in_flight:
             self._reassembler.clear()
             loop = asyncio.get_running_loop()
@@ -335,17 +366,38 @@ class TowerClient:
             self._pending = pending
             try:
                 raw = blink.encode_packet(packet)
+                pieces = [raw] if self.ignore_mtu else blink.chunks(raw, self.mtu)
                 async with asyncio.timeout(self.response_timeout):
-                    for chunk in blink.chunks(raw, self._client.mtu_size):
-                        await self._client.write_gatt_char(self._rx, chunk, response=False)
+                    for chunk in pieces:
+                        try:
+                            await self._client.write_gatt_char(self._rx, chunk, response=False)
+                        except BleakError as exc:
+                            if not self.is_connected:
+                                raise  # the link is gone: the edge says so
+                            raise blink.SdkError(
+                                f"writing {len(chunk)} bytes to the tower failed: {exc}",
+                                code=SdkCode.UPDATE_CHARACTERISTIC_FAILED,
+                            ) from exc
                     return await pending
             finally:
                 self._pending = None
+
+    def _not_connected(self) -> blink.SdkError:
+        """Why there is no link: dropped by the tower while nothing was asked (say how long ago), or never up."""
+        if self._dropped_at is not None:
+            ago = time.perf_counter() - self._dropped_at
+            return blink.SdkError(
+                f"the tower dropped the link {ago:.1f} s before this command (idle, or ended by the tower)",
+                code=SdkCode.NOT_CONNECTED_WITH_TOWER,
+            )
+        return blink.SdkError("not connected to the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
 
     async def _command(self, inner: blink.Packet, expect: PacketType) -> blink.Packet:
         """Send an in-session command and return the reply's inner map; the tower's refusals raise."""
         channel = self._channel
         if channel is None:
+            if not self.is_connected:
+                raise self._not_connected()
             raise blink.SdkError("no session with the tower", code=SdkCode.NOT_CONNECTED_WITH_TOWER)
         reply = await self._exchange(channel.wrap(inner))
         blink.raise_for_error(reply)  # a clear SESSION_ERROR: the wrapper itself was refused
@@ -383,7 +435,9 @@ class TowerClient:
             self._channel = blink.SessionChannel(grant.session_id, grant.session_key, nonce, grant.grant_nonce)
 
     async def terminate(self, code: int = 0, message: str = "") -> None:
-        """TERMINATE_SESSION; a non-zero code needs a message and is logged by the tower as an error [S]."""
+        """TERMINATE_SESSION -> ACK (``assumptions.TERMINATE_ACKED``); a non-zero code needs a message and
+        is logged by the tower as an error [S]. The tower may drop the link right after its ACK
+        (``assumptions.TOWER_DISCONNECTS_AFTER_TERMINATE``); the SDK disconnects itself anyway [S]."""
         if code and not message:
             raise ValueError("a non-zero terminate code needs a message")
         inner: blink.Packet = {Field.PACKET_TYPE: PacketType.TERMINATE_SESSION, Field.ERROR_CODE: code}
@@ -420,11 +474,7 @@ class TowerClient:
             expect_locker = at_locker if expect_locker is None else expect_locker
         with _edge(Phase.OPEN, self.tower_id, at_locker or expect_locker), self.timer.time(Phase.OPEN):
             answer = await self._command(inner, PacketType.LOCKER_OPENED)
-        self._opened_at_ns = time.perf_counter_ns()
-        locker_id = answer.get(Field.LOCKER_ID)
-        if not isinstance(locker_id, int) or isinstance(locker_id, bool):
-            raise translate(blink.DecodeError("LOCKER_OPENED has no locker_id"), phase="open", tower_id=self.tower_id)
-        self.last_opened = locker_id
+        locker_id = self._opened(answer)
         if expect_locker is not None and locker_id != expect_locker and blink.assumptions.LOCKER_OPENED_REPORTS_API_ID:
             raise ProductDefect(
                 f"the token for locker {expect_locker} opened locker {locker_id}",
@@ -441,6 +491,79 @@ class TowerClient:
         locker_id = answer.get(Field.LOCKER_ID)
         return locker_id if isinstance(locker_id, int) else -1
 
+    async def open_available(
+        self,
+        *,
+        locker_type: int | None = None,
+        match_available: bool = True,
+        match_token: bytes | None = None,
+        locker_token: bytes = b"",
+        leave_available: bool = False,
+        client_info: str | bytes = b"",
+    ) -> int:
+        """OPEN_AVAILABLE_LOCKER -> LOCKER_OPENED: the tower opens a matching locker of its choice
+        (type ``locker_type``, available or not per ``match_available``, keeping ``match_token``),
+        keeps ``locker_token`` for it, and leaves it available or not when it closes
+        (``assumptions.OPEN_AVAILABLE_RULES``); returns the opened locker's id.
+
+        Fields as the SDK sends them [S]: ``match_locker_type`` is left out when none is asked for.
+        """
+        inner: blink.Packet = {
+            Field.PACKET_TYPE: PacketType.OPEN_AVAILABLE_LOCKER,
+            Field.MATCH_AVAILABLE: match_available,
+            Field.LOCKER_TOKEN: locker_token,
+            Field.LOCKER_AVAILABLE: leave_available,
+            Field.CLIENT_INFO: client_info.encode() if isinstance(client_info, str) else client_info,
+        }
+        if locker_type is not None and locker_type >= 0:
+            inner[Field.MATCH_LOCKER_TYPE] = locker_type
+        if match_token is not None:
+            inner[Field.MATCH_TOKEN] = match_token
+        with _edge(Phase.OPEN, self.tower_id), self.timer.time(Phase.OPEN):
+            answer = await self._command(inner, PacketType.LOCKER_OPENED)
+        return self._opened(answer)
+
+    def _opened(self, answer: blink.Packet) -> int:
+        """LOCKER_OPENED's locker id; the door is open from now (for the door phase)."""
+        self._opened_at_ns = time.perf_counter_ns()
+        locker_id = answer.get(Field.LOCKER_ID)
+        if not isinstance(locker_id, int) or isinstance(locker_id, bool):
+            raise translate(blink.DecodeError("LOCKER_OPENED has no locker_id"), phase="open", tower_id=self.tower_id)
+        self.last_opened = locker_id
+        return locker_id
+
+    async def find_available(self) -> dict[int, int]:
+        """FIND_AVAILABLE_LOCKERS -> FOUND_LOCKERS: available lockers per locker type id."""
+        with _edge(Phase.FIND, self.tower_id), self.timer.time(Phase.FIND):
+            answer = await self._command(
+                {Field.PACKET_TYPE: PacketType.FIND_AVAILABLE_LOCKERS}, PacketType.FOUND_LOCKERS
+            )
+            counts = answer.get(Field.LOCKER_TYPE_MAP)
+            if not isinstance(counts, dict) or not all(
+                isinstance(k, int) and isinstance(v, int) for k, v in counts.items()
+            ):
+                raise blink.DecodeError("FOUND_LOCKERS' locker_type_map (78) is not a map of integers")
+        return dict(sorted(counts.items()))
+
+    async def doors_open(self) -> frozenset[int]:
+        """CHECK_ALL_LOCKER_DOORS -> ALL_LOCKER_DOOR_STATES: the labels of the tower's open doors
+        (the bitfield's order is ``assumptions.DOOR_BITFIELD_BY_LABEL``)."""
+        with _edge(Phase.DOOR, self.tower_id):
+            answer = await self._command(
+                {Field.PACKET_TYPE: PacketType.CHECK_ALL_LOCKER_DOORS}, PacketType.ALL_LOCKER_DOOR_STATES
+            )
+            field = answer.get(Field.LOCKER_DOORS_OPEN)
+            if not isinstance(field, bytes):
+                raise blink.DecodeError("ALL_LOCKER_DOOR_STATES' locker_doors_open (79) is not bytes")
+        return blink.decode_door_bits(field)
+
+    async def device_info(self) -> blink.DeviceInfo:
+        """GET_DEVICE_INFO -> DEVICE_INFO: the tower's identity, firmware, uptime, clock and battery
+        (fields: ``assumptions.DEVICE_INFO_FIELDS``)."""
+        with _edge(Phase.DEVICE_INFO, self.tower_id), self.timer.time(Phase.DEVICE_INFO):
+            answer = await self._command({Field.PACKET_TYPE: PacketType.GET_DEVICE_INFO}, PacketType.DEVICE_INFO)
+            return blink.DeviceInfo.from_packet(answer)
+
     async def door_open(self) -> bool:
         """CHECK_LOCKER_DOOR on the last opened locker: is its door open?"""
         with _edge(Phase.DOOR, self.tower_id, self.last_opened):
@@ -449,21 +572,33 @@ class TowerClient:
             )
         return bool(answer.get(Field.LOCKER_DOOR_OPEN))
 
-    async def wait_door_closed(self, *, timeout: float = 120.0, poll_interval: float = 0.05) -> int:
+    async def wait_door_closed(
+        self,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.05,
+        door: int | None = None,
+        opened_at_ns: int | None = None,
+    ) -> int:
         """Poll CHECK_LOCKER_DOOR until the door is shut; records door-open -> door-closed.
 
-        Bounded by ``timeout`` (a person on a bench may take a while); returns the polls made.
+        ``door`` (a door label) polls CHECK_ALL_LOCKER_DOORS for that door instead: what a session
+        that did not open the locker itself can ask (after a reconnect); ``opened_at_ns`` is then when
+        the door opened (``perf_counter_ns``), for the door phase. Bounded by ``timeout`` (a person
+        on a bench may take a while); returns the polls made.
         """
+        if opened_at_ns is not None:
+            self._opened_at_ns = opened_at_ns
         deadline = time.monotonic() + timeout
         polls = 0
         while True:
             polls += 1
-            if not await self.door_open():
+            shut = door not in await self.doors_open() if door is not None else not await self.door_open()
+            if shut:
                 break
             if time.monotonic() >= deadline:
-                raise InfrastructureError(
-                    f"the door of locker {self.last_opened} was not closed within {timeout:g} s ({polls} checks)"
-                )
+                what = f"door {door}" if door is not None else f"the door of locker {self.last_opened}"
+                raise InfrastructureError(f"{what} was not closed within {timeout:g} s ({polls} checks)")
             await asyncio.sleep(poll_interval)  # paces the tower polls, as the SDK's examples do (1 s x 6)
         if self._opened_at_ns is not None:
             self.timer.record(Phase.DOOR, time.perf_counter_ns() - self._opened_at_ns)
@@ -516,7 +651,7 @@ class TowerClient:
                 if batch.sync_event_count <= 0:
                     break
                 await _maybe_await(upload(tower_id, [batch]))
-                next_unseen = batch.sync_event_start + batch.sync_event_count
+                next_unseen = batch.sync_event_start + batch.sync_event_count  # assumptions.MARK_SEEN_IS_NEXT_UNSEEN
                 with _edge(Phase.SYNC, tower_id):
                     await self._command(
                         {Field.PACKET_TYPE: PacketType.SYNC_MARK_SEEN_EVENTS, Field.SYNC_EVENT_START: next_unseen},

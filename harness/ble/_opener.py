@@ -5,8 +5,16 @@
 (so the API learns of the door), ends the session and drops the link. Each phase lands in the
 opener's ``PhaseTimer``.
 
-A link failure raises ``BleLinkError`` (infrastructure, exit 4) unless ``retries`` allows another
-go: the opener then starts over from the scan with a new session, as a person with a phone would.
+A link failure raises ``BleLinkError`` (infrastructure, exit 4, naming the phase) unless
+``retries`` allows another go, as a person with a phone would: a failed ``open`` starts over from
+the scan with a new session (the token is presented again); a link lost while waiting for the door
+reconnects, opens a new session and resumes, watching the door with CHECK_ALL_LOCKER_DOORS (a new
+session has no "last opened locker" for CHECK_LOCKER_DOOR), then syncs and ends the session.
+
+On each tower's first connection the opener keeps what a run's report shows of it (``towers``): the
+advertisement layout the OS presented and the negotiated ATT MTU, and with ``device_info`` the
+firmware's GET_DEVICE_INFO (one more command on that connection; a tower that refuses it is noted,
+not failed: the command may need a technician's session there).
 
 ``BleDoorOpener.for_api(api, radio)`` is the seam ``smoke``, ``hw`` and the hardware rig open doors
 through: session tokens and event uploads go through any client shaped like ``HarborSdk``
@@ -18,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.ble._backend import Radio
@@ -28,11 +37,12 @@ from harness.ble._client import (
     TowerClient,
     find_tower,
 )
-from harness.ble._errors import BleLinkError
+from harness.ble._errors import BleLinkError, TowerRefused
 from harness.ble._timing import Phase, PhaseTimer
+from harness.ble.protocol import AdvertLayout, DeviceInfo
 from harness.errors import HarnessError
 
-__all__ = ["BleDoorOpener", "HarborSdk"]
+__all__ = ["BleDoorOpener", "HarborSdk", "TowerSeen"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,18 @@ class _Locker(Protocol):
 
     @property
     def tower_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TowerSeen:
+    """What the opener learnt of a tower on its first connection (evidence for a run's report)."""
+
+    tower_id: str
+    layout: AdvertLayout | None
+    mtu: int
+    device_info: DeviceInfo | None = None
+    #: Why GET_DEVICE_INFO gave nothing (the tower's refusal), if it did not.
+    device_info_error: str | None = None
 
 
 class _Token(Protocol):
@@ -81,8 +103,10 @@ class BleDoorOpener:
         door_poll_interval: float = 0.05,
         busy_delay: float = 2.0,
         retries: int = 0,
+        device_info: bool = False,
     ) -> None:
         self.backend = backend
+        self.device_info = device_info
         self._session_token = session_token
         self._upload_events = upload_events
         self.timer = timer if timer is not None else PhaseTimer()
@@ -100,6 +124,9 @@ class BleDoorOpener:
         self.closed_at_ns: dict[int, int] = {}
         #: The firmware version each tower advertised (tower id -> version), for the run's evidence.
         self.firmware: dict[str, str] = {}
+        #: What each tower showed on its first connection: layout, MTU, device info.
+        self.towers: dict[str, TowerSeen] = {}
+        self._layouts: dict[str, AdvertLayout | None] = {}
 
     @classmethod
     def for_api(
@@ -110,6 +137,7 @@ class BleDoorOpener:
         timer: PhaseTimer | None = None,
         response_timeout: float | None = None,
         retries: int = 0,
+        device_info: bool = False,
     ) -> BleDoorOpener:
         """An opener over ``backend`` that gets its session tokens from ``api`` and uploads the
         tower's events through it (so the API learns of the doors, as Harbor's phones make it)."""
@@ -120,6 +148,7 @@ class BleDoorOpener:
             timer=timer,
             response_timeout=DEFAULT_RESPONSE_TIMEOUT if response_timeout is None else response_timeout,
             retries=retries,
+            device_info=device_info,
         )
 
     async def _connect(self, tower_id: str) -> TowerClient:
@@ -134,8 +163,21 @@ class BleDoorOpener:
             response_timeout=self.response_timeout,
             timer=self.timer,
         )
+        self._layouts[tower_id] = found.layout
         await client.connect()
         return client
+
+    async def _session(self, client: TowerClient, tower_id: str) -> None:
+        await client.start_session(self._session_token)
+        if tower_id in self.towers:
+            return
+        info, error = None, None
+        if self.device_info:
+            try:
+                info = await client.device_info()
+            except TowerRefused as refused:
+                error = str(refused)
+        self.towers[tower_id] = TowerSeen(tower_id, self._layouts.get(tower_id), client.mtu, info, error)
 
     async def _drop(self, client: TowerClient) -> None:
         try:
@@ -144,19 +186,31 @@ class BleDoorOpener:
             log.debug("disconnect after a failure failed too: %s", exc)
 
     async def open(self, locker: _Locker, token: _Token) -> int:
-        """Present ``token`` at ``locker``'s tower over BLE; the id of the locker that opened."""
+        """Present ``token`` at ``locker``'s tower over BLE; the id of the locker that opened.
+
+        A retry after an OPEN whose answer was lost first asks the tower whether the locker's door
+        stands open (CHECK_ALL_LOCKER_DOORS): if it does, the earlier attempt opened it and the
+        opening resumes from there; presenting the token again would be refused at an open door.
+        """
         await self._close_left_open(locker.id)
+        door = _door_label(locker)
+        maybe_opened = False  # an earlier attempt's OPEN may have reached the tower
         for attempt in range(self.retries + 1):
             client: TowerClient | None = None
             try:
                 client = await self._connect(locker.tower_id)
-                await client.start_session(self._session_token)
+                await self._session(client, locker.tower_id)
+                if maybe_opened and door is not None and door in await client.doors_open():
+                    log.info("locker %s's door stands open: the earlier attempt opened it", locker.id)
+                    self._open[locker.id] = client
+                    return locker.id
                 opened = await client.open_with_token(token.payload, token.payload_auth)
             except BleLinkError as exc:
                 if client is not None:
                     await self._drop(client)
                 if attempt == self.retries:
                     raise
+                maybe_opened = maybe_opened or exc.phase == Phase.OPEN.short
                 self.link_failures.append(exc)
                 log.warning("BLE open of locker %s failed (%s); starting over", locker.id, exc)
                 continue
@@ -169,20 +223,47 @@ class BleDoorOpener:
         raise AssertionError("unreachable")
 
     async def wait_closed(self, locker: _Locker, *, timeout: float) -> None:
-        """Poll the door until it is shut, sync the tower's events, end the session."""
-        client = self._open.pop(locker.id, None)
+        """Poll the door until it is shut, sync the tower's events, end the session; a lost link is
+        reconnected and the wait resumed while ``retries`` allow (bounded by ``timeout`` in all)."""
+        client: TowerClient | None = self._open.pop(locker.id, None)
         if client is None:
             raise BleLinkError(
                 f"no BLE session holds locker {locker.id} open", code=0, phase="door", locker_id=locker.id
             )
-        try:
-            await client.wait_door_closed(timeout=timeout, poll_interval=self.door_poll_interval)
-            self.closed_at_ns[locker.id] = time.perf_counter_ns()
-            if self._upload_events is not None:
-                await client.sync_events(self._upload_events, busy_delay=self.busy_delay)
-            await client.terminate()
-        finally:
-            await self._drop(client)
+        deadline = time.monotonic() + timeout
+        door = _door_label(locker)
+        opened_at_ns = client.opened_at_ns
+        for attempt in range(self.retries + 1):
+            try:
+                if client is None:  # resuming: a new link and session, watching the door by its label
+                    client = await self._connect(locker.tower_id)
+                    await self._session(client, locker.tower_id)
+                if client.last_opened != locker.id:  # a session that did not open the door itself
+                    await client.wait_door_closed(
+                        timeout=max(0.0, deadline - time.monotonic()),
+                        poll_interval=self.door_poll_interval,
+                        door=door,
+                        opened_at_ns=opened_at_ns,
+                    )
+                else:
+                    await client.wait_door_closed(
+                        timeout=max(0.0, deadline - time.monotonic()), poll_interval=self.door_poll_interval
+                    )
+                self.closed_at_ns[locker.id] = time.perf_counter_ns()
+                if self._upload_events is not None:
+                    await client.sync_events(self._upload_events, busy_delay=self.busy_delay)
+                await client.terminate()
+                return
+            except BleLinkError as exc:
+                if attempt == self.retries or door is None:
+                    raise
+                self.link_failures.append(exc)
+                log.warning("BLE link lost while locker %s's door was open (%s); reconnecting", locker.id, exc)
+            finally:
+                if client is not None:
+                    await self._drop(client)
+                    client = None
+        raise AssertionError("unreachable")
 
     def status_visible(self, locker_id: int) -> int | None:
         """Record "door closed -> the API shows the new status" now (call it when the API does)."""
@@ -208,3 +289,10 @@ class BleDoorOpener:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _door_label(locker: _Locker) -> int | None:
+    """The locker's door label (its ``name``) as CHECK_ALL_LOCKER_DOORS numbers it, if it is a number
+    (``assumptions.DOOR_BITFIELD_BY_LABEL``); ``None`` when the locker says none."""
+    name = getattr(locker, "name", "")
+    return int(name) if isinstance(name, str) and name.isdigit() else None

@@ -20,6 +20,8 @@ class Phase(enum.StrEnum):
     DISCOVERY = "ble.discovery"  # UART characteristics found, TX notifications on, device info read
     SESSION_TOKEN = "ble.session_token"  # the SDK API's session-token call
     SESSION = "ble.session"  # REQUEST_SESSION -> GRANT_SESSION opened
+    DEVICE_INFO = "ble.device_info"  # GET_DEVICE_INFO -> DEVICE_INFO
+    FIND = "ble.find"  # FIND_AVAILABLE_LOCKERS -> FOUND_LOCKERS
     OPEN = "ble.open"  # OPEN_LOCKER_WITH_TOKEN written -> LOCKER_OPENED read
     DOOR = "ble.door"  # LOCKER_OPENED -> CHECK_LOCKER_DOOR reports the door closed
     SYNC = "ble.sync"  # REQUEST_SYNC_STATUS ... SYNC_MARK_SEEN_EVENTS, uploads included

@@ -11,9 +11,21 @@ and every bumble call is made there; bleak's callbacks are brought back to the c
 Without it, the radio shares the caller's loop.
 
 One virtual "adapter" (a bumble central device) serves every scanner and client on a link, as
-a phone's one Bluetooth adapter does. This is the only client-side module that imports bumble.
-Errors leave it as ``BleakError``, exactly as a real backend's would, so the layer above
-translates one kind of error whatever the radio.
+a phone's one Bluetooth adapter does; its controller comes from the link when the link offers one
+(``link.central_controller(name, address)``: the virtual radio's, which reports scan responses).
+This is the only client-side module that imports bumble. Errors leave it as ``BleakError``,
+exactly as a real backend's would, so the layer above translates one kind of error whatever the radio.
+
+It behaves as an OS stack does where a client can tell:
+
+- it scans actively and reports each advertising report as it arrives, with what it learnt of the
+  device so far: one manufacturer value per company id, the latest replacing the earlier (BlueZ
+  and WinRT do so). A tower's advertisement and scan response share a company id, so the client
+  sees the firmware alone first and then the tower id and name (``AdvertLayout.SCAN_RESPONSE_LATE``).
+  Each report's ``platform_data`` is a ``VirtualReport`` with the raw scan record (advertisement
+  bytes, then the scan response's), as Android's ``ScanRecord.getBytes()`` has it;
+- it refuses a write without response longer than the link's MTU - 3 with ``BleakError``, before
+  anything reaches the air, as BlueZ and WinRT refuse it.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import itertools
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from bleak.args import SizedBuffer
@@ -34,17 +47,19 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
-from bumble import core
+from bumble import core, hci
 from bumble.controller import Controller
 from bumble.core import AdvertisingData
-from bumble.device import Advertisement, Connection, Device, Peer
+from bumble.device import Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy, ServiceProxy
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-__all__ = ["VirtualBleakClient", "VirtualBleakScanner"]
+from harness.ble.protocol import assumptions
+
+__all__ = ["VirtualBleakClient", "VirtualBleakScanner", "VirtualReport"]
 
 _T = TypeVar("_T")
 
@@ -53,6 +68,37 @@ REQUESTED_MTU = 247
 
 _ADDRESSES = itertools.count(1)
 _NOTIFY_OR_INDICATE = 0x10 | 0x20
+_ExtendedReport = hci.HCI_LE_Extended_Advertising_Report_Event
+_LegacyReport = hci.HCI_LE_Advertising_Report_Event
+_ScanReport = _ExtendedReport.Report | _LegacyReport.Report
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualReport:
+    """What the virtual adapter saw in one advertising report (``BLEDevice.details``, ``platform_data``)."""
+
+    address: Address
+    scan_response: bool
+    #: The raw scan record so far: the advertisement's AD bytes, then the scan response's.
+    record: bytes
+    rssi: int
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the adapter learnt of one advertiser since the scan started (an OS keeps this per device)."""
+
+    name: str | None = None
+    manufacturer: dict[int, bytes] = field(default_factory=dict)
+    service_uuids: list[str] = field(default_factory=list)
+    advert: bytes = b""
+    tx_power: int | None = None
+
+
+def _is_scan_response(report: _ScanReport) -> bool:
+    if isinstance(report, _ExtendedReport.Report):
+        return bool(report.event_type & _ExtendedReport.EventType.SCAN_RESPONSE)
+    return bool(report.event_type == _LegacyReport.EventType.SCAN_RSP)
 
 
 def _uuid_str(value: core.UUID) -> str:
@@ -73,7 +119,8 @@ class _Adapter:
         self._device: Device | None = None
         self._power_lock = asyncio.Lock()  # binds to the radio's loop on first use
         self._connect_lock: asyncio.Lock | None = None
-        self._scan_listeners: set[Callable[[Advertisement], None]] = set()
+        self._scan_listeners: set[Callable[[VirtualReport, AdvertisementData], None]] = set()
+        self._known: dict[Address, _Known] = {}
 
     async def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the radio's loop and wait for it from the caller's loop."""
@@ -82,7 +129,15 @@ class _Adapter:
         if self.loop.is_closed() or not self.loop.is_running():
             coro.close()
             raise BleakError("the virtual radio is not running")
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+        try:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the caller was cancelled: the radio-side call went with it
+            # Cancelled on the radio's side (bumble drops what waits on a lost link): a failure, as an
+            # OS stack reports it, never a cancellation of the caller.
+            raise BleakError("the virtual radio abandoned the operation: the link went down") from None
 
     async def device(self) -> Device:
         """The central device (radio loop only)."""
@@ -93,29 +148,59 @@ class _Adapter:
         if self._device is None:
             number = next(_ADDRESSES)
             address = f"C0:00:00:00:{number >> 8 & 0xFF:02X}:{number & 0xFF:02X}"
-            controller = Controller(f"harness-central-{number}", link=self.link, public_address=address)
+            name = f"harness-central-{number}"
+            make = getattr(self.link, "central_controller", None)
+            controller = (
+                make(name, address) if callable(make) else Controller(name, link=self.link, public_address=address)
+            )
             device = Device(
                 name="locker-harness", address=Address(address), host=Host(controller, AsyncPipeSink(controller))
             )
-            device.on(device.EVENT_ADVERTISEMENT, self._on_advertisement)
+            device.host.on("advertising_report", self._on_report)
             await device.power_on()
             self._device = device
             self._connect_lock = asyncio.Lock()
         return self._device
 
-    def _on_advertisement(self, advertisement: Advertisement) -> None:
+    def _on_report(self, report: _ScanReport) -> None:
+        """One advertising report (radio loop): update what is known of the device, tell the scanners."""
+        if not self._scan_listeners:
+            return
+        known = self._known.setdefault(report.address, _Known())
+        data = bytes(report.data)
+        scan_response = _is_scan_response(report)
+        record = known.advert + data if scan_response else data
+        if not scan_response:
+            known.advert = data
+        _learn(known, AdvertisingData.from_bytes(data))
+        if (
+            isinstance(report, _ExtendedReport.Report)
+            and report.tx_power != _ExtendedReport.TX_POWER_INFORMATION_NOT_AVAILABLE
+        ):
+            known.tx_power = report.tx_power
+        sighting = VirtualReport(report.address, scan_response, record, report.rssi)
+        advertisement = AdvertisementData(
+            local_name=known.name,
+            manufacturer_data=dict(known.manufacturer),
+            service_data={},
+            service_uuids=list(known.service_uuids),
+            tx_power=known.tx_power,
+            rssi=report.rssi,
+            platform_data=(sighting,),
+        )
         for listener in list(self._scan_listeners):
-            listener(advertisement)
+            listener(sighting, advertisement)
 
-    async def start_scan(self, listener: Callable[[Advertisement], None]) -> None:
+    async def start_scan(self, listener: Callable[[VirtualReport, AdvertisementData], None]) -> None:
         device = await self.device()
         first = not self._scan_listeners
         self._scan_listeners.add(listener)
         if first:
-            # Towers may advertise with extended PDUs (their identity does not fit 31 bytes).
-            await device.start_scanning(legacy=False, filter_duplicates=False)
+            self._known.clear()  # a new scan learns the devices afresh
+            # Active, as phones scan: scannable towers answer with their scan response.
+            await device.start_scanning(active=True, filter_duplicates=False)
 
-    async def stop_scan(self, listener: Callable[[Advertisement], None]) -> None:
+    async def stop_scan(self, listener: Callable[[VirtualReport, AdvertisementData], None]) -> None:
         self._scan_listeners.discard(listener)
         if not self._scan_listeners and self._device is not None and self._device.is_scanning:
             await self._device.stop_scanning()
@@ -139,13 +224,41 @@ def _adapter(link: object) -> _Adapter:
     return adapter
 
 
-def _advertisement_data(advertisement: Advertisement) -> AdvertisementData:
-    data = advertisement.data
+async def _while_up(connection: Connection, operation: Awaitable[_T]) -> _T:
+    """``operation``, or a ``BleakError`` as soon as the link goes down under it (radio loop only).
+
+    bumble leaves a GATT request waiting for its 30 s ATT timeout when the link is lost; an OS stack
+    fails it at once, and so does this.
+    """
+    task: asyncio.Future[_T] = asyncio.ensure_future(operation)
+    lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def on_lost(reason: int) -> None:
+        if not lost.done():
+            lost.set_result(reason)
+
+    connection.on(connection.EVENT_DISCONNECTION, on_lost)
+    try:
+        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        connection.remove_listener(connection.EVENT_DISCONNECTION, on_lost)
+    if task.done() and not task.cancelled():
+        return task.result()
+    task.cancel()
+    reason = f"HCI reason 0x{lost.result():02X}" if lost.done() else "cancelled by the stack"
+    raise BleakError(f"the link was lost during the operation ({reason})")
+
+
+def _learn(known: _Known, data: AdvertisingData) -> None:
+    """Fold one report's AD structures into what is known of the device (latest value per key)."""
     name = data.get(AdvertisingData.COMPLETE_LOCAL_NAME) or data.get(AdvertisingData.SHORTENED_LOCAL_NAME)
-    manufacturer: dict[int, bytes] = {}
+    if isinstance(name, str):
+        known.name = name
     for company, payload in data.get_all(AdvertisingData.MANUFACTURER_SPECIFIC_DATA):
-        manufacturer[int(company)] = bytes(payload)
-    service_uuids: list[str] = []
+        known.manufacturer[int(company)] = bytes(payload)
     for kind in (
         AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
         AdvertisingData.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
@@ -153,17 +266,10 @@ def _advertisement_data(advertisement: Advertisement) -> AdvertisementData:
         AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
     ):
         for uuids in data.get_all(kind):
-            service_uuids.extend(_uuid_str(u) for u in uuids)
-    tx_power = None if advertisement.tx_power == Advertisement.TX_POWER_NOT_AVAILABLE else advertisement.tx_power
-    return AdvertisementData(
-        local_name=name if isinstance(name, str) else None,
-        manufacturer_data=manufacturer,
-        service_data={},
-        service_uuids=service_uuids,
-        tx_power=tx_power,
-        rssi=advertisement.rssi,
-        platform_data=(advertisement,),
-    )
+            for value in uuids:
+                text = _uuid_str(value)
+                if text not in known.service_uuids:
+                    known.service_uuids.append(text)
 
 
 class VirtualBleakScanner(BaseBleakScanner):
@@ -182,21 +288,20 @@ class VirtualBleakScanner(BaseBleakScanner):
         self._adapter = _adapter(link)
         self._caller_loop: asyncio.AbstractEventLoop | None = None
 
-    def _on_advertisement(self, advertisement: Advertisement) -> None:
+    def _on_advertisement(self, report: VirtualReport, data: AdvertisementData) -> None:
         # Called on the radio's loop: hand the report to the caller's loop.
-        data = _advertisement_data(advertisement)
         if self._caller_loop is None or self._caller_loop.is_closed():
             return
         if self._caller_loop is self._adapter.loop or self._adapter.loop is None:
-            self._report(advertisement, data)
+            self._report(report, data)
         else:
-            self._caller_loop.call_soon_threadsafe(self._report, advertisement, data)
+            self._caller_loop.call_soon_threadsafe(self._report, report, data)
 
-    def _report(self, advertisement: Advertisement, data: AdvertisementData) -> None:
+    def _report(self, report: VirtualReport, data: AdvertisementData) -> None:
         if not self.is_allowed_uuid(data.service_uuids):
             return
-        address = str(advertisement.address)
-        device = self.create_or_update_device(address, address, data.local_name, advertisement, data)
+        address = str(report.address)
+        device = self.create_or_update_device(address, address, data.local_name, report, data)
         self.call_detection_callbacks(device, data)
 
     async def start(self) -> None:
@@ -227,7 +332,7 @@ class VirtualBleakClient(BaseBleakClient):
         )
         self._adapter = _adapter(link)
         details = address_or_ble_device.details if isinstance(address_or_ble_device, BLEDevice) else None
-        self._address = details.address if isinstance(details, Advertisement) else Address(self.address)
+        self._address = details.address if isinstance(details, VirtualReport) else Address(self.address)
         self._connection: Connection | None = None
         self._peer: Peer | None = None
         self._caller_loop: asyncio.AbstractEventLoop | None = None
@@ -263,6 +368,9 @@ class VirtualBleakClient(BaseBleakClient):
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         self._connection = connection
         peer = self._peer = Peer(connection)
+        return await _while_up(connection, self._set_up(peer))
+
+    async def _set_up(self, peer: Peer) -> BleakGATTServiceCollection:
         await peer.request_mtu(REQUESTED_MTU)
         collection = BleakGATTServiceCollection()
         for service in await self._discover_services(peer):
@@ -312,8 +420,15 @@ class VirtualBleakClient(BaseBleakClient):
         if connection is None:
             return
         self._disconnected_callback = None  # bleak calls it only for unsolicited disconnections
+
+        async def leave() -> None:
+            # On the radio's loop: the tower may have dropped the link already (then bumble's
+            # controller would leave an HCI Disconnect for a gone handle pending for ever).
+            if self._connection is connection:
+                await connection.disconnect()
+
         try:
-            await asyncio.wait_for(self._adapter.run(connection.disconnect()), self._timeout)
+            await asyncio.wait_for(self._adapter.run(leave()), self._timeout)
         except core.BaseBumbleError:
             pass  # already gone: the promise holds either way
         except TimeoutError as exc:
@@ -340,7 +455,7 @@ class VirtualBleakClient(BaseBleakClient):
         peer = self._require_peer()
 
         async def call() -> _T:
-            return await action(peer)
+            return await _while_up(peer.connection, action(peer))
 
         try:
             return await self._adapter.run(call())
@@ -359,6 +474,13 @@ class VirtualBleakClient(BaseBleakClient):
 
     async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool) -> None:
         value = bytes(data)
+        limit = self.mtu_size - assumptions.ATT_WRITE_OVERHEAD
+        if not response and len(value) > limit:
+            # What BlueZ and WinRT answer: a write command must fit one ATT PDU (no long writes).
+            raise BleakError(
+                f"write without response of {len(value)} bytes refused: the link carries at most {limit} "
+                f"(ATT MTU {self.mtu_size} - 3)"
+            )
         await self._gatt(lambda peer: peer.write_value(characteristic.obj, value, with_response=response))
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: SizedBuffer) -> None:

@@ -23,6 +23,10 @@ def ble_door_opener(
     timer: PhaseTimer | None = None,
     response_timeout: float | None = None,
     retries: int = 0,
+    device_info: bool = False,
 ) -> BleDoorOpener:
-    """A door opener over ``backend`` that gets its session tokens and uploads events through ``client``."""
-    return BleDoorOpener.for_api(client, backend, timer=timer, response_timeout=response_timeout, retries=retries)
+    """A door opener over ``backend`` that gets its session tokens and uploads events through ``client``
+    (and, with ``device_info``, asks each tower's GET_DEVICE_INFO once)."""
+    return BleDoorOpener.for_api(
+        client, backend, timer=timer, response_timeout=response_timeout, retries=retries, device_info=device_info
+    )

@@ -46,10 +46,16 @@ def _given(client_id: str | None, secret: Secret | None) -> Credentials | None:
 
 @contextmanager
 def embedded_sandbox(
-    settings: Settings, *, bugs: Sequence[str] = (), faults: Sequence[str] = (), subprocess: bool = False
+    settings: Settings,
+    *,
+    bugs: Sequence[str] = (),
+    faults: Sequence[str] = (),
+    subprocess: bool = False,
+    mtu: int | None = None,
 ) -> Iterator[EmbeddedSandbox]:
     """Start the virtual sandbox for this run, in a thread (or a child process with ``subprocess``:
-    load runs, so the sandbox does not share a GIL with the harness); stop it afterwards."""
+    load runs, so the sandbox does not share a GIL with the harness); stop it afterwards. ``mtu``:
+    the ATT MTU its virtual towers grant (in-thread only: the radio lives in the sandbox's process)."""
     # The sandbox (fastapi, uvicorn) is imported only when a local run needs it.
     from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox, parse_fault_spec
 
@@ -76,6 +82,11 @@ def embedded_sandbox(
             raise UsageError(f"--sim-fault: {exc}") from None
         except ControlError as exc:
             raise UsageError(f"the virtual sandbox refused the switch: {exc.detail}") from None
+        if mtu is not None and not subprocess:
+            try:
+                sandbox.radio.configure(mtu=mtu)
+            except ValueError as exc:
+                raise UsageError(f"--mtu: {exc}") from None
         target = settings.target.running_at(sandbox.url)
         yield EmbeddedSandbox(
             sandbox.url,

@@ -1,17 +1,19 @@
 """``locker-harness hw``: N deliveries over Bluetooth LE and the latency of every BLE phase.
 
 On ``local`` (the default) the doors are the virtual towers', reached through bleak and the
-virtual radio. With ``HARBOR_BLE=bleak`` they are a bench tower's (``--tower``), reached through
-the OS's Bluetooth; without an adapter that stops at once with one line (exit 4). ``--open-p95-ms``
-turns the table into a gate: exit 3 when OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED is slower.
+virtual radio; ``--mtu`` sets the ATT MTU its towers grant (23..247). With ``HARBOR_BLE=bleak``
+they are a bench tower's (``--tower``), reached through the OS's Bluetooth; without an adapter that
+stops at once with one line (exit 4). ``--open-p95-ms`` turns the table into a gate: exit 3 when
+OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED is slower. Below the phases, a table says what each tower
+showed: the advertisement layout the OS presented, the negotiated MTU and GET_DEVICE_INFO's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -34,7 +36,10 @@ from harness.flow import FlowEvent, Step, StepFinished, run_delivery
 from harness.ledger import ledger_holds
 from harness.metrics import Latencies
 
-__all__ = ["command", "phase_table"]
+if TYPE_CHECKING:
+    from harness.ble import TowerSeen
+
+__all__ = ["command", "phase_table", "tower_table"]
 
 
 def phase_table(latencies: Latencies, title: str) -> Table:
@@ -55,9 +60,38 @@ def phase_table(latencies: Latencies, title: str) -> Table:
     return table
 
 
+def tower_table(towers: Iterable[TowerSeen]) -> Table:
+    """What each tower showed (one column per tower): advertisement layout, ATT MTU, device info."""
+    seen = list(towers)
+    table = Table(title="Towers", title_justify="left")
+    table.add_column("")
+    for tower in seen:
+        table.add_column(tower.tower_id)
+    rows: list[tuple[str, list[str]]] = [
+        ("advertisement", [t.layout.value if t.layout is not None else "?" for t in seen]),
+        ("ATT MTU", [str(t.mtu) for t in seen]),
+    ]
+    infos = [t.device_info for t in seen]
+    for label, read in (
+        ("firmware", lambda i: i.firmware_version),
+        ("name", lambda i: i.tower_name),
+        ("model", lambda i: i.device_model),
+        ("serial", lambda i: i.tower_serial),
+        ("lockers", lambda i: str(i.lockers)),
+        ("uptime s", lambda i: str(i.uptime)),
+        ("battery mV", lambda i: str(i.battery_mv)),
+    ):
+        rows.append((label, [read(i) if i is not None else "" for i in infos]))
+    if any(info is None for info in infos):
+        rows.append(("device info", [t.device_info_error or "none" if t.device_info is None else "" for t in seen]))
+    for label, values in rows:
+        table.add_row(label, *values)
+    return table
+
+
 async def _cycles(
     settings: Settings, tower_id: str, cycles: int, radio_link: Callable[[], object] | None, out: Output
-) -> Latencies:
+) -> tuple[Latencies, list[TowerSeen]]:
     from harness.ble import PhaseTimer  # bleak only when the command runs
     from harness.cli._ble import ble_backend, ble_door_opener
 
@@ -67,7 +101,7 @@ async def _cycles(
     holds = ledger_holds(settings)  # a bench tower's lockers are Harbor's sandbox's: `cleanup` after a crash
     async with (
         AsyncHarborClient(settings, holds=holds) as client,
-        ble_door_opener(client, backend, timer=timer) as opener,
+        ble_door_opener(client, backend, timer=timer, device_info=True) as opener,
     ):
 
         def status_seen(event: FlowEvent) -> None:
@@ -78,7 +112,8 @@ async def _cycles(
         for number in range(1, cycles + 1):
             delivery = await run_delivery(client, opener, tower_id=tower_id, listeners=[status_seen, holds.listener])
             out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
-    return timer.latencies
+        towers = list(opener.towers.values())
+    return timer.latencies, towers
 
 
 def command(
@@ -91,6 +126,10 @@ def command(
             "--open-p95-ms",
             help="Exit 3 if p95 of open -> LOCKER_OPENED exceeds this many ms (a finite number above 0).",
         ),
+    ] = None,
+    mtu: Annotated[
+        int | None,
+        typer.Option("--mtu", min=23, max=247, help="Local only: the ATT MTU the virtual towers grant (default 247)."),
     ] = None,
     target: TargetOption = None,
     tower: TowerOption = None,
@@ -114,12 +153,17 @@ def command(
             }
         )
         settings.check_writes_allowed("open doors over BLE (it reserves lockers and creates tokens)")
+        virtual = settings.target.kind is TargetKind.LOCAL and settings.ble is BleBackend.VIRTUAL
+        if mtu is not None and not virtual:
+            raise UsageError(
+                "--mtu sets the virtual radio's MTU (local target); a real radio's is negotiated by the OS"
+            )
         if settings.target.kind is TargetKind.LOCAL:
             tower_id = settings.tower()
-            with embedded_sandbox(settings) as sandbox:
+            with embedded_sandbox(settings, mtu=mtu) as sandbox:
                 radio = "virtual radio" if settings.ble is BleBackend.VIRTUAL else "the OS's Bluetooth"
                 out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {radio}")
-                latencies = asyncio.run(_cycles(sandbox.settings, tower_id, cycles, sandbox.radio_link, out))
+                latencies, towers = asyncio.run(_cycles(sandbox.settings, tower_id, cycles, sandbox.radio_link, out))
         else:
             if settings.ble is not BleBackend.BLEAK:
                 raise UsageError(
@@ -128,8 +172,9 @@ def command(
             settings.credentials()
             tower_id = settings.tower()
             out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
-            latencies = asyncio.run(_cycles(settings, tower_id, cycles, None, out))
+            latencies, towers = asyncio.run(_cycles(settings, tower_id, cycles, None, out))
         out.print(phase_table(latencies, f"BLE phases over {cycles} deliveries ({2 * cycles} opens)"))
+        out.print(tower_table(towers))
         if open_p95_ms is not None:
             p95 = latencies.percentile_ms("ble.open", 95)
             if p95 > open_p95_ms:

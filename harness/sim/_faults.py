@@ -1,32 +1,37 @@
 """Fault profiles: what the HTTP middleware and the virtual radio inject, set through ``/_sim/faults``.
 
-=========================  ====================================================  ==============================
-profile                    effect                                                parameters
-=========================  ====================================================  ==============================
-``latency``                delay matching requests by ``ms``                     ``ms``, ``paths``
-``http_5xx``               answer ``status`` (503) instead of serving            trigger, ``status``, ``paths``
-``rate_limit``             answer 429 with ``Retry-After: retry_after``          trigger, ``retry_after``,
-                                                                                 ``paths``
-``drop_connection``        close the connection without any response             trigger, ``paths``
-``slow_token``             delay the token endpoint by ``ms``                    ``ms``
-``stall``                  serve normally for ``every - seconds`` s, then hold   ``seconds``, ``every``
-                           every request until ``seconds`` have passed, and
-                           again (a coordinated-omission probe: 1 s every 10 s)
-``ble_disconnect``         the radio drops the link                              trigger
-``ble_lost_notification``  the radio swallows a notification                     trigger
-``ble_busy``               a sync command (REQUEST_SYNC_STATUS, SYNC_PULL) is    trigger
-                           answered SYS_SYNC_BUSY, so the phone asks again;
-                           opening and door checks are served as ever
-=========================  ====================================================  ==============================
+===========================  ====================================================  ==============================
+profile                      effect                                                parameters
+===========================  ====================================================  ==============================
+``latency``                  delay matching requests by ``ms``                     ``ms``, ``paths``
+``http_5xx``                 answer ``status`` (503) instead of serving            trigger, ``status``, ``paths``
+``rate_limit``               answer 429 with ``Retry-After: retry_after``          trigger, ``retry_after``,
+                                                                                   ``paths``
+``drop_connection``          close the connection without any response             trigger, ``paths``
+``slow_token``               delay the token endpoint by ``ms``                    ``ms``
+``stall``                    serve normally for ``every - seconds`` s, then hold   ``seconds``, ``every``
+                             every request until ``seconds`` have passed, and
+                             again (a coordinated-omission probe: 1 s every 10 s)
+``ble_disconnect``           the radio drops the link                              trigger
+``ble_supervision_timeout``  the in-session command in flight is lost on the air,  trigger, ``ms`` (100)
+                             the link goes silent both ways, and ``ms`` later both
+                             ends lose it (reason 0x08), as a supervision timeout
+``ble_idle_timeout``         the towers drop a link on which nothing was written   ``ms`` (1000)
+                             for ``ms`` (instead of the radio's idle timeout)
+``ble_lost_notification``    the radio swallows a notification                     trigger
+``ble_busy``                 a sync command (REQUEST_SYNC_STATUS, SYNC_PULL) is    trigger
+                             answered SYS_SYNC_BUSY, so the phone asks again;
+                             opening and door checks are served as ever
+===========================  ====================================================  ==============================
 
 A *trigger* is ``count`` (the next N matching requests), ``fraction`` (each with that
 probability, from an RNG seeded by the sandbox's seed) or neither (every matching request).
-``paths`` are path prefixes; by default every path but ``/_sim``, which faults never touch.
+``paths`` are path prefix  es; by default every path but ``/_sim``, which faults never touch.
 The radio asks ``Faults.ble(name)``: true means "inject it now" (and spends one of a count).
 
 On a command line or in an environment variable a profile is written ``name:key=value,...``
 (``latency:ms=200``, ``ble_disconnect:count=1``, ``http_5xx:paths=/api/v1/towers``):
-``parse_fault_spec`` reads that form into the body ``/_sim/faults`` takes.
+``parse_fault_spec`` read  s that form into the body ``/_sim/faults`` takes.
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ from typing import Any
 __all__ = ["BLE_FAULTS", "FAULT_NAMES", "TOKEN_PATH", "FaultAction", "Faults", "Trigger", "parse_fault_spec"]
 
 TOKEN_PATH = "/realms/harbor/protocol/openid-connect/token"
-BLE_FAULTS = ("ble_disconnect", "ble_lost_notification", "ble_busy")
+BLE_FAULTS = ("ble_disconnect", "ble_supervision_timeout", "ble_idle_timeout", "ble_lost_notification", "ble_busy")
 FAULT_NAMES = ("latency", "http_5xx", "rate_limit", "drop_connection", "slow_token", "stall", *BLE_FAULTS)
-_TRIGGERED = ("http_5xx", "rate_limit", "drop_connection", *BLE_FAULTS)
+_TRIGGERED = ("http_5xx", "rate_limit", "drop_connection", *(f for f in BLE_FAULTS if f != "ble_idle_timeout"))
 
 
 @dataclass(slots=True)
@@ -89,7 +94,7 @@ class _Profile:
             out.update(self.trigger.as_dict())
         if self.name in ("latency", "http_5xx", "rate_limit", "drop_connection"):
             out["paths"] = list(self.paths)
-        if self.name in ("latency", "slow_token"):
+        if self.name in ("latency", "slow_token", "ble_supervision_timeout", "ble_idle_timeout"):
             out["ms"] = self.ms
         if self.name == "http_5xx":
             out["status"] = self.status
@@ -181,6 +186,13 @@ class Faults:
         if name in ("latency", "slow_token"):
             profile.ms = _number(params, "ms", 0, low=0, high=600_000)
             params.pop("ms", None)
+        if name == "ble_supervision_timeout":
+            # A phone's supervision timeout is 0.1-32 s [Core spec]; the default keeps tests quick.
+            profile.ms = _number(params, "ms", 100, low=0, high=32_000)
+            params.pop("ms", None)
+        if name == "ble_idle_timeout":
+            profile.ms = _number(params, "ms", 1000, low=1, high=3_600_000)
+            params.pop("ms", None)
         if name == "http_5xx":
             profile.status = int(_number(params, "status", 503, low=500, high=599))
             params.pop("status", None)
@@ -233,6 +245,18 @@ class Faults:
         with self._lock:
             profile = self._profiles.get(name)
             return profile is not None and profile.trigger.fire(self._rng)
+
+    def idle_timeout(self) -> float | None:
+        """The towers' idle timeout while ``ble_idle_timeout`` is on (s), else ``None``."""
+        with self._lock:
+            profile = self._profiles.get("ble_idle_timeout")
+            return None if profile is None else profile.ms / 1000
+
+    def supervision_timeout(self) -> float:
+        """Seconds a ``ble_supervision_timeout`` link stays silent before it is lost."""
+        with self._lock:
+            profile = self._profiles.get("ble_supervision_timeout")
+            return 0.0 if profile is None else profile.ms / 1000
 
     def for_request(self, path: str) -> FaultAction:
         """The middleware's decision for one request to ``path`` (never called for ``/_sim``)."""

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.ble.protocol import assumptions
+
 from ._issued import ISSUED_LOG_ENV
 
 __all__ = ["DEMO_IDENTITIES", "IDENTITIES_ENV", "SECRET_ENV", "Identity", "Retention", "SimSettings"]
@@ -87,6 +89,9 @@ class SimSettings:
     issued_log: str | None = field(default_factory=lambda: os.environ.get(ISSUED_LOG_ENV) or None, repr=False)
     #: How much history is kept (event logs, ended reservations, links).
     retention: Retention = Retention()
+    #: True: a tower refuses a drop-off token that already opened a door (AUTH_INVALID), except for
+    #: REOPEN_LOCKER in the session that used it. Not in the reference: ``assumptions.DROPOFF_TOKEN_SINGLE_USE``.
+    single_use_tokens: bool = assumptions.DROPOFF_TOKEN_SINGLE_USE
 
     def __post_init__(self) -> None:
         if not self.identities:

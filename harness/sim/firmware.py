@@ -27,8 +27,18 @@ from typing import TYPE_CHECKING
 
 import cbor2
 
-from harness.ble.protocol import FirmwareCode, PacketType
-from harness.model import CloseDoor, OpenDoor, Refusal, Refused, TokenClaim, check_token
+from harness.ble.protocol import DeviceInfo, FirmwareCode, PacketType, encode_door_bits
+from harness.model import (
+    CloseDoor,
+    LockerStatus,
+    OpenAtTower,
+    OpenDoor,
+    Refusal,
+    Refused,
+    TokenClaim,
+    TokenKind,
+    check_token,
+)
 
 from ._layout import TowerSpec
 from ._sealing import LockerTokenClaims, TowerKeys, mac, read_locker_claims, read_session_claims, verify_mac
@@ -40,6 +50,9 @@ __all__ = ["EventBatch", "FirmwareRefusal", "SessionGrant", "TowerEvent", "Tower
 
 #: Events per SYNC_EVENTS batch; the SDK uploads in batches of 5 [S].
 SYNC_BATCH = 5
+#: What GET_DEVICE_INFO reports beyond identity [G]: a model name and a healthy battery.
+DEVICE_MODEL = "virtual-tower"
+BATTERY_MV = 3700
 
 
 class FirmwareRefusal(Exception):
@@ -125,6 +138,11 @@ class TowerFirmware:
         self._events: collections.deque[TowerEvent] = collections.deque()
         self._first = 0  # the number of self._events[0]: the oldest event still kept
         self._seen = 0  # the first event number no phone has marked seen (the sync pointer)
+        self._booted_at = 0.0
+        #: locker id -> (tenancy epoch, locker_token) the tower keeps for OPEN_AVAILABLE_LOCKER's match_token.
+        self._locker_tokens: dict[int, tuple[int, bytes]] = {}
+        #: Drop-off tokens that opened a door, oldest first (``SimSettings.single_use_tokens``), bounded.
+        self._used_tokens: collections.OrderedDict[int, None] = collections.OrderedDict()
 
     def __repr__(self) -> str:
         return f"TowerFirmware({self.tower_id}, {self.name!r})"
@@ -134,6 +152,9 @@ class TowerFirmware:
         with self._world.lock:
             self._events.clear()
             self._first = self._seen = 0
+            self._booted_at = self._world.now()
+            self._locker_tokens.clear()
+            self._used_tokens.clear()
             self._log(PacketType.BOOT, detail=f"firmware {self.firmware_version}")
 
     def _log(self, type_: PacketType, **fields: object) -> TowerEvent:
@@ -184,8 +205,15 @@ class TowerFirmware:
 
     # -- doors --------------------------------------------------------------------------------
 
-    def open_with_token(self, payload: bytes, payload_auth: bytes, *, at_locker: int | None = None) -> int:
-        """Open the door the token is for (or ``at_locker``, where it is presented); its locker id."""
+    def open_with_token(
+        self, payload: bytes, payload_auth: bytes, *, at_locker: int | None = None, reopening: bool = False
+    ) -> int:
+        """Open the door the token is for (or ``at_locker``, where it is presented); its locker id.
+
+        With ``SimSettings.single_use_tokens`` (default ``assumptions.DROPOFF_TOKEN_SINGLE_USE``) a
+        drop-off token that opened a door once is refused (AUTH_INVALID) unless the session that used
+        it asks to ``reopen`` (REOPEN_LOCKER).
+        """
         world = self._world
         bugs = world.bugs
         with world.lock:
@@ -207,6 +235,15 @@ class TowerFirmware:
             if bugs.ignore_token_expiry:
                 claim = dataclasses.replace(claim, expires_at=math.inf)
             state = world.current(target, now)
+            if (
+                world.settings.single_use_tokens
+                and not reopening
+                and claims.kind is TokenKind.DROPOFF
+                and claims.token_id in self._used_tokens
+            ):
+                raise FirmwareRefusal(
+                    FirmwareCode.AUTH_INVALID, "the drop-off token was used already", locker_id=target
+                )
             refusal = check_token(state, claim, target, now)
             planted = (refusal is Refusal.TOKEN_WRONG_LOCKER and bugs.token_opens_other_locker) or (
                 refusal is Refusal.TOKEN_STALE and bugs.replay_after_pickup
@@ -222,6 +259,10 @@ class TowerFirmware:
                         http_status=refused.reason.http_status,
                     ) from None  # fmt: skip
             self._opened(target, claims)
+            if claims.kind is TokenKind.DROPOFF:
+                self._used_tokens[claims.token_id] = None
+                while len(self._used_tokens) > world.settings.retention.tower_events:
+                    self._used_tokens.popitem(last=False)
             return target
 
     def _open_without_checks(self, claims: LockerTokenClaims | None, at_locker: int | None, now: float) -> int:
@@ -244,6 +285,119 @@ class TowerFirmware:
         state = self._world.states[locker_id]
         self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, token_id=token_id, client_info=client_info)
         self._world.emit(locker_id, "LOCKER_TOKEN_USED", state, token_id=token_id, client_info=client_info)
+
+    # -- lockers the tower opens on its own say (OPEN_AVAILABLE_LOCKER) -------------------------
+
+    def _shut_and_in_service(self, locker_id: int, now: float) -> bool:
+        state = self._world.current(locker_id, now)
+        return not state.door_open and state.status is not LockerStatus.OUT_OF_SERVICE
+
+    def available_by_type(self) -> dict[int, int]:
+        """FIND_AVAILABLE_LOCKERS: how many lockers of each type are available, shut and in service
+        (``assumptions.FOUND_LOCKERS_COUNTS_AVAILABLE``); types with none are left out."""
+        world = self._world
+        with world.lock:
+            now = world.now()
+            counts: collections.Counter[int] = collections.Counter()
+            for locker_id in self.locker_ids:
+                state = world.current(locker_id, now)
+                if state.status is LockerStatus.AVAILABLE and not state.door_open:
+                    counts[world.layout.lockers[locker_id].type_id] += 1
+            return dict(sorted(counts.items()))
+
+    def open_available(
+        self,
+        actor: str,
+        *,
+        locker_type: int | None,
+        match_available: bool,
+        match_token: bytes | None,
+        locker_token: bytes,
+        leave_available: bool,
+        client_info: str = "",
+    ) -> int:
+        """OPEN_AVAILABLE_LOCKER: open the lowest matching door for ``actor`` (the session's client)
+        and keep ``locker_token`` for it (``assumptions.OPEN_AVAILABLE_RULES``); its locker id.
+
+        A locker matches when it is shut and in service, of ``locker_type`` (if given), available or
+        not as ``match_available`` says, and (if ``match_token`` is given) keeps that token from an
+        earlier OPEN_AVAILABLE_LOCKER of its tenancy. None: SYS_LOCKER_NOT_FOUND (502).
+        """
+        world = self._world
+        with world.lock:
+            now = world.now()
+
+            def matches(locker_id: int, *, status_matters: bool = True) -> bool:
+                if not self._shut_and_in_service(locker_id, now):
+                    return False
+                if locker_type is not None and world.layout.lockers[locker_id].type_id != locker_type:
+                    return False
+                state = world.states[locker_id]
+                if status_matters and (state.status is LockerStatus.AVAILABLE) != match_available:
+                    return False
+                return match_token is None or self._locker_tokens.get(locker_id) == (state.epoch, match_token)
+
+            if world.bugs.open_available_opens_held and match_available:
+                held = [i for i in self.locker_ids if matches(i, status_matters=False)]
+                if held and world.states[min(held)].status is not LockerStatus.AVAILABLE:
+                    return self._open_held(min(held), client_info)
+            candidates = [locker_id for locker_id in self.locker_ids if matches(locker_id)]
+            if not candidates:
+                raise FirmwareRefusal(
+                    FirmwareCode.SYS_LOCKER_NOT_FOUND, "no locker of this tower matches", http_status=409
+                )
+            target = candidates[0]  # locker ids follow the door labels: the lowest door
+            self.open_at_tower(target, actor, leave_available=leave_available, client_info=client_info)
+            self._locker_tokens[target] = (world.states[target].epoch, locker_token)
+            return target
+
+    def open_at_tower(self, locker_id: int, actor: str, *, leave_available: bool, client_info: str = "") -> None:
+        """Open ``locker_id`` for ``actor`` without a token (OPEN_AVAILABLE_LOCKER, and its REOPEN)."""
+        world = self._world
+        with world.lock:
+            self._require_locker(locker_id)
+            try:
+                before, after = world.change(locker_id, OpenAtTower(actor, leave_available), world.now())
+            except Refused as refused:
+                raise FirmwareRefusal(
+                    FirmwareCode.AUTH_INVALID, refused.detail, locker_id=locker_id,
+                    http_status=refused.reason.http_status,
+                ) from None  # fmt: skip
+            event = self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, client_info=client_info, detail="at tower")
+            world.emit(locker_id, "LOCKER_OPENED_AT_TOWER", after, client_info=client_info)
+            if after.status is not before.status and not world.settings.uplink:
+                world.show_instead(locker_id, before.status, event.number)
+
+    def _open_held(self, locker_id: int, client_info: str) -> int:
+        """The ``open_available_opens_held`` bug: a held locker's door opens; nothing else changes."""
+        world = self._world
+        state = world.states[locker_id]
+        world.store(locker_id, dataclasses.replace(state, door_open=True, opened_with=None))
+        self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, client_info=client_info, detail="at tower")
+        return locker_id
+
+    def doors_open(self) -> bytes:
+        """CHECK_ALL_LOCKER_DOORS: the open doors as a bitfield by door label (``encode_door_bits``)."""
+        world = self._world
+        with world.lock:
+            labels = {int(world.layout.lockers[i].name): world.states[i].door_open for i in self.locker_ids}
+        return encode_door_bits((label for label, is_open in labels.items() if is_open), max(labels))
+
+    def device_info(self) -> DeviceInfo:
+        """GET_DEVICE_INFO: who this tower is, how long it has been up, its clock and battery."""
+        with self._world.lock:
+            now = self._world.now()
+            return DeviceInfo(
+                tower_id=self.tower_id,
+                tower_name=self.name,
+                firmware_version=self.firmware_version,
+                device_model=DEVICE_MODEL,
+                tower_serial=f"VT-{self.tower_id}",
+                uptime=int(now - self._booted_at),
+                clock_time=int(now),
+                battery_mv=BATTERY_MV,
+                lockers=len(self.locker_ids),
+            )
 
     def door_open(self, locker_id: int) -> bool:
         with self._world.lock:

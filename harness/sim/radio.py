@@ -1,9 +1,20 @@
 """The virtual radio: one bumble peripheral per virtual tower on a ``LocalLink``, in its own thread.
 
-Each tower advertises the Nordic UART service and its identity (manufacturer data as in
-reference 9.1) every ~20 ms and serves GATT: RX (write), TX (notify), device info (read). What
-arrives on RX is reassembled into Blink packets and handed to the tower's ``BlinkConnection``
-(``harness.sim.blink``); replies go back as TX notifications of at most MTU - 3 bytes.
+Each tower advertises every ~20 ms as reference 9.1 lays it out: a legacy advertisement (flags,
+the Nordic UART service, the firmware version) and a scan response (tower id and name), so the raw
+scan record carries them at the Android SDK's offsets (``harness.ble.protocol.tower_advertisement``).
+It serves GATT: RX (write), TX (notify), device info (read). What arrives on RX is reassembled into
+Blink packets and handed to the tower's ``BlinkConnection`` (``harness.sim.blink``); replies go
+back as TX notifications of at most MTU - 3 bytes.
+
+Like a radio's, the link has an ATT MTU the tower grants (``mtu``, 23..247; a central asks for
+247), drops an ATT write longer than MTU - 3, and ends: the tower drops a link idle longer than
+``idle_timeout`` seconds (or the ``ble_idle_timeout`` fault's) and, once it has acknowledged
+TERMINATE_SESSION, the link itself
+(``assumptions.TOWER_DISCONNECTS_AFTER_TERMINATE``); the ``ble_supervision_timeout`` fault silences
+a link mid-exchange and then both sides lose it with reason 0x08, as a supervision timeout does.
+Scanning centrals get a ``RadioController`` from the link (``RadioLink.central_controller``): it
+reports scan responses, which bumble's own virtual controller does not.
 
 The radio runs on its own event loop in its own thread, so it lives as long as the sandbox and
 does not care which loop (or how many ``asyncio.run``) a client uses. The link carries that loop
@@ -11,7 +22,8 @@ as ``link.loop``: the client's virtual bleak backend runs its bumble central the
 the only thing the client gets from here.
 
 ``LatencyModel`` gives the link the shape of a real BLE connection: data waits for the next
-connection event (``connection_interval``) plus a seeded jitter, in order per direction.
+connection event (``connection_interval``) plus a seeded jitter, in order per direction (link-layer
+control, such as a disconnection, never overtakes the data sent before it).
 ``Person`` closes a door ``dwell`` seconds after it opened (putting the item in, or taking it out).
 """
 
@@ -28,23 +40,24 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bumble import core, gatt, hci
+from bumble import core, gatt, hci, ll
 from bumble.controller import Controller
-from bumble.core import AdvertisingData
 from bumble.device import AdvertisingEventProperties, AdvertisingParameters, Connection, Device
 from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
 from harness.ble import protocol as blink
+from harness.ble.protocol import assumptions
 
+from ._controller import RadioController
 from .blink import BlinkConnection, OutcomeKind, TowerBlinkServer
 from .firmware import TowerFirmware
 
 if TYPE_CHECKING:
     from ._world import World
 
-__all__ = ["LatencyModel", "Person", "RadioLink", "VirtualRadio"]
+__all__ = ["LatencyModel", "LinkSettings", "Person", "RadioLink", "VirtualRadio"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +89,8 @@ class LatencyModel:
 
 
 class RadioLink(LocalLink):
-    """bumble's ``LocalLink`` with a loop of its own (``loop``) and air time (``latency``)."""
+    """bumble's ``LocalLink`` with a loop of its own (``loop``), air time (``latency``), scanning
+    centrals that see scan responses (``central_controller``) and links that can be lost (``lose``)."""
 
     def __init__(self, latency: LatencyModel) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -87,10 +101,16 @@ class RadioLink(LocalLink):
         self._anchor: float | None = None
         self._queues: dict[tuple[int, int], collections.deque[tuple[float, Callable[[], None]]]] = {}
         self._draining: set[tuple[int, int]] = set()
+        #: Controller pairs whose link went silent (a supervision timeout under way): nothing crosses.
+        self._silent: set[frozenset[int]] = set()
 
     def set_latency(self, latency: LatencyModel) -> None:
         self.latency = latency
         self._rng = random.Random(latency.seed)
+
+    def central_controller(self, name: str, address: str) -> Controller:
+        """A controller for a central (a phone's adapter) on this link: one that reports scan responses."""
+        return RadioController(name, link=self, public_address=address)
 
     def send_acl_data(
         self,
@@ -99,26 +119,47 @@ class RadioLink(LocalLink):
         transport: core.PhysicalTransport,
         data: bytes,
     ) -> None:
-        if not self.latency.enabled or transport != core.PhysicalTransport.LE:
+        if transport != core.PhysicalTransport.LE:
             super().send_acl_data(sender_controller, destination_address, transport, data)
             return
         destination = self.find_le_controller(destination_address)
-        if destination is None:
+        if destination is None or frozenset((id(sender_controller), id(destination))) in self._silent:
             return
         source_address = sender_controller.random_address
+
+        def deliver() -> None:
+            destination.on_link_acl_data(source_address, transport, data)
+
+        self._send(sender_controller, destination, deliver)
+
+    def send_ll_control_pdu(
+        self, sender_address: hci.Address, receiver_address: hci.Address, packet: ll.ControlPdu
+    ) -> None:
+        sender = self.find_le_controller(sender_address)
+        receiver = self.find_le_controller(receiver_address)
+        if sender is None or receiver is None:
+            super().send_ll_control_pdu(sender_address, receiver_address, packet)
+            return
+
+        def deliver() -> None:
+            receiver.on_ll_control_pdu(sender_address, packet)
+
+        # Behind the data already sent: a link layer terminates after what it queued before.
+        self._send(sender, receiver, deliver)
+
+    def _send(self, sender: Controller, destination: Controller, deliver: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
+        if not self.latency.enabled:
+            loop.call_soon(deliver)
+            return
         now = loop.time()
         if self._anchor is None:
             self._anchor = now
         interval = self.latency.connection_interval
         wait = interval - ((now - self._anchor) % interval) + self._rng.uniform(0.0, self.latency.jitter)
-        key = (id(sender_controller), id(destination))
+        key = (id(sender), id(destination))
         queue = self._queues.setdefault(key, collections.deque())
         due = max(now + wait, queue[-1][0] if queue else 0.0)  # never overtake: ACL data is ordered
-
-        def deliver() -> None:
-            destination.on_link_acl_data(source_address, transport, data)
-
         queue.append((due, deliver))
         if key not in self._draining:
             self._draining.add(key)
@@ -137,6 +178,25 @@ class RadioLink(LocalLink):
             # queues would otherwise pile up for as long as the radio lives.
             del self._queues[key]
             self._draining.discard(key)
+
+    def lose(self, controller: Controller, peer_address: hci.Address, *, after: float) -> None:
+        """A supervision timeout: the link between ``controller`` and the device at ``peer_address``
+        carries nothing from now on, and ``after`` seconds later both ends report it lost (0x08)."""
+        here = controller.le_connections.get(peer_address)
+        peer = self.find_le_controller(peer_address)
+        if here is None or peer is None:
+            return
+        pair = frozenset((id(controller), id(peer)))
+        self._silent.add(pair)
+
+        def timed_out() -> None:
+            self._silent.discard(pair)
+            for side, address in ((controller, peer_address), (peer, here.self_address)):
+                connection = side.le_connections.get(address)
+                if connection is not None:
+                    side.on_le_disconnected(connection, hci.HCI_CONNECTION_TIMEOUT_ERROR)
+
+        asyncio.get_running_loop().call_later(after, timed_out)
 
 
 class Person:
@@ -169,17 +229,59 @@ class Person:
         self._handles.clear()
 
 
+class _TowerDevice(Device):
+    """A tower's bumble device that notes each ATT PDU a central sends it: the idle timeout counts from
+    the last one (GATT discovery and reads are activity, as they are to a real link layer)."""
+
+    heard: Callable[[int], None] = staticmethod(lambda _handle: None)
+
+    def on_gatt_pdu(self, connection_handle: int, pdu: bytes) -> None:
+        # bumble registers this bound method for the ATT channel; its decorator maps the handle.
+        self.heard(connection_handle)
+        super().on_gatt_pdu(connection_handle, pdu)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """What the towers grant a connection: the ATT MTU (23..247) and how long an idle link lives (s)."""
+
+    mtu: int = assumptions.ATT_MTU_MAX
+    idle_timeout: float = assumptions.TOWER_IDLE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not assumptions.ATT_MTU_MIN <= self.mtu <= assumptions.ATT_MTU_MAX:
+            raise ValueError(f"mtu must be {assumptions.ATT_MTU_MIN}..{assumptions.ATT_MTU_MAX}, not {self.mtu}")
+        if self.idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, not {self.idle_timeout}")
+
+
+@dataclass(slots=True)
+class _Link:
+    """One central's connection to a tower: its Blink session and what the radio keeps about it."""
+
+    session: BlinkConnection
+    reassembler: blink.Reassembler
+    last_write: float  # when the central last sent anything (an ATT PDU), on the radio loop's clock
+    idle_check: asyncio.TimerHandle | None = None
+    lost: bool = False  # a supervision timeout is under way: nothing more is served
+
+
 class TowerPeripheral:
     """One virtual tower on the air: a bumble device with the Nordic UART service."""
 
-    def __init__(self, link: RadioLink, server: TowerBlinkServer, address: str) -> None:
+    def __init__(
+        self, link: RadioLink, server: TowerBlinkServer, address: str, settings: Callable[[], LinkSettings]
+    ) -> None:
         firmware = server.firmware
         self.server = server
+        self.link = link
+        self.settings = settings
         self.identity = blink.TowerIdentity(firmware.tower_id, firmware.name, firmware.firmware_version)
-        controller = Controller(f"tower-{firmware.tower_id}", link=link, public_address=address)
-        self.device = Device(
-            name=firmware.name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller))
+        self.controller = Controller(f"tower-{firmware.tower_id}", link=link, public_address=address)
+        self.device = _TowerDevice(
+            name=firmware.name, address=hci.Address(address), host=Host(self.controller, AsyncPipeSink(self.controller))
         )
+        self.device.heard = self._heard
         self.tx = gatt.Characteristic(
             blink.TX_UUID, gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.Permissions.READABLE, b""
         )
@@ -197,37 +299,26 @@ class TowerPeripheral:
         )
         self.device.add_service(gatt.Service(blink.NUS_SERVICE_UUID, [rx, self.tx, info]))
         self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
-        self._sessions: dict[int, tuple[BlinkConnection, blink.Reassembler]] = {}
+        self._links: dict[int, _Link] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def advertising_data(self) -> bytes:
-        """Flags, the UART service, and the identity in manufacturer data (extended PDU: it needs
-        52 bytes, more than a legacy advertisement's 31)."""
-        company = blink.assumptions.MANUFACTURER_COMPANY_ID.to_bytes(2, "little")
-        return bytes(
-            AdvertisingData(
-                [
-                    (AdvertisingData.FLAGS, bytes([0x06])),
-                    (
-                        AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
-                        bytes(core.UUID(blink.NUS_SERVICE_UUID)),
-                    ),
-                    (AdvertisingData.MANUFACTURER_SPECIFIC_DATA, company + self.identity.manufacturer_payload_merged()),
-                ]
-            )
-        )
+    def advertising_data(self) -> tuple[bytes, bytes]:
+        """The legacy advertisement and its scan response, as reference 9.1 lays them out."""
+        return blink.tower_advertisement(self.identity)
 
     async def start(self) -> None:
         await self.device.power_on()
+        advert, scan_response = self.advertising_data()
         await self.device.create_advertising_set(
             advertising_parameters=AdvertisingParameters(
                 advertising_event_properties=AdvertisingEventProperties(
-                    is_connectable=True, is_scannable=False, is_legacy=False
+                    is_connectable=True, is_scannable=True, is_legacy=True
                 ),
                 primary_advertising_interval_min=ADVERTISING_INTERVAL_MS,
                 primary_advertising_interval_max=ADVERTISING_INTERVAL_MS,
             ),
-            advertising_data=self.advertising_data(),
+            advertising_data=advert,
+            scan_response_data=scan_response,
             auto_restart=True,
         )
 
@@ -238,16 +329,50 @@ class TowerPeripheral:
         await self.device.power_off()
 
     def _on_connection(self, connection: Connection) -> None:
-        self._sessions[connection.handle] = (self.server.connection(), blink.Reassembler())
-        connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._sessions.pop(connection.handle, None))
+        # The MTU this tower grants from this connection on (a central asks; the smaller one wins).
+        self.device.gatt_server.max_mtu = self.settings().mtu
+        loop = asyncio.get_running_loop()
+        link = _Link(self.server.connection(), blink.Reassembler(), last_write=loop.time())
+        self._links[connection.handle] = link
+        self._watch_idle(connection, link)
+        connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._forget(connection.handle))
+
+    def _heard(self, handle: int) -> None:
+        link = self._links.get(handle)
+        if link is not None:
+            link.last_write = asyncio.get_running_loop().time()
+
+    def _forget(self, handle: int) -> None:
+        link = self._links.pop(handle, None)
+        if link is not None and link.idle_check is not None:
+            link.idle_check.cancel()
+
+    def _watch_idle(self, connection: Connection, link: _Link) -> None:
+        """Drop the link once the central sent nothing on it for the idle timeout (the
+        ``ble_idle_timeout`` fault's while it is on, else ``idle_timeout``); a changed timeout applies
+        within a second."""
+        loop = asyncio.get_running_loop()
+        timeout = self.server.faults.idle_timeout() or self.settings().idle_timeout
+        idle = loop.time() - link.last_write
+        if idle >= timeout:
+            log.info("tower %s: dropping a link idle for %.3f s", self.identity.tower_id, idle)
+            self._spawn(self._drop(connection))
+            return
+        link.idle_check = loop.call_later(min(timeout - idle, 1.0), self._watch_idle, connection, link)
 
     def _on_write(self, connection: Connection, value: bytes) -> None:
-        entry = self._sessions.get(connection.handle)
-        if entry is None:
+        link = self._links.get(connection.handle)
+        if link is None or link.lost:
             return
-        session, reassembler = entry
+        link.last_write = asyncio.get_running_loop().time()
+        limit = connection.att_mtu - assumptions.ATT_WRITE_OVERHEAD
+        if len(value) > limit:
+            # An ATT server drops a PDU longer than the MTU; the phone hears nothing back.
+            log.warning("tower %s: %d-byte write over MTU %d dropped", self.identity.tower_id, len(value), limit + 3)
+            return
+        session = link.session
         try:
-            packets = reassembler.feed(bytes(value))
+            packets = link.reassembler.feed(bytes(value))
         except blink.DecodeError as exc:
             error = blink.error_packet(exc.firmware_code, exc.message, session_level=True)
             self._spawn(self._notify(connection, (blink.encode_packet(error),)))
@@ -255,9 +380,13 @@ class TowerPeripheral:
         for raw in packets:
             outcome = session.handle(raw)
             if outcome.kind is OutcomeKind.REPLY:
-                self._spawn(self._notify(connection, outcome.packets))
+                self._spawn(self._notify(connection, outcome.packets, hang_up=outcome.hang_up))
             elif outcome.kind is OutcomeKind.DISCONNECT:
                 self._spawn(self._drop(connection))
+                return
+            elif outcome.kind is OutcomeKind.LINK_LOST:
+                link.lost = True
+                self.link.lose(self.controller, connection.peer_address, after=outcome.after)
                 return
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -265,16 +394,20 @@ class TowerPeripheral:
         self._tasks.add(task)  # keep a reference until done, or the task may be collected
         task.add_done_callback(self._tasks.discard)
 
-    async def _notify(self, connection: Connection, packets: tuple[bytes, ...]) -> None:
-        size = connection.att_mtu - 3
+    async def _notify(self, connection: Connection, packets: tuple[bytes, ...], *, hang_up: bool = False) -> None:
+        size = connection.att_mtu - assumptions.ATT_WRITE_OVERHEAD
         try:
             for raw in packets:
                 for start in range(0, len(raw), size):
                     await self.device.notify_subscriber(connection, self.tx, raw[start : start + size])
         except core.BaseBumbleError as exc:
             log.debug("tower %s: notification not sent: %s", self.identity.tower_id, exc)
+        if hang_up:
+            await self._drop(connection)  # the link keeps the order: the reply arrives first
 
     async def _drop(self, connection: Connection) -> None:
+        if connection.handle not in self._links:
+            return  # the central left first: bumble would wait for a gone handle's disconnection for ever
         try:
             await connection.disconnect()
         except core.BaseBumbleError as exc:
@@ -285,7 +418,8 @@ class VirtualRadio:
     """Every virtual tower of a sandbox's world on one link, served from the radio thread.
 
     ``start()`` brings the towers on the air (idempotent); ``link`` is what a client's virtual bleak
-    backend needs; ``stop()`` powers everything off and ends the thread.
+    backend needs; ``stop()`` powers everything off and ends the thread. ``configure`` sets the
+    MTU the towers grant and their idle timeout, from the next connection on.
     """
 
     def __init__(
@@ -294,10 +428,13 @@ class VirtualRadio:
         *,
         latency: LatencyModel | None = None,
         dwell: float | None = 0.05,
+        link: LinkSettings | None = None,
     ) -> None:
         self.world = world
         self._link = RadioLink(latency if latency is not None else LatencyModel(seed=world.seed))
         self.person = Person(dwell)
+        #: What the towers grant each new connection (read on the radio's loop at connection time).
+        self.link_settings = link if link is not None else LinkSettings()
         self.servers: dict[str, TowerBlinkServer] = {}
         self._peripherals: list[TowerPeripheral] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -325,6 +462,16 @@ class VirtualRadio:
 
     async def _set_latency(self, latency: LatencyModel) -> None:
         self._link.set_latency(latency)
+
+    def configure(self, *, mtu: int | None = None, idle_timeout: float | None = None) -> LinkSettings:
+        """The MTU the towers grant (23..247) and the idle time after which they drop a link, from
+        the next connection on; what is not given stays. Returns the settings now in force."""
+        current = self.link_settings
+        self.link_settings = LinkSettings(
+            mtu=current.mtu if mtu is None else mtu,
+            idle_timeout=current.idle_timeout if idle_timeout is None else idle_timeout,
+        )
+        return self.link_settings
 
     def start(self, timeout: float = 10.0) -> VirtualRadio:
         with self._lock:
@@ -358,7 +505,7 @@ class VirtualRadio:
                 on_opened=self._person_at(firmware),
             )
             self.servers[tower_id] = server
-            peripheral = TowerPeripheral(self._link, server, f"D0:00:00:00:00:{number:02X}")
+            peripheral = TowerPeripheral(self._link, server, f"D0:00:00:00:00:{number:02X}", lambda: self.link_settings)
             await peripheral.start()
             self._peripherals.append(peripheral)
 

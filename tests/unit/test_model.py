@@ -17,6 +17,7 @@ from harness.model import (
     IssueToken,
     LockerState,
     LockerStatus,
+    OpenAtTower,
     OpenDoor,
     Refusal,
     Refused,
@@ -207,6 +208,38 @@ def test_a_dropoff_token_may_reopen_an_occupied_locker_for_a_second_dropoff() ->
     assert state.status is LockerStatus.OCCUPIED
 
 
+def test_the_tower_may_open_an_available_locker_and_hand_it_to_the_session() -> None:
+    """OPEN_AVAILABLE_LOCKER: an available locker is the actor's while open, occupied when it closes
+    with an item in, free again when it was only looked into."""
+    state = apply(LockerState(), OpenAtTower(A, leave_available=False), 1)
+    assert (state.status, state.holder, state.door_open) == (LockerStatus.RENTED, A, True)
+    assert apply(state, CloseDoor(), 2).status is LockerStatus.OCCUPIED
+    looked = apply(apply(LockerState(), OpenAtTower(A, leave_available=True), 1), CloseDoor(), 2)
+    assert looked.status is LockerStatus.AVAILABLE and looked.epoch == 1
+
+
+def test_the_tower_empties_an_occupied_locker_of_its_holder_only() -> None:
+    """Opened at the tower to take the item out, an occupied locker is available when it closes; only
+    its holder may, and nothing opens twice."""
+    state = occupied()
+    with pytest.raises(Refused) as other:
+        apply(state, OpenAtTower(B, leave_available=True), 3)
+    assert other.value.reason is Refusal.HELD_BY_OTHER
+    opened = apply(state, OpenAtTower(A, leave_available=True), 3)
+    with pytest.raises(Refused) as twice:
+        apply(opened, OpenAtTower(A, leave_available=True), 3)
+    assert twice.value.reason is Refusal.DOOR_OPEN
+    assert apply(opened, CloseDoor(), 4).status is LockerStatus.AVAILABLE
+
+
+def test_the_tower_opens_no_reserved_or_rented_locker_on_its_own_say() -> None:
+    """A locker held for a token (reserved, rented, declined) opens only with that token."""
+    for state in (reserved(), rented(), declined()):
+        with pytest.raises(Refused) as refused:
+            apply(state, OpenAtTower(A, leave_available=False), 1)
+        assert refused.value.reason is Refusal.WRONG_STATUS
+
+
 def test_out_of_service_refuses_everything_and_staff_can_force_it_back() -> None:
     """Out of service lockers refuse every command until staff force them available."""
     state = apply(LockerState(), Force(LockerStatus.OUT_OF_SERVICE), 0)
@@ -237,6 +270,9 @@ def _step(state: LockerState, name: str, now: float) -> LockerState:
             kind = TokenKind.DROPOFF if name.startswith("dropoff") else TokenKind.PICKUP
             token = TokenClaim(LOCKER, kind, now + 60, state.epoch, actor)
             return apply(apply(state, OpenDoor(token, LOCKER), now), CloseDoor(), now)
+        case "tower_dropoff_door_closed" | "tower_pickup_door_closed":
+            command = OpenAtTower(actor, leave_available=name == "tower_pickup_door_closed")
+            return apply(apply(state, command, now), CloseDoor(), now)
     raise AssertionError(name)
 
 
@@ -258,7 +294,7 @@ def test_every_transition_in_the_table_is_what_apply_does(start: LockerStatus, n
 def test_no_transition_outside_the_table_changes_status() -> None:
     """Every (status, command) pair not in the table is refused or leaves the status alone."""
     names = {"reserve", "cancel", "release", "dropoff_token", "pickup_token", "expire"}
-    names |= {"dropoff_door_closed", "pickup_door_closed"}
+    names |= {"dropoff_door_closed", "pickup_door_closed", "tower_dropoff_door_closed", "tower_pickup_door_closed"}
     for (status, make), name in itertools.product(STARTS.items(), sorted(names)):
         try:
             after = _step(make(), name, 100).status
@@ -270,7 +306,9 @@ def test_no_transition_outside_the_table_changes_status() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["reserve", "cancel", "release", "dropoff", "pickup", "open", "close", "tick"]),
+            st.sampled_from(
+                ["reserve", "cancel", "release", "dropoff", "pickup", "open", "tower_open", "close", "tick"]
+            ),
             st.sampled_from([A, B]),
             st.integers(min_value=1, max_value=900),
         ),
@@ -296,6 +334,8 @@ def test_no_sequence_breaks_the_invariants(steps: list[tuple[str, str, int]]) ->
                     tokens.append(TokenClaim(LOCKER, kind, now + amount, state.epoch, actor))
                 case "open" if tokens:
                     state = apply(state, OpenDoor(tokens[amount % len(tokens)], LOCKER), now)
+                case "tower_open":
+                    state = apply(state, OpenAtTower(actor, leave_available=amount % 2 == 0), now)
                 case "close":
                     state = apply(state, CloseDoor(), now)
                 case "tick":

@@ -7,6 +7,13 @@ only code they share besides the locker model. Inferred byte layouts: :mod:`.ass
 from __future__ import annotations
 
 from . import assumptions
+from ._advert import (
+    AdvertLayout,
+    Sighting,
+    Sightings,
+    identity_from_scan_record,
+    tower_advertisement,
+)
 from ._codec import (
     SELF_DESCRIBE_TAG,
     Packet,
@@ -20,6 +27,7 @@ from ._codec import (
 )
 from ._errors import BlinkError, DecodeError, FirmwareCode, FirmwareError, SdkCode, SdkError
 from ._identity import TowerIdentity, normalize_tower_id
+from ._lockers import DeviceInfo, decode_door_bits, encode_door_bits
 from ._session import (
     GrantPayload,
     SessionChannel,
@@ -44,8 +52,10 @@ __all__ = [
     "RX_UUID",
     "SELF_DESCRIBE_TAG",
     "TX_UUID",
+    "AdvertLayout",
     "BlinkError",
     "DecodeError",
+    "DeviceInfo",
     "Field",
     "FirmwareCode",
     "FirmwareError",
@@ -58,16 +68,21 @@ __all__ = [
     "SessionChannel",
     "SessionKeys",
     "SessionRequest",
+    "Sighting",
+    "Sightings",
     "TowerIdentity",
     "assumptions",
     "chunks",
+    "decode_door_bits",
     "decode_map",
     "decode_packet",
     "derive_keys",
+    "encode_door_bits",
     "encode_map",
     "encode_packet",
     "error_packet",
     "grant_session",
+    "identity_from_scan_record",
     "new_nonce",
     "normalize_tower_id",
     "open_grant",
@@ -75,5 +90,6 @@ __all__ = [
     "raise_for_error",
     "request_session",
     "seal",
+    "tower_advertisement",
     "unseal",
 ]

@@ -130,7 +130,8 @@ class SessionRequest:
 
 
 def request_session(payload: bytes, payload_auth: bytes, *, nonce: bytes, timestamp: int) -> Packet:
-    """REQUEST_SESSION {1:1, 5: ts, 20: nonce, 10: payload_auth, 9: payload}, sent in clear [S]."""
+    """REQUEST_SESSION {1:1, 5: ts, 20: nonce, 10: payload_auth, 9: payload}, sent in clear [S]; ``ts``
+    in whole Unix seconds (``assumptions.TIMESTAMP_UNIT_SECONDS``)."""
     return {
         Field.PACKET_TYPE: PacketType.REQUEST_SESSION,
         Field.PACKET_TIMESTAMP: timestamp,
@@ -168,7 +169,7 @@ def grant_session(
         Field.PACKET_TIMESTAMP: timestamp,
         Field.SESSION_GRANT_NONCE: grant_nonce,
     }
-    sealed, auth = seal(keys, encode_map(inner))
+    sealed, auth = seal(keys, encode_map(inner))  # as an inner wrapper (assumptions.GRANT_SEALED_LIKE_INNER)
     return {
         Field.PACKET_TYPE: PacketType.GRANT_SESSION,
         Field.PACKET_TIMESTAMP: timestamp,
@@ -221,7 +222,7 @@ class SessionChannel:
         """The wrapper packet {22: session_id, 7: inner_wrapper, 8: inner_auth} for ``inner``."""
         self.sent += 1
         body = {**inner, Field.SESSION_SEQUENCE: self.sent}
-        wrapper, auth = seal(self._keys, encode_map(body))
+        wrapper, auth = seal(self._keys, encode_map(body))  # untagged CBOR (assumptions.INNER_MAP_TAGGED)
         return {Field.SESSION_ID: self.session_id, Field.INNER_WRAPPER: wrapper, Field.INNER_AUTH: auth}
 
     def unwrap(self, packet: Mapping[int, Any]) -> Packet:
@@ -247,7 +248,8 @@ class SessionChannel:
 
 
 def error_packet(code: int, message: str = "", *, session_level: bool = False) -> Packet:
-    """ERROR (5) or SESSION_ERROR (3) with ``error_code`` and an optional message."""
+    """ERROR (5) or SESSION_ERROR (3) with ``error_code`` and an optional message (a tower sends the
+    session-level one in clear: ``assumptions.CLEAR_SESSION_ERRORS``)."""
     kind = PacketType.SESSION_ERROR if session_level else PacketType.ERROR
     packet: Packet = {Field.PACKET_TYPE: kind, Field.ERROR_CODE: int(code)}
     if message:

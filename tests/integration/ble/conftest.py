@@ -13,7 +13,7 @@ from harness.ble import Radio, choose_backend
 from harness.config import Settings, Target
 from harness.redaction import Secret
 from harness.sim import SimSettings, VirtualSandbox
-from harness.sim.radio import LatencyModel
+from harness.sim.radio import LatencyModel, LinkSettings
 
 TOWER = "0100000000000014"
 OTHER_TOWER = "0100000000000175"
@@ -31,10 +31,12 @@ def sandbox() -> Iterator[VirtualSandbox]:
 
 @pytest.fixture(autouse=True)
 def fresh(sandbox: VirtualSandbox) -> Iterator[None]:
-    """The seeded world, no faults or bugs, the link without air time unless a test asks for it."""
+    """The seeded world, no faults or bugs, the link without air time and with the default MTU and idle
+    timeout, unless a test asks otherwise."""
     sandbox.world.reset()
     sandbox.radio.person.dwell = DWELL
     sandbox.radio.set_latency(LatencyModel.off())
+    sandbox.radio.configure(mtu=LinkSettings().mtu, idle_timeout=LinkSettings().idle_timeout)
     yield
     sandbox.world.reset()
 

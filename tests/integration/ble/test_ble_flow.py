@@ -40,6 +40,8 @@ async def test_delivery_over_ble_ends_available(settings: Settings, backend: Rad
         ("ble_disconnect", SdkCode.NOT_CONNECTED_WITH_TOWER, LockerStatus.RENTED),
         # The door opened but the reply was lost; the person closed it: the item is in, occupied.
         ("ble_lost_notification", SdkCode.RESPONSE_TIMEOUT, LockerStatus.OCCUPIED),
+        # Lost on the air, then the link times out (0x08) on both ends: nothing happened.
+        ("ble_supervision_timeout", SdkCode.NOT_CONNECTED_WITH_TOWER, LockerStatus.RENTED),
     ],
 )
 async def test_link_fault_is_classified_explained_and_retried(

@@ -29,6 +29,28 @@ def test_hw_prints_every_phase_over_the_virtual_radio(tmp_path: Path, monkeypatc
     assert "2 opens" in stdout
 
 
+def test_hw_shows_the_advertisement_layout_the_mtu_and_the_device_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below the phases, the tower's column: how its advertisement reached the client, the negotiated MTU
+    (``--mtu 23`` on local), and what GET_DEVICE_INFO answered."""
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = _invoke(["hw", "--cycles", "1", "--mtu", "23"])
+    assert code == ExitCode.OK, stderr
+    table = stdout[stdout.index("Towers") :]
+    assert "0100000000000014" in table and "scan response late" in table
+    for label, value in (("ATT MTU", "23"), ("firmware", "1.2.3"), ("lockers", "24"), ("name", "Virtual Tower 14")):
+        assert any(label in line and f" {value} " in line for line in table.splitlines()), (label, value)
+
+
+def test_hw_mtu_off_the_virtual_radio_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real radio negotiates its own MTU: `--mtu` with `HARBOR_BLE=bleak` is one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = _invoke(["hw", "--cycles", "1", "--mtu", "23"], HARBOR_BLE="bleak")
+    assert code == ExitCode.USAGE, stderr
+    assert stderr.count("\n") == 1 and "--mtu" in stderr
+
+
 def test_hw_gate_breach_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An impossible --open-p95-ms bound is an SLO breach: exit 3 with one line saying by how much."""
     monkeypatch.chdir(tmp_path)

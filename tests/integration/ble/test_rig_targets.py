@@ -1,5 +1,6 @@
 """The hardware rig off the virtual radio: without a bench tower it skips and says why; asked for bleak
-on a machine without Bluetooth it stops at once with one line.
+on a machine without Bluetooth it stops at once with one line. On the virtual radio with a link fault
+before every test, it recovers where it may retry and otherwise exits 4 naming the phase.
 
 Each case is a child ``pytest hw_tests`` with only the plugins the rig needs (the others cost seconds
 of start-up and play no part in what is checked); the children run side by side.
@@ -38,6 +39,15 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
         "only the local target has it",
     ),
     "bleak named, no adapter": ({"HARBOR_BLE": "bleak"}, "no Bluetooth adapter is reachable"),
+    "an MTU out of range": ({"HARBOR_HW_MTU": "23,500"}, "each MTU must be 23..247"),
+    "supervision timeouts": (
+        {
+            "HARBOR_HW_MTU": "247",
+            "HARBOR_HW_SIM_FAULT": "ble_supervision_timeout:count=1",
+            "HARBOR_HW_RETRIES": "1",
+        },
+        "hw rig: could not test",
+    ),
 }
 
 
@@ -53,7 +63,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fin
     """Every case's child run, started together and awaited (bounded by a timeout each)."""
     state = tmp_path_factory.mktemp("state")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HARBOR_", "LOCKER_HARNESS_"))}
-    command = [sys.executable, "-m", "pytest", "hw_tests", "-q", "-rs", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "hw_tests", "-q", "-rfEs", "-p", "no:cacheprovider"]
     command += ["-p", "anyio", "-p", "pytest_timeout", "-p", "harness.pytest_plugin"]
     started = time.monotonic()
     children = {
@@ -109,3 +119,24 @@ def test_rig_with_bleak_and_no_bluetooth_stops_at_once_in_one_line(finished: dic
     lines = [line for line in done.output.splitlines() if CASES["bleak named, no adapter"][1] in line]
     assert len(lines) == 1, done.output
     assert done.seconds < 30, done.seconds
+
+
+def test_rig_with_an_mtu_out_of_range_is_a_usage_error(finished: dict[str, Finished]) -> None:
+    """`HARBOR_HW_MTU=23,500` stops the rig before any test with one line and exit 2."""
+    done = finished["an MTU out of range"]
+    assert done.returncode == ExitCode.USAGE, done.output
+    assert "Traceback" not in done.output
+    assert len([line for line in done.output.splitlines() if CASES["an MTU out of range"][1] in line]) == 1
+
+
+def test_rig_with_link_faults_recovers_or_exits_4_naming_the_phase(finished: dict[str, Finished]) -> None:
+    """A supervision timeout on every test's first in-session command: the deliveries (one retry allowed)
+    recover and pass; the tests that talk to the tower directly cannot test and fail; the rig exits 4 with
+    one line naming the phase, and no test leaves a locker held (the rig's teardown checks)."""
+    done = finished["supervision timeouts"]
+    assert done.returncode == ExitCode.INFRASTRUCTURE, done.output
+    [line] = [line for line in done.output.splitlines() if line.startswith("hw rig: could not test")]
+    assert "phase=" in line, line
+    failed = [line for line in done.output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    assert failed and not any("test_open_latency" in line or "return_to_available" in line for line in failed)
+    assert "cleanup ledger does not know of" not in done.output

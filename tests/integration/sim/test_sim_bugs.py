@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sandbox_parties import TOWER, Party
 
-from harness.sim import BUG_NAMES, FirmwareRefusal, SimControl
+from harness.sim import BUG_NAMES, FirmwareRefusal, SimControl, VirtualSandbox
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Env:
     demo: Party
     second: Party
     control: SimControl
+    sandbox: VirtualSandbox
 
 
 Check = Callable[[Env], None]
@@ -145,9 +146,22 @@ def dropoff_token_is_dead_after_the_pickup(env: Env) -> None:
     assert env.control.door_state(TOWER, 1410) is False
 
 
+@catches("open_available_opens_held")
+def open_available_opens_only_an_available_locker(env: Env) -> None:
+    # The tower's own choice (OPEN_AVAILABLE_LOCKER), asked of the firmware as the radio would.
+    assert env.demo.reserve(1401).status_code == 201
+    firmware = env.sandbox.world.firmwares[TOWER]
+    opened = firmware.open_available(
+        "demo-provider", locker_type=1, match_available=True, match_token=None, locker_token=b"", leave_available=True
+    )
+    assert opened == 1402
+    assert env.control.door_state(TOWER, 1401) is False
+    assert env.demo.status(1401) == "reserved"
+
+
 @pytest.fixture
-def env(demo: Party, second: Party, control: SimControl) -> Env:
-    return Env(demo, second, control)
+def env(demo: Party, second: Party, control: SimControl, sandbox: VirtualSandbox) -> Env:
+    return Env(demo, second, control, sandbox)
 
 
 def test_every_bug_switch_has_a_check() -> None:

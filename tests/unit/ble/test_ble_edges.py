@@ -82,13 +82,16 @@ def test_backends_are_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_public_face_is_small() -> None:
-    """harness.ble exports the client, the opener, the backends, the timings and the errors; nothing else."""
+    """harness.ble exports the client, the opener, the backends, the timings, the errors and what a tower
+    shows of itself (advertisement layout, device info); nothing else."""
     assert sorted(harness.ble.__all__) == sorted(
         [
             "BACKEND_ENV",
             "DEFAULT_RESPONSE_TIMEOUT",
+            "AdvertLayout",
             "BleDoorOpener",
             "BleLinkError",
+            "DeviceInfo",
             "EventBatch",
             "FirmwareCode",
             "FoundTower",
@@ -101,6 +104,7 @@ def test_public_face_is_small() -> None:
             "TowerClient",
             "TowerIdentity",
             "TowerRefused",
+            "TowerSeen",
             "choose_backend",
             "discover_towers",
             "find_tower",

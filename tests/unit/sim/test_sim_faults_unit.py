@@ -81,6 +81,20 @@ def test_ble_faults_do_not_touch_http() -> None:
         faults.ble("latency")
 
 
+def test_link_faults_carry_their_timeouts() -> None:
+    """The supervision timeout's silence (100 ms unless given) and the idle timeout the towers use while
+    ``ble_idle_timeout`` is on (none otherwise); both read by the radio in seconds."""
+    faults = Faults()
+    assert faults.idle_timeout() is None and faults.supervision_timeout() == 0.0
+    faults.set("ble_supervision_timeout", {"count": 1})
+    assert faults.supervision_timeout() == 0.1
+    assert faults.as_dict()["ble_supervision_timeout"] == {"profile": "ble_supervision_timeout", "count": 1,
+                                                           "fraction": None, "ms": 100.0}  # fmt: skip
+    faults.set("ble_idle_timeout", {"ms": 250})
+    assert faults.idle_timeout() == 0.25 and faults.http_active is False
+    assert (faults.ble("ble_supervision_timeout"), faults.ble("ble_supervision_timeout")) == (True, False)
+
+
 def test_none_clears_everything() -> None:
     """Profile ``none`` clears every profile."""
     faults = Faults()
@@ -101,6 +115,9 @@ def test_none_clears_everything() -> None:
         ("latency", {"ms": "slow"}),
         ("stall", {"seconds": 5, "every": 5}),
         ("slow_token", {"paths": ["/x"]}),
+        ("ble_idle_timeout", {"count": 1}),
+        ("ble_idle_timeout", {"ms": 0}),
+        ("ble_supervision_timeout", {"ms": 40_000}),
     ],
 )
 def test_invalid_profiles_are_refused(name: str, params: dict[str, object]) -> None:

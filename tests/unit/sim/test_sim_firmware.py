@@ -140,3 +140,101 @@ def test_event_batches_verify_only_unchanged(world: World) -> None:
     assert firmware.verify_event_batch(0, 2, batch.payload, batch.payload_auth)
     assert not firmware.verify_event_batch(0, 1, batch.payload, batch.payload_auth)
     assert not world.firmwares[OTHER].verify_event_batch(0, 2, batch.payload, batch.payload_auth)
+
+
+# -- OPEN_AVAILABLE_LOCKER, FIND_AVAILABLE_LOCKERS, CHECK_ALL_LOCKER_DOORS, GET_DEVICE_INFO, single use --
+
+
+def test_found_lockers_count_the_available_ones_per_type(world: World) -> None:
+    """Tower 14's seeded lockers, less the out-of-service 12 and 24 and whatever is held or open."""
+    firmware = world.firmwares[TOWER]
+    assert firmware.available_by_type() == {1: 8, 2: 7, 3: 4, 4: 3}
+    world.reserve(A, TOWER, 1401, 300)
+    payload, auth = token(world, 1409)
+    firmware.open_with_token(payload, auth)
+    assert firmware.available_by_type() == {1: 7, 2: 6, 3: 4, 4: 3}
+
+
+def test_open_available_takes_the_lowest_free_door_of_the_type_and_keeps_its_token(world: World) -> None:
+    """A locker held elsewhere is passed over; the one opened is the session's until its item is taken out
+    with the token the tower kept for it."""
+    firmware = world.firmwares[TOWER]
+    world.reserve(A, TOWER, 1401, 300)
+    opened = firmware.open_available(
+        A, locker_type=1, match_available=True, match_token=None, locker_token=b"T1", leave_available=False
+    )
+    assert opened == 1402 and firmware.door_open(1402)
+    assert world.states[1402].status.wire_name == "rented" and world.states[1402].holder == A
+    firmware.close_door(1402)
+    assert world.states[1402].status.wire_name == "occupied"
+    with pytest.raises(FirmwareRefusal) as wrong_token:
+        firmware.open_available(
+            A, locker_type=None, match_available=False, match_token=b"T2", locker_token=b"", leave_available=True
+        )
+    assert wrong_token.value.code is FirmwareCode.SYS_LOCKER_NOT_FOUND
+    again = firmware.open_available(
+        A, locker_type=None, match_available=False, match_token=b"T1", locker_token=b"", leave_available=True
+    )
+    assert again == 1402
+    firmware.close_door(1402)
+    assert world.states[1402].status.wire_name == "available"
+
+
+def test_open_available_finds_nothing_when_every_door_of_the_type_is_held(world: World) -> None:
+    """No matching locker: SYS_LOCKER_NOT_FOUND (502), and no door opens."""
+    firmware = world.firmwares[TOWER]
+    for locker_id in (1421, 1422, 1423):  # xlarge; 1424 is out of service
+        world.reserve(A, TOWER, locker_id, 300)
+    with pytest.raises(FirmwareRefusal) as refused:
+        firmware.open_available(
+            A, locker_type=4, match_available=True, match_token=None, locker_token=b"", leave_available=False
+        )
+    assert refused.value.code is FirmwareCode.SYS_LOCKER_NOT_FOUND
+    assert firmware.doors_open() == bytes(3)
+
+
+def test_the_open_available_bug_opens_a_held_locker(world: World) -> None:
+    """``open_available_opens_held``: the lowest door of the type opens though it is reserved."""
+    firmware = world.firmwares[TOWER]
+    world.reserve(A, TOWER, 1401, 300)
+    world.bugs.update({"open_available_opens_held": True})
+    opened = firmware.open_available(
+        A, locker_type=1, match_available=True, match_token=None, locker_token=b"", leave_available=False
+    )
+    assert opened == 1401 and world.states[1401].status.wire_name == "reserved" and firmware.door_open(1401)
+
+
+def test_all_doors_is_a_bitfield_by_door_label(world: World) -> None:
+    """Doors 2 and 9 open: bit 1 of byte 0 and bit 0 of byte 1, 3 bytes for 24 doors."""
+    firmware = world.firmwares[TOWER]
+    for locker_id in (1402, 1409):
+        payload, auth = token(world, locker_id)
+        firmware.open_with_token(payload, auth)
+    assert firmware.doors_open() == bytes((0b10, 0b1, 0))
+
+
+def test_device_info_names_the_tower_and_counts_its_uptime_on_the_sandbox_clock(world: World) -> None:
+    """Identity as advertised, 24 lockers, uptime from the boot on the (virtual) clock."""
+    firmware = world.firmwares[TOWER]
+    before = firmware.device_info()
+    assert (before.tower_id, before.tower_name, before.firmware_version, before.lockers) == (
+        TOWER, "Virtual Tower 14", "1.2.3", 24,
+    )  # fmt: skip
+    world.clock.advance(120)
+    assert firmware.device_info().uptime >= before.uptime + 120
+
+
+def test_a_used_dropoff_token_opens_again_unless_tokens_are_single_use() -> None:
+    """Default (assumptions.DROPOFF_TOKEN_SINGLE_USE false): a second drop-off with the same token. Single
+    use: AUTH_INVALID, though the session that used it may still reopen."""
+    for single_use in (False, True):
+        world = World(SimSettings(secret=b"k" * 32, single_use_tokens=single_use))
+        firmware = world.firmwares[TOWER]
+        payload, auth = token(world, 1401)
+        firmware.open_with_token(payload, auth)
+        firmware.close_door(1401)
+        if single_use:
+            assert refusal(world, payload, auth) is FirmwareCode.AUTH_INVALID
+            assert firmware.open_with_token(payload, auth, at_locker=1401, reopening=True) == 1401
+        else:
+            assert firmware.open_with_token(payload, auth) == 1401
