@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from harness.api._core import Call, Scope
+from harness.api._call import Call, Scope
 from harness.api._holds import Hold, HoldAction, HoldKind
 from harness.api._models import (
     Availability,
