@@ -51,6 +51,7 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "PRODUCTION_WRITES_FLAG",
     "PRODUCTION_WRITES_VALUE",
+    "PROJECT_ROOT",
     "BleBackend",
     "Credentials",
     "Secret",
@@ -62,12 +63,15 @@ __all__ = [
     "load_settings",
     "normalize_tower_id",
     "parse_target",
+    "target_environment",
 ]
 
 CONFIG_FILE_NAME: Final = "locker-harness.toml"
 #: The seeded virtual tower of the embedded sandbox (docs/design.md, "Seeded world").
 DEFAULT_LOCAL_TOWER: Final = "0100000000000014"
 PRODUCTION_WRITES_VALUE: Final = "yes-write-to-production"
+#: The checkout the harness runs from: where contracts/, hw_tests/, loadtests/ and benchmarks/ live.
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 
 _TOKEN_PATH: Final = "/realms/harbor/protocol/openid-connect/token"
 _TOWER_ID = re.compile(r"[0-9A-Fa-f]{16}")
@@ -585,3 +589,57 @@ def _production_opt_in(item: tuple[object, str] | None) -> bool:
     if str(value).strip() == PRODUCTION_WRITES_VALUE:
         return True
     raise UsageError(f"{source} must be exactly {PRODUCTION_WRITES_VALUE} to allow writes to production")
+
+
+# -- the same table in reverse: a child process's environment -------------------------------------
+
+#: Settings a child process is not handed: it writes under its stage's folder (``reports_dir``), and
+#: reads no configuration file (``config``: everything it needs is resolved here and passed on).
+_NOT_PASSED_ON: Final = frozenset({"reports_dir", "config"})
+
+
+def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
+    """``HARBOR_*`` variables that point a child process (pytest, Locust) at this run's target:
+    ``ENVIRONMENT`` in reverse, plus the run's seed (``LOCKER_HARNESS_SEED``).
+
+    Secrets travel in the environment only, never on a command line (``ps`` shows those).
+    The embedded sandbox is passed as its URL: the child tests the very sandbox this run
+    started, with its bug switches and faults. Both opt-ins are written out either way, so a child
+    never inherits one from the parent's environment unasked.
+    """
+    env = {
+        variable: value
+        for variable, key in ENVIRONMENT.items()
+        if key not in _NOT_PASSED_ON and (value := _passed_on(settings, key)) is not None
+    }
+    env["LOCKER_HARNESS_SEED"] = str(seed)
+    return env
+
+
+def _passed_on(settings: Settings, key: str) -> str | None:
+    """The value of ``ENVIRONMENT``'s ``key`` that gives a child these settings, or ``None`` to leave it unset."""
+    target = settings.target
+    served_here = target.kind in (TargetKind.LOCAL, TargetKind.URL) and target.api_url is not None
+    match key:
+        case "target":
+            return target.api_url if served_here and target.api_url else target.name
+        case "token_url":
+            return target.token_url if served_here and target.token_url else None
+        case "client_id" | "second_client_id" | "tower_id":
+            value = getattr(settings, key)
+            return None if value is None else str(value)
+        case "client_secret" | "second_client_secret":
+            secret: Secret | None = getattr(settings, key)
+            return None if secret is None else secret.reveal()
+        case "ble":
+            return settings.ble.value
+        case "allow_production_writes":
+            return PRODUCTION_WRITES_VALUE if settings.allow_production_writes else None
+        case "allow_insecure_http":
+            return "1" if settings.allow_insecure_http else "0"
+        case "state_dir":
+            # Absolute: a child runs from the checkout, and its ledger rows belong with this run's.
+            return str(settings.state_dir.resolve())
+        case "timeout" | "connect_timeout" | "status_timeout":
+            return repr(getattr(settings, key))
+    raise ValueError(f"no rule to pass {key!r} on to a child process")

@@ -17,7 +17,7 @@ from rich.table import Table
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
 from harness.config import Target, load_settings
 from harness.errors import ExitCode, UsageError
-from harness.load._bench import BENCHMARKS, BenchOptions, medians_table, run_benchmarks
+from harness.load import BENCHMARKS, BenchOptions, medians_table, run_benchmarks
 from harness.report import fit_table, new_run_id
 
 __all__ = ["command"]

@@ -32,9 +32,9 @@ from harness.cli.run import RichProgress
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import UsageError
 from harness.history import History
-from harness.load import LoadPlan, LoadStage, LoadSummary, SloGates, StepRow
+from harness.load import LoadPlan, LoadSummary, SloGates, StepRow
 from harness.report import TargetInfo, fit_table
-from harness.run import execute, new_context
+from harness.run import LoadStage, execute, new_context
 from harness.stopping import terminated
 
 __all__ = ["command"]

@@ -27,10 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from harness.config import PROJECT_ROOT
 from harness.errors import InfrastructureError
 from harness.load._plan import LoadPlan
 
 __all__ = [
+    "LOCUSTFILE",
+    "STARTUP_S",
+    "STOP_GRACE_S",
+    "STOP_MAX_S",
     "LocustFiles",
     "LocustOutcome",
     "LocustProgress",
@@ -42,6 +47,8 @@ __all__ = [
     "stop_timeout",
 ]
 
+#: The harness's locustfile, in the checkout the harness runs from.
+LOCUSTFILE: Final = PROJECT_ROOT / "loadtests" / "locustfile.py"
 #: Seconds Locust may take to start (import, fork workers, connect them) before its run counts.
 STARTUP_S: Final = 30.0
 #: Seconds Locust may take to stop once asked: users give back their lockers, workers report.

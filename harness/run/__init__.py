@@ -9,13 +9,12 @@ beats infrastructure), and it decides the exit code (``harness.errors.ExitCode``
 
 Stages that are not built yet are simply not registered: ``available_stages()`` lists what
 this installation can run. A stage run as a child process (pytest, Locust) gets the target from
-``target_environment`` and leaves its histograms in ``$LOCKER_HARNESS_LATENCIES_DIR``.
+``harness.config.target_environment`` and leaves its histograms in ``$LOCKER_HARNESS_LATENCIES_DIR``.
 """
 
-from harness.run._child import LATENCIES_ENV, STAGE_SUMMARY, ChildStage, target_environment
+from harness.run._child import LATENCIES_ENV, STAGE_SUMMARY, ChildStage
 from harness.run._context import (
     DEFAULT_BUDGET_S,
-    PROJECT_ROOT,
     STAGE_ORDER,
     Budget,
     RunContext,
@@ -24,18 +23,19 @@ from harness.run._context import (
     new_context,
 )
 from harness.run._execute import available_stages, execute, select_stages
+from harness.run._load_stage import LoadStage
 from harness.run._pytest_stage import HardwareStage, PytestStage
 from harness.run._smoke import SmokeStage
 
 __all__ = [
     "DEFAULT_BUDGET_S",
     "LATENCIES_ENV",
-    "PROJECT_ROOT",
     "STAGE_ORDER",
     "STAGE_SUMMARY",
     "Budget",
     "ChildStage",
     "HardwareStage",
+    "LoadStage",
     "PytestStage",
     "RunContext",
     "RunObserver",
@@ -45,5 +45,4 @@ __all__ = [
     "execute",
     "new_context",
     "select_stages",
-    "target_environment",
 ]
