@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from harness.api import HarborClient, Locker
     from harness.flow import Delivery
     from harness.sim import SimControl, VirtualSandbox
-    from harness.testing import LocalTarget
+    from harness.targets import LocalTarget, RadioLink
 
 __all__ = ["DEFAULT_BUDGET_S", "DEFAULT_RACE", "ControlPlane", "HarborOptions", "redact_report_text"]
 
@@ -249,12 +249,12 @@ def _harbor_settings(harbor_options: HarborOptions) -> Settings:
 
 @pytest.fixture(scope="session")
 def _harbor_local(_harbor_settings: Settings) -> Iterator[LocalTarget]:
-    from harness.testing import local_target
+    from harness.targets import embedded_sandbox
 
     if _harbor_settings.target.kind is not TargetKind.LOCAL:
         pytest.skip(f"the target is {_harbor_settings.target.name}, not the embedded virtual sandbox")
     try:
-        with local_target(_harbor_settings) as target:
+        with embedded_sandbox(_harbor_settings) as target:
             yield target
     except InfrastructureError as exc:
         pytest.exit(f"locker-harness: {exc}", returncode=int(exc.exit_code))
@@ -320,7 +320,7 @@ def harbor_control_plane(
     """The control plane if the target has one (local, or a virtual sandbox's URL), else the reason why not."""
     from harness.api import guard_hooks
     from harness.sim import SimControl
-    from harness.testing import serves_control_plane
+    from harness.targets import serves_control_plane
 
     name = harbor_target.target.name
     url, kind = harbor_target.target.api_url, harbor_target.target.kind
@@ -409,10 +409,10 @@ def delivery(
     """
     if not harbor_options.radio and not harbor_options.control_plane:
         pytest.skip("no way to open a door: --harbor-ble none and no control plane (--harbor-no-control-plane)")
-    radio_link: Callable[[], object] | None = None
+    radio_link: RadioLink | None = None
     if harbor_target.target.kind is TargetKind.LOCAL and harbor_options.radio:
-        sandbox: VirtualSandbox = request.getfixturevalue("virtual_sandbox")
-        radio_link = lambda: sandbox.radio.link  # noqa: E731  # the radio goes on the air on first use
+        local: LocalTarget = request.getfixturevalue("_harbor_local")
+        radio_link = local.radio_link
     try:
         return asyncio.run(_deliver(harbor_target, tower, radio_link, ble=harbor_options.radio))
     except UsageError as exc:
@@ -421,10 +421,10 @@ def delivery(
         raise
 
 
-async def _deliver(settings: Settings, tower: str, radio_link: Callable[[], object] | None, *, ble: bool) -> Delivery:
+async def _deliver(settings: Settings, tower: str, radio_link: RadioLink | None, *, ble: bool) -> Delivery:
     from harness.api import AsyncHarborClient
-    from harness.cli._doors import door_opener
     from harness.flow import run_delivery
+    from harness.targets import door_opener
 
     async with AsyncHarborClient(settings) as client:
         # Without the client the opener may use a sandbox's control plane only, never a radio.

@@ -47,7 +47,7 @@ from harness.load import (
 )
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
 from harness.run._context import RunContext
-from harness.testing import serves_control_plane
+from harness.targets import serves_control_plane
 
 __all__ = ["LoadStage"]
 
@@ -93,7 +93,9 @@ class LoadStage:
             raise UsageError("the load stage needs a running target: start the sandbox first")
         tower_id = settings.tower()
         kind = settings.target.kind
-        doors = kind is TargetKind.LOCAL or (kind is TargetKind.URL and serves_control_plane(api_url))
+        doors = kind is TargetKind.LOCAL or (
+            kind is TargetKind.URL and serves_control_plane(api_url, policy=settings.wire_policy())
+        )
         if not doors:
             self.notes.append(
                 f"{settings.target.name} has no virtual doors: each delivery stops at the token and releases"

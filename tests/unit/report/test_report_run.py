@@ -236,6 +236,7 @@ def test_the_run_package_has_a_small_public_face() -> None:
     assert harness.run.__all__ == [
         "DEFAULT_BUDGET_S",
         "LATENCIES_ENV",
+        "SOAK_LOCKERS",
         "STAGE_ORDER",
         "STAGE_SUMMARY",
         "Budget",
@@ -246,9 +247,13 @@ def test_the_run_package_has_a_small_public_face() -> None:
         "RunContext",
         "RunObserver",
         "SmokeStage",
+        "SoakFigures",
         "Stage",
         "available_stages",
         "execute",
         "new_context",
         "select_stages",
+        "soak",
+        "soak_verdict",
+        "write_soak_figures",
     ]
