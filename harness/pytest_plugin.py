@@ -43,6 +43,7 @@ from harness.stopping import stop_on_sigterm
 if TYPE_CHECKING:
     from harness.api import HarborClient, Locker
     from harness.flow import Delivery
+    from harness.model import TowerId
     from harness.sim import SimControl, VirtualSandbox
     from harness.targets import LocalTarget, RadioLink
 
@@ -352,8 +353,8 @@ def sim_control(harbor_control_plane: ControlPlane) -> SimControl:
 
 
 @pytest.fixture(scope="session")
-def tower(harbor_target: Settings) -> str:
-    """The tower under test (16 upper-case hex digits); skips when none is configured."""
+def tower(harbor_target: Settings) -> TowerId:
+    """The tower under test (a ``TowerId``: 16 upper-case hex digits); skips when none is configured."""
     if harbor_target.tower_id is None:
         pytest.skip(f"no tower for {harbor_target.target.name}: pass --harbor-tower or set HARBOR_TOWER_ID")
     return harbor_target.tower_id
@@ -385,7 +386,7 @@ def harbor_second_api(harbor_target: Settings) -> Iterator[HarborClient]:
 
 
 @pytest.fixture
-def available_locker(harbor_api: HarborClient, tower: str) -> Locker:
+def available_locker(harbor_api: HarborClient, tower: TowerId) -> Locker:
     """An available locker of the tower (the lowest id); skips when none is free to test with."""
     from harness.model import LockerStatus
 
@@ -400,7 +401,7 @@ def available_locker(harbor_api: HarborClient, tower: str) -> Locker:
 
 @pytest.fixture
 def delivery(
-    harbor_target: Settings, harbor_options: HarborOptions, tower: str, request: pytest.FixtureRequest
+    harbor_target: Settings, harbor_options: HarborOptions, tower: TowerId, request: pytest.FixtureRequest
 ) -> Delivery:
     """One complete delivery on the tower (the seed's twelve steps), timed; fails on the first broken promise.
 
@@ -421,7 +422,7 @@ def delivery(
         raise
 
 
-async def _deliver(settings: Settings, tower: str, radio_link: RadioLink | None, *, ble: bool) -> Delivery:
+async def _deliver(settings: Settings, tower: TowerId, radio_link: RadioLink | None, *, ble: bool) -> Delivery:
     from harness.api import AsyncHarborClient
     from harness.flow import run_delivery
     from harness.targets import door_opener

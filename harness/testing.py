@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from harness.config import DEFAULT_LOCAL_TOWER, Settings
-from harness.model import TOKEN_DURATION
+from harness.model import TOKEN_DURATION, TowerId
 from harness.targets import LocalTarget, embedded_sandbox, serves_control_plane
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ __all__ = [
 
 #: The seeded towers of the embedded sandbox (docs/design.md, "Seeded world").
 LOCAL_TOWER: Final = DEFAULT_LOCAL_TOWER
-LOCAL_OTHER_TOWER: Final = "0100000000000175"
+LOCAL_OTHER_TOWER: Final = TowerId("0100000000000175")
 
 
 @contextmanager

@@ -31,11 +31,11 @@ from harness.api._models import (
     SessionToken,
     TokenInfo,
     TowerCommandBatch,
-    TowerEventBatch,
     TypeAvailability,
 )
 from harness.api._operations import OPERATIONS
 from harness.api._wire import async_guard_hooks, guard_hooks
+from harness.model import TowerEventBatch  # what upload_tower_events takes: the BLE client makes them
 
 __all__ = [
     "NO_HOLDS",

@@ -320,7 +320,7 @@ class HarborSession:
             self.holds.after(hold, None, AnswerLost(f"{where}: an earlier attempt may have landed ({cause})"))
             refusal.add_note(f"an earlier attempt of {where} may have landed; what the caller holds could not be read")
             raise refusal
-        held = next((lk for lk in mine if lk.id == hold.locker_id and lk.tower_id.upper() == hold.tower_id), None)
+        held = next((lk for lk in mine if lk.id == hold.locker_id and lk.tower_id == hold.tower_id), None)
         if held is None:  # nothing of ours there: the refusal is the target's word
             self.holds.after(hold, None, refusal)
             raise refusal

@@ -30,6 +30,7 @@ from typing import Final
 from harness.config import PROJECT_ROOT
 from harness.errors import InfrastructureError
 from harness.load._plan import LoadPlan
+from harness.model import TowerId
 
 __all__ = [
     "LOCUSTFILE",
@@ -149,7 +150,7 @@ def locust_command(
     return [*command, *harness_args, *user_classes]
 
 
-def harness_arguments(plan: LoadPlan, tower_id: str, *, doors: bool, timeout_s: float) -> list[str]:
+def harness_arguments(plan: LoadPlan, tower_id: TowerId, *, doors: bool, timeout_s: float) -> list[str]:
     """The locustfile's ``--harness-*`` options for ``plan`` (duration and result file aside)."""
     weights = ",".join(f"{kind}={weight}" for kind, weight in plan.weights.items())
     low, high = plan.think_s

@@ -22,11 +22,11 @@ from harness.config import (
     TargetKind,
     is_loopback_host,
     load_settings,
-    normalize_tower_id,
     parse_target,
     target_environment,
 )
 from harness.errors import UsageError
+from harness.model import TowerId
 
 SANDBOX_TOKEN = "https://accounts.sandbox.harborlockers.com/realms/harbor/protocol/openid-connect/token"
 
@@ -271,8 +271,9 @@ def test_production_flag_option_left_false_does_not_mask_environment() -> None:
 
 
 def test_tower_id_any_case_is_kept_upper() -> None:
-    """Tower ids are accepted in any case and kept upper-case, as the SDK sends them."""
-    assert normalize_tower_id(" 01000000000000aB ") == "01000000000000AB"
+    """Tower ids are accepted in any case (and around spaces) and kept upper-case, as the SDK sends them."""
+    tower = load(env={"HARBOR_TOWER_ID": " 01000000000000aB "}).tower_id
+    assert tower == "01000000000000AB" and isinstance(tower, TowerId)
     assert load({"tower_id": "0100000000000abc"}).tower_id == "0100000000000ABC"
 
 
