@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
-from sandbox_parties import TOWER, fetch_token
 
 from harness.api import AsyncHarborClient, TowerEventBatch
 from harness.ble import TowerClient, choose_backend, find_tower
@@ -14,6 +13,8 @@ from harness.config import Settings, Target
 from harness.model import LockerStatus, TowerId
 from harness.redaction import Secret
 from harness.sim import ControlError, Retention, SimSettings, VirtualSandbox
+
+from .sandbox_parties import TOWER, fetch_token
 
 RETENTION = Retention(webhook_events=6, tower_events=8, tower_seen_tail=1)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 from harness.api import AsyncHarborClient, HarborClient, RetryPolicy
 from harness.config import Settings, load_settings
@@ -20,6 +19,8 @@ from harness.errors import (
     Unauthorized,
     ValidationFailed,
 )
+
+from .harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 OK = answer(200, [locker_json()])
 
