@@ -1,5 +1,4 @@
-"""What every command shares: the common options and how they become settings and a running
-target, redacted output, and one error policy.
+"""What every command shares: the common options, redacted output, and one error policy.
 
 The error policy: a ``HarnessError`` is one line on stderr (``error: ...``) and its exit code;
 Ctrl-C is exit 130 after what was held is released; anything else is a harness bug, reported in
@@ -22,11 +21,10 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from harness.config import PRODUCTION_WRITES_FLAG, Settings, TargetKind, load_settings
-from harness.errors import ExitCode, HarnessError, UsageError
+from harness.config import PRODUCTION_WRITES_FLAG
+from harness.errors import ExitCode, HarnessError
 from harness.redaction import RedactingFilter, Redactor, redactor
 from harness.stopping import stop_exit_code, terminated
-from harness.targets import RunningTarget, open_target
 
 __all__ = [
     "ConfigOption",
@@ -40,9 +38,7 @@ __all__ = [
     "TargetOption",
     "TowerOption",
     "VerboseOption",
-    "command_settings",
     "run_command",
-    "running_target",
     "tell_evidence",
 ]
 
@@ -105,40 +101,6 @@ ExclusiveOption = Annotated[
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show settings, each event as it happens, and tracebacks (redacted).")
 ]
-
-
-def command_settings(context: typer.Context) -> Settings:
-    """The settings a command's options name, resolved as every command resolves them: the options
-    given (``--target``, ``--tower``, ``--status-timeout``, ``--config``, the production opt-in;
-    those the command has), then ``HARBOR_*``, then the configuration file."""
-    given = context.params
-    config = given.get("config")
-    return load_settings(
-        {
-            "target": given.get("target"),
-            "tower_id": given.get("tower"),
-            "status_timeout": given.get("status_timeout"),
-            "config": str(config) if config is not None else None,
-            "allow_production_writes": given.get("allow_production_writes"),
-        }
-    )
-
-
-@contextmanager
-def running_target(
-    settings: Settings,
-    *,
-    sim_bug: Sequence[str] | None = None,
-    sim_fault: Sequence[str] | None = None,
-    subprocess: bool = False,
-) -> Iterator[RunningTarget]:
-    """The target running (``harness.targets.open_target``), with the command's ``--sim-bug`` and
-    ``--sim-fault`` (``None``: the command has no such option) refused in their own words off local."""
-    if settings.target.kind is not TargetKind.LOCAL and (sim_bug or sim_fault):
-        names = "--sim-bug applies" if sim_fault is None else "--sim-bug and --sim-fault apply"
-        raise UsageError(f"{names} to --target local only")
-    with open_target(settings, bugs=sim_bug or (), faults=sim_fault or (), subprocess=subprocess) as running:
-        yield running
 
 
 class Output:

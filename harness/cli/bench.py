@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli._common import ConfigOption, Output, VerboseOption, command_settings, run_command
+from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
+from harness.cli._target import command_settings
 from harness.config import Target
 from harness.errors import ExitCode, UsageError
 from harness.load import BENCHMARKS, BenchOptions, medians_table, run_benchmarks

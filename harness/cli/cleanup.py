@@ -40,9 +40,9 @@ from harness.cli._common import (
     Output,
     ProductionWritesOption,
     VerboseOption,
-    command_settings,
     run_command,
 )
+from harness.cli._target import command_settings
 from harness.config import Credentials, Settings, Target, TargetKind, parse_target
 from harness.errors import ExitCode, TargetUnreachable, UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener

@@ -25,11 +25,10 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
-    command_settings,
     run_command,
-    running_target,
     tell_evidence,
 )
+from harness.cli._target import command_settings, running_target
 from harness.config import Settings
 from harness.report import TargetInfo, fit_table, run_table
 from harness.run import PytestStage, Stage, execute, new_context

@@ -23,10 +23,9 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
-    command_settings,
     run_command,
-    running_target,
 )
+from harness.cli._target import command_settings, running_target
 from harness.config import BleBackend, TargetKind
 from harness.errors import ExitCode, UsageError
 from harness.flow import Delivery

@@ -22,9 +22,9 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
-    command_settings,
     run_command,
 )
+from harness.cli._target import command_settings
 from harness.cli.contract import DEFAULT_BUDGET_S, BudgetOption, NoControlPlaneOption, SeedOption, run_suite
 
 __all__ = ["command"]

@@ -28,11 +28,10 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
-    command_settings,
     run_command,
-    running_target,
     tell_evidence,
 )
+from harness.cli._target import command_settings, running_target
 from harness.config import Settings, TargetKind
 from harness.errors import HarnessError, UsageError
 from harness.history import History

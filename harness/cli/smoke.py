@@ -27,10 +27,9 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
-    command_settings,
     run_command,
-    running_target,
 )
+from harness.cli._target import command_settings, running_target
 from harness.config import Settings
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
 from harness.flow import FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id

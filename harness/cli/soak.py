@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli._common import Output, VerboseOption, command_settings, run_command
+from harness.cli._common import Output, VerboseOption, run_command
+from harness.cli._target import command_settings
 from harness.config import TargetKind
 from harness.errors import UsageError
 from harness.run import SOAK_LOCKERS, SoakFigures, soak, soak_verdict, write_soak_figures
