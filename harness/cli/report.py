@@ -14,7 +14,7 @@ import typer
 from rich.markdown import Markdown
 
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
-from harness.config import load_settings
+from harness.cli._target import command_settings
 from harness.errors import ExitCode, UsageError
 from harness.report import RunFolder, build_html, resolve_run_id
 
@@ -45,6 +45,7 @@ def find_run(reports_dir: Path, reference: str | None) -> RunFolder:
 
 
 def command(
+    context: typer.Context,
     run: Annotated[
         str | None, typer.Argument(help="Run id, unique prefix, random tail or folder (default: the latest).")
     ] = None,
@@ -55,7 +56,7 @@ def command(
     """Show a run's summary, or turn its Allure results into one offline HTML file."""
 
     def body(out: Output) -> int:
-        settings = load_settings({"config": str(config) if config is not None else None})
+        settings = command_settings(context)
         folder = find_run(settings.reports_dir, run)
         if not html:
             summary = folder.root / "summary.md"
