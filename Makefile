@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint docs sim clean
+.PHONY: run test perf lint docs sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 # NO_MKDOCS_2_WARNING quiets Material's banner about its end of life (see docs/guides/development.md).
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Timing budgets of the harness's own code (skipped in `make test`: a shared machine cannot promise them).
+perf: $(STAMP)
+	$(BIN)/python -m pytest -m perf
 
 sim: $(STAMP)
 	$(BIN)/locker-harness sim

@@ -20,11 +20,8 @@ import sys
 import uvicorn
 from fastapi.responses import Response
 
-from harness.sim import SimSettings, create_app
-
-# Private on purpose: the benchmark must serve with exactly the sandbox's uvicorn settings.
-from harness.sim._faults import TOKEN_PATH
-from harness.sim._server import uvicorn_config
+# The benchmark serves with exactly the sandbox's token path and uvicorn settings.
+from harness.sim import TOKEN_PATH, SimSettings, create_app, uvicorn_config
 
 #: A locker view as the sandbox answers it, serialised once.
 STATIC = json.dumps(

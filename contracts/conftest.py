@@ -23,6 +23,7 @@ from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlan
 from harness.api import guard_hooks
 from harness.config import Settings, TargetKind
 from harness.ledger import ledger_holds
+from harness.model import TowerId
 from harness.pytest_plugin import ControlPlane, HarborOptions
 from harness.testing import LOCAL_OTHER_TOWER, ClockControl, InProcessControl
 
@@ -61,7 +62,7 @@ def _operation_in_allure(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def contract_target(
-    harbor_target: Settings, harbor_control_plane: ControlPlane, tower: str, request: pytest.FixtureRequest
+    harbor_target: Settings, harbor_control_plane: ControlPlane, tower: TowerId, request: pytest.FixtureRequest
 ) -> Iterator[ContractTarget]:
     """The target as the contract suite calls it (see contract_target.py)."""
     url = harbor_target.target.api_url
@@ -76,7 +77,7 @@ def contract_target(
             control = InProcessControl(request.getfixturevalue("virtual_sandbox"))
         # A shared sandbox's clock is never moved: a clean slate there gives back over REST instead.
         clock = control if harbor_control_plane.exclusive else None
-        others = (LOCAL_OTHER_TOWER,) if control is not None and tower.upper() != LOCAL_OTHER_TOWER else ()
+        others = (LOCAL_OTHER_TOWER,) if control is not None and tower != LOCAL_OTHER_TOWER else ()
         pins = load_pins(http, bearer, tower, others)
         actor = harbor_target.credentials().client_id
         witness: ControlPlaneWitness | ApiWitness = (

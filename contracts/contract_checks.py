@@ -45,6 +45,7 @@ from harness.model import (
     Release,
     Reserve,
     TokenKind,
+    TowerId,
     apply,
     settle,
 )
@@ -104,7 +105,7 @@ class Before:
     actor: str
     now: float
     taken: float
-    towers: Mapping[int, str] = field(default_factory=dict)  # locker id -> tower id (upper case)
+    towers: Mapping[int, str] = field(default_factory=dict)  # locker id -> its TowerId ("" when not known)
     states: Mapping[int, LockerState] = field(default_factory=dict)
     shown: Mapping[int, LockerStatus] = field(default_factory=dict)
 
@@ -415,8 +416,13 @@ def locker_matches_model_after_step(ctx: CheckContext, response: Response, case:
         for locker in body:
             _compare_shown(before, None, _locker_id(locker), _status_of(locker), "the listing")
         return None
-    locker_id = case.path_parameters.get("locker_id")
-    if not isinstance(locker_id, int) or isinstance(locker_id, bool) or before.towers.get(locker_id) != tower.upper():
+    locker_id, tower_id = case.path_parameters.get("locker_id"), TowerId.or_none(tower)
+    if (
+        tower_id is None
+        or not isinstance(locker_id, int)
+        or isinstance(locker_id, bool)
+        or before.towers.get(locker_id) != tower_id
+    ):
         return None  # not a locker of that tower: 404 is the document's answer, not the model's
     command = _command(case, before.actor)
     if command is None and op != "getLocker":

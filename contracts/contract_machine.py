@@ -45,6 +45,7 @@ from harness.model import (
     Reserve,
     TokenClaim,
     TokenKind,
+    TowerId,
     apply,
     settle,
 )
@@ -93,7 +94,7 @@ class FlowWorld:
 
     main: Party
     second: Party
-    tower: str
+    tower: TowerId
     lockers: tuple[int, ...]
     control: SimControl | None = None
     #: The sandbox is this run's alone: it may be reseeded and its clock moved (never a shared one).

@@ -17,7 +17,7 @@ from contract_machine import FlowWorld
 
 from harness.api import LockerToken
 from harness.errors import HarborAPIError
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 from harness.testing import LOCAL_OTHER_TOWER
 
 __all__ = ["CLOCK_ORACLES", "RACE_ORACLES", "TOKEN_ORACLES"]
@@ -84,7 +84,7 @@ def parallel_dropoff_tokens_from_non_owner_are_refused(world: FlowWorld, count: 
 # -- tokens at doors (a virtual sandbox's control plane) ------------------------------------------------
 
 
-def _opens(world: FlowWorld, token: LockerToken, *, locker_id: int | None = None, tower: str | None = None) -> bool:
+def _opens(world: FlowWorld, token: LockerToken, *, locker_id: int | None = None, tower: TowerId | None = None) -> bool:
     """Whether the door opened for ``token`` presented at it (its own door unless told another)."""
     from harness.sim import FirmwareRefusal
 

@@ -34,13 +34,12 @@ from harness.api import Hold, HoldAction, HoldKind, guard_hooks
 from harness.config import Settings
 from harness.errors import InfrastructureError, ServerError
 from harness.ledger import LedgerHolds
-from harness.model import LockerState, LockerStatus, TokenKind
+from harness.model import LockerState, LockerStatus, TokenKind, TowerId
 from harness.redaction import redactor
 from harness.testing import ClockControl, free_every_hold
 
 __all__ = ["ApiWitness", "BearerToken", "ContractTarget", "ControlPlaneWitness", "Pins"]
 
-_TOWER_HEX: Final = frozenset("0123456789abcdefABCDEF")
 #: Scopes of the suite's bearer token: the service-provider API and the SDK API.
 _SCOPES: Final = "service_provider tower_access"
 #: Operations whose success leaves a locker held (reserved, rented or with a pickup pending), and
@@ -81,7 +80,7 @@ def _as_id(value: Any) -> int | None:
 
 
 def _is_tower(value: Any) -> TypeGuard[str]:
-    return isinstance(value, str) and len(value) == 16 and set(value) <= _TOWER_HEX
+    return TowerId.or_none(value) is not None
 
 
 def _ledger_id(value: Any) -> int | None:
@@ -102,7 +101,7 @@ def _hold(case: Case) -> Hold | None:
     return Hold(
         HoldAction.CREATE,
         kind,
-        tower_id=tower.upper() if _is_tower(tower) else None,
+        tower_id=TowerId.or_none(tower),
         locker_id=_ledger_id(locker),
         location_id=_ledger_id(body.get("locationId")),
         duration=_ledger_id(body.get("duration")),
@@ -113,19 +112,21 @@ def _hold(case: Case) -> Hold | None:
 class Pins:
     """The target's real towers, lockers and locations, onto which generated ids are mapped."""
 
-    towers: tuple[str, ...]  # the configured tower first, upper case
-    lockers: Mapping[str, tuple[int, ...]]  # tower -> its locker ids
+    towers: tuple[TowerId, ...]  # the configured tower first
+    lockers: Mapping[TowerId, tuple[int, ...]]  # tower -> its locker ids
     locations: tuple[int, ...]
 
     def tower(self, value: Any) -> Any:
         """A valid tower id that is not a real one becomes a real one; anything else stays."""
-        if not _is_tower(value) or value.upper() in self.towers:
+        tower = TowerId.or_none(value)
+        if tower is None or tower in self.towers:
             return value
         return self.towers[int(value, 16) % len(self.towers)]
 
     def locker(self, tower: Any, value: Any) -> Any:
         """A valid locker id that is not one of ``tower``'s becomes one of them; anything else stays."""
-        ids = self.lockers.get(tower.upper()) if isinstance(tower, str) else None
+        tower_id = TowerId.or_none(tower)
+        ids = self.lockers.get(tower_id) if tower_id is not None else None
         if not ids or not _is_id(value) or value in ids:
             return value
         return ids[value % len(ids)]
@@ -234,7 +235,7 @@ class ControlPlaneWitness:
                 actor=self._actor,
                 now=float(snapshot["now"]),
                 taken=taken,
-                towers={int(entry["id"]): str(entry["tower_id"]).upper() for entry in lockers},
+                towers={int(entry["id"]): TowerId(entry["tower_id"]) for entry in lockers},
                 states={int(entry["id"]): _model_state(entry) for entry in lockers},
             ),
         )
@@ -254,8 +255,9 @@ class ApiWitness:
         self._records = RecentBefores()
 
     def observe(self, case: Case) -> None:
-        tower, locker_id = case.path_parameters.get("tower_id"), case.path_parameters.get("locker_id")
-        if operation_id(case) not in MODEL_OPERATIONS or not isinstance(tower, str) or not _is_tower(tower):
+        tower = TowerId.or_none(case.path_parameters.get("tower_id"))
+        locker_id = case.path_parameters.get("locker_id")
+        if operation_id(case) not in MODEL_OPERATIONS or tower is None:
             return
         if not isinstance(locker_id, int) or not _is_id(locker_id):
             return
@@ -271,7 +273,7 @@ class ApiWitness:
             return
         date = answer.headers.get("date")
         now = _epoch(date) if date else time.time()
-        owner = str(tower).upper() if locker_id in self._pins.lockers.get(str(tower).upper(), ()) else ""
+        owner = tower if locker_id in self._pins.lockers.get(tower, ()) else ""
         self._records.put(case, Before(self._actor, now, taken, towers={locker_id: owner}, shown={locker_id: shown}))
 
     def before(self, case: Case) -> Before | None:
@@ -427,10 +429,10 @@ class ContractTarget:
         ]
 
 
-def load_pins(http: httpx.Client, bearer: BearerToken, tower: str, other_towers: tuple[str, ...] = ()) -> Pins:
+def load_pins(http: httpx.Client, bearer: BearerToken, tower: TowerId, other_towers: tuple[TowerId, ...] = ()) -> Pins:
     """The target's real ids: the lockers of the configured tower (and others named), the locations."""
     headers = bearer.headers()
-    lockers: dict[str, tuple[int, ...]] = {}
+    lockers: dict[TowerId, tuple[int, ...]] = {}
     for name in (tower, *other_towers):
         answer = http.get(f"/api/v1/towers/{name}/lockers", headers=headers)
         if answer.status_code != 200:
@@ -438,11 +440,11 @@ def load_pins(http: httpx.Client, bearer: BearerToken, tower: str, other_towers:
         found_ids = (_as_id(locker.get("id")) for locker in answer.json() if isinstance(locker, dict))
         ids = tuple(locker_id for locker_id in found_ids if locker_id is not None)
         if ids:
-            lockers[name.upper()] = ids
+            lockers[name] = ids
     answer = http.get("/api/v1/locations/", headers=headers)
     found = answer.json() if answer.status_code == 200 else []
     locations = tuple(item["id"] for item in found if isinstance(item, dict) and _is_id(item.get("id")))
-    towers = tuple(name for name in (tower.upper(), *(t.upper() for t in other_towers)) if name in lockers)
+    towers = tuple(name for name in (tower, *other_towers) if name in lockers)
     if not towers:
         raise InfrastructureError(f"tower {tower} has no lockers the suite could pin")
     return Pins(towers, lockers, locations)

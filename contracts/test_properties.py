@@ -22,7 +22,7 @@ from harness.api import HarborClient
 from harness.config import Settings
 from harness.errors import UsageError
 from harness.ledger import ledger_holds
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 from harness.pytest_plugin import ControlPlane, HarborOptions
 from harness.testing import LOCAL_OTHER_TOWER, fresh_world
 
@@ -36,7 +36,7 @@ FLOW_LOCKERS = 3
 
 
 @pytest.fixture(scope="session")
-def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, tower: str) -> Iterator[FlowWorld]:
+def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, tower: TowerId) -> Iterator[FlowWorld]:
     """The two parties (service providers), the tower and the lockers the machine and oracles act on."""
     try:
         second = harbor_target.second_credentials()
@@ -138,7 +138,7 @@ def test_race(oracle: str, clean_world: FlowWorld, harbor_options: HarborOptions
 @pytest.mark.parametrize("oracle", sorted(TOKEN_ORACLES))
 def test_token_lifecycle(oracle: str, world_with_doors: FlowWorld) -> None:
     """A token opens only its own locker, on its own tower, while it is valid, for its own tenancy."""
-    if oracle == "token_is_refused_on_another_tower" and world_with_doors.tower.upper() == LOCAL_OTHER_TOWER:
+    if oracle == "token_is_refused_on_another_tower" and world_with_doors.tower == LOCAL_OTHER_TOWER:
         pytest.skip(f"the tower under test is {LOCAL_OTHER_TOWER}: no second tower to present the token at")
     if oracle in CLOCK_ORACLES and not world_with_doors.exclusive:
         pytest.skip(f"{oracle} moves the sandbox's clock: the target's sandbox may be shared (pass --exclusive)")

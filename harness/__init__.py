@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from harness._version import __version__
+
 if TYPE_CHECKING:
     from harness.api import AsyncHarborClient, HarborClient
     from harness.config import Settings, Target, TargetKind, load_settings
@@ -40,8 +42,6 @@ __all__ = [
     "__version__",
     "load_settings",
 ]
-
-__version__ = "0.1.0"
 
 #: Public name -> the module that defines it (imported on first use).
 _LAZY: dict[str, str] = {

@@ -5,9 +5,8 @@ Precedence, highest first: command-line options, ``HARBOR_*`` environment variab
 directory. Secrets come only from the environment: a secret in a file is refused, because
 files get committed.
 
-Tower ids are accepted in any case and kept upper-case: the SDK sends upper-case hex and the
-service-provider API accepts any case [S, reference 3.1]; one spelling keeps ledgers and
-reports comparable.
+Tower ids are parsed here, once, into ``harness.model.TowerId`` (any case in, upper-case out):
+one spelling keeps requests, ledgers and reports comparable.
 
 Every bad input is a ``UsageError`` whose message is one line saying what to change.
 """
@@ -18,7 +17,6 @@ import dataclasses
 import enum
 import math
 import os
-import re
 import stat
 import tomllib
 import urllib.parse
@@ -39,6 +37,7 @@ from harness.hosts import (
     is_loopback_host,
     url_host,
 )
+from harness.model import InvalidTowerId, TowerId
 from harness.redaction import Secret
 
 __all__ = [
@@ -51,6 +50,7 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "PRODUCTION_WRITES_FLAG",
     "PRODUCTION_WRITES_VALUE",
+    "PROJECT_ROOT",
     "BleBackend",
     "Credentials",
     "Secret",
@@ -60,17 +60,18 @@ __all__ = [
     "file_table",
     "is_loopback_host",
     "load_settings",
-    "normalize_tower_id",
     "parse_target",
+    "target_environment",
 ]
 
 CONFIG_FILE_NAME: Final = "locker-harness.toml"
 #: The seeded virtual tower of the embedded sandbox (docs/design.md, "Seeded world").
-DEFAULT_LOCAL_TOWER: Final = "0100000000000014"
+DEFAULT_LOCAL_TOWER: Final = TowerId("0100000000000014")
 PRODUCTION_WRITES_VALUE: Final = "yes-write-to-production"
+#: The checkout the harness runs from: where contracts/, hw_tests/, loadtests/ and benchmarks/ live.
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 
 _TOKEN_PATH: Final = "/realms/harbor/protocol/openid-connect/token"
-_TOWER_ID = re.compile(r"[0-9A-Fa-f]{16}")
 _MAX_TIMEOUT: Final = 600.0
 
 
@@ -150,8 +151,8 @@ class Settings:
     client_secret: Secret | None = None
     second_client_id: str | None = None
     second_client_secret: Secret | None = None
-    #: 16 upper-case hex digits, or ``None`` when none was given for a Harbor target.
-    tower_id: str | None = DEFAULT_LOCAL_TOWER
+    #: The tower to test, or ``None`` when none was given for a Harbor target.
+    tower_id: TowerId | None = DEFAULT_LOCAL_TOWER
     ble: BleBackend = BleBackend.VIRTUAL
     allow_production_writes: bool = False
     #: ``HARBOR_ALLOW_INSECURE_HTTP``: plain ``http://`` to another machine (the secret in clear).
@@ -180,7 +181,7 @@ class Settings:
             self.target,
         )
 
-    def tower(self) -> str:
+    def tower(self) -> TowerId:
         """The tower to test, or a ``UsageError`` saying how to name one."""
         if self.tower_id is None:
             raise UsageError(f"no tower for target {self.target.name}: pass --tower or set HARBOR_TOWER_ID")
@@ -219,14 +220,6 @@ def _pair(client_id: str | None, secret: Secret | None, id_var: str, secret_var:
 
 
 # -- parsing single values ----------------------------------------------------------------------
-
-
-def normalize_tower_id(value: str, *, source: str = "tower id") -> str:
-    """A tower id as 16 upper-case hex digits, or a ``UsageError``."""
-    text = value.strip()
-    if not _TOWER_ID.fullmatch(text):
-        raise UsageError(f"{source} {value!r} is not a tower id: expected 16 hex digits, e.g. {DEFAULT_LOCAL_TOWER}")
-    return text.upper()
 
 
 def _check_url(value: str, source: str) -> str:
@@ -539,7 +532,10 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
 
     tower = get("tower_id")
     if tower is not None:
-        values["tower_id"] = normalize_tower_id(_text(*tower), source=tower[1])
+        try:
+            values["tower_id"] = TowerId(_text(*tower))
+        except InvalidTowerId as exc:
+            raise UsageError(f"{tower[1]} {exc}") from None
     elif target.kind is not TargetKind.LOCAL:
         values["tower_id"] = None  # Harbor's towers are the user's to name
 
@@ -585,3 +581,57 @@ def _production_opt_in(item: tuple[object, str] | None) -> bool:
     if str(value).strip() == PRODUCTION_WRITES_VALUE:
         return True
     raise UsageError(f"{source} must be exactly {PRODUCTION_WRITES_VALUE} to allow writes to production")
+
+
+# -- the same table in reverse: a child process's environment -------------------------------------
+
+#: Settings a child process is not handed: it writes under its stage's folder (``reports_dir``), and
+#: reads no configuration file (``config``: everything it needs is resolved here and passed on).
+_NOT_PASSED_ON: Final = frozenset({"reports_dir", "config"})
+
+
+def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
+    """``HARBOR_*`` variables that point a child process (pytest, Locust) at this run's target:
+    ``ENVIRONMENT`` in reverse, plus the run's seed (``LOCKER_HARNESS_SEED``).
+
+    Secrets travel in the environment only, never on a command line (``ps`` shows those).
+    The embedded sandbox is passed as its URL: the child tests the very sandbox this run
+    started, with its bug switches and faults. Both opt-ins are written out either way, so a child
+    never inherits one from the parent's environment unasked.
+    """
+    env = {
+        variable: value
+        for variable, key in ENVIRONMENT.items()
+        if key not in _NOT_PASSED_ON and (value := _passed_on(settings, key)) is not None
+    }
+    env["LOCKER_HARNESS_SEED"] = str(seed)
+    return env
+
+
+def _passed_on(settings: Settings, key: str) -> str | None:
+    """The value of ``ENVIRONMENT``'s ``key`` that gives a child these settings, or ``None`` to leave it unset."""
+    target = settings.target
+    served_here = target.kind in (TargetKind.LOCAL, TargetKind.URL) and target.api_url is not None
+    match key:
+        case "target":
+            return target.api_url if served_here and target.api_url else target.name
+        case "token_url":
+            return target.token_url if served_here and target.token_url else None
+        case "client_id" | "second_client_id" | "tower_id":
+            value = getattr(settings, key)
+            return None if value is None else str(value)
+        case "client_secret" | "second_client_secret":
+            secret: Secret | None = getattr(settings, key)
+            return None if secret is None else secret.reveal()
+        case "ble":
+            return settings.ble.value
+        case "allow_production_writes":
+            return PRODUCTION_WRITES_VALUE if settings.allow_production_writes else None
+        case "allow_insecure_http":
+            return "1" if settings.allow_insecure_http else "0"
+        case "state_dir":
+            # Absolute: a child runs from the checkout, and its ledger rows belong with this run's.
+            return str(settings.state_dir.resolve())
+        case "timeout" | "connect_timeout" | "status_timeout":
+            return repr(getattr(settings, key))
+    raise ValueError(f"no rule to pass {key!r} on to a child process")

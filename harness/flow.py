@@ -52,6 +52,7 @@ from harness.model import (
     Reserve,
     TokenClaim,
     TokenKind,
+    TowerId,
     apply,
 )
 
@@ -137,7 +138,7 @@ class StepResult:
 class Delivery:
     """A completed delivery: the locker used and every step's timing."""
 
-    tower_id: str
+    tower_id: TowerId
     locker: Locker
     steps: tuple[StepResult, ...]
 
@@ -209,7 +210,7 @@ class ControlPlaneOpener:
         await self.aclose()
 
     def _door(self, locker: Locker) -> str:
-        return f"/_sim/towers/{locker.tower_id.upper()}/lockers/{locker.id}"
+        return f"/_sim/towers/{locker.tower_id}/lockers/{locker.id}"
 
     async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         try:
@@ -321,7 +322,7 @@ class _Run:
         client: AsyncHarborClient,
         opener: DoorOpener,
         *,
-        tower_id: str,
+        tower_id: TowerId,
         listeners: Sequence[Listener],
         status_timeout: float,
         reservation_duration: int,
@@ -426,7 +427,7 @@ async def run_delivery(
     client: AsyncHarborClient,
     opener: DoorOpener,
     *,
-    tower_id: str,
+    tower_id: TowerId,
     locker_type: int | str | None = None,
     locker_id: int | None = None,
     listeners: Sequence[Listener] = (),

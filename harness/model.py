@@ -8,14 +8,23 @@ Where a fact comes from is marked as in the reference: [S] seen in Harbor's own 
 [I] inferred, [G] our documented guess. Status ids other than ``available = 1`` are [G].
 
 No I/O, no clock: every function takes ``now`` (seconds on whatever clock the caller keeps).
+
+Towers have one id type, ``TowerId``: 16 hex digits, accepted in any case and spelt upper-case
+(the SDKs send upper-case hex and the service-provider API accepts any case [S, reference 3.1]).
+It is parsed once where an id enters (configuration, the command line, an API answer, a BLE
+advertisement) and passed on as it is; text that is not a tower id is ``InvalidTowerId``.
+``TowerEventBatch`` is what a phone carries from a tower to Harbor (``SYNC_PULL`` to the events
+upload): the API client sends it and the BLE client makes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 __all__ = [
     "CLIENT_INFO_MAX",
@@ -23,11 +32,13 @@ __all__ = [
     "LOCKER_TYPES",
     "RESERVATION_DURATION",
     "TOKEN_DURATION",
+    "TOWER_ID_BYTES",
     "TRANSITIONS",
     "Cancel",
     "CloseDoor",
     "Command",
     "Force",
+    "InvalidTowerId",
     "IssueToken",
     "LockerState",
     "LockerStatus",
@@ -39,12 +50,83 @@ __all__ = [
     "Reserve",
     "TokenClaim",
     "TokenKind",
+    "TowerEventBatch",
+    "TowerId",
     "apply",
     "available",
     "check_token",
     "next_expiry",
     "settle",
 ]
+
+
+_TOWER_ID: Final = re.compile(r"[0-9A-Fa-f]{16}")
+#: Bytes of a tower id on the wire (BLE advertisements, device info) [S].
+TOWER_ID_BYTES: Final = 8
+
+
+class InvalidTowerId(ValueError):
+    """Text (or bytes) that is not a tower id; each edge says where it came from."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"{value!r} is not a tower id: expected 16 hex digits, e.g. 0100000000000014")
+        self.value = value
+
+
+class TowerId(str):
+    """A tower's id: 16 hex digits, upper-case whatever case it was given in.
+
+    ``TowerId(text)`` is the one parser (``InvalidTowerId`` otherwise); a ``TowerId`` given again
+    is returned as it is. It is a ``str``, so it reads, prints, compares and serialises as one.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> TowerId:
+        if isinstance(value, TowerId):
+            return value
+        if not isinstance(value, str) or not _TOWER_ID.fullmatch(value):
+            raise InvalidTowerId(value)
+        return super().__new__(cls, value.upper())
+
+    @classmethod
+    def or_none(cls, value: object) -> TowerId | None:
+        """``value`` as a tower id if it is one, else ``None``: for what is read as data and trusted
+        for nothing (a ledger row, an answer or a generated request the contract suite hands in)."""
+        try:
+            return cls(value) if isinstance(value, str) else None
+        except InvalidTowerId:
+            return None
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TowerId:
+        """The id of its 8 bytes on the wire."""
+        if len(raw) != TOWER_ID_BYTES:
+            raise InvalidTowerId(raw)
+        return cls(raw.hex())
+
+    def to_bytes(self) -> bytes:
+        """Its 8 bytes on the wire."""
+        return bytes.fromhex(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TowerEventBatch:
+    """Tower events a phone pulled over BLE (``SYNC_PULL``), to pass on to Harbor as they are."""
+
+    sync_event_start: int
+    sync_event_count: int
+    payload: str
+    payload_auth: str = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The batch as the events upload carries it."""
+        return {
+            "syncEventStart": self.sync_event_start,
+            "syncEventCount": self.sync_event_count,
+            "payload": self.payload,
+            "payloadAuth": self.payload_auth,
+        }
 
 
 class LockerStatus(enum.IntEnum):

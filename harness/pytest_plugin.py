@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -43,8 +43,9 @@ from harness.stopping import stop_on_sigterm
 if TYPE_CHECKING:
     from harness.api import HarborClient, Locker
     from harness.flow import Delivery
+    from harness.model import TowerId
     from harness.sim import SimControl, VirtualSandbox
-    from harness.testing import LocalTarget
+    from harness.targets import LocalTarget, RadioLink
 
 __all__ = ["DEFAULT_BUDGET_S", "DEFAULT_RACE", "ControlPlane", "HarborOptions", "redact_report_text"]
 
@@ -249,12 +250,12 @@ def _harbor_settings(harbor_options: HarborOptions) -> Settings:
 
 @pytest.fixture(scope="session")
 def _harbor_local(_harbor_settings: Settings) -> Iterator[LocalTarget]:
-    from harness.testing import local_target
+    from harness.targets import embedded_sandbox
 
     if _harbor_settings.target.kind is not TargetKind.LOCAL:
         pytest.skip(f"the target is {_harbor_settings.target.name}, not the embedded virtual sandbox")
     try:
-        with local_target(_harbor_settings) as target:
+        with embedded_sandbox(_harbor_settings) as target:
             yield target
     except InfrastructureError as exc:
         pytest.exit(f"locker-harness: {exc}", returncode=int(exc.exit_code))
@@ -320,7 +321,7 @@ def harbor_control_plane(
     """The control plane if the target has one (local, or a virtual sandbox's URL), else the reason why not."""
     from harness.api import guard_hooks
     from harness.sim import SimControl
-    from harness.testing import serves_control_plane
+    from harness.targets import serves_control_plane
 
     name = harbor_target.target.name
     url, kind = harbor_target.target.api_url, harbor_target.target.kind
@@ -352,8 +353,8 @@ def sim_control(harbor_control_plane: ControlPlane) -> SimControl:
 
 
 @pytest.fixture(scope="session")
-def tower(harbor_target: Settings) -> str:
-    """The tower under test (16 upper-case hex digits); skips when none is configured."""
+def tower(harbor_target: Settings) -> TowerId:
+    """The tower under test (a ``TowerId``: 16 upper-case hex digits); skips when none is configured."""
     if harbor_target.tower_id is None:
         pytest.skip(f"no tower for {harbor_target.target.name}: pass --harbor-tower or set HARBOR_TOWER_ID")
     return harbor_target.tower_id
@@ -385,7 +386,7 @@ def harbor_second_api(harbor_target: Settings) -> Iterator[HarborClient]:
 
 
 @pytest.fixture
-def available_locker(harbor_api: HarborClient, tower: str) -> Locker:
+def available_locker(harbor_api: HarborClient, tower: TowerId) -> Locker:
     """An available locker of the tower (the lowest id); skips when none is free to test with."""
     from harness.model import LockerStatus
 
@@ -400,7 +401,7 @@ def available_locker(harbor_api: HarborClient, tower: str) -> Locker:
 
 @pytest.fixture
 def delivery(
-    harbor_target: Settings, harbor_options: HarborOptions, tower: str, request: pytest.FixtureRequest
+    harbor_target: Settings, harbor_options: HarborOptions, tower: TowerId, request: pytest.FixtureRequest
 ) -> Delivery:
     """One complete delivery on the tower (the seed's twelve steps), timed; fails on the first broken promise.
 
@@ -409,10 +410,10 @@ def delivery(
     """
     if not harbor_options.radio and not harbor_options.control_plane:
         pytest.skip("no way to open a door: --harbor-ble none and no control plane (--harbor-no-control-plane)")
-    radio_link: Callable[[], object] | None = None
+    radio_link: RadioLink | None = None
     if harbor_target.target.kind is TargetKind.LOCAL and harbor_options.radio:
-        sandbox: VirtualSandbox = request.getfixturevalue("virtual_sandbox")
-        radio_link = lambda: sandbox.radio.link  # noqa: E731  # the radio goes on the air on first use
+        local: LocalTarget = request.getfixturevalue("_harbor_local")
+        radio_link = local.radio_link
     try:
         return asyncio.run(_deliver(harbor_target, tower, radio_link, ble=harbor_options.radio))
     except UsageError as exc:
@@ -421,10 +422,10 @@ def delivery(
         raise
 
 
-async def _deliver(settings: Settings, tower: str, radio_link: Callable[[], object] | None, *, ble: bool) -> Delivery:
+async def _deliver(settings: Settings, tower: TowerId, radio_link: RadioLink | None, *, ble: bool) -> Delivery:
     from harness.api import AsyncHarborClient
-    from harness.cli._doors import door_opener
     from harness.flow import run_delivery
+    from harness.targets import door_opener
 
     async with AsyncHarborClient(settings) as client:
         # Without the client the opener may use a sandbox's control plane only, never a radio.

@@ -13,21 +13,13 @@ on these. Importing this module is cheap: the sandbox (FastAPI, uvicorn) loads w
 
 from __future__ import annotations
 
-import dataclasses
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import httpx
-
-from harness.api import guard_hooks
-from harness.config import DEFAULT_LOCAL_TOWER, Credentials, Settings, Target
-from harness.errors import InfrastructureError
-from harness.hosts import WirePolicy
-from harness.model import TOKEN_DURATION
-from harness.redaction import Secret, redactor
+from harness.config import DEFAULT_LOCAL_TOWER, Settings
+from harness.model import TOKEN_DURATION, TowerId
+from harness.targets import LocalTarget, embedded_sandbox, serves_control_plane
 
 if TYPE_CHECKING:
     from harness.sim import SimControl, VirtualSandbox
@@ -46,30 +38,7 @@ __all__ = [
 
 #: The seeded towers of the embedded sandbox (docs/design.md, "Seeded world").
 LOCAL_TOWER: Final = DEFAULT_LOCAL_TOWER
-LOCAL_OTHER_TOWER: Final = "0100000000000175"
-
-_PROBE_TIMEOUT: Final = 3.0
-_STRICT: Final = WirePolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class LocalTarget:
-    """A running embedded sandbox and the settings that point at it (two throwaway identities)."""
-
-    sandbox: VirtualSandbox
-    settings: Settings
-
-    @property
-    def control(self) -> SimControl:
-        """The sandbox's control plane (``/_sim``): clock, bug switches, faults, doors."""
-        return self.sandbox.control
-
-
-def _throwaway(role: str) -> Credentials:
-    """Fresh credentials nobody else knows, registered with the redactor before anything can print them."""
-    secret = Secret(secrets.token_urlsafe(24))
-    redactor().register(secret)
-    return Credentials(f"harness-{role}-{secrets.token_hex(3)}", secret)
+LOCAL_OTHER_TOWER: Final = TowerId("0100000000000175")
 
 
 @contextmanager
@@ -80,37 +49,10 @@ def local_target(
 
     ``settings`` (default: the defaults) keep their timeouts and folders; their target becomes
     the running sandbox and their identities the throwaway ones. ``bugs`` switches defects on.
+    The sandbox is ``harness.targets.embedded_sandbox``'s, as every command starts it.
     """
-    from harness.sim import Identity, SandboxNotRunning, SimSettings, VirtualSandbox
-
-    base = settings or Settings()
-    main, second = _throwaway("main"), _throwaway("second")
-    identities = tuple(Identity(c.client_id, c.client_secret.reveal()) for c in (main, second))
-    sandbox = VirtualSandbox(SimSettings(seed=seed, identities=identities, uplink=uplink))
-    try:
-        sandbox.start_in_thread()
-    except SandboxNotRunning as exc:
-        raise InfrastructureError(f"the embedded virtual sandbox did not start: {exc}") from None
-    try:
-        if bugs:
-            sandbox.control.set_bugs(dict(bugs))
-        target = Target.local().running_at(sandbox.url)
-        bound = base.with_target(target).with_credentials(main, second)
-        if bound.tower_id is None:
-            bound = dataclasses.replace(bound, tower_id=LOCAL_TOWER)
-        yield LocalTarget(sandbox, bound)
-    finally:
-        sandbox.stop()
-
-
-def serves_control_plane(url: str, *, policy: WirePolicy = _STRICT) -> bool:
-    """Whether ``url`` is a virtual sandbox (it answers ``/_sim``); ``InfrastructureError`` if nothing answers."""
-    try:
-        with httpx.Client(timeout=_PROBE_TIMEOUT, event_hooks=guard_hooks(policy)) as http:
-            response = http.get(f"{url.rstrip('/')}/_sim/bugs")
-    except httpx.RequestError as exc:
-        raise InfrastructureError(f"{url} does not answer ({type(exc).__name__})") from None
-    return response.status_code == 200
+    with embedded_sandbox(settings, seed=seed, uplink=uplink, bugs=bugs or {}) as target:
+        yield target
 
 
 def fresh_world(control: SimControl) -> None:

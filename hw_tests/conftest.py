@@ -33,6 +33,7 @@ from harness.ble import Radio
 from harness.config import Credentials, TargetKind, load_settings
 from harness.errors import BluetoothUnavailable, HarnessError, InfrastructureError, ProductDefect, UsageError
 from harness.ledger import ledger_holds
+from harness.model import InvalidTowerId, TowerId
 from harness.redaction import Secret
 
 if TYPE_CHECKING:
@@ -134,9 +135,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("rig_mtu", mtus, ids=[f"mtu{mtu or ''}" for mtu in mtus], scope="session")
 
 
-def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) -> RigConfig:
+def _rig_config(config: pytest.Config, *, other_tower: TowerId | None, local: bool) -> RigConfig:
     door = _option(config, "--hw-door-p95-ms")
-    other = _option(config, "--hw-other-tower") or other_tower or ""
+    given = _option(config, "--hw-other-tower")
+    try:
+        other = TowerId(given) if given else other_tower
+    except InvalidTowerId as exc:
+        raise UsageError(f"--hw-other-tower {exc}") from None
     bugs = tuple(filter(None, (b.strip() for b in _option(config, "--hw-sim-bug").split(","))))
     return RigConfig(
         cycles=int(_option(config, "--hw-cycles")),
@@ -144,7 +149,7 @@ def _rig_config(config: pytest.Config, *, other_tower: str | None, local: bool) 
         door_p95_ms=float(door) if door else None,
         available_within=float(_option(config, "--hw-available-within")),
         response_timeout=float(_option(config, "--hw-response-timeout")),
-        other_tower=other.upper() or None,
+        other_tower=other,
         sim_bugs=bugs,
         sim_faults=_sim_faults(config) if local else (),
         retries=int(_option(config, "--hw-retries")),
@@ -228,7 +233,7 @@ def _local_rig(pytestconfig: pytest.Config, mtu: int | None) -> Iterator[Rig]:
     with VirtualSandbox(SimSettings(uplink=False)) as sandbox:
         settings = configured.with_target(configured.target.running_at(sandbox.url)).with_credentials(_LOCAL_IDENTITY)
         tower = settings.tower()
-        seeded = {str(locker["tower_id"]) for locker in sandbox.control.state()["lockers"]}
+        seeded = {TowerId(locker["tower_id"]) for locker in sandbox.control.state()["lockers"]}
         config = _rig_config(pytestconfig, other_tower=min(seeded - {tower}, default=None), local=True)
         if mtu is not None:
             sandbox.radio.configure(mtu=mtu)

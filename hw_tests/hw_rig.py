@@ -18,7 +18,7 @@ from harness.config import Settings
 from harness.errors import HarborAPIError, HarnessError
 from harness.ledger import LedgerHolds
 from harness.metrics import Latencies
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 
 __all__ = ["LATENCIES_ENV", "Rig", "RigConfig", "until"]
 
@@ -36,7 +36,7 @@ class RigConfig:
     door_p95_ms: float | None
     available_within: float
     response_timeout: float
-    other_tower: str | None
+    other_tower: TowerId | None
     sim_bugs: tuple[str, ...]
     #: Local only: sandbox fault profiles as ``(name, parameters)``, set before every test.
     sim_faults: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -63,7 +63,7 @@ class Rig:
     (local) the sandbox. ``latencies`` gathers the BLE phases the tests timed, for the run's report."""
 
     settings: Settings
-    tower_id: str
+    tower_id: TowerId
     backend: Radio
     config: RigConfig
     #: Every reservation and token the rig asks for is written here first (``locker-harness cleanup``).
@@ -100,7 +100,7 @@ class Rig:
         return path
 
     async def dropoff_token(
-        self, api: AsyncHarborClient, *, tower_id: str | None = None, skip: int = 0, duration: int = 600
+        self, api: AsyncHarborClient, *, tower_id: TowerId | None = None, skip: int = 0, duration: int = 600
     ) -> LockerToken:
         """Reserve the ``skip``-th available locker of the tower and get a drop-off token for it."""
         tower = tower_id or self.tower_id

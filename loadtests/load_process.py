@@ -20,9 +20,10 @@ import gevent
 import gevent.event
 import gevent.lock
 
-from harness.config import Credentials, Settings, load_settings, normalize_tower_id, parse_target
+from harness.config import Credentials, Settings, load_settings, parse_target
 from harness.hosts import WirePolicy
 from harness.load import LoadRecord
+from harness.model import TowerId
 
 __all__ = [
     "Arrivals",
@@ -49,7 +50,7 @@ _MAX_UNSERVED: Final = 1_000_000
 class LoadOptions:
     """The ``--harness-*`` options, as every process sees them (workers get them from the master)."""
 
-    tower_id: str
+    tower_id: TowerId
     mode: str  # "closed" (users) or "open" (arrivals per second)
     rate: float  # deliveries per second in all, open model
     duration_s: float
@@ -67,7 +68,7 @@ class LoadOptions:
     def parse(cls, options: argparse.Namespace, *, workers: int, worker_index: int) -> LoadOptions:
         think = [float(part) for part in str(options.harness_think).split(",") if part.strip()] or [0.0]
         return cls(
-            tower_id=normalize_tower_id(options.harness_tower),
+            tower_id=TowerId(options.harness_tower),  # parsed where it enters this process
             mode=options.harness_mode,
             rate=float(options.harness_rate),
             duration_s=float(options.harness_duration),

@@ -14,8 +14,9 @@ dataclasses. Errors are the harness's own (``harness.errors``); no httpx type es
     └── ProductDefect(check="response_shape")  a body that does not match the API document
 """
 
+from harness.api._call import Call, Scope
 from harness.api._client import AsyncHarborClient, HarborClient
-from harness.api._core import AnswerLost, Call, CredentialsRefused, RetryPolicy, Scope
+from harness.api._core import AnswerLost, CredentialsRefused, RetryPolicy
 from harness.api._holds import NO_HOLDS, Hold, HoldAction, HoldKind, HoldLog, HoldRecord, Holds
 from harness.api._models import (
     Availability,
@@ -30,11 +31,11 @@ from harness.api._models import (
     SessionToken,
     TokenInfo,
     TowerCommandBatch,
-    TowerEventBatch,
     TypeAvailability,
 )
 from harness.api._operations import OPERATIONS
 from harness.api._wire import async_guard_hooks, guard_hooks
+from harness.model import TowerEventBatch  # what upload_tower_events takes: the BLE client makes them
 
 __all__ = [
     "NO_HOLDS",

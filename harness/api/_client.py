@@ -16,9 +16,10 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
 import httpx
 
-from harness import __version__
+from harness._version import __version__
 from harness.api import _operations as ops
-from harness.api._core import Action, Call, Exchange, HarborSession, Outcome, RetryPolicy, Scope, Send
+from harness.api._call import Call, Scope
+from harness.api._core import Action, Exchange, HarborSession, Outcome, RetryPolicy, Send
 from harness.api._holds import Holds
 from harness.api._wire import async_guard_hooks, guard_hooks
 from harness.config import Credentials, Settings

@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import enum
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 
+from harness.api._call import Call, Scope
 from harness.api._holds import NO_HOLDS, Hold, HoldAction, HoldKind, Holds
 from harness.api._models import Reader
+from harness.api._operations import assigned_lockers, release_locker
 from harness.config import Credentials, Settings
 from harness.errors import (
     BadRequest,
@@ -57,25 +58,16 @@ from harness.redaction import Redactor, redactor
 
 __all__ = [
     "AnswerLost",
-    "Call",
     "CredentialsRefused",
     "Exchange",
     "HarborSession",
     "RetryPolicy",
-    "Scope",
     "Send",
     "Sleep",
     "error_for_response",
 ]
 
 T = TypeVar("T")
-
-
-class Scope(enum.StrEnum):
-    """OAuth2 scopes [S, reference 2.1]: one per API, each with its own cached token."""
-
-    SERVICE_PROVIDER = "service_provider"  # /api/v1
-    TOWER_ACCESS = "tower_access"  # /sdk/v1
 
 
 class CredentialsRefused(Unauthorized, UsageError):
@@ -155,23 +147,6 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
 
 #: The policy a client uses unless given one (Harbor's SDK policy).
 DEFAULT_RETRY = RetryPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
-    """One API operation, as data: how to ask and how to read the answer."""
-
-    method: str
-    path: str
-    parse: Callable[[Reader], T]
-    scope: Scope = Scope.SERVICE_PROVIDER
-    json: Any = None
-    params: Mapping[str, str | int | float] | None = None
-    #: What the call writes, in words ("reserve a locker"); ``None`` for a read.
-    writes: str | None = None
-    hold: Hold | None = None
-    #: The success code the API document gives (201 for a create); another 2xx is a defect.
-    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,11 +310,9 @@ class HarborSession:
 
         ``hold.after`` is called here exactly once for ``hold``, whatever the outcome.
         """
-        from harness.api import _operations as ops  # the builders import this module
-
         where = f"{call.method} {call.path}"
         try:
-            mine = yield from self._request(ops.assigned_lockers())
+            mine = yield from self._request(assigned_lockers())
         except _RefusedAfterRetry as refused:
             mine, cause = None, refused.error
         except HarnessError as exc:
@@ -348,7 +321,7 @@ class HarborSession:
             self.holds.after(hold, None, AnswerLost(f"{where}: an earlier attempt may have landed ({cause})"))
             refusal.add_note(f"an earlier attempt of {where} may have landed; what the caller holds could not be read")
             raise refusal
-        held = next((lk for lk in mine if lk.id == hold.locker_id and lk.tower_id.upper() == hold.tower_id), None)
+        held = next((lk for lk in mine if lk.id == hold.locker_id and lk.tower_id == hold.tower_id), None)
         if held is None:  # nothing of ours there: the refusal is the target's word
             self.holds.after(hold, None, refusal)
             raise refusal
@@ -363,7 +336,7 @@ class HarborSession:
         # Our own earlier attempt reserved it. Its id was in the lost answer, so give it back and reserve again.
         self.holds.after(hold, held, None)
         try:
-            yield from self.exchange(ops.release_locker(held.tower_id, held.id))
+            yield from self.exchange(release_locker(held.tower_id, held.id))
         except HarnessError as exc:
             refusal.add_note(
                 f"an earlier attempt of {where} reserved locker {held.id} (its answer was lost); "

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.model import TowerId
+
 __all__ = ["NO_HOLDS", "Hold", "HoldAction", "HoldKind", "HoldLog", "HoldRecord", "Holds"]
 
 
@@ -38,7 +40,7 @@ class Hold:
 
     action: HoldAction
     kind: HoldKind
-    tower_id: str | None = None
+    tower_id: TowerId | None = None
     locker_id: int | None = None
     reservation_id: int | None = None
     location_id: int | None = None

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from harness.errors import ProductDefect
-from harness.model import LockerStatus, TokenKind
+from harness.model import LockerStatus, TokenKind, TowerId
 from harness.redaction import Secret
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "SessionToken",
     "TokenInfo",
     "TowerCommandBatch",
-    "TowerEventBatch",
     "TypeAvailability",
 ]
 
@@ -129,8 +128,9 @@ class Reader:
     def hex(self, *, allow_empty: bool = False) -> str:
         return self.text(pattern=_HEX_OR_EMPTY if allow_empty else _HEX, what="an even-length hex string")
 
-    def tower_id(self) -> str:
-        return self.text(pattern=_TOWER_ID, what="a tower id of 16 hex digits")
+    def tower_id(self) -> TowerId:
+        """A tower id, in the one spelling (``harness.model.TowerId``) whatever case the answer used."""
+        return TowerId(self.text(pattern=_TOWER_ID, what="a tower id of 16 hex digits"))
 
     def timestamp(self) -> datetime:
         text = self.text()
@@ -190,7 +190,7 @@ class Locker:
 
     id: int
     name: str
-    tower_id: str
+    tower_id: TowerId
     status: LockerStatus
     type: LockerType
     is_low_locker: bool
@@ -212,7 +212,7 @@ class Locker:
 @dataclass(frozen=True, slots=True)
 class Reservation:
     id: int
-    tower_id: str
+    tower_id: TowerId
     locker_id: int
     duration: int
     #: On the server's clock: compare with its ``Date`` header, never with the local clock.
@@ -237,7 +237,7 @@ class LockerToken:
 
     id: int
     kind: TokenKind
-    tower_id: str
+    tower_id: TowerId
     locker: Locker
     payload: str
     payload_auth: str = field(repr=False)  # secret: opens the locker
@@ -345,7 +345,7 @@ class LockerOpenRequest:
     id: int
     request_type: TokenKind
     locker_id: int
-    tower_id: str
+    tower_id: TowerId
     link_token: str = field(repr=False)
     client_info: str | None = None
     payload: Mapping[str, Any] | None = None
@@ -385,7 +385,7 @@ class SessionClaim(enum.StrEnum):
 class SessionToken:
     """The sealed session request for a tower; ``session_seed`` derives the session keys: secret."""
 
-    tower_id: str
+    tower_id: TowerId
     payload: str
     payload_auth: str = field(repr=False)
     session_seed: str = field(repr=False)
@@ -436,28 +436,10 @@ class SdkToken:
 
 
 @dataclass(frozen=True, slots=True)
-class TowerEventBatch:
-    """Tower events a phone pulled over BLE (``SYNC_PULL``), to pass on to Harbor."""
-
-    sync_event_start: int
-    sync_event_count: int
-    payload: str
-    payload_auth: str = field(repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "syncEventStart": self.sync_event_start,
-            "syncEventCount": self.sync_event_count,
-            "payload": self.payload,
-            "payloadAuth": self.payload_auth,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class TowerCommandBatch:
     """Commands waiting for a tower (``SYNC_PUSH`` them as they are)."""
 
-    tower_id: str
+    tower_id: TowerId
     sync_command_start: int
     sync_command_count: int
     payload: str
@@ -466,7 +448,7 @@ class TowerCommandBatch:
     @classmethod
     def read(cls, body: Reader) -> TowerCommandBatch:
         return cls(
-            tower_id=body["towerId"].text(),
+            tower_id=body["towerId"].tower_id(),
             sync_command_start=body["syncCommandStart"].integer(minimum=0),
             sync_command_count=body["syncCommandCount"].integer(minimum=0),
             payload=body["payload"].text(),

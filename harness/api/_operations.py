@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from harness.api._core import Call, Scope
+from harness.api._call import Call, Scope
 from harness.api._holds import Hold, HoldAction, HoldKind
 from harness.api._models import (
     Availability,
@@ -26,17 +26,19 @@ from harness.api._models import (
     SessionToken,
     TokenInfo,
     TowerCommandBatch,
-    TowerEventBatch,
 )
-from harness.config import normalize_tower_id
 from harness.errors import UsageError
-from harness.model import TokenKind
+from harness.model import InvalidTowerId, TokenKind, TowerEventBatch, TowerId
 
 __all__ = ["OPERATIONS"]
 
 
-def _tower(tower_id: str) -> str:
-    return normalize_tower_id(tower_id)
+def _tower(tower_id: TowerId) -> TowerId:
+    """The id as given; text from an untyped caller of the Python API is parsed here, its own edge."""
+    try:
+        return TowerId(tower_id)
+    except InvalidTowerId as exc:
+        raise UsageError(f"tower id {exc}") from None
 
 
 def _id(value: int, what: str) -> int:
@@ -49,7 +51,7 @@ def _lockers(body: Reader) -> list[Locker]:
     return [Locker.read(item) for item in body.items()]
 
 
-def _locker_path(tower_id: str, locker_id: int) -> str:
+def _locker_path(tower_id: TowerId, locker_id: int) -> str:
     return f"/api/v1/towers/{_tower(tower_id)}/lockers/{_id(locker_id, 'locker id')}"
 
 
@@ -69,17 +71,17 @@ def token_info() -> Call[TokenInfo]:
 # -- lockers --------------------------------------------------------------------------------------
 
 
-def list_lockers(tower_id: str) -> Call[list[Locker]]:
+def list_lockers(tower_id: TowerId) -> Call[list[Locker]]:
     """All lockers of a tower, whatever their status (tower id in any case)."""
     return Call("GET", f"/api/v1/towers/{_tower(tower_id)}/lockers", _lockers)
 
 
-def get_locker(tower_id: str, locker_id: int) -> Call[Locker]:
+def get_locker(tower_id: TowerId, locker_id: int) -> Call[Locker]:
     """One locker: what the flow polls for a status."""
     return Call("GET", _locker_path(tower_id, locker_id), Locker.read)
 
 
-def reserve(tower_id: str, locker_id: int, duration: int = 300) -> Call[Reservation]:
+def reserve(tower_id: TowerId, locker_id: int, duration: int = 300) -> Call[Reservation]:
     """Hold an available locker for ``duration`` seconds."""
     tower = _tower(tower_id)
     return Call(
@@ -93,7 +95,7 @@ def reserve(tower_id: str, locker_id: int, duration: int = 300) -> Call[Reservat
     )
 
 
-def cancel_reservation(tower_id: str, locker_id: int, reservation_id: int) -> Call[Locker]:
+def cancel_reservation(tower_id: TowerId, locker_id: int, reservation_id: int) -> Call[Locker]:
     """Cancel the caller's reservation; the locker becomes available."""
     tower = _tower(tower_id)
     return Call(
@@ -105,7 +107,7 @@ def cancel_reservation(tower_id: str, locker_id: int, reservation_id: int) -> Ca
     )
 
 
-def release_locker(tower_id: str, locker_id: int) -> Call[Locker]:
+def release_locker(tower_id: TowerId, locker_id: int) -> Call[Locker]:
     """End the caller's hold without a delivery (reserved -> available, rented -> declined -> available)."""
     tower = _tower(tower_id)
     return Call(
@@ -118,7 +120,7 @@ def release_locker(tower_id: str, locker_id: int) -> Call[Locker]:
     )
 
 
-def _token(kind: TokenKind, tower_id: str, locker_id: int, duration: int, client_info: str) -> Call[LockerToken]:
+def _token(kind: TokenKind, tower_id: TowerId, locker_id: int, duration: int, client_info: str) -> Call[LockerToken]:
     tower = _tower(tower_id)
     hold_kind = HoldKind.DROPOFF_TOKEN if kind is TokenKind.DROPOFF else HoldKind.PICKUP_TOKEN
     return Call(
@@ -133,20 +135,20 @@ def _token(kind: TokenKind, tower_id: str, locker_id: int, duration: int, client
 
 
 def create_dropoff_token(
-    tower_id: str, locker_id: int, duration: int = 3000, client_info: str = ""
+    tower_id: TowerId, locker_id: int, duration: int = 3000, client_info: str = ""
 ) -> Call[LockerToken]:
     """A token that opens the locker for a drop-off; the locker becomes rented."""
     return _token(TokenKind.DROPOFF, tower_id, locker_id, duration, client_info)
 
 
 def create_pickup_token(
-    tower_id: str, locker_id: int, duration: int = 3000, client_info: str = ""
+    tower_id: TowerId, locker_id: int, duration: int = 3000, client_info: str = ""
 ) -> Call[LockerToken]:
     """A token that opens an occupied locker for the pickup."""
     return _token(TokenKind.PICKUP, tower_id, locker_id, duration, client_info)
 
 
-def tower_availability(tower_id: str) -> Call[Availability]:
+def tower_availability(tower_id: TowerId) -> Call[Availability]:
     """Available lockers in a tower, in all and by type."""
     return Call("GET", f"/api/v1/towers/{_tower(tower_id)}/locker-availability", Availability.read)
 
@@ -271,7 +273,10 @@ def get_open_request(request_id: int) -> Call[LockerOpenRequest]:
 
 
 def create_session_token(
-    tower_id: str, version: str, claims: Sequence[SessionClaim | str] = (SessionClaim.DEVELOPER,), duration: int = 600
+    tower_id: TowerId,
+    version: str,
+    claims: Sequence[SessionClaim | str] = (SessionClaim.DEVELOPER,),
+    duration: int = 600,
 ) -> Call[SessionToken]:
     """The sealed request a phone sends to a tower to open a BLE session (``version``: its firmware)."""
     return Call(
@@ -285,7 +290,7 @@ def create_session_token(
     )
 
 
-def upload_tower_events(tower_id: str, batches: Iterable[TowerEventBatch]) -> Call[str]:
+def upload_tower_events(tower_id: TowerId, batches: Iterable[TowerEventBatch]) -> Call[str]:
     """Pass tower events pulled over BLE on to Harbor; returns Harbor's ``msg``."""
     return Call(
         "POST",
@@ -297,7 +302,7 @@ def upload_tower_events(tower_id: str, batches: Iterable[TowerEventBatch]) -> Ca
     )
 
 
-def tower_commands(tower_id: str) -> Call[list[TowerCommandBatch]]:
+def tower_commands(tower_id: TowerId) -> Call[list[TowerCommandBatch]]:
     """Commands waiting to be pushed to the tower."""
     return Call(
         "GET",

@@ -22,12 +22,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 from harness.ble.protocol import AdvertLayout, DeviceInfo, FirmwareCode, SdkCode, TowerIdentity
+from harness.model import TowerEventBatch  # what a SYNC_PULL gives and the API's events upload takes
 
 if TYPE_CHECKING:
     from harness.ble._backend import BACKEND_ENV, Radio, choose_backend
     from harness.ble._client import (
         DEFAULT_RESPONSE_TIMEOUT,
-        EventBatch,
         FoundTower,
         TowerClient,
         discover_towers,
@@ -44,7 +44,6 @@ __all__ = [
     "BleDoorOpener",
     "BleLinkError",
     "DeviceInfo",
-    "EventBatch",
     "FirmwareCode",
     "FoundTower",
     "HarborSdk",
@@ -54,6 +53,7 @@ __all__ = [
     "SdkCode",
     "TowerBusy",
     "TowerClient",
+    "TowerEventBatch",
     "TowerIdentity",
     "TowerRefused",
     "TowerSeen",
@@ -66,7 +66,7 @@ __all__ = [
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("BACKEND_ENV", "Radio", "choose_backend"), "harness.ble._backend"),
     **dict.fromkeys(
-        ("DEFAULT_RESPONSE_TIMEOUT", "EventBatch", "FoundTower", "TowerClient", "discover_towers", "find_tower"),
+        ("DEFAULT_RESPONSE_TIMEOUT", "FoundTower", "TowerClient", "discover_towers", "find_tower"),
         "harness.ble._client",
     ),
     **dict.fromkeys(("BleLinkError", "TowerBusy", "TowerRefused"), "harness.ble._errors"),

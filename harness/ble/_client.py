@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bleak import BleakClient
@@ -40,10 +40,10 @@ from harness.ble._errors import BleLinkError, translate
 from harness.ble._timing import Phase, PhaseTimer
 from harness.ble.protocol import Field, FirmwareCode, PacketType, SdkCode, TowerIdentity
 from harness.errors import HarnessError, InfrastructureError, ProductDefect
+from harness.model import TowerEventBatch, TowerId
 
 __all__ = [
     "DEFAULT_RESPONSE_TIMEOUT",
-    "EventBatch",
     "FoundTower",
     "TowerClient",
     "discover_towers",
@@ -86,30 +86,11 @@ class FoundTower:
     layout: blink.AdvertLayout | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EventBatch:
-    """Tower events pulled with SYNC_PULL, to upload as they are (same fields and JSON as the API's
-    ``TowerEventBatch``, so ``upload_tower_events`` takes it)."""
-
-    sync_event_start: int
-    sync_event_count: int
-    payload: str
-    payload_auth: str = field(repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "syncEventStart": self.sync_event_start,
-            "syncEventCount": self.sync_event_count,
-            "payload": self.payload,
-            "payloadAuth": self.payload_auth,
-        }
-
-
 #: ``(tower_id, firmware_version) -> token`` with ``payload``, ``payload_auth``, ``session_seed``
 #: (hex) as attributes or keys; may be a coroutine function. ``api.create_session_token`` fits.
-SessionTokenSource = Callable[[str, str], Any]
+SessionTokenSource = Callable[[TowerId, str], Any]
 #: ``(tower_id, batches) -> anything``; may be a coroutine function. ``api.upload_tower_events`` fits.
-EventUpload = Callable[[str, Sequence[EventBatch]], Any]
+EventUpload = Callable[[TowerId, Sequence[TowerEventBatch]], Any]
 
 
 def _token_part(token: Any, name: str) -> bytes:
@@ -142,7 +123,7 @@ async def find_tower(
     However the OS hands the advertisement and scan response over (``blink.Sightings``), the tower
     is recognised: a firmware version seen in an earlier report of the same device is kept.
     """
-    wanted = None if tower_id is None else blink.normalize_tower_id(tower_id)
+    wanted = None if tower_id is None else TowerId(tower_id)
     loop = asyncio.get_running_loop()
     found: asyncio.Future[FoundTower] = loop.create_future()
     sightings = blink.Sightings()
@@ -216,7 +197,7 @@ class TowerClient:
         #: When the tower dropped the link while no command was waiting (``perf_counter``), for the
         #: next command's error message.
         self._dropped_at: float | None = None
-        self.expected_tower_id = None if tower_id is None else blink.normalize_tower_id(tower_id)
+        self.expected_tower_id = None if tower_id is None else TowerId(tower_id)
         self.response_timeout = response_timeout
         self.timer = timer if timer is not None else PhaseTimer()
         self._clock = clock
@@ -642,7 +623,7 @@ class TowerClient:
                         busy_retries,
                         busy_delay,
                     )
-                batch = EventBatch(
+                batch = TowerEventBatch(
                     sync_event_start=int(events.get(Field.SYNC_EVENT_START, start)),
                     sync_event_count=int(events.get(Field.SYNC_EVENT_COUNT, 0)),
                     payload=bytes(events.get(Field.PAYLOAD, b"")).hex(),

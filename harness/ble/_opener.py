@@ -41,6 +41,7 @@ from harness.ble._errors import BleLinkError, TowerRefused
 from harness.ble._timing import Phase, PhaseTimer
 from harness.ble.protocol import AdvertLayout, DeviceInfo
 from harness.errors import HarnessError
+from harness.model import TowerEventBatch, TowerId
 
 __all__ = ["BleDoorOpener", "HarborSdk", "TowerSeen"]
 
@@ -52,7 +53,7 @@ class _Locker(Protocol):
     def id(self) -> int: ...
 
     @property
-    def tower_id(self) -> str: ...
+    def tower_id(self) -> TowerId: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +79,13 @@ class _Token(Protocol):
 class HarborSdk(Protocol):
     """What the opener asks of Harbor's SDK API: ``harness.api.AsyncHarborClient`` fits.
 
-    ``upload_tower_events`` gets ``EventBatch``es, whose fields and JSON are the API's
-    ``TowerEventBatch``'s (pinned by a test), so the client's own method takes them as they are.
+    ``upload_tower_events`` gets ``harness.model.TowerEventBatch``es, the type the API client's
+    own method takes.
     """
 
-    def create_session_token(self, tower_id: str, version: str, /) -> Awaitable[Any]: ...
+    def create_session_token(self, tower_id: TowerId, version: str, /) -> Awaitable[Any]: ...
 
-    def upload_tower_events(self, tower_id: str, batches: Sequence[Any], /) -> Awaitable[Any]: ...
+    def upload_tower_events(self, tower_id: TowerId, batches: Sequence[TowerEventBatch], /) -> Awaitable[Any]: ...
 
 
 class BleDoorOpener:
@@ -151,7 +152,7 @@ class BleDoorOpener:
             device_info=device_info,
         )
 
-    async def _connect(self, tower_id: str) -> TowerClient:
+    async def _connect(self, tower_id: TowerId) -> TowerClient:
         found = await find_tower(self.backend, tower_id, timeout=self.scan_timeout, timer=self.timer)
         if found.identity.firmware_version:
             self.firmware[tower_id] = found.identity.firmware_version

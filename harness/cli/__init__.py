@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import bench, cleanup, contract, history, hw, load, props, report, run, sim, smoke, soak
-from harness.cli._common import OneLineErrors
-from harness.stopping import stop_on_sigterm
+from harness import stopping
+from harness.cli import _common, bench, cleanup, contract, history, hw, load, props, report, run, sim, smoke, soak
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="locker-harness",
-    cls=OneLineErrors,  # click's usage errors as one line and exit 2, like every other error
+    cls=_common.OneLineErrors,  # click's usage errors as one line and exit 2, like every other error
     help="Contract, hardware and load testing for Harbor Lockers integrations.",
     no_args_is_help=True,
     add_completion=False,
@@ -41,5 +40,5 @@ app.command("soak")(soak.command)
 
 def main() -> None:
     """Console script entry point (``locker-harness``): SIGTERM stops a command as Ctrl-C does."""
-    stop_on_sigterm()
+    stopping.stop_on_sigterm()
     app()

@@ -15,15 +15,17 @@ import typer
 from rich.table import Table
 
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
-from harness.config import Target, load_settings
+from harness.cli._target import command_settings
+from harness.config import Target
 from harness.errors import ExitCode, UsageError
-from harness.load._bench import BENCHMARKS, BenchOptions, medians_table, run_benchmarks
+from harness.load import BENCHMARKS, BenchOptions, medians_table, run_benchmarks
 from harness.report import fit_table, new_run_id
 
 __all__ = ["command"]
 
 
 def command(
+    context: typer.Context,
     rounds: Annotated[int, typer.Option("--rounds", help="Rounds of each comparison (medians over them).", min=1)] = 3,
     seconds: Annotated[
         float, typer.Option("--seconds", help="Seconds of each P1 and P2 run.", min=1.0, max=600.0)
@@ -42,7 +44,7 @@ def command(
         unknown = sorted(set(chosen) - set(BENCHMARKS))
         if unknown:
             raise UsageError(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-        settings = load_settings({"config": str(config) if config is not None else None})
+        settings = command_settings(context)
         options = BenchOptions(rounds=rounds, seconds=seconds, only=chosen)
         folder = settings.reports_dir / f"bench-{new_run_id()}"
         out.say(f"bench: {', '.join(chosen)}, {rounds} round(s) on loopback; runs under {folder}")

@@ -35,9 +35,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.api import AsyncHarborClient
-from harness.cli._common import ConfigOption, Output, ProductionWritesOption, VerboseOption, run_command
-from harness.cli._doors import serves_control_plane
-from harness.config import Credentials, Settings, Target, TargetKind, load_settings, parse_target
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    ProductionWritesOption,
+    VerboseOption,
+    run_command,
+)
+from harness.cli._target import command_settings
+from harness.config import Credentials, Settings, Target, TargetKind, parse_target
 from harness.errors import ExitCode, TargetUnreachable, UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
 from harness.ledger import (
@@ -56,6 +62,7 @@ from harness.ledger import (
     row_target,
 )
 from harness.report import fit_table
+from harness.targets import serves_control_plane_async
 
 __all__ = ["command"]
 
@@ -140,7 +147,7 @@ async def _has_doors(settings: Settings) -> bool:
     url = target.api_url
     if url is None or target.kind not in (TargetKind.LOCAL, TargetKind.URL):
         return False
-    return await serves_control_plane(url, policy=settings.wire_policy())
+    return await serves_control_plane_async(url, policy=settings.wire_policy())
 
 
 async def _clean_group(
@@ -312,7 +319,8 @@ def _matches(entry: LedgerEntry, wanted: Target) -> bool:
 
 
 def command(
-    target: Annotated[
+    context: typer.Context,
+    only_target: Annotated[
         str | None,
         typer.Option(
             "--target",
@@ -341,10 +349,8 @@ def command(
     """Give back the reservations and tokens a crashed run left held, and show what was done."""
 
     def body(out: Output) -> int:
-        settings = load_settings(
-            {"config": str(config) if config is not None else None, "allow_production_writes": allow_production_writes}
-        )
-        wanted = parse_target(target) if target is not None else None
+        settings = command_settings(context)  # --target is which ledger rows, not where to point: not read here
+        wanted = parse_target(only_target) if only_target is not None else None
         path = settings.state_dir / LEDGER_FILE
         if not path.is_file():
             out.say(f"cleanup: no ledger at {path}: nothing was recorded, nothing to give back")

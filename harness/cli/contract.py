@@ -28,9 +28,8 @@ from harness.cli._common import (
     run_command,
     tell_evidence,
 )
-from harness.cli._sandbox import embedded_sandbox
-from harness.config import Settings, TargetKind, load_settings
-from harness.errors import UsageError
+from harness.cli._target import command_settings, running_target
+from harness.config import Settings
 from harness.report import TargetInfo, fit_table, run_table
 from harness.run import PytestStage, Stage, execute, new_context
 
@@ -66,33 +65,23 @@ NoControlPlaneOption = Annotated[
 
 def run_suite(
     out: Output,
+    settings: Settings,
     name: str,
     paths: Sequence[str],
     *,
-    target: str | None,
-    tower: str | None,
     budget: float,
     seed: int,
     sim_bugs: Sequence[str],
-    config: str | None,
-    allow_production_writes: bool,
     extra_args: Sequence[str] = (),
     exclusive: bool = False,
 ) -> int:
-    """Run a suite of ``contracts/`` as the stage ``name`` in a child pytest; its exit code."""
-    settings = load_settings(
-        {"target": target, "tower_id": tower, "config": config, "allow_production_writes": allow_production_writes}
-    )
+    """Run a suite of ``contracts/`` as the stage ``name`` in a child pytest against ``settings``'
+    target; its exit code."""
     args = ("--harbor-budget", f"{max(budget * _EXAMPLE_SHARE, 1.0):g}", *extra_args)
     stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args)
-    if settings.target.kind is TargetKind.LOCAL:
-        with embedded_sandbox(settings, bugs=sim_bugs) as sandbox:
-            return _execute(out, stage, sandbox.settings, budget=budget, seed=seed, sim_bugs=sim_bugs, exclusive=True)
-    if sim_bugs:
-        raise UsageError("--sim-bug applies to --target local only")
     settings.check_writes_allowed(f"run the {name} suite (it reserves lockers and creates tokens)")
-    settings.credentials()  # name the missing variables before anything starts
-    return _execute(out, stage, settings, budget=budget, seed=seed, sim_bugs=(), exclusive=exclusive)
+    with running_target(settings, sim_bug=sim_bugs) as running:  # the embedded sandbox is always exclusive
+        return _execute(out, stage, running.settings, budget=budget, seed=seed, sim_bugs=sim_bugs, exclusive=exclusive)
 
 
 def _execute(
@@ -134,6 +123,7 @@ def _execute(
 
 
 def command(
+    context: typer.Context,
     target: TargetOption = None,
     tower: TowerOption = None,
     budget: BudgetOption = DEFAULT_BUDGET_S,
@@ -150,15 +140,12 @@ def command(
     def body(out: Output) -> int:
         return run_suite(
             out,
+            command_settings(context),
             "contract",
             ("contracts/test_contract.py",),
-            target=target,
-            tower=tower,
             budget=budget,
             seed=seed,
             sim_bugs=sim_bug or (),
-            config=str(config) if config is not None else None,
-            allow_production_writes=allow_production_writes,
             extra_args=("--harbor-no-control-plane",) if no_control_plane else (),
             exclusive=exclusive,
         )

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
-from harness.config import load_settings
+from harness.cli._target import command_settings
 from harness.errors import ExitCode
 from harness.history import (
     DEFAULT_FLOOR_MS,
@@ -153,6 +153,7 @@ def _print_json(out: Output, document: dict[str, Any]) -> None:
 
 
 def command(
+    context: typer.Context,
     limit: Annotated[
         int, typer.Option("--limit", "-n", help="How many runs to list (at most 100,000).", min=1, max=100_000)
     ] = 20,
@@ -163,7 +164,7 @@ def command(
     """List recorded runs, newest first: verdict, exit code, time and each stage's verdict."""
 
     def body(out: Output) -> int:
-        settings = load_settings({"config": str(config) if config is not None else None})
+        settings = command_settings(context)
         with History.open(settings.state_dir) as history:
             records = history.runs(limit)
         if as_json:
@@ -179,6 +180,7 @@ def command(
 
 
 def compare_command(
+    context: typer.Context,
     runs: Annotated[
         list[str] | None,
         typer.Argument(help="Zero, one or two run ids, unique prefixes or random tails (default: the last two runs)."),
@@ -198,7 +200,7 @@ def compare_command(
 
     def body(out: Output) -> int:
         allowed = Tolerance(parse_tolerance(tolerance), floor_ms)
-        settings = load_settings({"config": str(config) if config is not None else None})
+        settings = command_settings(context)
         with History.open(settings.state_dir) as history:
             before, after = history.pair(runs or [])
         comparison = compare(before, after, allowed)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from harness.api import AsyncHarborClient
 from harness.cli._common import (
     ConfigOption,
     Output,
@@ -29,15 +27,12 @@ from harness.cli._common import (
     VerboseOption,
     run_command,
 )
-from harness.cli._sandbox import embedded_sandbox
-from harness.config import BleBackend, Settings, TargetKind, load_settings
+from harness.cli._target import command_settings, running_target
+from harness.config import BleBackend, TargetKind
 from harness.errors import ExitCode, UsageError
-from harness.flow import FlowEvent, Step, StepFinished, run_delivery
-from harness.ledger import ledger_holds
+from harness.flow import Delivery
 from harness.metrics import Latencies
-
-if TYPE_CHECKING:
-    from harness.ble import TowerSeen
+from harness.targets import BleDeliveries, ble_deliveries
 
 __all__ = ["command", "phase_table", "tower_table"]
 
@@ -60,9 +55,9 @@ def phase_table(latencies: Latencies, title: str) -> Table:
     return table
 
 
-def tower_table(towers: Iterable[TowerSeen]) -> Table:
+def tower_table(measured: BleDeliveries) -> Table:
     """What each tower showed (one column per tower): advertisement layout, ATT MTU, device info."""
-    seen = list(towers)
+    seen = list(measured.towers)
     table = Table(title="Towers", title_justify="left")
     table.add_column("")
     for tower in seen:
@@ -89,34 +84,8 @@ def tower_table(towers: Iterable[TowerSeen]) -> Table:
     return table
 
 
-async def _cycles(
-    settings: Settings, tower_id: str, cycles: int, radio_link: Callable[[], object] | None, out: Output
-) -> tuple[Latencies, list[TowerSeen]]:
-    from harness.ble import PhaseTimer  # bleak only when the command runs
-    from harness.cli._ble import ble_backend, ble_door_opener
-
-    timer = PhaseTimer()
-    link = radio_link() if radio_link is not None and settings.ble is BleBackend.VIRTUAL else None
-    backend = ble_backend(settings, link)
-    holds = ledger_holds(settings)  # a bench tower's lockers are Harbor's sandbox's: `cleanup` after a crash
-    async with (
-        AsyncHarborClient(settings, holds=holds) as client,
-        ble_door_opener(client, backend, timer=timer, device_info=True) as opener,
-    ):
-
-        def status_seen(event: FlowEvent) -> None:
-            shown = isinstance(event, StepFinished) and event.ok and event.step in (Step.OCCUPIED, Step.AVAILABLE)
-            if shown and event.locker_id is not None:
-                opener.status_visible(event.locker_id)
-
-        for number in range(1, cycles + 1):
-            delivery = await run_delivery(client, opener, tower_id=tower_id, listeners=[status_seen, holds.listener])
-            out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
-        towers = list(opener.towers.values())
-    return timer.latencies, towers
-
-
 def command(
+    context: typer.Context,
     cycles: Annotated[
         int, typer.Option("--cycles", "-n", min=1, max=10_000, help="Deliveries to run (2 opens each).")
     ] = 5,
@@ -143,38 +112,32 @@ def command(
     def body(out: Output) -> int:
         if open_p95_ms is not None and not (math.isfinite(open_p95_ms) and open_p95_ms > 0):
             raise UsageError(f"--open-p95-ms must be a finite number of milliseconds above 0, not {open_p95_ms!r}")
-        settings = load_settings(
-            {
-                "target": target,
-                "tower_id": tower,
-                "status_timeout": status_timeout,
-                "config": str(config) if config is not None else None,
-                "allow_production_writes": allow_production_writes,
-            }
-        )
+        settings = command_settings(context)
         settings.check_writes_allowed("open doors over BLE (it reserves lockers and creates tokens)")
-        virtual = settings.target.kind is TargetKind.LOCAL and settings.ble is BleBackend.VIRTUAL
-        if mtu is not None and not virtual:
+        local = settings.target.kind is TargetKind.LOCAL
+        if not local and settings.ble is not BleBackend.BLEAK:
+            raise UsageError("the virtual radio exists only on --target local; a bench tower needs HARBOR_BLE=bleak")
+        if mtu is not None and not (local and settings.ble is BleBackend.VIRTUAL):
             raise UsageError(
                 "--mtu sets the virtual radio's MTU (local target); a real radio's is negotiated by the OS"
             )
-        if settings.target.kind is TargetKind.LOCAL:
-            tower_id = settings.tower()
-            with embedded_sandbox(settings, mtu=mtu) as sandbox:
+
+        def delivered(number: int, delivery: Delivery) -> None:
+            out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
+
+        with running_target(settings, mtu=mtu) as running:
+            tower_id = running.settings.tower()
+            if local:
                 radio = "virtual radio" if settings.ble is BleBackend.VIRTUAL else "the OS's Bluetooth"
                 out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {radio}")
-                latencies, towers = asyncio.run(_cycles(sandbox.settings, tower_id, cycles, sandbox.radio_link, out))
-        else:
-            if settings.ble is not BleBackend.BLEAK:
-                raise UsageError(
-                    "the virtual radio exists only on --target local; a bench tower needs HARBOR_BLE=bleak"
-                )
-            settings.credentials()
-            tower_id = settings.tower()
-            out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
-            latencies, towers = asyncio.run(_cycles(settings, tower_id, cycles, None, out))
+            else:
+                out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
+            measured = asyncio.run(
+                ble_deliveries(running.settings, cycles, radio_link=running.radio_link, delivered=delivered)
+            )
+        latencies = measured.latencies
         out.print(phase_table(latencies, f"BLE phases over {cycles} deliveries ({2 * cycles} opens)"))
-        out.print(tower_table(towers))
+        out.print(tower_table(measured))
         if open_p95_ms is not None:
             p95 = latencies.percentile_ms("ble.open", 95)
             if p95 > open_p95_ms:

@@ -27,14 +27,13 @@ from harness.cli._common import (
     run_command,
     tell_evidence,
 )
-from harness.cli._sandbox import embedded_sandbox
+from harness.cli._target import command_settings, running_target
 from harness.cli.run import RichProgress
-from harness.config import Settings, TargetKind, load_settings
-from harness.errors import UsageError
+from harness.config import Settings, TargetKind
 from harness.history import History
-from harness.load import LoadPlan, LoadStage, LoadSummary, SloGates, StepRow
+from harness.load import LoadPlan, LoadSummary, SloGates, StepRow
 from harness.report import TargetInfo, fit_table
-from harness.run import execute, new_context
+from harness.run import LoadStage, execute, new_context
 from harness.stopping import terminated
 
 __all__ = ["command"]
@@ -135,6 +134,7 @@ def _run(out: Output, settings: Settings, stage: LoadStage, duration_s: float, e
 
 
 def command(
+    context: typer.Context,
     users: Annotated[
         int | None,
         typer.Option(
@@ -190,9 +190,7 @@ def command(
     """Put the delivery flow under load with Locust: per-step percentiles, oracles, SLO gates."""
 
     def body(out: Output) -> int:
-        settings = load_settings(
-            {"target": target, "tower_id": tower, "config": str(config) if config is not None else None}
-        )
+        settings = command_settings(context)
         plan, note = LoadPlan.resolve(
             settings,
             users=users,
@@ -211,11 +209,8 @@ def command(
         environment = {"stages": "load", "load.mode": plan.mode}
         if settings.target.kind is TargetKind.LOCAL:
             environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
-            with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or (), subprocess=True) as sandbox:
-                return _run(out, sandbox.settings, stage, plan.duration_s, environment)
-        if sim_bug or sim_fault:
-            raise UsageError("--sim-bug and --sim-fault apply to --target local only")
-        settings.credentials()  # name the missing variables before anything starts
-        return _run(out, settings, stage, plan.duration_s, environment)
+        # On local the sandbox runs as its own process: it does not share a GIL with the harness.
+        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or (), subprocess=True) as running:
+            return _run(out, running.settings, stage, plan.duration_s, environment)
 
     run_command(body, verbose=verbose)

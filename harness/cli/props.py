@@ -24,12 +24,14 @@ from harness.cli._common import (
     VerboseOption,
     run_command,
 )
+from harness.cli._target import command_settings
 from harness.cli.contract import DEFAULT_BUDGET_S, BudgetOption, NoControlPlaneOption, SeedOption, run_suite
 
 __all__ = ["command"]
 
 
 def command(
+    context: typer.Context,
     target: TargetOption = None,
     tower: TowerOption = None,
     budget: BudgetOption = DEFAULT_BUDGET_S,
@@ -50,15 +52,12 @@ def command(
         extra = ("--harbor-race", str(race), *(("--harbor-no-control-plane",) if no_control_plane else ()))
         return run_suite(
             out,
+            command_settings(context),
             "properties",
             ("contracts/test_properties.py",),
-            target=target,
-            tower=tower,
             budget=budget,
             seed=seed,
             sim_bugs=sim_bug or (),
-            config=str(config) if config is not None else None,
-            allow_production_writes=allow_production_writes,
             extra_args=extra,
             exclusive=exclusive,
         )

@@ -15,7 +15,7 @@ import typer
 from rich.markdown import Markdown
 
 from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
-from harness.config import load_settings
+from harness.cli._target import command_settings
 from harness.errors import ExitCode, UsageError
 from harness.report import RunFolder, build_html, resolve_run_id
 
@@ -55,6 +55,7 @@ def _recorded_tests(summary: Path) -> int | None:
 
 
 def command(
+    context: typer.Context,
     run: Annotated[
         str | None, typer.Argument(help="Run id, unique prefix, random tail or folder (default: the latest).")
     ] = None,
@@ -65,7 +66,7 @@ def command(
     """Show a run's summary, or turn its Allure results into one offline HTML file."""
 
     def body(out: Output) -> int:
-        settings = load_settings({"config": str(config) if config is not None else None})
+        settings = command_settings(context)
         folder = find_run(settings.reports_dir, run)
         if not html:
             summary = folder.root / "summary.md"

@@ -9,7 +9,7 @@ choose). Exit 0 all green, 1 a check failed, 2 usage, 3 an SLO breach, 4 could n
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -31,12 +31,13 @@ from harness.cli._common import (
     run_command,
     tell_evidence,
 )
-from harness.cli._sandbox import embedded_sandbox
-from harness.config import Settings, TargetKind, load_settings
+from harness.cli._target import command_settings, running_target
+from harness.config import Settings, TargetKind
 from harness.errors import HarnessError, UsageError
 from harness.history import History
 from harness.report import RunResult, StageResult, TargetInfo, build_html, fit_table, run_table
 from harness.run import DEFAULT_BUDGET_S, STAGE_ORDER, Stage, available_stages, execute, new_context, select_stages
+from harness.targets import RadioLink
 
 __all__ = ["command"]
 
@@ -124,7 +125,7 @@ def _execute(
     html: bool,
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
-    radio_link: Callable[[], object] | None = None,
+    radio_link: RadioLink | None = None,
     exclusive: bool = False,
 ) -> int:
     out.say(
@@ -172,6 +173,7 @@ def _execute(
 
 
 def command(
+    context: typer.Context,
     target: TargetOption = None,
     tower: TowerOption = None,
     only: Annotated[
@@ -202,48 +204,27 @@ def command(
     """Run every stage against the target and write reports/<run-id>/: one verdict, one exit code."""
 
     def body(out: Output) -> int:
-        settings = load_settings(
-            {
-                "target": target,
-                "tower_id": tower,
-                "status_timeout": status_timeout,
-                "config": str(config) if config is not None else None,
-                "allow_production_writes": allow_production_writes,
-            }
-        )
+        settings = command_settings(context)
         stages, skipped = select_stages(available_stages(), only=only or (), skip=skip or ())
         environment = {"stages": ",".join(stage.name for stage in stages)}
         if settings.target.kind is TargetKind.LOCAL:
             _refuse_unmet_ble_faults(stages, sim_fault or ())
             environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
-            with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
-                return _execute(
-                    out,
-                    sandbox.settings,
-                    stages,
-                    skipped,
-                    budget=budget,
-                    seed=seed,
-                    environment=environment,
-                    html=html,
-                    sim_bugs=sim_bug or (),
-                    sim_faults=sim_fault or (),
-                    radio_link=sandbox.radio_link,
-                )
-        if sim_bug or sim_fault:
-            raise UsageError("--sim-bug and --sim-fault apply to --target local only")
         settings.check_writes_allowed("run the stages (they reserve lockers and create tokens)")
-        settings.credentials()  # name the missing variables before anything starts
-        return _execute(
-            out,
-            settings,
-            stages,
-            skipped,
-            budget=budget,
-            seed=seed,
-            environment=environment,
-            html=html,
-            exclusive=exclusive,
-        )
+        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or ()) as running:
+            return _execute(
+                out,
+                running.settings,
+                stages,
+                skipped,
+                budget=budget,
+                seed=seed,
+                environment=environment,
+                html=html,
+                sim_bugs=sim_bug or (),
+                sim_faults=sim_fault or (),
+                radio_link=running.radio_link,
+                exclusive=exclusive,
+            )
 
     run_command(body, verbose=verbose)

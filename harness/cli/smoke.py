@@ -5,22 +5,18 @@ credentials, so it needs nothing. Exit 0 when the locker is available again at t
 step broke a promise (the step and the check are named), 2 for usage and configuration errors,
 4 when the target could not be tested, 130 on Ctrl-C after giving back what was held.
 
-``smoke_delivery`` is that delivery as a function: the run's smoke stage calls it too, so
+The delivery itself is ``harness.targets.smoke_delivery``: the run's smoke stage makes it too, so
 ``locker-harness smoke`` and ``locker-harness run --only smoke`` test the same path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Annotated
 
-import httpx
 import typer
 from rich.table import Table
 
-from harness.api import AsyncHarborClient
 from harness.cli._common import (
     ConfigOption,
     Output,
@@ -33,26 +29,14 @@ from harness.cli._common import (
     VerboseOption,
     run_command,
 )
-from harness.cli._doors import door_opener, serves_control_plane
-from harness.cli._sandbox import embedded_sandbox
-from harness.config import Settings, TargetKind, load_settings
+from harness.cli._target import command_settings, running_target
+from harness.config import Settings
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
-from harness.flow import (
-    Delivery,
-    FlowEvent,
-    Listener,
-    Released,
-    Step,
-    StepFinished,
-    StepStarted,
-    locker_type_id,
-    run_delivery,
-)
-from harness.ledger import ledger_holds
+from harness.flow import FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id
 from harness.model import CLIENT_INFO_MAX
-from harness.redaction import Redactor
+from harness.targets import DeliveryChoice, RadioLink, smoke_delivery
 
-__all__ = ["DeliveryChoice", "command", "serves_control_plane", "smoke_delivery"]
+__all__ = ["command"]
 
 
 def _ms(duration_ns: int) -> str:
@@ -110,63 +94,11 @@ class _Progress:
             self.out.say(f"cleanup: {self.released.note}")
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryChoice:
-    """Which locker the delivery uses and what its tokens carry (``--locker-type``, ``--locker``, ``--client-info``)."""
-
-    locker_type: int | None = None
-    locker_id: int | None = None
-    client_info: str = ""
-
-
-async def smoke_delivery(
-    settings: Settings,
-    *,
-    radio_link: Callable[[], object] | None = None,
-    listeners: Sequence[Listener] = (),
-    choice: DeliveryChoice | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    redactor: Redactor | None = None,
-    run_id: str | None = None,
-    firmware: dict[str, str] | None = None,
-) -> Delivery:
-    """One delivery on ``settings.tower()`` as ``locker-harness smoke`` makes it; raises on the first failure.
-
-    Every reservation and token goes to the cleanup ledger before the call (rows under ``run_id``,
-    else the parent's or a new run id), so ``locker-harness cleanup`` finds them after a crash.
-    Doors open as ``door_opener`` chooses: on ``local``, Bluetooth LE through the embedded
-    sandbox's virtual radio (``radio_link``, from ``embedded_sandbox``); a sandbox URL through its
-    control plane; Harbor's targets, a bench tower over the OS's Bluetooth. ``listeners`` hear
-    the flow's events (the ledger's own listener is added); ``transport`` carries every HTTP
-    request (a run's evidence capture) and ``redactor`` hides what the client learns. A
-    ``firmware`` dict receives the version each tower advertised over BLE, failed delivery or not.
-    """
-    chosen = choice or DeliveryChoice()
-    holds = ledger_holds(settings, run_id=run_id)
-    async with (
-        AsyncHarborClient(settings, holds=holds, transport=transport, redactor=redactor) as client,
-        door_opener(settings, client=client, radio_link=radio_link, transport=transport) as opener,
-    ):
-        try:
-            return await run_delivery(
-                client,
-                opener,
-                tower_id=settings.tower(),
-                locker_type=chosen.locker_type,
-                locker_id=chosen.locker_id,
-                client_info=chosen.client_info,
-                listeners=[*listeners, holds.listener],
-            )
-        finally:
-            if firmware is not None:
-                firmware.update(getattr(opener, "firmware", {}))  # only a BLE opener meets towers
-
-
 def _run(
     out: Output,
     settings: Settings,
     choice: DeliveryChoice,
-    radio_link: Callable[[], object] | None = None,
+    radio_link: RadioLink | None = None,
 ) -> int:
     tower_id = settings.tower()
     out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
@@ -196,6 +128,7 @@ def _run(
 
 
 def command(
+    context: typer.Context,
     target: TargetOption = None,
     tower: TowerOption = None,
     locker_type: Annotated[
@@ -223,27 +156,12 @@ def command(
     """Run one delivery end to end and show each step, the locker's status after it and its latency."""
 
     def body(out: Output) -> int:
-        settings = load_settings(
-            {
-                "target": target,
-                "tower_id": tower,
-                "status_timeout": status_timeout,
-                "config": str(config) if config is not None else None,
-                "allow_production_writes": allow_production_writes,
-            }
-        )
+        settings = command_settings(context)
         settings.check_writes_allowed("run a delivery (it reserves a locker and creates tokens)")
         if len(client_info) > CLIENT_INFO_MAX:
             raise UsageError(f"--client-info is {len(client_info)} characters: at most {CLIENT_INFO_MAX}")
         choice = DeliveryChoice(locker_type_id(locker_type), locker, client_info)
-        if settings.target.kind is TargetKind.LOCAL:
-            settings.tower()
-            with embedded_sandbox(settings, bugs=sim_bug or (), faults=sim_fault or ()) as sandbox:
-                return _run(out, sandbox.settings, choice, sandbox.radio_link)
-        if sim_bug or sim_fault:
-            raise UsageError("--sim-bug and --sim-fault apply to --target local only")
-        settings.credentials()  # name the missing variables before anything else happens
-        settings.tower()
-        return _run(out, settings, choice)
+        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or ()) as running:
+            return _run(out, running.settings, choice, running.radio_link)
 
     run_command(body, verbose=verbose)

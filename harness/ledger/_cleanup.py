@@ -38,7 +38,7 @@ from harness.errors import Conflict, Forbidden, HarnessError, NotFound, UsageErr
 from harness.flow import DoorOpener
 from harness.hosts import HarborHost, HostError, harbor_host, is_loopback_host, url_host
 from harness.ledger._store import LedgerEntry, ProcessStamp
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 
 __all__ = [
     "FOREIGN_GRACE_S",
@@ -87,7 +87,7 @@ class LockerClaim:
     api_url: str | None
     token_url: str | None
     client_id: str
-    tower_id: str
+    tower_id: TowerId
     locker_id: int
     entries: tuple[LedgerEntry, ...]
 
@@ -130,7 +130,7 @@ def plan(
     A row of another host's process is set aside only while its last write is younger than
     ``foreign_grace_s`` (and never with ``force``): whether that process runs cannot be seen here."""
     moment = time.time() if now is None else now
-    grouped: dict[tuple[str, str, str, str, int], list[LedgerEntry]] = {}
+    grouped: dict[tuple[str, str, str, TowerId, int], list[LedgerEntry]] = {}
     live: list[LedgerEntry] = []
     unplaced: list[LedgerEntry] = []
     for entry in entries:

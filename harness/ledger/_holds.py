@@ -35,7 +35,7 @@ from harness.config import Settings
 from harness.errors import HarborAPIError, HarnessError, ServerError
 from harness.flow import FlowEvent, Step, StepFinished
 from harness.ledger._store import EntryState, Intent, Ledger, Settlement
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 
 __all__ = ["RUN_ID_ENV", "LedgerHolds", "ledger_holds", "new_run_id", "shared_ledger"]
 
@@ -216,7 +216,7 @@ class LedgerHolds:
             return None
 
 
-def _identity(result: object | None) -> tuple[int | None, str | None, int | None]:
+def _identity(result: object | None) -> tuple[int | None, TowerId | None, int | None]:
     """(resource id, tower id, locker id) of what a create call answered."""
     if isinstance(result, Reservation):
         return result.id, result.tower_id, result.locker_id
@@ -228,11 +228,7 @@ def _identity(result: object | None) -> tuple[int | None, str | None, int | None
         locker = result.get("locker")
         locker_id = result.get("lockerId", locker.get("id") if isinstance(locker, dict) else None)
         tower_id = result.get("towerId", result.get("tower_id"))
-        return (
-            _storable_id(result.get("id")),
-            tower_id if isinstance(tower_id, str) and tower_id.isascii() else None,
-            _storable_id(locker_id),
-        )
+        return _storable_id(result.get("id")), TowerId.or_none(tower_id), _storable_id(locker_id)
     return None, None, None
 
 

@@ -32,6 +32,7 @@ from typing import Final
 import psutil
 
 from harness.errors import UsageError
+from harness.model import TowerId
 
 __all__ = ["LEDGER_FILE", "OPEN_STATES", "EntryState", "Ledger", "LedgerEntry", "ProcessStamp", "Settlement"]
 
@@ -139,7 +140,7 @@ class LedgerEntry:
     token_url: str | None
     client_id: str
     kind: str
-    tower_id: str | None
+    tower_id: TowerId | None
     locker_id: int | None
     location_id: int | None
     resource_id: int | None
@@ -173,7 +174,7 @@ def _entry(row: Sequence[object]) -> LedgerEntry:
         token_url=None if token_url is None else str(token_url),
         client_id=str(client_id),
         kind=str(kind),
-        tower_id=None if tower_id is None else str(tower_id),
+        tower_id=TowerId.or_none(tower_id),
         locker_id=None if locker_id is None else int(locker_id),  # type: ignore[call-overload]
         location_id=None if location_id is None else int(location_id),  # type: ignore[call-overload]
         resource_id=None if resource_id is None else int(resource_id),  # type: ignore[call-overload]

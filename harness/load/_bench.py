@@ -38,16 +38,14 @@ from typing import Any, Final
 import httpx
 import psutil
 
-from harness.config import DEFAULT_LOCAL_TOWER, Credentials, Secret, Settings, Target
+from harness.config import DEFAULT_LOCAL_TOWER, PROJECT_ROOT, Credentials, Secret, Settings, Target, target_environment
 from harness.errors import InfrastructureError
-from harness.load._locust import LocustFiles, harness_arguments, locust_command, read_stats, run_locust
+from harness.load._locust import LOCUSTFILE, LocustFiles, harness_arguments, locust_command, read_stats, run_locust
 from harness.load._plan import LoadPlan
-from harness.load._record import ALL_REQUESTS
-from harness.load._stage import LOCUSTFILE, read_record
+from harness.load._record import ALL_REQUESTS, read_record
 from harness.redaction import redactor
-from harness.run import PROJECT_ROOT, target_environment
 
-__all__ = ["BENCHMARKS", "BenchOptions", "Comparison", "Sample", "run_benchmarks"]
+__all__ = ["BENCHMARKS", "BenchOptions", "Comparison", "Sample", "medians_table", "run_benchmarks"]
 
 BENCH_DIR: Final = PROJECT_ROOT / "benchmarks"
 BARE_LOCUSTFILE: Final = BENCH_DIR / "bare_locustfile.py"

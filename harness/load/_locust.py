@@ -27,10 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from harness.config import PROJECT_ROOT
 from harness.errors import InfrastructureError
 from harness.load._plan import LoadPlan
+from harness.model import TowerId
 
 __all__ = [
+    "LOCUSTFILE",
+    "STARTUP_S",
+    "STOP_GRACE_S",
+    "STOP_MAX_S",
     "LocustFiles",
     "LocustOutcome",
     "LocustProgress",
@@ -42,6 +48,8 @@ __all__ = [
     "stop_timeout",
 ]
 
+#: The harness's locustfile, in the checkout the harness runs from.
+LOCUSTFILE: Final = PROJECT_ROOT / "loadtests" / "locustfile.py"
 #: Seconds Locust may take to start (import, fork workers, connect them) before its run counts.
 STARTUP_S: Final = 30.0
 #: Seconds Locust may take to stop once asked: users give back their lockers, workers report.
@@ -142,7 +150,7 @@ def locust_command(
     return [*command, *harness_args, *user_classes]
 
 
-def harness_arguments(plan: LoadPlan, tower_id: str, *, doors: bool, timeout_s: float) -> list[str]:
+def harness_arguments(plan: LoadPlan, tower_id: TowerId, *, doors: bool, timeout_s: float) -> list[str]:
     """The locustfile's ``--harness-*`` options for ``plan`` (duration and result file aside)."""
     weights = ",".join(f"{kind}={weight}" for kind, weight in plan.weights.items())
     low, high = plan.think_s

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from harness.metrics import Latencies, Timeline
@@ -33,6 +35,7 @@ __all__ = [
     "LoadRecord",
     "StepCounts",
     "Violation",
+    "read_record",
     "step_group",
 ]
 
@@ -314,3 +317,11 @@ def _strings(encoded: Any) -> dict[str, str]:
     if not isinstance(encoded, Mapping):
         raise TypeError("histograms must be a mapping of name to encoded histogram")
     return {str(name): str(blob) for name, blob in encoded.items()}
+
+
+def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
+    """The merged record and the run facts the locustfile wrote; ``ValueError`` if unreadable."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("run"), dict):
+        raise ValueError(f"{path.name} is not a load record")
+    return LoadRecord.from_json(document["record"]), document["run"]

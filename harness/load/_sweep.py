@@ -21,6 +21,7 @@ import httpx
 from harness.config import Settings
 from harness.errors import HarnessError
 from harness.load._summary import Sweep
+from harness.model import TowerId
 
 __all__ = ["LOOK_ERRORS", "HeldLocker", "held_lockers", "sweep_leftovers"]
 
@@ -34,7 +35,7 @@ class HeldLocker:
     """A locker the identity holds, as one look saw it: the same key before and after the run
     means the run never changed it (``tenancy`` is the sandbox's epoch; ``None`` through the API)."""
 
-    tower_id: str
+    tower_id: TowerId
     locker_id: int
     status: str
     tenancy: int | None = None
@@ -51,7 +52,11 @@ def held_lockers(settings: Settings, *, control_plane: bool) -> frozenset[HeldLo
         with SimControl(settings.target.api_url, event_hooks=guard_hooks(settings.wire_policy())) as control:
             return frozenset(
                 HeldLocker(
-                    locker["tower_id"], locker["id"], locker["status"], locker["epoch"], bool(locker["door_open"])
+                    TowerId(locker["tower_id"]),  # a control plane's answer: parsed where it enters
+                    locker["id"],
+                    locker["status"],
+                    locker["epoch"],
+                    bool(locker["door_open"]),
                 )
                 for locker in control.state()["lockers"]
                 if _held(locker, settings.client_id)

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.config import INSECURE_HTTP_VARIABLE, PRODUCTION_WRITES_VALUE, Settings, TargetKind
+from harness.config import PROJECT_ROOT, target_environment
 from harness.ledger import RUN_ID_ENV
 from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.report import Failure, FailureKind, StageResult, Verdict, verdict_of
-from harness.run._context import PROJECT_ROOT, RunContext
+from harness.run._context import RunContext
 
 __all__ = [
     "LATENCIES_ENV",
@@ -42,7 +42,6 @@ __all__ = [
     "read_stage_summary",
     "run_child",
     "stop_child",
-    "target_environment",
 ]
 
 #: A child process that timed something (BLE phases in the rig, Locust steps) writes its
@@ -61,42 +60,6 @@ _TAIL_LINES: Final = 3
 STOP_GRACE_S: Final = 30.0
 #: Seconds to collect a killed child's last output: a process that left the group may hold the pipes.
 _REAP_S: Final = 5.0
-
-
-def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
-    """``HARBOR_*`` variables that point a child process (pytest, Locust) at this run's target.
-
-    Secrets travel in the environment only, never on a command line (``ps`` shows those).
-    The embedded sandbox is passed as its URL: the child tests the very sandbox this run
-    started, with its bug switches and faults.
-    """
-    target = settings.target
-    served_here = target.kind in (TargetKind.LOCAL, TargetKind.URL) and target.api_url is not None
-    env = {"HARBOR_TARGET": target.api_url if served_here and target.api_url else target.name}
-    if served_here and target.token_url:
-        env["HARBOR_TOKEN_URL"] = target.token_url
-    pairs = {
-        "HARBOR_CLIENT_ID": settings.client_id,
-        "HARBOR_CLIENT_SECRET": settings.client_secret.reveal() if settings.client_secret else None,
-        "HARBOR_SECOND_CLIENT_ID": settings.second_client_id,
-        "HARBOR_SECOND_CLIENT_SECRET": settings.second_client_secret.reveal()
-        if settings.second_client_secret
-        else None,
-        "HARBOR_TOWER_ID": settings.tower_id,
-        "HARBOR_BLE": settings.ble.value,
-        "HARBOR_TIMEOUT": repr(settings.timeout),
-        "HARBOR_CONNECT_TIMEOUT": repr(settings.connect_timeout),
-        "HARBOR_STATUS_TIMEOUT": repr(settings.status_timeout),
-        "LOCKER_HARNESS_SEED": str(seed),
-        # Absolute: a child runs from the checkout, and its ledger rows belong with this run's.
-        "HARBOR_STATE_DIR": str(settings.state_dir.resolve()),
-    }
-    env |= {key: value for key, value in pairs.items() if value is not None}
-    if settings.allow_production_writes:
-        env["HARBOR_ALLOW_PRODUCTION_WRITES"] = PRODUCTION_WRITES_VALUE
-    # Both opt-ins are explicit: a child never inherits one from the parent's environment unasked.
-    env[INSECURE_HTTP_VARIABLE] = "1" if settings.allow_insecure_http else "0"
-    return env
 
 
 class BudgetSpent(TimeoutError):

@@ -16,7 +16,6 @@ from harness.report import AllureWriter, RunFolder, StageResult, TargetInfo
 
 __all__ = [
     "DEFAULT_BUDGET_S",
-    "PROJECT_ROOT",
     "REPORT_RESERVE_S",
     "STAGE_ORDER",
     "Budget",
@@ -32,8 +31,6 @@ STAGE_ORDER: Final = ("smoke", "contract", "properties", "hw", "load")
 DEFAULT_BUDGET_S: Final = 600.0
 #: Seconds kept back from the stages for writing reports and the history.
 REPORT_RESERVE_S: Final = 5.0
-#: The checkout the harness runs from: where contracts/, hw_tests/ and loadtests/ live.
-PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
 from harness.history import History
 from harness.report import (
@@ -22,7 +23,8 @@ from harness.report import (
     Verdict,
     finish_reports,
 )
-from harness.run._context import PROJECT_ROOT, STAGE_ORDER, RunContext, Stage
+from harness.run._context import STAGE_ORDER, RunContext, Stage
+from harness.run._load_stage import LoadStage
 from harness.run._pytest_stage import HardwareStage, PytestStage
 from harness.run._smoke import SmokeStage
 
@@ -63,8 +65,6 @@ def available_stages(root: Path = PROJECT_ROOT) -> dict[str, StageFactory]:
 
 
 def _load_stage(locustfile: Path) -> Stage:
-    from harness.load import LoadStage  # the load package loads when the stage is chosen
-
     return LoadStage(locustfile=locustfile)
 
 

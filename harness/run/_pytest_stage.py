@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.config import TargetKind
+from harness.config import PROJECT_ROOT, TargetKind, target_environment
 from harness.errors import ExitCode, InfrastructureError, UsageError
 from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
@@ -23,9 +23,8 @@ from harness.run._child import (
     output_tail,
     read_latencies,
     run_child,
-    target_environment,
 )
-from harness.run._context import PROJECT_ROOT, RunContext
+from harness.run._context import RunContext
 
 __all__ = ["HW_BUGS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
 

@@ -1,4 +1,5 @@
-"""The smoke stage: ``locker-harness smoke``'s own delivery (``smoke_delivery``), each step timed, with evidence.
+"""The smoke stage: ``locker-harness smoke``'s own delivery (``harness.targets.smoke_delivery``), each
+step timed, with evidence.
 
 Doors open as that command opens them: on ``local`` over Bluetooth LE through the embedded
 sandbox's virtual radio (``context.radio_link``), on a sandbox URL through its control plane, on
@@ -20,6 +21,7 @@ from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdi
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
 from harness.run._context import RunContext
+from harness.targets import serves_control_plane_async, smoke_delivery
 
 __all__ = ["SmokeStage"]
 
@@ -67,13 +69,14 @@ def _flow_steps() -> list[str]:
 
 async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
     """Make the delivery, or say why this target has no doors the stage can open."""
-    from harness.cli.smoke import serves_control_plane, smoke_delivery
     from harness.flow import FlowEvent, Released, StepFinished, StepStarted
 
     settings = context.settings
     url, kind = settings.target.api_url, settings.target.kind
     assert url is not None
-    if kind is not TargetKind.LOCAL and not (kind is TargetKind.URL and await serves_control_plane(url)):
+    if kind is not TargetKind.LOCAL and not (
+        kind is TargetKind.URL and await serves_control_plane_async(url, policy=settings.wire_policy())
+    ):
         reason = no_bench_tower(settings)
         if reason is not None:
             return reason

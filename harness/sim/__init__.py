@@ -8,8 +8,8 @@ See docs/design.md, "Virtual sandbox".
 from ._app import api_document, create_app
 from ._bugs import BUG_NAMES, BugSwitches
 from ._control_client import ControlError, SimControl
-from ._faults import FAULT_NAMES, Faults, parse_fault_spec
-from ._server import SandboxNotRunning, VirtualSandbox
+from ._faults import FAULT_NAMES, TOKEN_PATH, Faults, parse_fault_spec
+from ._server import SandboxNotRunning, VirtualSandbox, uvicorn_config
 from ._settings import DEMO_IDENTITIES, Identity, Retention, SimSettings
 from .firmware import FirmwareRefusal, SessionGrant, TowerEvent, TowerFirmware
 
@@ -17,6 +17,7 @@ __all__ = [
     "BUG_NAMES",
     "DEMO_IDENTITIES",
     "FAULT_NAMES",
+    "TOKEN_PATH",
     "BugSwitches",
     "ControlError",
     "Faults",
@@ -33,4 +34,5 @@ __all__ = [
     "api_document",
     "create_app",
     "parse_fault_spec",
+    "uvicorn_config",
 ]

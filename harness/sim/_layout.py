@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from harness.model import LOCKER_TYPES, LockerStatus
+from harness.model import LOCKER_TYPES, LockerStatus, TowerId
 
 __all__ = [
     "BACKGROUND_TENANT",
@@ -40,7 +40,7 @@ class LocationSpec:
 @dataclass(frozen=True, slots=True)
 class LockerSpec:
     id: int
-    tower_id: str
+    tower_id: TowerId
     name: str  # the door label, e.g. "14"
     type_id: int
     is_low: bool
@@ -53,7 +53,7 @@ class LockerSpec:
 
 @dataclass(frozen=True, slots=True)
 class TowerSpec:
-    id: str  # 16 upper-case hex digits
+    id: TowerId
     name: str
     firmware_version: str
     location_id: int
@@ -63,12 +63,12 @@ class TowerSpec:
 @dataclass(frozen=True, slots=True)
 class Layout:
     locations: Mapping[int, LocationSpec]
-    towers: Mapping[str, TowerSpec]
+    towers: Mapping[TowerId, TowerSpec]
     lockers: Mapping[int, LockerSpec]
 
 
 def _tower_14() -> tuple[TowerSpec, list[LockerSpec]]:
-    tower_id = "0100000000000014"
+    tower_id = TowerId("0100000000000014")
     lockers = []
     for label in range(1, 25):
         type_id = 1 if label <= 8 else 2 if label <= 16 else 3 if label <= 20 else 4
@@ -86,7 +86,7 @@ def _tower_14() -> tuple[TowerSpec, list[LockerSpec]]:
 
 
 def _tower_175() -> tuple[TowerSpec, list[LockerSpec]]:
-    tower_id = "0100000000000175"
+    tower_id = TowerId("0100000000000175")
     lockers = [
         LockerSpec(
             id=17500 + label,
@@ -128,7 +128,7 @@ def seeded_layout() -> Layout:
             timezone="America/Los_Angeles",
         ),
     }
-    towers: dict[str, TowerSpec] = {}
+    towers: dict[TowerId, TowerSpec] = {}
     lockers: dict[int, LockerSpec] = {}
     for tower, specs in (_tower_14(), _tower_175()):
         towers[tower.id] = tower

@@ -16,7 +16,7 @@ import httpx
 import uvicorn
 
 from ._app import SandboxApp, create_app
-from ._control_client import SimControl
+from ._control_client import ControlError, SimControl
 from ._settings import IDENTITIES_ENV, SECRET_ENV, SimSettings
 from ._world import World
 
@@ -206,12 +206,14 @@ class VirtualSandbox:
 
     def _wait_until_ready(self) -> None:
         deadline = time.perf_counter() + self._startup_timeout
-        with httpx.Client(timeout=1.0) as client:
+        assert self._url is not None
+        with SimControl(self._url, timeout=1.0) as control:
             while True:
                 try:
-                    # Any answer means it serves (a non-loopback address may be refused /_sim: 403).
-                    client.get(f"{self._url}/_sim/bugs")
+                    control.bugs()
                     return
+                except (ControlError, ValueError):
+                    return  # any answer means it serves (a non-loopback address may be refused /_sim: 403)
                 except httpx.TransportError:
                     pass
                 if self._process is not None and self._process.poll() is not None:

@@ -31,6 +31,7 @@ from harness.model import (
     CloseDoor,
     Command,
     Force,
+    InvalidTowerId,
     IssueToken,
     LockerState,
     LockerStatus,
@@ -41,6 +42,7 @@ from harness.model import (
     Reserve,
     TokenClaim,
     TokenKind,
+    TowerId,
     apply,
     settle,
 )
@@ -261,7 +263,10 @@ class World:
     # -- lookups ------------------------------------------------------------------------------
 
     def tower(self, tower_id: str) -> TowerSpec:
-        spec = self.layout.towers.get(tower_id.upper())
+        try:
+            spec = self.layout.towers.get(TowerId(tower_id))
+        except InvalidTowerId:
+            spec = None
         if spec is None:
             raise WorldError(404, "Tower not found")
         return spec
@@ -328,7 +333,7 @@ class World:
         (``None``: until the locker's next change). The first pending status wins."""
         self._shown.setdefault(locker_id, (status, until_event))
 
-    def events_uploaded(self, tower_id: str, upto: int) -> None:
+    def events_uploaded(self, tower_id: TowerId, upto: int) -> None:
         """Tower events numbered below ``upto`` reached the sandbox: their lockers show the truth."""
         tower = self.layout.towers[tower_id]
         for locker_id in tower.locker_ids:

@@ -22,14 +22,18 @@ import collections
 import dataclasses
 import itertools
 import math
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cbor2
 
 from harness.ble.protocol import DeviceInfo, FirmwareCode, PacketType, encode_door_bits
 from harness.model import (
     CloseDoor,
+    Command,
+    LockerState,
     LockerStatus,
     OpenAtTower,
     OpenDoor,
@@ -40,13 +44,12 @@ from harness.model import (
     check_token,
 )
 
-from ._layout import TowerSpec
+from ._bugs import BugSwitches
+from ._layout import Layout, TowerSpec
 from ._sealing import LockerTokenClaims, TowerKeys, mac, read_locker_claims, read_session_claims, verify_mac
+from ._settings import SimSettings
 
-if TYPE_CHECKING:
-    from ._world import World
-
-__all__ = ["EventBatch", "FirmwareRefusal", "SessionGrant", "TowerEvent", "TowerFirmware"]
+__all__ = ["EventBatch", "FirmwareRefusal", "FirmwareWorld", "SessionGrant", "TowerEvent", "TowerFirmware"]
 
 #: Events per SYNC_EVENTS batch; the SDK uploads in batches of 5 [S].
 SYNC_BATCH = 5
@@ -124,10 +127,44 @@ class EventBatch:
     payload_auth: bytes = field(repr=False)
 
 
+class FirmwareWorld(Protocol):
+    """What a tower's firmware needs of the world it stands in (the sandbox's ``World``): its lock
+    and clock, the lockers' states and the one way they change, and the event log."""
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    @property
+    def layout(self) -> Layout: ...
+
+    @property
+    def bugs(self) -> BugSwitches: ...
+
+    @property
+    def settings(self) -> SimSettings: ...
+
+    @property
+    def states(self) -> Mapping[int, LockerState]: ...
+
+    def now(self) -> float: ...
+
+    def current(self, locker_id: int, now: float) -> LockerState: ...
+
+    def change(self, locker_id: int, command: Command, now: float) -> tuple[LockerState, LockerState]: ...
+
+    def store(self, locker_id: int, state: LockerState) -> None: ...
+
+    def show_instead(self, locker_id: int, status: LockerStatus, until_event: int | None) -> None: ...
+
+    def emit(
+        self, locker_id: int, source: str, state: LockerState, *, token_id: int | None = None, client_info: str = ""
+    ) -> None: ...
+
+
 class TowerFirmware:
     """One virtual tower: checks tokens and session requests, opens and closes doors, logs events."""
 
-    def __init__(self, world: World, spec: TowerSpec, keys: TowerKeys) -> None:
+    def __init__(self, world: FirmwareWorld, spec: TowerSpec, keys: TowerKeys) -> None:
         self._world = world
         self._keys = keys
         self.tower_id = spec.id

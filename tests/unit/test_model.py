@@ -14,6 +14,7 @@ from harness.model import (
     Cancel,
     CloseDoor,
     Force,
+    InvalidTowerId,
     IssueToken,
     LockerState,
     LockerStatus,
@@ -25,6 +26,7 @@ from harness.model import (
     Reserve,
     TokenClaim,
     TokenKind,
+    TowerId,
     apply,
     check_token,
     next_expiry,
@@ -346,3 +348,35 @@ def test_no_sequence_breaks_the_invariants(steps: list[tuple[str, str, int]]) ->
         assert (state.holder is not None) == (state.status in HELD_STATUSES)
         assert state.epoch >= before.epoch
         assert not (state.door_open and state.status not in (LockerStatus.RENTED, LockerStatus.OCCUPIED))
+
+
+# -- tower ids ---------------------------------------------------------------------------------------
+
+
+@given(st.binary(min_size=8, max_size=8), st.sampled_from([str.lower, str.upper, str.swapcase]))
+def test_a_tower_id_in_any_case_has_one_spelling(raw: bytes, case: object) -> None:
+    """Any case in, upper-case hex out; parsing a TowerId again gives it back; its bytes round-trip."""
+    text = case(raw.hex())  # type: ignore[operator]
+    tower = TowerId(text)
+    assert tower == raw.hex().upper() and TowerId(tower) is tower
+    assert TowerId.from_bytes(raw) == tower and tower.to_bytes() == raw
+    assert TowerId(text.lower()) == TowerId(text.upper())
+
+
+@pytest.mark.parametrize(
+    "text", ["", "0100", "010000000000001G", "01000000000000140", " 0100000000000014", "\uff10" * 16]
+)
+def test_what_is_not_a_tower_id_is_refused_with_one_error(text: str) -> None:
+    """Too short, too long, not hex, padded or full-width: ``InvalidTowerId`` (a ``ValueError``) naming the text."""
+    with pytest.raises(InvalidTowerId, match="is not a tower id: expected 16 hex digits") as refused:
+        TowerId(text)
+    assert isinstance(refused.value, ValueError) and refused.value.value == text
+    assert TowerId.or_none(text) is None
+
+
+def test_or_none_reads_data_leniently() -> None:
+    """``TowerId.or_none`` gives a tower id for one and ``None`` for anything else, whatever its type."""
+    assert TowerId.or_none("0100000000000abc") == "0100000000000ABC"
+    assert TowerId.or_none(None) is None and TowerId.or_none(1_000_000_000_000_014) is None
+    with pytest.raises(InvalidTowerId):
+        TowerId.from_bytes(b"\x01" * 7)

@@ -1,7 +1,8 @@
 """The Blink protocol, pure: packets, framing, session crypto, identities, error codes. No I/O.
 
 Both the BLE client (``harness.ble``) and the virtual tower (``harness.sim``) use it; it is the
-only code they share besides the locker model. Inferred byte layouts: :mod:`.assumptions`.
+only code they share besides the locker model (whose ``TowerId`` its identities carry). Inferred
+byte layouts: :mod:`.assumptions`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ._codec import (
     packet_type,
 )
 from ._errors import BlinkError, DecodeError, FirmwareCode, FirmwareError, SdkCode, SdkError
-from ._identity import TowerIdentity, normalize_tower_id
+from ._identity import TowerIdentity
 from ._lockers import DeviceInfo, decode_door_bits, encode_door_bits
 from ._session import (
     GrantPayload,
@@ -84,7 +85,6 @@ __all__ = [
     "grant_session",
     "identity_from_scan_record",
     "new_nonce",
-    "normalize_tower_id",
     "open_grant",
     "packet_type",
     "raise_for_error",

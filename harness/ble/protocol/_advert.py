@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from harness.model import TowerId
+
 from . import assumptions as a
 from ._errors import DecodeError
 from ._identity import TowerIdentity
@@ -82,7 +84,7 @@ def identity_from_scan_record(record: bytes) -> TowerIdentity:
     start, stop = a.SCAN_RECORD_FIRMWARE
     firmware = ".".join(str(b) for b in record[start:stop])
     start, stop = a.SCAN_RECORD_TOWER_ID
-    tower_id = record[start:stop].hex().upper()
+    tower_id = TowerId.from_bytes(record[start:stop])
     start, stop = a.SCAN_RECORD_NAME
     name = record[start:stop].rstrip(b"\x00").decode("utf-8", errors="replace")
     return TowerIdentity(tower_id, name, firmware)

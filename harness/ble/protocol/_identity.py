@@ -1,28 +1,20 @@
 """Who a tower is: tower id, name and firmware version, from its advertisement or device info (9.1).
 
 The lengths and offsets are [S] for the device info and [I] for the advertisement
-(:mod:`.assumptions`). Tower ids are 8 bytes on the wire and 16 upper-case hex digits in text.
+(:mod:`.assumptions`). Tower ids are 8 bytes on the wire and ``harness.model.TowerId`` in text.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from harness.model import TowerId
 
 from . import assumptions as a
 from ._errors import DecodeError
 
-__all__ = ["TowerIdentity", "normalize_tower_id"]
-
-_TOWER_ID = re.compile(r"^[0-9a-fA-F]{16}$")
-
-
-def normalize_tower_id(tower_id: str) -> str:
-    """16 hex digits, upper case (the SDKs' form [S]); ``ValueError`` otherwise."""
-    if not _TOWER_ID.match(tower_id):
-        raise ValueError(f"a tower id is 16 hex digits, not {tower_id!r}")
-    return tower_id.upper()
+__all__ = ["TowerIdentity"]
 
 
 def _version(raw: bytes) -> str:
@@ -49,7 +41,7 @@ def _name_bytes(name: str) -> bytes:
 class TowerIdentity:
     """A tower as it introduces itself; ``firmware_version`` may be unknown until device info is read."""
 
-    tower_id: str
+    tower_id: TowerId
     name: str
     firmware_version: str | None = None
 
@@ -74,7 +66,7 @@ class TowerIdentity:
                 firmware = _version(raw)
         if identity is None:
             return None
-        return cls(tower_id=identity[:8].hex().upper(), name=_name(identity[8:]), firmware_version=firmware)
+        return cls(tower_id=TowerId.from_bytes(identity[:8]), name=_name(identity[8:]), firmware_version=firmware)
 
     def manufacturer_payloads(self) -> tuple[bytes, bytes]:
         """``(advertisement, scan response)`` manufacturer payloads, each without the company id."""
@@ -97,7 +89,7 @@ class TowerIdentity:
             raise DecodeError(f"device info is {len(value)} bytes, expected at least {need}")
         body = bytes(value[prefix:need])
         return cls(
-            tower_id=body[3:11].hex().upper(),
+            tower_id=TowerId.from_bytes(body[3:11]),
             name=_name(body[11:]),
             firmware_version=_version(body[:3]),
         )

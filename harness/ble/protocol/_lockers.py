@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.model import TowerId
+
 from . import assumptions as a
 from ._errors import DecodeError
 from ._tables import Field, PacketType
@@ -39,7 +41,7 @@ def decode_door_bits(field: bytes) -> frozenset[int]:
 class DeviceInfo:
     """What GET_DEVICE_INFO answers (``assumptions.DEVICE_INFO_FIELDS``): who the tower is and how it is."""
 
-    tower_id: str
+    tower_id: TowerId
     tower_name: str
     firmware_version: str
     device_model: str
@@ -77,7 +79,7 @@ class DeviceInfo:
 
         tower_id: bytes = get(Field.TOWER_ID, bytes)
         return cls(
-            tower_id=tower_id.hex().upper(),
+            tower_id=TowerId.from_bytes(tower_id),
             tower_name=get(Field.TOWER_NAME, str),
             firmware_version=get(Field.INFO_FIRMWARE_VERSION, str),
             device_model=get(Field.INFO_DEVICE_MODEL, str),

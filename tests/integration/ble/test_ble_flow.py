@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -107,10 +106,13 @@ async def test_bleak_backend_without_bluetooth_is_one_clear_error() -> None:
     assert missing.value.exit_code is ExitCode.INFRASTRUCTURE
 
 
-def test_event_batches_fit_the_api_model() -> None:
-    """The BLE client's EventBatch carries exactly the API's TowerEventBatch fields and JSON."""
-    from harness.api import TowerEventBatch
-    from harness.ble import EventBatch
+def test_event_batches_are_the_api_model() -> None:
+    """The BLE client's event batches are the API's TowerEventBatch: one type, the events upload's JSON."""
+    import harness.api
+    import harness.ble
+    from harness.model import TowerEventBatch
 
-    batch = EventBatch(1, 2, "ab", "cd")
-    assert TowerEventBatch(**dataclasses.asdict(batch)).to_json() == batch.to_json()
+    assert harness.ble.TowerEventBatch is harness.api.TowerEventBatch is TowerEventBatch
+    batch = TowerEventBatch(1, 2, "ab", "cd")
+    assert batch.to_json() == {"syncEventStart": 1, "syncEventCount": 2, "payload": "ab", "payloadAuth": "cd"}
+    assert "cd" not in repr(batch)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from harness.api import AsyncHarborClient, Locker, LockerToken, TowerEventBatch
 from harness.ble import (
     BleLinkError,
-    EventBatch,
     FirmwareCode,
     Phase,
     Radio,
@@ -21,7 +19,7 @@ from harness.ble import (
 )
 from harness.config import Settings
 from harness.errors import ExitCode
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 from harness.sim import VirtualSandbox
 
 TOWER = "0100000000000014"
@@ -42,8 +40,8 @@ async def _dropoff(api: AsyncHarborClient, tower: str = TOWER, skip: int = 0, du
 
 
 def _uploader(api: AsyncHarborClient):  # type: ignore[no-untyped-def]
-    async def upload(tower_id: str, batches: Sequence[EventBatch]) -> str:
-        return await api.upload_tower_events(tower_id, [TowerEventBatch(**dataclasses.asdict(b)) for b in batches])
+    async def upload(tower_id: TowerId, batches: Sequence[TowerEventBatch]) -> str:
+        return await api.upload_tower_events(tower_id, batches)
 
     return upload
 

@@ -11,12 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.cli._sandbox import embedded_sandbox
-from harness.cli.smoke import DeliveryChoice, smoke_delivery
 from harness.config import ENVIRONMENT, Settings
 from harness.flow import FlowEvent, StepFinished
 from harness.ledger import LEDGER_FILE, EntryState, Ledger
 from harness.model import LockerStatus
+from harness.targets import DeliveryChoice, embedded_sandbox, smoke_delivery
 
 NO_HARBOR_ENV: dict[str, str | None] = dict.fromkeys(ENVIRONMENT)
 

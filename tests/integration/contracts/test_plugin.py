@@ -49,23 +49,6 @@ def test_failing_reports_show_no_token_secret() -> None:
     assert "c0ffee" not in redact_report_text('{"session_seed": "c0ffeec0ffee", "id": 1}')
 
 
-def test_testing_module_public_names() -> None:
-    """``harness.testing`` exports the embedded sandbox for users' tests and its control-plane helpers, nothing else."""
-    import harness.testing
-
-    assert harness.testing.__all__ == [
-        "LOCAL_OTHER_TOWER",
-        "LOCAL_TOWER",
-        "ClockControl",
-        "InProcessControl",
-        "LocalTarget",
-        "free_every_hold",
-        "fresh_world",
-        "local_target",
-        "serves_control_plane",
-    ]
-
-
 def test_fresh_world_keeps_the_switches_and_faults_that_were_on(planted: LocalTarget) -> None:
     """``fresh_world`` resets lockers and clock but keeps a planted bug and fault: a run's defect stays planted."""
     control = planted.control

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from child_cases import run_cases
+
+from .child_cases import run_cases
 
 pytestmark = pytest.mark.load
 

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_load_runs import DEMO, TOWER, held, invoke, summary_of
 
 from harness.sim import VirtualSandbox
+
+from .test_load_runs import DEMO, TOWER, held, invoke, summary_of
 
 pytestmark = pytest.mark.load
 

@@ -18,12 +18,12 @@ import pytest
 
 from harness.api import HarborClient
 from harness.errors import ExitCode, HarnessError, InfrastructureError, UsageError
-from harness.load import LoadPlan, LoadRecord, LoadStage, SloGates
-from harness.load import _stage as stage_module
+from harness.load import LoadPlan, LoadRecord, SloGates
 from harness.load._locust import LocustFiles, LocustOutcome
 from harness.redaction import redactor
 from harness.report import TargetInfo
-from harness.run import RunContext, new_context
+from harness.run import LoadStage, RunContext, new_context
+from harness.run import _load_stage as stage_module
 from harness.testing import LOCAL_TOWER, LocalTarget, local_target
 
 pytestmark = pytest.mark.load

@@ -16,7 +16,6 @@ import pytest
 
 from harness.api import AsyncHarborClient, RetryPolicy
 from harness.ble import BleLinkError, PhaseTimer, choose_backend
-from harness.cli._ble import ble_door_opener
 from harness.config import Settings, Target
 from harness.errors import ExitCode, RateLimited, ServerError, TargetUnreachable
 from harness.flow import ControlPlaneOpener, DoorOpener, FlowEvent, Step, StepFinished, run_delivery
@@ -26,6 +25,7 @@ from harness.redaction import Secret
 from harness.report import FailureKind, classify
 from harness.sim import SimSettings, VirtualSandbox
 from harness.sim.radio import LatencyModel
+from harness.targets import ble_door_opener
 
 pytestmark = pytest.mark.anyio
 

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from capture_proxy import Captured, CaptureProxy
 
 from harness.config import ENVIRONMENT
 from harness.hosts import HarborHost, harbor_host
 from harness.ledger import Ledger
 from harness.ledger._store import Intent
+
+from .capture_proxy import Captured, CaptureProxy
 
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
 PRODUCTION_TOWER = "1000000000000001"

@@ -20,7 +20,6 @@ from harness.cli import app
 from harness.errors import InfrastructureError, ProductDefect, UsageError
 from harness.load import LoadRecord, LoadSummary, SloGates, Sweep
 from harness.load._slo import Gate
-from harness.load._stage import _stage_result
 from harness.redaction import Redactor
 from harness.report import (
     AllureStep,
@@ -38,6 +37,7 @@ from harness.report import (
     finish_reports,
 )
 from harness.report._html import _node, ensure_allure
+from harness.run._load_stage import _stage_result
 
 MS = 1_000_000
 #: Three contract operations, the failed one started first: a later pass must not hide it.

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import BleBackend, Settings, Target, TargetKind
+from harness.config import PROJECT_ROOT, BleBackend, Settings, Target, TargetKind
 from harness.errors import ExitCode
 from harness.redaction import Redactor
 from harness.report import TargetInfo, Verdict
-from harness.run import PROJECT_ROOT, HardwareStage, RunContext, execute, new_context
+from harness.run import HardwareStage, RunContext, execute, new_context
 from harness.run._pytest_stage import HW_BUGS_ENV, HW_FAULTS_ENV
 
 _RIG_WITHOUT_BLUETOOTH = "!!!!! _pytest.outcomes.Exit: hw rig: no Bluetooth adapter (BluetoothUnavailable) !!!!!"

@@ -109,7 +109,7 @@ def test_pytest_stages_register_only_when_their_suite_exists(tmp_path: Path) -> 
 
 def test_the_load_stage_registers_with_its_locustfile(tmp_path: Path) -> None:
     """load appears last once the checkout has loadtests/locustfile.py, and runs that very file."""
-    from harness.load import LoadStage
+    from harness.run import LoadStage
 
     assert "load" not in available_stages(tmp_path)
     (tmp_path / "loadtests").mkdir()

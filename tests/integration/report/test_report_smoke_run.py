@@ -176,7 +176,7 @@ def test_no_adapter_skips_the_smoke_stage_unless_bluetooth_was_asked_for(
     async def no_adapter(*args: object, **kwargs: object) -> None:
         raise BluetoothUnavailable("no Bluetooth adapter: bluetoothd is not running")
 
-    monkeypatch.setattr("harness.cli.smoke.smoke_delivery", no_adapter)
+    monkeypatch.setattr("harness.run._smoke.smoke_delivery", no_adapter)
     monkeypatch.delenv("HARBOR_BLE", raising=False)
     [implicit] = execute([SmokeStage()], _harbor_context(tmp_path, TOWER)).stages
     assert (implicit.verdict, implicit.reason) == (

@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from sandbox_parties import SECRETS, Party, fetch_token
 
 from harness.sim import SimControl, VirtualSandbox
+
+from .sandbox_parties import SECRETS, Party, fetch_token
 
 
 @pytest.fixture(scope="session")

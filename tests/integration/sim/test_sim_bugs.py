@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sandbox_parties import TOWER, Party
 
 from harness.sim import BUG_NAMES, FirmwareRefusal, SimControl, VirtualSandbox
+
+from .sandbox_parties import TOWER, Party
 
 
 @dataclass

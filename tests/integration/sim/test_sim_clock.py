@@ -8,9 +8,10 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
-from sandbox_parties import TOWER, Party, fetch_token
 
 from harness.sim import ControlError, SimControl, SimSettings, VirtualSandbox
+
+from .sandbox_parties import TOWER, Party, fetch_token
 
 
 def test_reservation_past_its_duration_frees_the_locker(demo: Party, second: Party, control: SimControl) -> None:

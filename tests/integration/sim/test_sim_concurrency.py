@@ -7,9 +7,10 @@ from collections import Counter
 
 import httpx
 import pytest
-from sandbox_parties import TOWER
 
 from harness.sim import VirtualSandbox
+
+from .sandbox_parties import TOWER
 
 RACERS = 64
 

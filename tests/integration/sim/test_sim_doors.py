@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sandbox_parties import OTHER_TOWER, TOWER, Party
 
 from harness.sim import FirmwareRefusal, SimControl
+
+from .sandbox_parties import OTHER_TOWER, TOWER, Party
 
 
 def test_open_and_close_drive_the_model_to_occupied_then_available(demo: Party, control: SimControl) -> None:

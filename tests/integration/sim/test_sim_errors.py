@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sandbox_parties import OTHER_TOWER, TOKEN_PATH, TOWER, Party, fetch_token
 
 from harness.sim import VirtualSandbox
+
+from .sandbox_parties import OTHER_TOWER, TOKEN_PATH, TOWER, Party, fetch_token
 
 
 def token_answer(sandbox: VirtualSandbox, **form: str) -> httpx.Response:

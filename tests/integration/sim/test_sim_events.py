@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sandbox_parties import TOWER, Party
-
 from harness.sim import SimControl
+
+from .sandbox_parties import TOWER, Party
 
 DATA_KEYS = {
     "timestamp", "locker_id", "locker_status", "tower_id", "source", "reservation_id", "open_locker_token_id",

@@ -6,9 +6,10 @@ import time
 
 import httpx
 import pytest
-from sandbox_parties import TOKEN_PATH, TOWER, Party
 
 from harness.sim import ControlError, SimControl, VirtualSandbox
+
+from .sandbox_parties import TOKEN_PATH, TOWER, Party
 
 LOCKERS = f"/api/v1/towers/{TOWER}/lockers"
 

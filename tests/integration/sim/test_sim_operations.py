@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sandbox_parties import OTHER_TOWER, TOWER, Party
 
 from harness.sim import FirmwareRefusal, SimControl, VirtualSandbox
+
+from .sandbox_parties import OTHER_TOWER, TOWER, Party
 
 LINK = {"returnUrl": "", "clientInfo": "order 42", "payload": {"order": 42}}
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
-from sandbox_parties import TOWER, fetch_token
 
 from harness.api import AsyncHarborClient, TowerEventBatch
-from harness.ble import EventBatch, TowerClient, choose_backend, find_tower
+from harness.ble import TowerClient, choose_backend, find_tower
 from harness.config import Settings, Target
-from harness.model import LockerStatus
+from harness.model import LockerStatus, TowerId
 from harness.redaction import Secret
 from harness.sim import ControlError, Retention, SimSettings, VirtualSandbox
+
+from .sandbox_parties import TOWER, fetch_token
 
 RETENTION = Retention(webhook_events=6, tower_events=8, tower_seen_tail=1)
 
@@ -60,8 +60,8 @@ async def test_ble_sync_reads_a_trimmed_tower_log(sandbox: VirtualSandbox) -> No
     backend = choose_backend("virtual", link=sandbox.radio.link)
     async with AsyncHarborClient(settings) as api:
 
-        async def upload(tower_id: str, batches: Sequence[EventBatch]) -> str:
-            return await api.upload_tower_events(tower_id, [TowerEventBatch(**dataclasses.asdict(b)) for b in batches])
+        async def upload(tower_id: TowerId, batches: Sequence[TowerEventBatch]) -> str:
+            return await api.upload_tower_events(tower_id, batches)
 
         await api.reserve(TOWER, 1401, 300)
         token = await api.create_dropoff_token(TOWER, 1401, 600, "")

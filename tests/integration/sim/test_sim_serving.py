@@ -11,9 +11,10 @@ import textwrap
 import httpx
 import psutil
 import pytest
-from sandbox_parties import TOKEN_PATH, TOWER
 
 from harness.sim import Identity, SandboxNotRunning, SimSettings, VirtualSandbox
+
+from .sandbox_parties import TOKEN_PATH, TOWER
 
 
 def test_subprocess_serves_the_given_identities_only() -> None:

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sandbox_parties import TOWER, fetch_token
 
 from harness.sim import SimSettings, VirtualSandbox
+
+from .sandbox_parties import TOWER, fetch_token
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from harbor_double import BASE, FakeHarbor, Sleeps
 
 from harness.api import HarborClient, RetryPolicy
 from harness.config import Settings, load_settings
+
+from .harbor_double import BASE, FakeHarbor, Sleeps
 
 
 @pytest.fixture

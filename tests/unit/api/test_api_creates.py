@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 from harness.api import AnswerLost, HarborClient, HoldAction, HoldKind, HoldLog, RetryPolicy
 from harness.config import Settings
 from harness.errors import Conflict, ProductDefect, TargetUnreachable
+
+from .harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 RESERVE_PATH = f"/api/v1/towers/{TOWER}/lockers/1401/reservations"
 EXPIRES = "2030-01-01T00:00:00+00:00"

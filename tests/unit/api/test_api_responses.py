@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 import pytest
-from harbor_double import TOWER, FakeHarbor, answer, locker_json
 
 from harness.api import (
     HarborClient,
@@ -29,6 +28,8 @@ from harness.errors import (
     ValidationFailed,
 )
 from harness.model import LockerStatus, TokenKind
+
+from .harbor_double import TOWER, FakeHarbor, answer, locker_json
 
 EXPIRES = "2026-11-28T05:00:00+00:00"
 

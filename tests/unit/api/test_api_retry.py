@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 from harness.api import AsyncHarborClient, HarborClient, RetryPolicy
 from harness.config import Settings, load_settings
-from harness.errors import NotFound, RateLimited, ServerError, TargetUnreachable
+from harness.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HarborAPIError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TargetUnreachable,
+    Unauthorized,
+    ValidationFailed,
+)
+
+from .harbor_double import TOWER, FakeHarbor, Sleeps, answer, fail, locker_json
 
 OK = answer(200, [locker_json()])
 
@@ -26,13 +38,25 @@ def test_retryable_failure_is_retried(client: HarborClient, harbor: FakeHarbor, 
     assert sleeps.seconds == [1.0]
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
-def test_other_4xx_fails_at_once(client: HarborClient, harbor: FakeHarbor, sleeps: Sleeps, status: int) -> None:
-    """Any 4xx other than 408 and 429 fails on the first attempt, with no sleep."""
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, BadRequest),
+        (401, Unauthorized),
+        (403, Forbidden),
+        (404, NotFound),
+        (409, Conflict),
+        (422, ValidationFailed),
+    ],
+)
+def test_other_4xx_fails_at_once(
+    client: HarborClient, harbor: FakeHarbor, sleeps: Sleeps, status: int, error: type[HarborAPIError]
+) -> None:
+    """Any 4xx other than 408 and 429 fails on the first attempt, with no sleep, as its own error class."""
     harbor.then(answer(status, {"detail": "no"}))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(error) as caught:
         client.list_lockers(TOWER)
-    assert getattr(caught.value, "status_code", None) == status
+    assert type(caught.value) is error and caught.value.status_code == status and caught.value.detail == "no"
     assert len(harbor.requests) == 1
     assert sleeps.seconds == []
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from harbor_double import TOWER, FakeHarbor, Sleeps, answer, locker_json
 
 from harness.api import CredentialsRefused, HarborClient, RetryPolicy, Scope
 from harness.config import Credentials, Secret, Settings, load_settings
 from harness.errors import ExitCode, ProductDefect, Unauthorized, UsageError
 from harness.redaction import MASK, Redactor
+
+from .harbor_double import TOWER, FakeHarbor, Sleeps, answer, locker_json
 
 OK = answer(200, [locker_json()])
 

@@ -7,6 +7,7 @@ import pytest
 
 from harness.ble import protocol as p
 from harness.ble.protocol import Field, FirmwareCode, PacketType, SdkCode
+from harness.model import TowerId
 
 
 def test_packet_starts_with_the_self_describe_tag() -> None:
@@ -138,8 +139,10 @@ def test_identity_round_trips_through_advert_and_device_info() -> None:
         p.TowerIdentity.from_device_info(info[:10])
 
 
-def test_tower_ids_normalize_to_upper_case_hex() -> None:
-    """Tower ids are 16 hex digits in any case, upper-cased; anything else is refused."""
-    assert p.normalize_tower_id("01000000000000ab") == "01000000000000AB"
-    with pytest.raises(ValueError):
-        p.normalize_tower_id("0100")
+def test_an_advertised_tower_id_is_a_tower_id() -> None:
+    """The 8 bytes a tower advertises come out as its ``TowerId`` (upper-case hex) and go back as the same bytes."""
+    tower = p.TowerIdentity(TowerId("01000000000000ab"), "Tower", "1.2.3")
+    advert, scan_response = tower.manufacturer_payloads()
+    found = p.TowerIdentity.from_manufacturer_data({0x0A: advert, 0x0B: scan_response})
+    assert found is not None and isinstance(found.tower_id, TowerId) and found.tower_id == "01000000000000AB"
+    assert scan_response[:8] == bytes.fromhex("01000000000000ab")

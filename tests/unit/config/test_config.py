@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from harness.config import (
     ENVIRONMENT,
     FILE_KEYS,
     MAX_CONFIG_BYTES,
+    PROJECT_ROOT,
     BleBackend,
     Secret,
     Settings,
@@ -20,10 +22,11 @@ from harness.config import (
     TargetKind,
     is_loopback_host,
     load_settings,
-    normalize_tower_id,
     parse_target,
+    target_environment,
 )
 from harness.errors import UsageError
+from harness.model import TowerId
 
 SANDBOX_TOKEN = "https://accounts.sandbox.harborlockers.com/realms/harbor/protocol/openid-connect/token"
 
@@ -268,8 +271,9 @@ def test_production_flag_option_left_false_does_not_mask_environment() -> None:
 
 
 def test_tower_id_any_case_is_kept_upper() -> None:
-    """Tower ids are accepted in any case and kept upper-case, as the SDK sends them."""
-    assert normalize_tower_id(" 01000000000000aB ") == "01000000000000AB"
+    """Tower ids are accepted in any case (and around spaces) and kept upper-case, as the SDK sends them."""
+    tower = load(env={"HARBOR_TOWER_ID": " 01000000000000aB "}).tower_id
+    assert tower == "01000000000000AB" and isinstance(tower, TowerId)
     assert load({"tower_id": "0100000000000abc"}).tower_id == "0100000000000ABC"
 
 
@@ -446,3 +450,51 @@ def test_folders_with_a_nul_or_control_character_are_refused(tmp_path: Path, key
         load(cwd=tmp_path)
     with pytest.raises(UsageError, match="holds a control character"):
         load(env={"HARBOR_" + key.upper(): "a\x01b"})
+
+
+# -- a child process's environment: the same table in reverse ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"HARBOR_TARGET": "http://127.0.0.1:8765", "HARBOR_CLIENT_ID": "me", "HARBOR_CLIENT_SECRET": "s3cret"},
+        {
+            "HARBOR_TARGET": "production",
+            "HARBOR_TOWER_ID": "0100000000000abc",
+            "HARBOR_SECOND_CLIENT_ID": "two",
+            "HARBOR_SECOND_CLIENT_SECRET": "other",
+            "HARBOR_BLE": "virtual",
+            "HARBOR_ALLOW_PRODUCTION_WRITES": "yes-write-to-production",
+            "HARBOR_TIMEOUT": "2.5",
+            "HARBOR_CONNECT_TIMEOUT": "1",
+            "HARBOR_STATUS_TIMEOUT": "30",
+            "HARBOR_STATE_DIR": "/tmp/state",
+        },
+        {
+            "HARBOR_TARGET": "http://10.0.0.9:8000",
+            "HARBOR_ALLOW_INSECURE_HTTP": "1",
+            "HARBOR_TOKEN_URL": "http://10.0.0.9:9/t",
+        },
+    ],
+)
+def test_a_child_given_target_environment_resolves_the_same_settings(env: dict[str, str]) -> None:
+    """``target_environment`` is ``ENVIRONMENT`` in reverse: a child reading it resolves the parent's settings."""
+    parent = load(env=env)
+    child = load(env=target_environment(parent, seed=7))
+    # The state folder travels absolute: the child runs from the checkout, not the parent's folder.
+    assert child == dataclasses.replace(parent, state_dir=parent.state_dir.resolve())
+    assert target_environment(parent, seed=7)["LOCKER_HARNESS_SEED"] == "7"
+
+
+def test_a_child_is_never_handed_an_opt_in_it_was_not_given() -> None:
+    """Both opt-ins are written out either way, so a child cannot inherit one from the parent's environment."""
+    env = target_environment(load(), seed=0)
+    assert env["HARBOR_ALLOW_INSECURE_HTTP"] == "0" and "HARBOR_ALLOW_PRODUCTION_WRITES" not in env
+    assert not {"HARBOR_REPORTS_DIR", "HARBOR_CONFIG"} & set(env)
+
+
+def test_project_root_is_the_checkout() -> None:
+    """``PROJECT_ROOT`` is the checkout the harness runs from (where loadtests/ and contracts/ live)."""
+    assert (PROJECT_ROOT / "harness" / "config.py").is_file() and (PROJECT_ROOT / "loadtests").is_dir()

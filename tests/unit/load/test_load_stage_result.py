@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from harness.config import Settings, Target
-from harness.load import LoadPlan, LoadRecord, LoadStage, LoadSummary, SloGates, Sweep
-from harness.load import _stage as stage_module
+from harness.load import LoadPlan, LoadRecord, LoadSummary, SloGates, Sweep
 from harness.load._locust import STARTUP_S, STOP_GRACE_S, STOP_MAX_S, LocustFiles, LocustOutcome
-from harness.load._stage import SWEEP_RESERVE_S, _stage_result
 from harness.redaction import redactor
 from harness.report import FailureKind, TargetInfo, Verdict
-from harness.run import execute, new_context
+from harness.run import LoadStage, execute, new_context
+from harness.run import _load_stage as stage_module
 from harness.run._context import REPORT_RESERVE_S
+from harness.run._load_stage import SWEEP_RESERVE_S, _stage_result
 
 MS = 1_000_000
 

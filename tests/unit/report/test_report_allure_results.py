@@ -9,10 +9,10 @@ from typing import Any
 
 from harness.load import LoadRecord, LoadSummary, SloGates, Sweep
 from harness.load._slo import Gate
-from harness.load._stage import _stage_result
 from harness.redaction import Redactor
 from harness.report import RunFolder, RunResult, finish_reports
 from harness.report._allure_results import allure_totals, tidy_results
+from harness.run._load_stage import _stage_result
 
 MS = 1_000_000
 

@@ -17,9 +17,9 @@ from harness.cli import app
 from harness.errors import ExitCode
 from harness.history import History, compare
 from harness.load import LoadRecord, LoadSummary, SloGates, Sweep
-from harness.load._stage import _stage_result
 from harness.metrics import Latencies
 from harness.report import RunResult, StageResult, Verdict
+from harness.run._load_stage import _stage_result
 
 MS = 1_000_000
 #: The steps a closed-model delivery takes on a sandbox with doors, each timed every flow.

@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.report import RunResult, plot_latencies, render_markdown, write_summaries
@@ -31,6 +33,7 @@ def test_plots_are_byte_stable_for_the_same_data(tmp_path: Path, make_latencies:
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.perf
 def test_a_plot_costs_well_under_a_tenth_of_a_second(tmp_path: Path, make_latencies: Callable[..., Latencies]) -> None:
     """Ten percentile curves (a run draws thirty) take under 80 ms of CPU each, not the 160-300 ms of old."""
     latencies = make_latencies(**{f"step {i}": [float(v % 97 + i) for v in range(500)] for i in range(10)})

@@ -65,8 +65,8 @@ def test_public_face() -> None:
         [
             "BUG_NAMES", "DEMO_IDENTITIES", "FAULT_NAMES", "BugSwitches", "ControlError", "Faults",
             "FirmwareRefusal", "Identity", "Retention", "SandboxNotRunning", "SessionGrant", "SimControl",
-            "SimSettings", "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app",
-            "parse_fault_spec",
+            "SimSettings", "TOKEN_PATH", "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app",
+            "parse_fault_spec", "uvicorn_config",
         ]
     )  # fmt: skip
     assert DEMO_IDENTITIES[0].client_id == "demo-provider"

@@ -1,4 +1,5 @@
-"""``LoadStage``: a load run as a stage of ``locker-harness run`` (and the body of ``locker-harness load``).
+"""``LoadStage``: a load run (``harness.load``) as a stage of ``locker-harness run`` (and the body of
+``locker-harness load``).
 
 Against the running target of the context (the embedded sandbox, a sandbox URL, Harbor's
 sandbox) it looks at what the identity already holds, runs Locust in a child process for the
@@ -16,51 +17,50 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from harness.config import TargetKind
+from harness.config import TargetKind, target_environment
 from harness.errors import ExitCode, HarnessError, InfrastructureError, UsageError
 from harness.ledger import RUN_ID_ENV
-from harness.load._locust import (
+from harness.load import (
+    EDGE_STEPS,
+    LOCUSTFILE,
+    LOOK_ERRORS,
     STARTUP_S,
     STOP_GRACE_S,
     STOP_MAX_S,
+    VIOLATION_KINDS,
+    FaultClock,
+    HeldLocker,
+    LoadPlan,
+    LoadRecord,
+    LoadSummary,
     LocustFiles,
     LocustOutcome,
     LocustProgress,
+    SloGates,
     harness_arguments,
+    held_lockers,
+    latency_limits,
     locust_command,
+    read_fault_clock,
+    read_record,
     run_locust,
     stop_timeout,
+    sweep_leftovers,
 )
-from harness.load._plan import LoadPlan
-from harness.load._record import VIOLATION_KINDS, LoadRecord
-from harness.load._slo import EDGE_STEPS, SloGates, latency_limits
-from harness.load._summary import LoadSummary
-from harness.load._sweep import LOOK_ERRORS, HeldLocker, held_lockers, sweep_leftovers
-from harness.load._windows import FaultClock, read_fault_clock
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
-from harness.run import PROJECT_ROOT, RunContext, target_environment
-from harness.testing import serves_control_plane
+from harness.run._context import RunContext
+from harness.targets import serves_control_plane
 
-__all__ = ["LOCUSTFILE", "LoadStage"]
+__all__ = ["LoadStage"]
 
-#: The locustfile of the checkout the harness runs from.
-LOCUSTFILE: Final = PROJECT_ROOT / "loadtests" / "locustfile.py"
 #: Seconds kept for the sweep after Locust: one look, then a release per leftover (none starts after the budget).
 SWEEP_RESERVE_S: Final = 15.0
 #: Seconds of the budget a load run needs beyond its duration: Locust's usual start and stop,
 #: a stop that ends in a kill (should it overrun), then the sweep.
 _OVERHEAD_S: Final = STARTUP_S / 3 + STOP_GRACE_S / 3 + STOP_MAX_S + SWEEP_RESERVE_S
 _VERDICTS: Final = {0: Verdict.PASSED, 1: Verdict.FAILED, 3: Verdict.BREACHED, 4: Verdict.INFRASTRUCTURE}
-
-
-def read_record(path: Path) -> tuple[LoadRecord, dict[str, Any]]:
-    """The merged record and the run facts the locustfile wrote; ``ValueError`` if unreadable."""
-    document = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict) or not isinstance(document.get("run"), dict):
-        raise ValueError(f"{path.name} is not a load record")
-    return LoadRecord.from_json(document["record"]), document["run"]
 
 
 class LoadStage:
@@ -97,7 +97,9 @@ class LoadStage:
             raise UsageError("the load stage needs a running target: start the sandbox first")
         tower_id = settings.tower()
         kind = settings.target.kind
-        doors = kind is TargetKind.LOCAL or (kind is TargetKind.URL and serves_control_plane(api_url))
+        doors = kind is TargetKind.LOCAL or (
+            kind is TargetKind.URL and serves_control_plane(api_url, policy=settings.wire_policy())
+        )
         if not doors:
             self.notes.append(
                 f"{settings.target.name} has no virtual doors: each delivery stops at the token and releases"

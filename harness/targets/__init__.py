@@ -1,0 +1,47 @@
+"""Targets, wired: the one place that brings a target up and chooses what reaches it.
+
+Every caller (the CLI, the run's stages, ``harness.testing`` and the pytest plugin) comes here
+instead of wiring a target of its own:
+
+- ``embedded_sandbox``: the embedded virtual sandbox for ``local``, in a thread or a child
+  process, with throwaway identities and the bug switches and faults asked for;
+  ``open_target``: that on ``local``, any other target as it is (credentials checked first).
+- ``serves_control_plane``: whether a URL is a virtual sandbox (sync and async faces, one probe).
+- ``door_opener`` and ``radio``: how doors open, over Bluetooth LE on the virtual or the OS's
+  radio, or through a sandbox's control plane.
+- ``smoke_delivery``: one delivery as ``locker-harness smoke`` makes it; ``ble_deliveries``:
+  deliveries over Bluetooth LE with every BLE phase timed, as ``locker-harness hw`` makes them.
+
+Importing this package is cheap: the sandbox (FastAPI, uvicorn) and the BLE stack (bleak,
+bumble) load when a target needs them.
+"""
+
+from harness.targets._deliveries import BleDeliveries, DeliveryChoice, ble_deliveries, smoke_delivery
+from harness.targets._doors import ble_door_opener, door_opener, radio
+from harness.targets._probe import serves_control_plane, serves_control_plane_async
+from harness.targets._sandbox import (
+    LocalTarget,
+    RadioLink,
+    RunningTarget,
+    embedded_sandbox,
+    open_target,
+    throwaway_credentials,
+)
+
+__all__ = [
+    "BleDeliveries",
+    "DeliveryChoice",
+    "LocalTarget",
+    "RadioLink",
+    "RunningTarget",
+    "ble_deliveries",
+    "ble_door_opener",
+    "door_opener",
+    "embedded_sandbox",
+    "open_target",
+    "radio",
+    "serves_control_plane",
+    "serves_control_plane_async",
+    "smoke_delivery",
+    "throwaway_credentials",
+]

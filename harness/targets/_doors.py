@@ -1,0 +1,87 @@
+"""Which ``DoorOpener`` a run uses, and over which radio: Bluetooth LE, or a sandbox's control plane.
+
+On ``local`` doors open over Bluetooth LE through the embedded sandbox's virtual radio
+(``HARBOR_BLE=bleak``: the OS's radio and a bench tower). A virtual sandbox given as a URL (it
+serves ``/_sim``) opens doors through its control plane: the same firmware checks, without the
+radio. Harbor's sandbox and production open a bench tower's doors over the OS's Bluetooth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import httpx
+
+from harness.api import AsyncHarborClient
+from harness.config import BleBackend, Settings, TargetKind
+from harness.errors import UsageError
+from harness.flow import ControlPlaneOpener, DoorOpener
+from harness.targets._probe import serves_control_plane_async
+from harness.targets._sandbox import RadioLink
+
+if TYPE_CHECKING:
+    from harness.ble import BleDoorOpener, PhaseTimer, Radio
+
+__all__ = ["ble_door_opener", "door_opener", "radio"]
+
+
+def radio(settings: Settings, radio_link: RadioLink | None = None) -> Radio:
+    """The radio the settings ask for: the embedded sandbox's virtual one (``radio_link``, put on
+    the air now) or the OS's Bluetooth through bleak (``HARBOR_BLE=bleak``)."""
+    from harness.ble import choose_backend  # bleak (and bumble) only on this path
+
+    link = radio_link() if radio_link is not None and settings.ble is BleBackend.VIRTUAL else None
+    return choose_backend(settings.ble.value, link=link)
+
+
+def ble_door_opener(
+    client: AsyncHarborClient,
+    backend: Radio,
+    *,
+    timer: PhaseTimer | None = None,
+    response_timeout: float | None = None,
+    retries: int = 0,
+    device_info: bool = False,
+) -> BleDoorOpener:
+    """A door opener over ``backend`` that gets its session tokens and uploads events through ``client``
+    (and, with ``device_info``, asks each tower's GET_DEVICE_INFO once)."""
+    from harness.ble import BleDoorOpener
+
+    return BleDoorOpener.for_api(
+        client, backend, timer=timer, response_timeout=response_timeout, retries=retries, device_info=device_info
+    )
+
+
+@asynccontextmanager
+async def door_opener(
+    settings: Settings,
+    *,
+    client: AsyncHarborClient | None = None,
+    radio_link: RadioLink | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[DoorOpener]:
+    """The door opener for this target, closed when the run ends: Bluetooth LE on the embedded
+    sandbox's radio (``radio_link``; ``HARBOR_BLE=bleak`` for a real one), the control plane of a
+    sandbox URL, else a bench tower over the OS's Bluetooth. ``transport`` carries the control
+    plane's requests (a run's evidence capture); over BLE every request goes through ``client``.
+    Without a ``client`` no radio is used: only a control plane can open the doors."""
+    if client is not None and radio_link is not None:
+        async with ble_door_opener(client, radio(settings, radio_link)) as ble_opener:
+            yield ble_opener
+        return
+    url = settings.target.api_url
+    kind = settings.target.kind
+    policy = settings.wire_policy()
+    if url is not None and (
+        kind is TargetKind.LOCAL or (kind is TargetKind.URL and await serves_control_plane_async(url, policy=policy))
+    ):
+        async with ControlPlaneOpener(url, transport=transport, policy=policy) as opener:
+            yield opener
+        return
+    if client is not None:
+        async with ble_door_opener(client, radio(settings)) as ble_opener:
+            yield ble_opener
+        return
+    raise UsageError(f"target {settings.target.name} has no virtual doors and no API client to open them over BLE")
