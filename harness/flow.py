@@ -54,6 +54,7 @@ from harness.model import (
     TokenKind,
     TowerId,
     apply,
+    available,
 )
 
 __all__ = [
@@ -609,13 +610,24 @@ async def _give_back(run: _Run) -> Released:
     API's status says what is held, even where the model thinks nothing is (a reserve whose answer
     never came may still have reserved it): a held locker is cancelled or released, the target
     refusing if it is not ours. ``ok`` only when the locker reads available (or out of service).
+
+    Where the harness is the person at the door (``door_closes_itself`` false: a sandbox's control
+    plane), a stop in the middle of an opening may have left the door open whatever the model
+    knew: the door is closed first (closing a shut door changes nothing), and a test item found
+    inside is taken out as a courier would (a pickup token, the door opened and closed).
     """
     assert run.locker is not None
     locker_id = run.locker.id
     predicted = run.state
     actions: list[str] = []
+    person_here = not getattr(run.opener, "door_closes_itself", True)
     try:
         async with asyncio.timeout(_CLEANUP_TIMEOUT):
+            if person_here and not predicted.door_open:
+                await run.opener.wait_closed(run.locker, timeout=min(run.status_timeout, _CLEANUP_TIMEOUT / 2))
+                if (shown := await run.read_status()) is LockerStatus.OCCUPIED:
+                    predicted = dataclasses.replace(predicted, status=shown)
+                    actions.append("its door closed (a stop came mid-opening)")
             if predicted.door_open:
                 # A person may close it (or the control plane does); only a door that stays open is stuck.
                 try:
@@ -624,7 +636,13 @@ async def _give_back(run: _Run) -> Released:
                     raise _Stuck(f"its door was left open ({exc}): close it, then release it") from None
                 predicted = apply(predicted, CloseDoor(), run._now())
                 actions.append("its door closed")
-            if predicted.status is LockerStatus.OCCUPIED:
+            if predicted.status is LockerStatus.OCCUPIED and person_here:
+                pickup = await run.client.create_pickup_token(run.tower_id, locker_id, 300, run.client_info)
+                await run.opener.open(run.locker, pickup)
+                await run.opener.wait_closed(run.locker, timeout=min(run.status_timeout, _CLEANUP_TIMEOUT / 2))
+                predicted = available(predicted)
+                actions.append("took the test item out (a pickup token, its door opened and closed)")
+            elif predicted.status is LockerStatus.OCCUPIED:
                 raise _Stuck("it holds the test item: pick it up (pickup token) or reset it in Harbor Console")
             status = await run.read_status()
             if predicted.status is LockerStatus.AVAILABLE and status is LockerStatus.AVAILABLE and not actions:

@@ -30,7 +30,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     _received = True
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
+        # Python's own raises KeyboardInterrupt; asyncio's cancels the main task and returns.
         handler(signal.SIGINT, frame)
+        return
     raise Terminated
 
 

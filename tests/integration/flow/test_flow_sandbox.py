@@ -111,6 +111,39 @@ async def test_failure_mid_flow_gives_the_locker_back(app: Any, control: httpx.A
 
 
 @pytest.mark.anyio
+async def test_a_stop_mid_opening_at_a_control_plane_door_gives_everything_back(
+    app: Any, control: httpx.AsyncClient
+) -> None:
+    """Ctrl-C (or SIGTERM) right after the door opened, before the flow heard: the door is closed and
+    the item taken out again (the harness is the person at a control-plane door), so nothing is held."""
+
+    class StoppedMidOpening:
+        door_closes_itself = False
+
+        def __init__(self, doors: ControlPlaneOpener) -> None:
+            self.doors = doors
+            self.opened = 0
+
+        async def open(self, locker: Locker, token: LockerToken) -> int:
+            self.opened += 1
+            opened = await self.doors.open(locker, token)
+            if self.opened == 1:
+                raise KeyboardInterrupt  # the stop lands while the answer is on its way
+            return opened
+
+        async def wait_closed(self, locker: Locker, *, timeout: float) -> None:
+            await self.doors.wait_closed(locker, timeout=timeout)
+
+    async with ControlPlaneOpener(URL, transport=httpx.ASGITransport(app=app)) as doors:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            await deliver(app, opener=StoppedMidOpening(doors))
+    assert caught.value.__notes__[0].startswith("locker 1401 given back"), caught.value.__notes__
+    assert "took the test item out" in caught.value.__notes__[0]
+    assert await shown_status(control, 1401) == "available"
+    assert (await control.get(f"/_sim/towers/{TOWER}/lockers/1401/door")).json()["door_open"] is False
+
+
+@pytest.mark.anyio
 async def test_refused_token_at_the_door_is_a_defect(app: Any, control: httpx.AsyncClient) -> None:
     """A token the tower refuses (here: the door is already open) is a defect naming the Blink code."""
 

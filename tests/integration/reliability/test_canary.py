@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from headless_chromium import browser, dump_dom
 
 from harness.api import HarborClient, Scope
 from harness.config import Settings, Target
 from harness.redaction import Secret
 from harness.sim import SimSettings, VirtualSandbox
+from tests.headless_chromium import browser, dump_dom
 
 TOWER = "0100000000000014"
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")

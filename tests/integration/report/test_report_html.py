@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from headless_chromium import browser, rendered_text
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -38,6 +37,7 @@ from harness.report import (
 )
 from harness.report._html import _node, ensure_allure
 from harness.run._load_stage import _stage_result
+from tests.headless_chromium import browser, rendered_text
 
 MS = 1_000_000
 #: Three contract operations, the failed one started first: a later pass must not hide it.
