@@ -18,6 +18,7 @@ from harness.cli._target import command_settings
 from harness.config import TargetKind
 from harness.errors import UsageError
 from harness.run import SOAK_LOCKERS, SoakFigures, soak, soak_verdict, write_soak_figures
+from harness.stopping import terminated
 from harness.targets import embedded_sandbox
 
 __all__ = ["command"]
@@ -99,6 +100,9 @@ def command(
         out.print(_table(figures, rss_margin))
         report = write_soak_figures(figures, settings.reports_dir, rss_margin=rss_margin, redactor=out.redactor)
         out.say(f"figures: {report}")
+        if figures.interrupted:
+            stopped = "terminated (SIGTERM)" if terminated() else "interrupted"
+            out.say(f"{stopped} after {figures.deliveries} deliveries: the figures so far; each worker gave back")
         for line in (figures.violations + figures.infrastructure)[:5]:
             out.say(f"  {line}")
         return soak_verdict(figures, asked=deliveries, rss_margin=rss_margin)

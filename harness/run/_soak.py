@@ -39,6 +39,7 @@ from harness.flow import ControlPlaneOpener, run_delivery
 from harness.ledger import ledger_holds, new_run_id
 from harness.metrics import Latencies
 from harness.redaction import Redactor
+from harness.stopping import stop_exit_code
 from harness.targets import LocalTarget
 
 __all__ = ["SOAK_LOCKERS", "SoakFigures", "soak", "soak_verdict", "write_soak_figures"]
@@ -75,6 +76,8 @@ class SoakFigures:
     #: (deliveries done, RSS in MiB) at every twentieth of the run: the shape, not just three points.
     rss_curve_mib: list[tuple[int, float]] = field(default_factory=list)
     lockers_left_held: list[int] = field(default_factory=list)
+    #: The soak was stopped (Ctrl-C, SIGTERM) before its deliveries were done: the figures so far.
+    interrupted: bool = False
 
     @property
     def per_s(self) -> float:
@@ -241,7 +244,12 @@ async def _soak(
         marks = asyncio.create_task(mark())
         began = time.perf_counter()
         workers = [soak.worker(locker) for locker in SOAK_LOCKERS[:concurrency]]
-        await asyncio.gather(*workers)
+        try:
+            await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            # A stop (Ctrl-C, SIGTERM: asyncio cancels this task). Every worker's delivery gave back
+            # what it held as it was cancelled; the figures so far are the soak's evidence.
+            figures.interrupted = True
         figures.wall_s = time.perf_counter() - began
         figures.rss_end_mib = sampler.now() / 2**20
         marks.cancel()
@@ -312,8 +320,10 @@ def write_soak_figures(figures: SoakFigures, reports_dir: Path, *, rss_margin: f
 
 
 def soak_verdict(figures: SoakFigures, *, asked: int, rss_margin: float) -> ExitCode:
-    """1 a violation, a 5xx or a locker left held; 4 a delivery could not be made; 3 memory grew past
-    the margin; else 0."""
+    """130/143 a soak that was stopped; 1 a violation, a 5xx or a locker left held; 4 a delivery could
+    not be made; 3 memory grew past the margin; else 0."""
+    if figures.interrupted:
+        return stop_exit_code()
     if figures.violations or figures.server_errors or figures.lockers_left_held:
         return ExitCode.DEFECT
     if figures.infrastructure or figures.deliveries < asked:

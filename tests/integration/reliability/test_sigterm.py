@@ -113,6 +113,9 @@ def test_sigterm_on_run_stops_its_stages_and_exits_143(sandbox: VirtualSandbox, 
     stdout, stderr, family = _terminate_when(process, lambda: bool(_held(sandbox)), "the run")
     assert process.returncode == ExitCode.TERMINATED, stdout + stderr
     assert _none_alive(family) == []
+    assert "terminated (SIGTERM) after" in stdout
+    (figures,) = tmp_path.glob("reports/soak-*.json")
+    assert json.loads(figures.read_text())["interrupted"] is True
     (summary_path,) = tmp_path.glob("reports/*/summary.json")
     assert json.loads(summary_path.read_text())["exit_code"] == ExitCode.TERMINATED
     assert _held(sandbox) == []
