@@ -1,5 +1,8 @@
 """``python -m harness.sim``: serve the virtual sandbox; the first stdout line is its URL.
 
+Its towers' virtual radio is served too, to other processes, as raw HCI over TCP on the same host
+(``--radio-port``, a free port by default; ``--no-radio`` for HTTP alone): ``GET /_sim/radio``
+gives the transport address (``tcp-client:127.0.0.1:PORT``) a bumble host opens.
 Identities come from ``HARBOR_SIM_IDENTITIES`` (JSON) and never from the command line; without
 it the demo identities are used. Only loopback hosts are served unless ``--allow-non-loopback``.
 SIGINT and SIGTERM stop it gracefully; with ``--stop-when-stdin-closes`` so does the end of its
@@ -41,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-lifetime", type=float, default=300.0, help="bearer token lifetime, seconds")
     parser.add_argument("--sdk-token-lifetime", type=float, default=3600.0, help="SDK token lifetime, seconds")
     parser.add_argument("--no-uplink", action="store_true", help="door events reach the API only after an upload")
+    parser.add_argument(
+        "--radio-port", type=int, default=0, help="port of the virtual radio's HCI transport; 0 picks a free one"
+    )
+    parser.add_argument(
+        "--no-radio", action="store_true", help="serve HTTP alone: no virtual radio for other processes"
+    )
     parser.add_argument("--allow-non-loopback", action="store_true", help="serve on a non-loopback address")
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument(
@@ -99,12 +108,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sock.listen(2048)  # connections queue from now on, so the URL below is usable at once
     host, port = sock.getsockname()[:2]
+    app = create_app(settings)
+    radio = None
+    if not args.no_radio:
+        from .radio import VirtualRadio  # bumble only when the radio is served
+
+        radio = VirtualRadio(app.world)
+        try:
+            radio.serve(args.host, args.radio_port)
+        except OSError as exc:
+            radio.stop()
+            sock.close()
+            print(f"error: cannot bind the radio on {args.host}:{args.radio_port}: {exc.strerror}", file=sys.stderr)
+            return 2
+        app.radio = radio
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"http://{shown}:{port}", flush=True)
-    server = uvicorn.Server(uvicorn_config(create_app(settings), host=args.host, port=port, log_level=args.log_level))
+    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=port, log_level=args.log_level))
     if args.stop_when_stdin_closes:
         _stop_when_stdin_closes(server)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if radio is not None:
+            radio.stop()
     return 0
 
 

@@ -18,7 +18,7 @@ from harness.model import Refused
 
 from ._api import add_api_routes
 from ._auth import BearerAuthority
-from ._control import add_control_routes
+from ._control import ServedRadio, add_control_routes
 from ._faults import TOKEN_PATH
 from ._issued import IssuedSecretsLog
 from ._middleware import SandboxMiddleware
@@ -49,6 +49,9 @@ class SandboxApp(FastAPI):
 
     world: World
     authority: BearerAuthority
+    #: The virtual radio once it is on the air (``VirtualSandbox.radio``, ``python -m harness.sim``):
+    #: ``/_sim/radio`` describes it. ``None``: the sandbox serves HTTP alone.
+    radio: ServedRadio | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         app = super().build_middleware_stack()
@@ -107,5 +110,5 @@ def create_app(settings: SimSettings | None = None) -> SandboxApp:
         )
 
     add_api_routes(app, world, authority)
-    add_control_routes(app, world)
+    add_control_routes(app, world, radio=lambda: app.radio)
     return app

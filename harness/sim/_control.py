@@ -3,13 +3,16 @@ no auth, loopback only (the middleware enforces it).
 
 Door routes call the tower's firmware exactly as the BLE server does, so the control plane is
 "the firmware logic without the radio". A refusal answers ``{detail, code, name}`` with the Blink
-error code. ``/_sim/events`` is a ring (``Retention.webhook_events``): a ``since`` older than its
-oldest event answers 410 ``{detail, oldest, next}``, never a silent gap.
+error code. ``/_sim/radio`` says where the virtual radio is served to other processes (its HCI
+transport address) and sets what a link gets (MTU, idle timeout, latency). ``/_sim/events`` is a
+ring (``Retention.webhook_events``): a ``since`` older than its oldest event answers 410
+``{detail, oldest, next}``, never a silent gap.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.responses import JSONResponse
@@ -20,7 +23,7 @@ from harness.model import LockerStatus
 from ._world import EventsGone, World, WorldError
 from .firmware import FirmwareRefusal, TowerFirmware
 
-__all__ = ["add_control_routes"]
+__all__ = ["ServedRadio", "add_control_routes"]
 
 TowerId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{16}$")]
 LockerId = Annotated[int, Path(ge=1)]
@@ -47,14 +50,45 @@ class ForceRequest(BaseModel):
     status: Literal["available", "out_of_service"]
 
 
+class RadioRequest(BaseModel):
+    """What ``POST /_sim/radio`` may change, from the next connection (MTU, idle) or packet (latency) on."""
+
+    model_config = ConfigDict(extra="forbid")
+    mtu: Annotated[int, Field(ge=23, le=247)] | None = None
+    idle_timeout: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] | None = None
+    connection_interval: Annotated[float, Field(ge=0, le=4, allow_inf_nan=False)] | None = None
+    jitter: Annotated[float, Field(ge=0, le=4, allow_inf_nan=False)] | None = None
+
+
+class ServedRadio(Protocol):
+    """The sandbox's virtual radio as the control plane sees it (``harness.sim.radio.VirtualRadio``)."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def reconfigure(
+        self,
+        *,
+        mtu: int | None = None,
+        idle_timeout: float | None = None,
+        connection_interval: float | None = None,
+        jitter: float | None = None,
+    ) -> dict[str, Any]: ...
+
+
 def _refusal(refusal: FirmwareRefusal) -> JSONResponse:
     return JSONResponse(
         {"detail": refusal.detail, "code": int(refusal.code), "name": refusal.name}, status_code=refusal.http_status
     )
 
 
-def add_control_routes(app: FastAPI, world: World) -> None:
-    """The ``/_sim`` routes, bound to ``world``."""
+def add_control_routes(app: FastAPI, world: World, radio: Callable[[], ServedRadio | None] = lambda: None) -> None:
+    """The ``/_sim`` routes, bound to ``world`` and to the virtual radio ``radio()`` gives (if any)."""
+
+    def the_radio() -> ServedRadio:
+        served = radio()
+        if served is None:
+            raise WorldError(404, "this sandbox has no virtual radio on the air")
+        return served
 
     def firmware(tower_id: str, locker_id: int) -> TowerFirmware:
         spec = world.locker_spec(tower_id, locker_id)  # 404 for an unknown tower or locker
@@ -131,6 +165,19 @@ def add_control_routes(app: FastAPI, world: World) -> None:
     @app.post("/_sim/towers/{tower_id}/lockers/{locker_id}/force")
     async def force(tower_id: TowerId, locker_id: LockerId, body: ForceRequest) -> JSONResponse:
         return JSONResponse({"locker": world.force(tower_id, locker_id, LockerStatus[body.status.upper()])})
+
+    @app.get("/_sim/radio")
+    def radio_state() -> JSONResponse:
+        # Plain ``def``: FastAPI runs it on a worker thread, off the event loop (the radio has its own).
+        return JSONResponse(the_radio().describe())
+
+    @app.post("/_sim/radio")
+    def configure_radio(body: RadioRequest) -> JSONResponse:
+        try:
+            described = the_radio().reconfigure(**body.model_dump(exclude_none=True))
+        except ValueError as exc:
+            raise WorldError(422, str(exc)) from None
+        return JSONResponse(described)
 
     @app.get("/_sim/events")
     async def events(since: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:

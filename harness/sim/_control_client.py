@@ -115,6 +115,31 @@ class SimControl:
     def clear_faults(self) -> None:
         self.set_faults("none")
 
+    # -- the virtual radio ----------------------------------------------------------------------
+
+    def radio(self) -> dict[str, Any]:
+        """Where the virtual radio is served (``transport``, ``None`` if only in its process), its
+        towers, and what a link gets (``mtu``, ``idle_timeout``, ``connection_interval``, ``jitter``).
+        ``ControlError`` 404 when the sandbox has no radio on the air."""
+        described: dict[str, Any] = self._call("GET", "/radio")
+        return described
+
+    def configure_radio(
+        self,
+        *,
+        mtu: int | None = None,
+        idle_timeout: float | None = None,
+        connection_interval: float | None = None,
+        jitter: float | None = None,
+    ) -> dict[str, Any]:
+        """Set what the radio gives a link from the next connection (MTU, idle timeout in s) or packet
+        (latency model, in s) on; what is not given stays. The radio as ``radio()`` describes it."""
+        given = {"mtu": mtu, "idle_timeout": idle_timeout, "connection_interval": connection_interval, "jitter": jitter}
+        described: dict[str, Any] = self._call(
+            "POST", "/radio", {key: value for key, value in given.items() if value is not None}
+        )
+        return described
+
     # -- doors (the firmware without the radio) -----------------------------------------------
 
     def open_door(self, tower_id: str, locker_id: int, payload: str, payload_auth: str) -> int:

@@ -123,8 +123,14 @@ class VirtualSandbox:
         log_level: LogLevel = "warning",
         allow_non_loopback: bool = False,
         inherit_stderr: bool = False,
+        radio: bool = False,
+        radio_port: int = 0,
     ) -> Self:
         """Run ``python -m harness.sim`` on ``host:port`` (0: a free port); returns once it answers.
+
+        ``radio``: the child also serves its towers' virtual radio to other processes, as HCI over TCP
+        on ``host:radio_port`` (0: a free port); ``control.radio()["transport"]`` says where. Off by
+        default: the children the harness starts for load and soak serve HTTP alone.
 
         Identities travel in the environment as JSON, never on the command line. The child runs in
         a session of its own, so a Ctrl-C at the terminal reaches this process only, which stops the
@@ -152,6 +158,7 @@ class VirtualSandbox:
             command.append("--no-uplink")
         if allow_non_loopback:
             command.append("--allow-non-loopback")
+        command.extend(["--radio-port", str(radio_port)] if radio else ["--no-radio"])
         if not inherit_stderr:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
         self._returncode = None
@@ -324,7 +331,8 @@ class VirtualSandbox:
 
     @property
     def radio(self) -> Any:
-        """The virtual BLE radio of ``harness.sim.radio``, created on first use (in-thread only)."""
+        """The virtual BLE radio of ``harness.sim.radio``, created on first use (in-thread only; a
+        subprocess's is reached through ``control.radio()``)."""
         if self._radio is None:
             world = self.world
             try:
@@ -336,4 +344,5 @@ class VirtualSandbox:
                     "the virtual radio is not available: harness/sim/radio.py is not part of this build"
                 ) from None
             self._radio = module.VirtualRadio(world)
+            self.app.radio = self._radio  # /_sim/radio describes it from now on
         return self._radio

@@ -51,6 +51,7 @@ from harness.ble import protocol as blink
 from harness.ble.protocol import assumptions
 
 from ._controller import RadioController
+from ._hci import HciServer
 from .blink import BlinkConnection, OutcomeKind, TowerBlinkServer
 from .firmware import TowerFirmware
 
@@ -109,8 +110,26 @@ class RadioLink(LocalLink):
         self._rng = random.Random(latency.seed)
 
     def central_controller(self, name: str, address: str) -> Controller:
-        """A controller for a central (a phone's adapter) on this link: one that reports scan responses."""
+        """A controller for a central (a phone's adapter) on this link: one that reports scan responses.
+
+        In-process centrals get one (the client's virtual backend asks), and so does every HCI client of
+        another process (``HciServer``): one radio model whichever way a central reaches it."""
         return RadioController(name, link=self, public_address=address)
+
+    def leave(self, controller: Controller) -> None:
+        """A central's adapter gone (its host closed the socket, or its process died): it stops
+        scanning, connecting and advertising, every link it had is lost at once (both ends report
+        0x08, as after a supervision timeout), and it leaves the link. Radio loop only."""
+        controller.host = None  # nobody reads its events any more
+        controller.le_scan_enable = False
+        controller.pending_le_connection = None
+        controller.le_legacy_advertiser.stop()
+        for advertising_set in controller.advertising_sets.values():
+            advertising_set.stop()
+        for peer_address in list(controller.le_connections):
+            self.lose(controller, peer_address, after=0.0)
+        if controller in self.controllers:
+            self.remove_controller(controller)
 
     def send_acl_data(
         self,
@@ -440,6 +459,7 @@ class VirtualRadio:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._hci: HciServer | None = None
 
     @property
     def link(self) -> RadioLink:
@@ -462,6 +482,70 @@ class VirtualRadio:
 
     async def _set_latency(self, latency: LatencyModel) -> None:
         self._link.set_latency(latency)
+
+    @property
+    def transport(self) -> str | None:
+        """The address other processes reach the radio at (``serve``), e.g. ``tcp-client:127.0.0.1:PORT``."""
+        return self._hci.address if self._hci is not None and self._hci.port else None
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> str:
+        """Serve the towers' radio to other processes as raw HCI over TCP on ``host:port`` (0: a free
+        port), one fresh controller per connection (``harness.sim._hci``); puts the radio on the air.
+        Returns the transport address a bumble host opens (``tcp-client:HOST:PORT``); ``OSError`` if it
+        cannot bind. Whether ``host`` may be other than loopback is the caller's rule. Idempotent."""
+        self.start(timeout)
+        if self._hci is None:
+            self._hci = HciServer(self._link)
+        if not self._hci.port:
+            try:
+                self.call(self._hci.start(host, port), timeout=timeout)
+            except OSError:
+                self._hci = None
+                raise
+        return self._hci.address
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /_sim/radio`` answers: where the radio is served, its towers, what a link gets."""
+        latency = self._link.latency
+        return {
+            "transport": self.transport,
+            "clients": self._hci.clients if self._hci is not None else 0,
+            "towers": [
+                {
+                    "tower_id": str(peripheral.identity.tower_id),
+                    "name": peripheral.identity.name,
+                    "address": peripheral.controller.public_address.to_string(False),
+                }
+                for peripheral in self._peripherals
+            ],
+            "mtu": self.link_settings.mtu,
+            "idle_timeout": self.link_settings.idle_timeout,
+            "connection_interval": latency.connection_interval,
+            "jitter": latency.jitter,
+        }
+
+    def reconfigure(
+        self,
+        *,
+        mtu: int | None = None,
+        idle_timeout: float | None = None,
+        connection_interval: float | None = None,
+        jitter: float | None = None,
+    ) -> dict[str, Any]:
+        """``configure`` and the latency model at once (``POST /_sim/radio``): what is not given stays.
+        ``ValueError`` names a value out of range, and then nothing changes. Returns ``describe()``."""
+        current = self._link.latency
+        latency = LatencyModel(
+            connection_interval=current.connection_interval if connection_interval is None else connection_interval,
+            jitter=current.jitter if jitter is None else jitter,
+            seed=current.seed,
+        )
+        if latency.connection_interval < 0 or latency.jitter < 0:
+            raise ValueError("connection_interval and jitter must not be negative")
+        self.configure(mtu=mtu, idle_timeout=idle_timeout)  # checks its own values
+        if latency != current:
+            self.set_latency(latency)
+        return self.describe()
 
     def configure(self, *, mtu: int | None = None, idle_timeout: float | None = None) -> LinkSettings:
         """The MTU the towers grant (23..247) and the idle time after which they drop a link, from
@@ -536,6 +620,9 @@ class VirtualRadio:
             self._link.loop = None
 
     async def _bring_down(self) -> None:
+        if self._hci is not None:
+            await self._hci.close()
+            self._hci = None
         self.person.cancel()
         for peripheral in self._peripherals:
             await peripheral.stop()
