@@ -1,7 +1,8 @@
 """Which radio the BLE client uses: chosen by name, as bleak chooses its OS backend.
 
 ``virtual`` (the default) reaches the virtual sandbox's towers through bumble; it needs the
-sandbox's link and imports bumble only when chosen. ``bleak`` is bleak's own backend for this OS
+sandbox's link (or the transport address of a sandbox that serves its radio to other processes)
+and imports bumble only when chosen. ``bleak`` is bleak's own backend for this OS
 (BlueZ, CoreBluetooth, WinRT): a real radio and a bench tower. ``HARBOR_BLE`` picks one.
 """
 
@@ -65,7 +66,9 @@ class Radio:
 def choose_backend(name: str | None = None, *, link: object | None = None) -> Radio:
     """The backend called ``name`` (default: ``$HARBOR_BLE``, else ``virtual``).
 
-    ``link`` is the virtual radio's link (``VirtualSandbox.radio.link``), required by ``virtual``.
+    ``link``, required by ``virtual``, is the virtual radio: its link in this process
+    (``VirtualSandbox.radio.link``), or the transport address another process serves it at
+    (``tcp-client:HOST:PORT``, as a sandbox's ``GET /_sim/radio`` announces it).
     """
     chosen = (name or os.environ.get(BACKEND_ENV) or "virtual").strip().lower()
     if chosen == "bleak":
@@ -77,6 +80,8 @@ def choose_backend(name: str | None = None, *, link: object | None = None) -> Ra
             "the virtual BLE radio exists only with the local target; "
             f"for a bench tower set {BACKEND_ENV}=bleak and give its tower id"
         )
-    from harness.ble._virtual import VirtualBleakClient, VirtualBleakScanner  # bumble only on this path
+    from harness.ble._virtual import TRANSPORT_PATTERN, VirtualBleakClient, VirtualBleakScanner  # bumble only here
 
+    if isinstance(link, str) and TRANSPORT_PATTERN.fullmatch(link) is None:
+        raise UsageError(f"the virtual radio's transport must be tcp-client:HOST:PORT, not {link!r}")
     return Radio("virtual", VirtualBleakScanner, VirtualBleakClient, {"link": link})

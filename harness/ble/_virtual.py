@@ -1,20 +1,29 @@
-"""A bleak backend (client and scanner) over bumble's in-process radio: the virtual radio.
+"""A bleak backend (client and scanner) over bumble: the virtual radio, in this process or another.
 
 Plain bleak code reaches a virtual tower through bumble's real ATT/GATT stack::
 
     BleakScanner(..., backend=VirtualBleakScanner, link=radio_link)
     BleakClient(device, backend=VirtualBleakClient, link=radio_link)
 
-``link`` is a ``bumble.link.LocalLink`` the virtual sandbox made (an opaque object to the
-client). If it has a ``loop`` attribute, the radio runs on that event loop (in its own thread)
-and every bumble call is made there; bleak's callbacks are brought back to the caller's loop.
-Without it, the radio shares the caller's loop.
+``link`` is either
 
-One virtual "adapter" (a bumble central device) serves every scanner and client on a link, as
-a phone's one Bluetooth adapter does; its controller comes from the link when the link offers one
-(``link.central_controller(name, address)``: the virtual radio's, which reports scan responses).
-This is the only client-side module that imports bumble. Errors leave it as ``BleakError``,
-exactly as a real backend's would, so the layer above translates one kind of error whatever the radio.
+- a ``bumble.link.LocalLink`` the virtual sandbox made in this process (an opaque object to the
+  client). If it has a ``loop`` attribute, the radio runs on that event loop (in its own thread)
+  and every bumble call is made there; without it, the radio shares the caller's loop. Its
+  controller comes from the link when the link offers one (``link.central_controller(name,
+  address)``: the virtual radio's, which reports scan responses); or
+- the address of a virtual radio served by another process, ``tcp-client:HOST:PORT`` (what a
+  sandbox's ``GET /_sim/radio`` announces): the adapter speaks raw HCI to a controller of its own
+  there, from a thread and event loop of its own, with a random static address as a phone has.
+  The controller on the far side is the same as an in-process central's, so the two behave alike.
+  If the socket closes (the sandbox stopped), every link reports lost (0x08) and the next scanner
+  or client opens a new connection.
+
+Either way bleak's callbacks are brought back to the caller's loop, and one virtual "adapter" (a
+bumble central device) serves every scanner and client on a radio, as a phone's one Bluetooth
+adapter does. This is the only client-side module that imports bumble. Errors leave it as
+``BleakError``, exactly as a real backend's would, so the layer above translates one kind of error
+whatever the radio.
 
 It behaves as an OS stack does where a client can tell:
 
@@ -32,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+import threading
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,11 +66,12 @@ from bumble.gatt_client import CharacteristicProxy, ServiceProxy
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
+from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
 from harness.ble.protocol import assumptions
 
-__all__ = ["VirtualBleakClient", "VirtualBleakScanner", "VirtualReport"]
+__all__ = ["TRANSPORT_PATTERN", "VirtualBleakClient", "VirtualBleakScanner", "VirtualReport"]
 
 _T = TypeVar("_T")
 
@@ -71,6 +83,10 @@ _NOTIFY_OR_INDICATE = 0x10 | 0x20
 _ExtendedReport = hci.HCI_LE_Extended_Advertising_Report_Event
 _LegacyReport = hci.HCI_LE_Advertising_Report_Event
 _ScanReport = _ExtendedReport.Report | _LegacyReport.Report
+#: A virtual radio of another process: bumble's TCP client transport (host unbracketed, as bumble parses it).
+TRANSPORT_PATTERN = re.compile(r"tcp-client:(?P<host>[^\s]+):(?P<port>\d{1,5})")
+#: Seconds the adapter waits for its thread's loop, and for a connection to the radio to open.
+_START_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +127,13 @@ def _properties(flags: int) -> list[CharacteristicPropertyName]:
 
 
 class _Adapter:
-    """The virtual phone's Bluetooth adapter on one link: a bumble central, powered on first use."""
+    """The virtual phone's Bluetooth adapter on one radio: a bumble central, powered on first use.
 
-    def __init__(self, link: LocalLink) -> None:
-        self.link = link
-        self.loop: asyncio.AbstractEventLoop | None = getattr(link, "loop", None)
+    Subclasses make the central's device: on an in-process link, or over HCI to another process.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
         self._device: Device | None = None
         self._power_lock = asyncio.Lock()  # binds to the radio's loop on first use
         self._connect_lock: asyncio.Lock | None = None
@@ -146,21 +164,16 @@ class _Adapter:
 
     async def _power_on(self) -> Device:
         if self._device is None:
-            number = next(_ADDRESSES)
-            address = f"C0:00:00:00:{number >> 8 & 0xFF:02X}:{number & 0xFF:02X}"
-            name = f"harness-central-{number}"
-            make = getattr(self.link, "central_controller", None)
-            controller = (
-                make(name, address) if callable(make) else Controller(name, link=self.link, public_address=address)
-            )
-            device = Device(
-                name="locker-harness", address=Address(address), host=Host(controller, AsyncPipeSink(controller))
-            )
+            device = await self._new_device()
             device.host.on("advertising_report", self._on_report)
             await device.power_on()
             self._device = device
             self._connect_lock = asyncio.Lock()
         return self._device
+
+    async def _new_device(self) -> Device:
+        """The central's bumble device, not yet powered on (radio loop only)."""
+        raise NotImplementedError
 
     def _on_report(self, report: _ScanReport) -> None:
         """One advertising report (radio loop): update what is known of the device, tell the scanners."""
@@ -212,16 +225,108 @@ class _Adapter:
             return await device.connect(address, timeout=timeout)
 
 
+class _LinkAdapter(_Adapter):
+    """The adapter on an in-process link: its controller joins the link, its events stay in memory."""
+
+    def __init__(self, link: LocalLink) -> None:
+        super().__init__(getattr(link, "loop", None))
+        self.link = link
+
+    async def _new_device(self) -> Device:
+        number = next(_ADDRESSES)
+        address = f"C0:00:00:00:{number >> 8 & 0xFF:02X}:{number & 0xFF:02X}"
+        name = f"harness-central-{number}"
+        make = getattr(self.link, "central_controller", None)
+        controller = make(name, address) if callable(make) else Controller(name, link=self.link, public_address=address)
+        return Device(name="locker-harness", address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
+
+
+class _HciAdapter(_Adapter):
+    """The adapter on a virtual radio of another process, reached as raw HCI over TCP (``address``).
+
+    It runs on a thread and event loop of its own, so its connection outlives the caller's
+    ``asyncio.run`` as a phone's adapter outlives an app's screen. When the socket closes, every
+    connection reports lost and the thread ends; ``alive`` then says a new adapter is needed.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.lost = False
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+            # What still waits on the radio ends now (its callers see "abandoned"), then the loop closes.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="virtual-adapter", daemon=True)
+        self._thread.start()
+        if not ready.wait(_START_TIMEOUT):
+            raise BleakError("the virtual adapter's thread did not start")
+        super().__init__(loop)
+
+    @property
+    def alive(self) -> bool:
+        return not self.lost and self._thread.is_alive()
+
+    async def _new_device(self) -> Device:
+        try:
+            transport = await asyncio.wait_for(open_transport(self.address), _START_TIMEOUT)
+        except (OSError, TimeoutError, core.BaseBumbleError) as exc:
+            raise BleakError(
+                f"the virtual radio at {self.address} does not answer: {exc or type(exc).__name__}"
+            ) from None
+        device = Device.with_hci("locker-harness", Address.generate_static_address(), transport.source, transport.sink)
+        terminated: asyncio.Future[None] = getattr(transport.source, "terminated")  # noqa: B009  # not in bumble's Protocol
+        terminated.add_done_callback(lambda _: self._on_lost(device))
+        return device
+
+    def _on_lost(self, device: Device) -> None:
+        """The socket closed (radio loop): every link is lost, as when an adapter vanishes; then stop."""
+        self.lost = True
+        for handle in list(device.connections):
+            device.on_disconnection(handle, hci.HCI_CONNECTION_TIMEOUT_ERROR)
+        assert self.loop is not None
+        self.loop.call_soon(self.loop.stop)
+
+
 _adapters: weakref.WeakKeyDictionary[LocalLink, _Adapter] = weakref.WeakKeyDictionary()
+_hci_adapters: dict[str, _HciAdapter] = {}
+_hci_lock = threading.Lock()
 
 
 def _adapter(link: object) -> _Adapter:
+    if isinstance(link, str):
+        return _hci_adapter(link)
     if not isinstance(link, LocalLink):
-        raise BleakError("the virtual backend needs link=<the virtual radio's LocalLink>")
+        raise BleakError(
+            "the virtual backend needs link=<the virtual radio's LocalLink> or its transport 'tcp-client:HOST:PORT'"
+        )
     adapter = _adapters.get(link)
     if adapter is None or adapter.loop is not getattr(link, "loop", None):  # a radio restarted: new adapter
-        adapter = _adapters[link] = _Adapter(link)
+        adapter = _adapters[link] = _LinkAdapter(link)
     return adapter
+
+
+def _hci_adapter(address: str) -> _HciAdapter:
+    """The adapter for the virtual radio at ``address``: the one already connected, or a new one."""
+    if TRANSPORT_PATTERN.fullmatch(address) is None:
+        raise BleakError(
+            f"the virtual backend reaches another process's radio at 'tcp-client:HOST:PORT', not {address!r}"
+        )
+    with _hci_lock:
+        adapter = _hci_adapters.get(address)
+        if adapter is None or not adapter.alive:  # that radio stopped (or never answered): start afresh
+            adapter = _hci_adapters[address] = _HciAdapter(address)
+        return adapter
 
 
 async def _while_up(connection: Connection, operation: Awaitable[_T]) -> _T:
