@@ -8,6 +8,11 @@ Bench: ``HARBOR_BLE=bleak`` (or ``--hw-ble=bleak``), a tower id (``--harbor-towe
 ``HARBOR_TOWER_ID``), a target and credentials from the usual ``HARBOR_*`` variables.
 ``hw_tests/README.md`` says how to run it on a bench.
 
+A virtual sandbox's URL (``locker-harness sim``) that serves its towers' radio to other processes
+(``GET /_sim/radio``) is treated as a bench whose towers are reached over that radio: its first
+tower unless one is named, its second as the other tower, credentials from ``HARBOR_*``, and
+nothing reset or switched on it (it may be someone else's).
+
 Without a bench tower the rig skips, saying why: a Harbor target with no tower id, or (unless
 ``bleak`` was asked for) no Bluetooth adapter, or ``HARBOR_BLE=none``. Asked for ``bleak`` on a
 machine without Bluetooth, it stops at once with one line and exit code 4.
@@ -38,6 +43,7 @@ from harness.redaction import Secret
 
 if TYPE_CHECKING:
     from harness.sim import VirtualSandbox
+    from harness.targets import AnnouncedRadio
 
 #: (option, environment variable, default, help)
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -193,16 +199,22 @@ def rig(pytestconfig: pytest.Config, rig_mtu: int | None) -> Iterator[Rig]:
 
 
 def _bench_rig(pytestconfig: pytest.Config, target: str, radio: str) -> Iterator[Rig]:
-    """A bench tower over the OS's Bluetooth; a skip with the reason when there is none to reach.
+    """A bench tower over the OS's Bluetooth (or a sandbox URL's towers over the radio it serves);
+    a skip with the reason when there is none to reach.
 
     ``radio`` is what the user named: ``bleak`` makes a missing adapter an error (exit 4), not a skip.
     """
     from harness.ble import choose_backend
 
+    if radio in ("", "virtual"):
+        served = _served_radio(target)
+        if served is not None:
+            yield from _served_radio_rig(pytestconfig, target, served)
+            return
     if radio == "virtual":
         pytest.skip(
-            f"the virtual radio lives in the sandbox's own process, so only the local target has it "
-            f"(target here: {target}); for a bench tower set HARBOR_BLE=bleak and HARBOR_TOWER_ID"
+            f"target {target} serves no virtual radio to other processes (GET /_sim/radio): start it with "
+            "`locker-harness sim`, or for a bench tower set HARBOR_BLE=bleak and HARBOR_TOWER_ID"
         )
     tower = pytestconfig.getoption("harbor_tower")
     settings = load_settings({"target": target, "tower_id": tower, "ble": "bleak"})  # off local, the only radio
@@ -222,6 +234,30 @@ def _bench_rig(pytestconfig: pytest.Config, target: str, radio: str) -> Iterator
         settings.credentials()
     config = _rig_config(pytestconfig, other_tower=None, local=False)
     yield Rig(settings, settings.tower(), backend, config, ledger_holds(settings))
+
+
+def _served_radio(target: str) -> AnnouncedRadio | None:
+    """The radio a virtual sandbox URL serves to other processes, or ``None`` (any other target)."""
+    from harness.targets import announced_radio
+
+    settings = load_settings({"target": target})
+    if settings.target.kind is not TargetKind.URL or settings.target.api_url is None:
+        return None
+    return announced_radio(settings.target.api_url, policy=settings.wire_policy())
+
+
+def _served_radio_rig(pytestconfig: pytest.Config, target: str, served: AnnouncedRadio) -> Iterator[Rig]:
+    """A virtual sandbox URL's towers over the radio it serves, as a bench: nothing reset or switched on."""
+    from harness.ble import choose_backend
+    from harness.targets import with_served_tower
+
+    named = pytestconfig.getoption("harbor_tower")
+    settings = with_served_tower(load_settings({"target": target, "tower_id": named, "ble": "virtual"}))
+    settings.credentials()  # name the missing variables before any test
+    tower = settings.tower()
+    config = _rig_config(pytestconfig, other_tower=next((t for t in served.towers if t != tower), None), local=False)
+    backend = choose_backend("virtual", link=served.transport)
+    yield Rig(settings, tower, backend, config, ledger_holds(settings))
 
 
 def _local_rig(pytestconfig: pytest.Config, mtu: int | None) -> Iterator[Rig]:

@@ -1,7 +1,9 @@
 """``locker-harness hw``: N deliveries over Bluetooth LE and the latency of every BLE phase.
 
 On ``local`` (the default) the doors are the virtual towers', reached through bleak and the
-virtual radio; ``--mtu`` sets the ATT MTU its towers grant (23..247). With ``HARBOR_BLE=bleak``
+virtual radio; ``--mtu`` sets the ATT MTU its towers grant (23..247). On a virtual sandbox's URL
+(``locker-harness sim``) they are its towers, reached through the radio it serves to other
+processes (its control plane says where). With ``HARBOR_BLE=bleak``
 they are a bench tower's (``--tower``), reached through the OS's Bluetooth; without an adapter that
 stops at once with one line (exit 4). ``--open-p95-ms`` turns the table into a gate: exit 3 when
 OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED is slower. Below the phases, a table says what each tower
@@ -115,11 +117,16 @@ def command(
         settings = command_settings(context)
         settings.check_writes_allowed("open doors over BLE (it reserves lockers and creates tokens)")
         local = settings.target.kind is TargetKind.LOCAL
-        if not local and settings.ble is not BleBackend.BLEAK:
-            raise UsageError("the virtual radio exists only on --target local; a bench tower needs HARBOR_BLE=bleak")
-        if mtu is not None and not (local and settings.ble is BleBackend.VIRTUAL):
+        virtual = settings.ble is BleBackend.VIRTUAL
+        if virtual and settings.target.kind not in (TargetKind.LOCAL, TargetKind.URL):
             raise UsageError(
-                "--mtu sets the virtual radio's MTU (local target); a real radio's is negotiated by the OS"
+                "the virtual radio exists on --target local and on a virtual sandbox's URL; "
+                "a bench tower needs HARBOR_BLE=bleak"
+            )
+        if mtu is not None and not (local and virtual):
+            raise UsageError(
+                "--mtu sets the embedded sandbox's MTU (local target); a sandbox URL's is set on its control "
+                'plane (POST /_sim/radio {"mtu": 23}), and a real radio\'s is negotiated by the OS'
             )
 
         def delivered(number: int, delivery: Delivery) -> None:
@@ -128,8 +135,11 @@ def command(
         with running_target(settings, mtu=mtu) as running:
             tower_id = running.settings.tower()
             if local:
-                radio = "virtual radio" if settings.ble is BleBackend.VIRTUAL else "the OS's Bluetooth"
+                radio = "virtual radio" if virtual else "the OS's Bluetooth"
                 out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {radio}")
+            elif virtual:
+                where = f"tower {tower_id} of target {settings.target.name}"
+                out.say(f"hw: {cycles} deliveries on {where} over the virtual radio it serves")
             else:
                 out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
             measured = asyncio.run(

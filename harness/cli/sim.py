@@ -1,8 +1,10 @@
-"""``locker-harness sim``: serve the virtual sandbox on loopback until Ctrl-C.
+"""``locker-harness sim``: serve the virtual sandbox and its towers' radio on loopback until Ctrl-C.
 
 The sandbox runs as ``python -m harness.sim`` in a child process of its own session, started by
 ``VirtualSandbox.start_subprocess`` (the demo identities travel in the environment, never on the
-command line; its log lines reach this terminal). A Ctrl-C or SIGTERM reaches this process only,
+command line; its log lines reach this terminal). The towers' radio is served to other processes
+as raw HCI over TCP on the same host (``--radio-port``; ``--no-radio`` for HTTP alone); the banner
+and ``GET /_sim/radio`` give its address, ``tcp-client:HOST:PORT``. A Ctrl-C or SIGTERM reaches this process only,
 which then stops the child gracefully. The demo credentials are public, local-only throwaway
 values: printing them is the point.
 """
@@ -10,14 +12,18 @@ values: printing them is the point.
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
+import httpx
 import typer
 
 from harness.cli._common import Output, VerboseOption, run_command
 from harness.config import DEFAULT_LOCAL_TOWER, is_loopback_host
 from harness.errors import ExitCode, InfrastructureError, UsageError
+
+if TYPE_CHECKING:
+    from harness.sim import VirtualSandbox
 
 __all__ = ["command"]
 
@@ -25,7 +31,7 @@ _STARTUP_TIMEOUT = 30.0
 _SECOND_TOWER = "0100000000000175"
 
 
-def _banner(out: Output, url: str) -> None:
+def _banner(out: Output, url: str, radio: str | None) -> None:
     from harness.sim import DEMO_IDENTITIES  # only the public face, and only once it serves
 
     main, second = DEMO_IDENTITIES[0], DEMO_IDENTITIES[1]
@@ -35,6 +41,7 @@ def _banner(out: Output, url: str) -> None:
         f"  API document  {url}/openapi.json",
         f"  token URL     {url}/realms/harbor/protocol/openid-connect/token",
         f"  control plane {url}/_sim/state",
+        f"  radio         {radio}  (HCI over TCP; {url}/_sim/radio)" if radio else "  radio         not served",
         f"  towers        {DEFAULT_LOCAL_TOWER} (24 lockers), {_SECOND_TOWER} (12 lockers)",
         f"  identities    {main.client_id} / {main.client_secret}, {second.client_id} / {second.client_secret}"
         "  (local throwaway values)",
@@ -45,6 +52,17 @@ def _banner(out: Output, url: str) -> None:
         out.console.print(line, markup=False)
 
 
+def _radio_address(sandbox: VirtualSandbox) -> str | None:
+    """Where the child serves its radio, as its control plane says (``None`` if it cannot say)."""
+    from harness.sim import ControlError
+
+    try:
+        transport = sandbox.control.radio().get("transport")
+    except (ControlError, httpx.HTTPError):  # a non-loopback bind may refuse /_sim to this process
+        return None
+    return transport if isinstance(transport, str) else None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -53,12 +71,25 @@ def command(
     host: Annotated[str, typer.Option("--host", help="Address to serve on (loopback only by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.", min=0, max=65535)] = 8765,
     seed: Annotated[int, typer.Option("--seed", help="World seed; 0 is the world of docs/design.md.")] = 0,
+    radio_port: Annotated[
+        int,
+        typer.Option(
+            "--radio-port",
+            help="Port of the towers' radio for other processes (HCI over TCP); 0 picks a free one.",
+            min=0,
+            max=65535,
+        ),
+    ] = 0,
+    no_radio: Annotated[
+        bool, typer.Option("--no-radio", help="Serve HTTP alone: no virtual radio for other processes.")
+    ] = False,
     allow_non_loopback: Annotated[
         bool, typer.Option("--allow-non-loopback", help="Serve on a non-loopback address (exposes the sandbox).")
     ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Serve the virtual sandbox on loopback and print its URL and demo credentials, until Ctrl-C."""
+    """Serve the virtual sandbox and its towers' radio on loopback; print the URL, the radio's address
+    and the demo credentials, until Ctrl-C."""
 
     def body(out: Output) -> int:
         if not is_loopback_host(host) and not allow_non_loopback:
@@ -79,12 +110,14 @@ def command(
                     log_level="info" if verbose else "warning",
                     allow_non_loopback=allow_non_loopback,
                     inherit_stderr=True,
+                    radio=not no_radio,
+                    radio_port=radio_port,
                 )
             except SandboxNotRunning as exc:
                 if exc.exit_code == ExitCode.USAGE:  # the child said why on stderr, in one line
                     return ExitCode.USAGE
                 raise InfrastructureError(f"the virtual sandbox did not start: {exc}") from None
-            _banner(out, sandbox.url)
+            _banner(out, sandbox.url, None if no_radio else _radio_address(sandbox))
             code = sandbox.wait()
             raise InfrastructureError(f"the virtual sandbox stopped by itself (exit {code})")
         except KeyboardInterrupt:

@@ -26,7 +26,8 @@ def no_bench_tower(settings: Settings) -> str | None:
     if settings.ble is not BleBackend.BLEAK:
         return (
             f"no bench tower: on {settings.target.name} doors open on a tower over the OS's Bluetooth "
-            "(HARBOR_BLE=bleak, HARBOR_TOWER_ID); the virtual radio exists only on local"
+            "(HARBOR_BLE=bleak, HARBOR_TOWER_ID); the virtual radio exists on local and on a virtual "
+            "sandbox URL that serves it"
         )
     if settings.tower_id is None:
         return "no bench tower named: set HARBOR_TOWER_ID to a tower within Bluetooth range"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.config import PROJECT_ROOT, TargetKind, target_environment
+from harness.config import PROJECT_ROOT, BleBackend, TargetKind, target_environment
 from harness.errors import ExitCode, InfrastructureError, UsageError
 from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
@@ -25,6 +25,7 @@ from harness.run._child import (
     run_child,
 )
 from harness.run._context import RunContext
+from harness.targets import announced_radio
 
 __all__ = ["HW_BUGS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
 
@@ -192,6 +193,12 @@ class PytestStage:
         return None
 
 
+def _virtual_url(context: RunContext) -> bool:
+    """Whether the run points at a URL with the virtual radio asked for (a sandbox's own, if it serves one)."""
+    settings = context.settings
+    return settings.target.kind is TargetKind.URL and settings.ble is BleBackend.VIRTUAL
+
+
 def _own_reports(stage_dir: Path, *besides: Path) -> list[Path]:
     """The files a suite wrote into its stage's folder itself (the Schemathesis report), besides ``besides``."""
     return [
@@ -220,11 +227,12 @@ HW_FAULTS_ENV: Final = "HARBOR_HW_SIM_FAULT"
 class HardwareStage(PytestStage):
     """The hardware rig (``hw_tests/``).
 
-    On ``local`` it starts its own sandbox in its process (the virtual radio lives beside the
-    sandbox's firmware and cannot cross a process boundary), with the run's bug switches and fault
-    profiles. Elsewhere it needs a bench tower: without one named, or without Bluetooth when the
-    target's default chose it, the stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak``
-    that finds no adapter could not test, in the rig's one line.
+    On ``local`` it starts its own sandbox in its process, with the run's bug switches and fault
+    profiles. On a virtual sandbox's URL that serves its towers' radio to other processes
+    (``locker-harness sim``), the rig reaches them over that radio, as a bench. Elsewhere it needs
+    a bench tower: without one named, or without Bluetooth when the target's default chose it, the
+    stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak`` that finds no adapter could
+    not test, in the rig's one line.
     """
 
     #: On ``local`` the rig's own sandbox gets the run's fault profiles: BLE faults reach it.
@@ -234,7 +242,9 @@ class HardwareStage(PytestStage):
         settings = context.settings
         if settings.target.kind is not TargetKind.LOCAL:
             environment = super().environment(context)
-            if not ble_chosen_explicitly():
+            if _virtual_url(context):
+                environment["HARBOR_BLE"] = "virtual"  # the URL's own radio, if it serves one (the rig asks)
+            elif not ble_chosen_explicitly():
                 # The target's default radio: the rig applies its own rule (no adapter -> skip).
                 environment.pop("HARBOR_BLE", None)
             return environment
@@ -248,8 +258,19 @@ class HardwareStage(PytestStage):
         }
 
     def run(self, context: RunContext) -> StageResult:
-        local = context.settings.target.kind is TargetKind.LOCAL
-        reason = None if local else no_bench_tower(context.settings)
+        settings = context.settings
+        if settings.target.kind is TargetKind.LOCAL:
+            return super().run(context)
+        if _virtual_url(context):
+            assert settings.target.api_url is not None
+            if announced_radio(settings.target.api_url, policy=settings.wire_policy()) is not None:
+                return super().run(context)
+            return StageResult.skipped(
+                self.name,
+                f"target {settings.target.name} serves no virtual radio to other processes (GET /_sim/radio): "
+                "start it with `locker-harness sim`, or set HARBOR_BLE=bleak and HARBOR_TOWER_ID for a bench tower",
+            )
+        reason = no_bench_tower(settings)
         if reason is not None:
             return StageResult.skipped(self.name, reason)
         return super().run(context)

@@ -6,9 +6,10 @@ instead of wiring a target of its own:
 - ``embedded_sandbox``: the embedded virtual sandbox for ``local``, in a thread or a child
   process, with throwaway identities and the bug switches and faults asked for;
   ``open_target``: that on ``local``, any other target as it is (credentials checked first).
-- ``serves_control_plane``: whether a URL is a virtual sandbox (sync and async faces, one probe).
-- ``door_opener`` and ``radio``: how doors open, over Bluetooth LE on the virtual or the OS's
-  radio, or through a sandbox's control plane.
+- ``serves_control_plane``: whether a URL is a virtual sandbox (sync and async faces, one probe);
+  ``announced_radio``: where a sandbox URL serves its virtual radio to other processes.
+- ``door_opener`` and ``radio``: how doors open, over Bluetooth LE on the virtual radio (in this
+  process or a sandbox URL's) or the OS's, or through a sandbox's control plane.
 - ``smoke_delivery``: one delivery as ``locker-harness smoke`` makes it; ``ble_deliveries``:
   deliveries over Bluetooth LE with every BLE phase timed, as ``locker-harness hw`` makes them.
 
@@ -18,7 +19,13 @@ bumble) load when a target needs them.
 
 from harness.targets._deliveries import BleDeliveries, DeliveryChoice, ble_deliveries, smoke_delivery
 from harness.targets._doors import ble_door_opener, door_opener, radio
-from harness.targets._probe import serves_control_plane, serves_control_plane_async
+from harness.targets._probe import (
+    AnnouncedRadio,
+    announced_radio,
+    serves_control_plane,
+    serves_control_plane_async,
+    with_served_tower,
+)
 from harness.targets._sandbox import (
     LocalTarget,
     RadioLink,
@@ -29,11 +36,13 @@ from harness.targets._sandbox import (
 )
 
 __all__ = [
+    "AnnouncedRadio",
     "BleDeliveries",
     "DeliveryChoice",
     "LocalTarget",
     "RadioLink",
     "RunningTarget",
+    "announced_radio",
     "ble_deliveries",
     "ble_door_opener",
     "door_opener",
@@ -44,4 +53,5 @@ __all__ = [
     "serves_control_plane_async",
     "smoke_delivery",
     "throwaway_credentials",
+    "with_served_tower",
 ]

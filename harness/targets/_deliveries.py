@@ -8,6 +8,7 @@ timed, as ``locker-harness hw`` makes them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -98,17 +99,19 @@ async def ble_deliveries(
 ) -> BleDeliveries:
     """``count`` deliveries on ``settings.tower()`` with doors opened over Bluetooth LE: every BLE
     phase's latency, and what each tower showed (advertisement layout, MTU, GET_DEVICE_INFO). The
-    radio is the settings' (``radio_link``: the embedded sandbox's virtual one); ``delivered`` hears
-    each delivery as it ends. Holds go to the cleanup ledger: a bench tower's lockers are Harbor's
-    sandbox's, and ``locker-harness cleanup`` gives them back after a crash."""
+    radio is the settings' (``radio_link``: the embedded sandbox's virtual one; on a sandbox URL, the
+    one it serves to other processes); ``delivered`` hears each delivery as it ends. Holds go to the
+    cleanup ledger: a bench tower's lockers are Harbor's sandbox's, and ``locker-harness cleanup``
+    gives them back after a crash."""
     from harness.ble import PhaseTimer  # bleak only when deliveries are made
 
     tower_id = settings.tower()
     timer = PhaseTimer()
     holds = ledger_holds(settings)
+    backend = await asyncio.to_thread(radio, settings, radio_link)  # may ask a sandbox URL where its radio is
     async with (
         AsyncHarborClient(settings, holds=holds) as client,
-        ble_door_opener(client, radio(settings, radio_link), timer=timer, device_info=True) as opener,
+        ble_door_opener(client, backend, timer=timer, device_info=True) as opener,
     ):
 
         def status_seen(event: FlowEvent) -> None:

@@ -2,8 +2,11 @@
 
 On ``local`` doors open over Bluetooth LE through the embedded sandbox's virtual radio
 (``HARBOR_BLE=bleak``: the OS's radio and a bench tower). A virtual sandbox given as a URL (it
-serves ``/_sim``) opens doors through its control plane: the same firmware checks, without the
-radio. Harbor's sandbox and production open a bench tower's doors over the OS's Bluetooth.
+serves ``/_sim``) opens doors through its control plane in a delivery: the same firmware checks,
+without the radio; where it serves its radio to other processes (``locker-harness sim`` does),
+``radio`` reaches its towers over Bluetooth LE too, for the commands that time the BLE phases
+(``hw``, the hardware rig). Harbor's sandbox and production open a bench tower's doors over the
+OS's Bluetooth.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from harness.api import AsyncHarborClient
 from harness.config import BleBackend, Settings, TargetKind
 from harness.errors import UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
-from harness.targets._probe import serves_control_plane_async
+from harness.targets._probe import AnnouncedRadio, announced_radio, serves_control_plane_async
 from harness.targets._sandbox import RadioLink
 
 if TYPE_CHECKING:
@@ -29,11 +32,30 @@ __all__ = ["ble_door_opener", "door_opener", "radio"]
 
 def radio(settings: Settings, radio_link: RadioLink | None = None) -> Radio:
     """The radio the settings ask for: the embedded sandbox's virtual one (``radio_link``, put on
-    the air now) or the OS's Bluetooth through bleak (``HARBOR_BLE=bleak``)."""
+    the air now), the virtual radio a sandbox URL serves to other processes (asked of its control
+    plane: blocking, once), or the OS's Bluetooth through bleak (``HARBOR_BLE=bleak``).
+
+    ``UsageError`` for a virtual radio the target has not: a URL that announces none, or Harbor's."""
     from harness.ble import choose_backend  # bleak (and bumble) only on this path
 
-    link = radio_link() if radio_link is not None and settings.ble is BleBackend.VIRTUAL else None
+    link: object | None = None
+    if settings.ble is BleBackend.VIRTUAL:
+        if radio_link is not None:
+            link = radio_link()
+        elif settings.target.kind is TargetKind.URL:
+            link = _announced(settings).transport
     return choose_backend(settings.ble.value, link=link)
+
+
+def _announced(settings: Settings) -> AnnouncedRadio:
+    url = settings.target.api_url
+    announced = None if url is None else announced_radio(url, policy=settings.wire_policy())
+    if announced is None:
+        raise UsageError(
+            f"target {settings.target.name} serves no virtual radio (GET /_sim/radio): start it with "
+            "`locker-harness sim`, or for a bench tower set HARBOR_BLE=bleak"
+        )
+    return announced
 
 
 def ble_door_opener(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from harness.config import DEFAULT_LOCAL_TOWER, Credentials, Secret, Settings, Target, TargetKind
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import redactor
+from harness.targets._probe import with_served_tower
 
 if TYPE_CHECKING:
     from harness.sim import SimControl, VirtualSandbox
@@ -159,7 +160,9 @@ def open_target(
 
     On ``local`` the embedded sandbox, started here and stopped after, with the settings'
     credentials as its identities where given; any other target as it is, its credentials checked
-    before anything starts. Bug switches and fault profiles exist on the embedded sandbox only.
+    before anything starts; a virtual sandbox's URL that names no tower gets the first tower of the
+    radio it serves (``with_served_tower``). Bug switches and fault profiles exist on the embedded
+    sandbox only.
     """
     if settings.target.kind is TargetKind.LOCAL:
         with embedded_sandbox(
@@ -170,4 +173,4 @@ def open_target(
     if bugs or faults:
         raise UsageError("sandbox bug switches and fault profiles apply to --target local only")
     settings.credentials()  # name the missing variables before anything starts
-    yield RunningTarget(settings)
+    yield RunningTarget(with_served_tower(settings))

@@ -71,10 +71,13 @@ def test_the_rig_in_the_checkout_reads_the_variables_the_stage_passes() -> None:
     ("settings", "reason"),
     [
         (_sandbox(tower=None), "no bench tower named: set HARBOR_TOWER_ID"),
-        (_sandbox(tower="0100000000000014", ble=BleBackend.VIRTUAL), "the virtual radio exists only on local"),
-        (Settings(target=Target(TargetKind.URL, "http://127.0.0.1:9")), "the virtual radio exists only on local"),
+        (_sandbox(tower="0100000000000014", ble=BleBackend.VIRTUAL), "the virtual radio exists on local and on"),
+        (
+            Settings(target=Target(TargetKind.URL, "http://127.0.0.1:9"), ble=BleBackend.BLEAK, tower_id=None),
+            "no bench",
+        ),
     ],
-    ids=["sandbox-no-tower", "sandbox-virtual", "url"],
+    ids=["sandbox-no-tower", "sandbox-virtual", "url-bleak"],
 )
 def test_without_a_bench_tower_the_rig_is_skipped_with_the_reason(
     tmp_path: Path, settings: Settings, reason: str
@@ -84,6 +87,18 @@ def test_without_a_bench_tower_the_rig_is_skipped_with_the_reason(
     run = execute([_rig(tmp_path, "started", 0)], context)
     [result] = run.stages
     assert result.verdict is Verdict.SKIPPED and reason in result.reason
+    assert not (context.reports_dir / "hw" / "pytest.log").exists()
+
+
+def test_a_sandbox_url_without_a_served_radio_skips_the_rig_saying_so(tmp_path: Path) -> None:
+    """A virtual sandbox URL whose radio lives only in its own process (``GET /_sim/radio`` 404) has no
+    doors the rig can reach: the stage is skipped with the reason, and the rig never starts."""
+    from harness.sim import VirtualSandbox
+
+    with VirtualSandbox() as sandbox:
+        context = _context(tmp_path, Settings(target=Target(TargetKind.URL, sandbox.url)))
+        [result] = execute([_rig(tmp_path, "started", 0)], context).stages
+    assert result.verdict is Verdict.SKIPPED and "serves no virtual radio" in result.reason
     assert not (context.reports_dir / "hw" / "pytest.log").exists()
 
 
