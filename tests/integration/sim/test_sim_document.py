@@ -29,6 +29,8 @@ CONTROL_PLANE = {
     ("POST", "/_sim/towers/{tower_id}/lockers/{locker_id}/close"),
     ("GET", "/_sim/towers/{tower_id}/lockers/{locker_id}/door"),
     ("POST", "/_sim/towers/{tower_id}/lockers/{locker_id}/force"),
+    ("GET", "/_sim/radio"),
+    ("POST", "/_sim/radio"),
     ("GET", "/_sim/events"),
 }
 EXTRA = {("POST", "/realms/harbor/protocol/openid-connect/token"), ("GET", "/openapi.json")}
