@@ -277,6 +277,12 @@ class _HciAdapter(_Adapter):
     def alive(self) -> bool:
         return not self.lost and self._thread.is_alive()
 
+    async def _power_on(self) -> Device:
+        try:
+            return await super()._power_on()
+        except core.BaseBumbleError as exc:  # the socket went away during the HCI reset
+            raise BleakError(f"the virtual radio at {self.address} failed: {exc}") from None
+
     async def _new_device(self) -> Device:
         try:
             transport = await asyncio.wait_for(open_transport(self.address), _START_TIMEOUT)

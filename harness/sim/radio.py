@@ -19,7 +19,10 @@ reports scan responses, which bumble's own virtual controller does not.
 The radio runs on its own event loop in its own thread, so it lives as long as the sandbox and
 does not care which loop (or how many ``asyncio.run``) a client uses. The link carries that loop
 as ``link.loop``: the client's virtual bleak backend runs its bumble central there. The link is
-the only thing the client gets from here.
+the only thing an in-process client gets from here. ``VirtualRadio.serve`` also serves the link to
+other processes as raw HCI over TCP (``_hci.HciServer``): each connection gets its own
+``RadioController``, the one ``central_controller`` gives an in-process central, and leaves the link
+when its socket closes (``RadioLink.leave``); ``describe`` is what ``GET /_sim/radio`` answers.
 
 ``LatencyModel`` gives the link the shape of a real BLE connection: data waits for the next
 connection event (``connection_interval``) plus a seeded jitter, in order per direction (link-layer

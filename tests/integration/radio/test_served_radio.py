@@ -16,10 +16,11 @@ from bumble.device import Device, Peer
 from bumble.transport import open_transport
 
 from harness.api import AsyncHarborClient
-from harness.ble import TowerClient, choose_backend, find_tower
+from harness.ble import BleLinkError, TowerClient, choose_backend, find_tower
 from harness.ble import protocol as blink
 from harness.ble.protocol import Field, PacketType
 from harness.config import Settings
+from harness.errors import ExitCode
 from harness.model import TowerId
 from harness.sim import SimControl, VirtualSandbox
 from harness.targets import announced_radio
@@ -77,6 +78,29 @@ def test_the_mtu_set_on_the_control_plane_reaches_the_other_process(control: Sim
         assert asyncio.run(mtu()) == 23
     finally:
         control.configure_radio(mtu=247)
+
+
+def test_a_supervision_timeout_reaches_the_other_process_and_the_tower_comes_back(
+    control: SimControl, transport: str, settings: Settings
+) -> None:
+    """The sandbox's ``ble_supervision_timeout`` fault, switched on its control plane, silences the link
+    of a client in another process as it does an in-process one: its command fails as a lost link
+    (exit 4, naming the phase); the tower advertises again and the next session runs."""
+    backend = choose_backend("virtual", link=transport)
+    tower = TowerId(TOWER)
+
+    async def session() -> None:
+        async with AsyncHarborClient(settings) as api:
+            found = await find_tower(backend, tower, timeout=5.0)
+            async with TowerClient.over(backend, found.device, tower_id=tower, response_timeout=3.0) as client:
+                await client.start_session(api.create_session_token)
+                await client.doors_open()  # an in-session command: the one the fault loses on the air
+
+    control.set_faults("ble_supervision_timeout", count=1, ms=100)
+    with pytest.raises(BleLinkError) as lost:
+        asyncio.run(session())
+    assert lost.value.exit_code == ExitCode.INFRASTRUCTURE and "phase=" in str(lost.value)
+    asyncio.run(session())
 
 
 class _Central:
