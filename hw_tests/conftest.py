@@ -213,8 +213,9 @@ def _bench_rig(pytestconfig: pytest.Config, target: str, radio: str) -> Iterator
             return
     if radio == "virtual":
         pytest.skip(
-            f"target {target} serves no virtual radio to other processes (GET /_sim/radio): start it with "
-            "`locker-harness sim`, or for a bench tower set HARBOR_BLE=bleak and HARBOR_TOWER_ID"
+            "the virtual radio exists on local and on a sandbox URL that serves it (GET /_sim/radio, as "
+            f"`locker-harness sim` does); target here: {target}. For a bench tower set HARBOR_BLE=bleak "
+            "and HARBOR_TOWER_ID"
         )
     tower = pytestconfig.getoption("harbor_tower")
     settings = load_settings({"target": target, "tower_id": tower, "ble": "bleak"})  # off local, the only radio

@@ -36,7 +36,7 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
     "no radio": ({"HARBOR_BLE": "none"}, "HARBOR_BLE=none"),
     "virtual radio off local": (
         {"HARBOR_TARGET": "sandbox", "HARBOR_BLE": "virtual", "HARBOR_TOWER_ID": TOWER},
-        "only the local target has it",
+        "the virtual radio exists on local and on a sandbox URL that serves it",
     ),
     "bleak named, no adapter": ({"HARBOR_BLE": "bleak"}, "no Bluetooth adapter is reachable"),
     "an MTU out of range": ({"HARBOR_HW_MTU": "23,500"}, "each MTU must be 23..247"),
