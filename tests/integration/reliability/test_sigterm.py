@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from harness.config import ENVIRONMENT
 from harness.errors import ExitCode
-from harness.sim import VirtualSandbox
+from harness.sim import SimControl, VirtualSandbox
 
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
 TOWER = "0100000000000014"
@@ -113,19 +114,30 @@ def test_sigterm_on_run_stops_its_stages_and_exits_143(sandbox: VirtualSandbox, 
     stdout, stderr, family = _terminate_when(process, lambda: bool(_held(sandbox)), "the run")
     assert process.returncode == ExitCode.TERMINATED, stdout + stderr
     assert _none_alive(family) == []
-    assert "terminated (SIGTERM) after" in stdout
-    (figures,) = tmp_path.glob("reports/soak-*.json")
-    assert json.loads(figures.read_text())["interrupted"] is True
     (summary_path,) = tmp_path.glob("reports/*/summary.json")
     assert json.loads(summary_path.read_text())["exit_code"] == ExitCode.TERMINATED
     assert _held(sandbox) == []
 
 
 def test_sigterm_on_soak_leaves_nothing_running(tmp_path: Path) -> None:
-    """``soak`` terminated mid-way: exit 143 and its sandbox process (all its load lands there) is gone."""
+    """``soak`` terminated mid-way: exit 143, the figures so far written, and its sandbox process (all
+    its load lands there) gone."""
     process = _start(["soak", "-n", "100000", "-c", "4"], tmp_path)
-    stdout, stderr, family = _terminate_when(
-        process, lambda: any("harness.sim" in " ".join(p.cmdline()) for p in _descendants(process.pid)), "the soak"
-    )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 60)
+    assert ready, "the soak never said where its sandbox is"
+    first = process.stdout.readline()  # "soak: N deliveries, ... sandbox pid P at http://127.0.0.1:PORT"
+    url = first.rsplit(" at ", 1)[-1].strip()
+    with SimControl(url) as control:
+        rest, stderr, family = _terminate_when(process, lambda: _busy(control), "the soak")
+    stdout = first + rest
     assert process.returncode == ExitCode.TERMINATED, stdout + stderr
     assert _none_alive(family) == []
+    assert "terminated (SIGTERM) after" in stdout
+    (figures,) = tmp_path.glob("reports/soak-*.json")
+    assert json.loads(figures.read_text())["interrupted"] is True
+
+
+def _busy(control: SimControl) -> bool:
+    """Whether the soak's workers hold lockers: it is mid-way."""
+    return any(locker["status"] != "available" for locker in control.state()["lockers"] if locker["id"] < 1412)
