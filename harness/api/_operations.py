@@ -229,7 +229,7 @@ def create_dropoff_request(
     return Call(
         "POST",
         "/api/v1/locker-open-requests/dropoff-locker-request",
-        LockerOpenRequest.read,
+        lambda body: LockerOpenRequest.read(body, TokenKind.DROPOFF),
         json=body,
         writes="create a drop-off request",
         hold=Hold(HoldAction.CREATE, HoldKind.DROPOFF_REQUEST, location_id=location_id, duration=300),
@@ -256,7 +256,7 @@ def create_pickup_request(
     return Call(
         "POST",
         "/api/v1/locker-open-requests/pickup-locker-request",
-        LockerOpenRequest.read,
+        lambda body: LockerOpenRequest.read(body, TokenKind.PICKUP),
         json=body,
         writes="create a pickup request",
         hold=Hold(HoldAction.CREATE, HoldKind.PICKUP_REQUEST, locker_id=locker_id),
