@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 
 import pytest
 
+from harness.assumptions import write_log
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import MASK, SECRET_KEYS, redactor
@@ -152,6 +153,12 @@ def pytest_configure(config: pytest.Config) -> None:
     HarborOptions.of(config)  # bad option values are a usage error now, not in the middle of the run
     # A CI runner's SIGTERM stops the session as Ctrl-C does: fixtures tear down, holds go back.
     stop_on_sigterm()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Leave what the suite's answers showed of the assumptions where the run reads it
+    (``$LOCKER_HARNESS_FINDINGS_DIR``, set by ``locker-harness run`` for its pytest stages)."""
+    write_log()
 
 
 def _read_options(config: pytest.Config) -> HarborOptions:
