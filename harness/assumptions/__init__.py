@@ -18,6 +18,7 @@ The virtual sandbox never imports this package: it is the client side's knowledg
 sandbox is a second implementation that must not share it.
 """
 
+from harness.assumptions._answers import observe_answer
 from harness.assumptions._document import tolerant_document
 from harness.assumptions._observe import (
     FINDINGS_ENV,
@@ -67,6 +68,7 @@ __all__ = [
     "env_line",
     "findings",
     "merge_findings",
+    "observe_answer",
     "observing",
     "outcomes",
     "read_expires",

@@ -31,7 +31,7 @@ def tolerant_document(document: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the OpenAPI ``document`` with each [I]/[G] promise opened to what a real target may answer:
 
     - ``create_status``: an operation documented to answer 201 may answer any 2xx (``2XX``, with
-      the 201's body and links);
+      the 201's body; the stateful phase follows links from a 201 only);
     - ``token_id_field``, ``request_type_field``, ``token_type_field``: those fields become optional;
     - ``expires_offset``: ``expires`` is any string (a time without an offset is read as UTC);
     - ``status_names``, ``status_ids``: a status is any name with any whole-number id.
@@ -43,8 +43,9 @@ def tolerant_document(document: Mapping[str, Any]) -> dict[str, Any]:
                 continue
             responses = operation.get("responses", {})
             created = responses.get("201", responses.get(201))
-            if created is not None and "2XX" not in responses:
-                responses["2XX"] = copy.deepcopy(created)
+            if isinstance(created, dict) and "2XX" not in responses:
+                # The 201's body; its links stay on the 201 (a link named twice would be two transitions).
+                responses["2XX"] = {key: copy.deepcopy(value) for key, value in created.items() if key != "links"}
     schemas = relaxed.get("components", {}).get("schemas", {})
     for name, field, _assumption in _OPTIONAL_FIELDS:
         schema = schemas.get(name, {})

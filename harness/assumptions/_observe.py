@@ -146,6 +146,9 @@ def record(assumption: str, seen: object, where: str) -> None:
     current_log().record(Observation(assumption, seen, where))
 
 
+_record = record
+
+
 @contextlib.contextmanager
 def observing(log: ObservationLog | None = None) -> Iterator[ObservationLog]:
     """Collect the observations made in this block (and in tasks it starts) into a log of its own."""
@@ -424,15 +427,21 @@ class StatusReading:
     broken: str | None = None
 
 
-def read_status(name: str, status_id: int, assumed: Assumed, where: str) -> StatusReading:
+def read_status(name: str, status_id: int, assumed: Assumed, where: str, *, observe: bool = True) -> StatusReading:
     """The status a ``{name, id}`` shows, read by its name; observations recorded on the way.
 
     The name decides: one the values in effect spell (``status_names``) is that status; one that
     differs from it only in case, spaces or dashes (``out of service``) is that status too, and
     refutes ``status_names``; any other is kept as an unknown status under its own name. The id is
     then compared with the ids in effect (``status_ids``); available's id 1 is seen, so another
-    id for it is ``broken``.
+    id for it is ``broken``. ``observe=False`` reads without recording (a second reader of an
+    answer already recorded).
     """
+
+    def record(assumption: str, seen: object, where: str) -> None:
+        if observe:
+            _record(assumption, seen, where)
+
     names = assumed.status_names()
     by_name = {wire: status for status, wire in names.items()}
     status_name = by_name.get(name)
@@ -461,12 +470,13 @@ def read_status(name: str, status_id: int, assumed: Assumed, where: str) -> Stat
     return StatusReading(status)
 
 
-def read_expires(text: str, assumed: Assumed, where: str) -> datetime | None:
+def read_expires(text: str, assumed: Assumed, where: str, *, observe: bool = True) -> datetime | None:
     """An ``expires`` time: with its offset, or without one read as UTC (recorded: ``expires_offset``).
     ``None`` if it is no ISO time at all."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    record("expires_offset", moment.tzinfo is not None, where)
+    if observe:
+        record("expires_offset", moment.tzinfo is not None, where)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
