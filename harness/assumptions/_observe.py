@@ -405,7 +405,12 @@ def outcomes(entries: Sequence[Seen], assumed: Assumed, *, areas: Sequence[str] 
             rows.append(Judged(entry, Outcome.BROKEN, in_effect, "not kept", broken.where))
         else:
             first = seen_list[0]
-            rows.append(Judged(entry, Outcome.CONFIRMED, in_effect, _shown(first.seen), first.where))
+            if entry.kind in (Kind.STATUS_IDS, Kind.STATUS_NAMES):  # every entry of the table seen
+                merged = {str(k): v for s in seen_list if isinstance(s.seen, Mapping) for k, v in s.seen.items()}
+                shown = _shown(merged)
+            else:
+                shown = _shown(first.seen)
+            rows.append(Judged(entry, Outcome.CONFIRMED, in_effect, shown, first.where))
     return rows
 
 

@@ -20,6 +20,7 @@ from typing import Final
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from harness.assumptions import Finding
 from harness.redaction import Redactor
@@ -123,13 +124,13 @@ def findings_table(findings: Sequence[Finding], *, redactor: Redactor) -> Table:
     table.add_column("assumed")
     table.add_column("seen")
     table.add_column("first seen at", ratio=1)
-    table.add_column("adopt with ([assume])")
+    table.add_column("adopt with (\\[assume])")
     for finding in findings:
         table.add_row(
-            f"{finding.assumption} {finding.mark}",
-            redactor.text(finding.assumed),
-            redactor.text(finding.seen),
-            redactor.text(finding.where),
-            redactor.text(finding.adopt),
+            Text(f"{finding.assumption} {finding.mark}"),
+            Text(redactor.text(finding.assumed)),
+            Text(redactor.text(finding.seen)),
+            Text(redactor.text(finding.where)),
+            Text(redactor.text(finding.adopt)),
         )
     return table
