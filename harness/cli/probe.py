@@ -1,7 +1,8 @@
 """``locker-harness probe``: which of our assumptions a target confirms, refutes, or never shows.
 
-Read-only unless ``--write`` (one reservation, given back at once, in the cleanup ledger first;
-on production only with the opt-in). It prints one row per assumption (confirmed, refuted with
+Read-only unless ``--write`` (a locker held a moment and given back at once: a reservation and a
+drop-off token, and a drop-off locker request; each in the cleanup ledger first; on production
+only with the opt-in). It prints one row per assumption (confirmed, refuted with
 the value seen and the ``[assume]`` line that adopts it, or not seen) and one per read of the API
 document, and writes ``reports/<run-id>/probe/``: ``assumptions.json``, ``assume.toml`` and the
 exchanges as ``exchanges.har`` (HAR 1.2, redacted). Exit 0 unless the target breaks an [S] fact
@@ -77,8 +78,9 @@ def command(
         bool,
         typer.Option(
             "--write",
-            help="Also make one reservation and give it back at once (recorded in the cleanup ledger first): "
-            "a create's status code and a reservation's shape are seen only so. Production needs the opt-in.",
+            help="Also hold a locker a moment and give it back at once (a reservation and a drop-off token, and "
+            "a drop-off locker request; each in the cleanup ledger first): a create's status code and the "
+            "tokens' and requests' fields are seen only so. Production needs the opt-in.",
         ),
     ] = False,
     config: ConfigOption = None,
@@ -90,12 +92,12 @@ def command(
     def body(out: Output) -> int:
         settings = command_settings(context)
         if write:  # before anything is started or sent
-            settings.check_writes_allowed("probe --write (one reservation, given back at once)")
+            settings.check_writes_allowed("probe --write (a locker held a moment, given back at once)")
         folder = RunFolder.create(settings.reports_dir)
         with running_target(settings) as running:
             out.say(
                 f"probe: {running.settings.target.name} ({running.settings.target.api_url}), "
-                f"tower {running.settings.tower_id or '-'}, {'one reservation given back' if write else 'read-only'}"
+                f"tower {running.settings.tower_id or '-'}, {'writes given back at once' if write else 'read-only'}"
             )
             result = probe(running.settings, write=write, run_id=folder.run_id)
         out.print(fit_table(_assumptions_table(result, out), out.console))

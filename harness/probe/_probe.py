@@ -11,6 +11,7 @@ operation's row; only an [S] fact broken makes the probe fail.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from collections.abc import Callable, Sequence
@@ -161,7 +162,7 @@ _WHY_SKIPPED: Final = {
     "getLocation": "no location listed",
     "getLocationAvailability": "no location listed",
     "getClosestLocation": "no location listed",
-    "getLockerOpenRequest": "no request id is known without creating one",
+    "getLockerOpenRequest": "no request id is known without creating one (--write asks it)",
 }
 
 
@@ -205,32 +206,63 @@ def _ask(operation: str, read: Read, client: HarborClient, settings: Settings, k
     return OperationResult(operation, Asked.ANSWERED, said)
 
 
-def _write(client: HarborClient, settings: Settings, known: _Known) -> tuple[OperationResult, list[str]]:
-    """One available locker held for a moment and given back at once, each call in the ledger first:
-    reserved, then a drop-off token (its answer shows the token's own guesses), then released.
+def _write(client: HarborClient, settings: Settings, known: _Known) -> list[OperationResult]:
+    """Lockers held for a moment and given back at once, each call in the cleanup ledger first: an
+    available locker reserved, then given a drop-off token (its answer shows the token's guesses),
+    then released; and a drop-off locker request at the first location, read back by its id
+    (``getLockerOpenRequest``), its locker released.
 
-    Tokens and the reservation last a minute only, so even a locker the target would not let go of
-    frees itself soon after; ``locker-harness cleanup`` finds anything left in the ledger.
+    What is made lasts a minute where the API takes a duration, so even a locker the target would
+    not let go of frees itself soon after; ``locker-harness cleanup`` finds anything left.
     """
+    return [_hold_and_give_back(client, settings, known), _request_and_give_back(client, settings, known)]
+
+
+def _hold_and_give_back(client: HarborClient, settings: Settings, known: _Known) -> OperationResult:
+    name = "reserveLocker, createDropoffToken"
     free = sorted((lk for lk in known.lockers if lk.status is LockerStatus.AVAILABLE), key=lambda lk: lk.id)
     if not free:
-        return OperationResult("reserveLocker", Asked.SKIPPED, "no available locker to reserve"), []
+        return OperationResult(name, Asked.SKIPPED, "no available locker to reserve")
     tower, locker = _tower(settings), free[0]
     done: list[str] = []
+    asked = Asked.ANSWERED
     try:
-        reservation = client.reserve(tower, locker.id, _HOLD_S)
+        client.reserve(tower, locker.id, _HOLD_S)
         done.append(f"reserved locker {locker.id}")
         token = client.create_dropoff_token(tower, locker.id, _HOLD_S)
         done.append(f"a drop-off token ({token.locker.status.wire_name})")
     except ProductDefect as defect:
-        done.append(f"differs from the document: {defect}")
+        asked = Asked.DIFFERS
+        done.append(str(defect))
     except HarborAPIError as error:
-        done.append(f"refused: {error}")
-    else:
-        del reservation  # a drop-off token ends the reservation [S]
+        asked = Asked.REFUSED
+        done.append(str(error))
     done.append(_give_back(client, settings, locker.id))
-    asked = Asked.ANSWERED if len(done) == 3 else Asked.DIFFERS
-    return OperationResult("reserveLocker, createDropoffToken", asked, "; ".join(done)), done
+    return OperationResult(name, asked, "; ".join(done))
+
+
+def _request_and_give_back(client: HarborClient, settings: Settings, known: _Known) -> OperationResult:
+    name = "createDropoffLockerRequest, getLockerOpenRequest"
+    location = _first_location(known)
+    if location is None:
+        return OperationResult(name, Asked.SKIPPED, "no location listed")
+    done: list[str] = []
+    asked = Asked.ANSWERED
+    made = None
+    try:
+        made = client.create_dropoff_request(location.id, 1, client_info="locker-harness probe")
+        done.append(f"a drop-off request at location {location.id} (locker {made.locker_id})")
+        read = client.get_open_request(made.id)
+        done.append(f"read back: request {read.id}")
+    except ProductDefect as defect:
+        asked = Asked.DIFFERS
+        done.append(str(defect))
+    except HarborAPIError as error:
+        asked = Asked.REFUSED
+        done.append(str(error))
+    if made is not None:
+        done.append(_give_back(client, dataclasses.replace(settings, tower_id=made.tower_id), made.locker_id))
+    return OperationResult(name, asked, "; ".join(done))
 
 
 def _give_back(client: HarborClient, settings: Settings, locker_id: int) -> str:
@@ -261,7 +293,7 @@ def probe(
     reservation given back at once. ``UsageError`` for a write to production without the opt-in
     (before anything is sent) and for credentials refused; ``TargetUnreachable`` when nothing answers."""
     if write:
-        settings.check_writes_allowed("probe --write (one reservation, given back at once)")
+        settings.check_writes_allowed("probe --write (a locker held a moment, given back at once)")
     from harness.ledger import ledger_holds  # the ledger's SQLite only when something may be held
 
     recording = RecordingTransport(transport)
@@ -281,8 +313,9 @@ def probe(
         for name in chosen:
             results.append(_ask(name, READS[name], client, settings, known))
         if write:
-            written, wrote = _write(client, settings, known)
-            results.append(written)
+            written = _write(client, settings, known)
+            results += written
+            wrote = [result.note for result in written if result.asked is not Asked.SKIPPED]
     rows = outcomes(seen.entries(), settings.assume)
     return ProbeResult(settings.target.name, rows, results, recording, wrote)
 
