@@ -228,7 +228,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _seed_shape_problems(locker: Any) -> list[str]:
-    """How ``locker`` differs from Harbor's example locker (reference 4.1), field by field."""
+    """How ``locker`` differs from Harbor's example locker (reference 4.1, ``locker_fields`` [S]), field by field."""
     if not isinstance(locker, dict):
         return [f"is {type(locker).__name__}, not an object"]
     problems = []
@@ -312,8 +312,8 @@ def locker_status_is_a_model_status(ctx: CheckContext, response: Response, case:
 
 @schemathesis.check
 def locker_token_is_hex_and_unexpired(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """A drop-off or pickup token carries hex ``payload`` and ``payload_auth`` and expires after the
-    response's ``Date`` (the target's clock, never the local one)."""
+    """A drop-off or pickup token carries hex ``payload`` and ``payload_auth`` (``token_payload_hex`` [S])
+    and expires after the response's ``Date`` (the target's clock, never the local one)."""
     kind = _TOKENS.get(operation_id(case))
     if kind is None or not 200 <= response.status_code < 300:
         return None

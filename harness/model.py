@@ -134,7 +134,7 @@ class LockerStatus(enum.IntEnum):
     """The six statuses of Harbor's docs; ``value`` is ``status.id`` on the wire."""
 
     AVAILABLE = 1  # [S]
-    RESERVED = 2  # [G] ids 2..6 follow the docs' listing order
+    RESERVED = 2  # [G] ids 2..6 follow the docs' listing order (status_ids in harness.assumptions)
     RENTED = 3
     OCCUPIED = 4
     DECLINED = 5
@@ -142,7 +142,8 @@ class LockerStatus(enum.IntEnum):
 
     @property
     def wire_name(self) -> str:
-        """``status.name`` as the API shows it (``out_of_service`` is [G]); an unknown status's own name."""
+        """``status.name`` as the API shows it (``out_of_service`` is [G]: ``status_names`` in
+        ``harness.assumptions``); an unknown status's own name."""
         return self.name if self.value < 0 else self.name.lower()
 
     @property

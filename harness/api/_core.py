@@ -193,6 +193,7 @@ class _RefusedAfterRetry(Exception):
 
 
 def _detail(response: httpx.Response) -> Any:
+    """Harbor's ``detail`` (``error_detail_shape`` [S]: a message or FastAPI's list), or Keycloak's error."""
     try:
         body = response.json()
     except ValueError:

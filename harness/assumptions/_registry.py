@@ -100,6 +100,8 @@ _OBSERVE = "harness/assumptions/_observe.py"
 _CHECKS = "contracts/contract_checks.py"
 _DOCUMENT = "harness/assumptions/_document.py"
 _RECEIVER = "harness/webhooks/_receiver.py"
+_EVENTS = "harness/webhooks/_events.py"
+_MACHINE = "contracts/contract_machine.py"
 
 #: The statuses whose name and id Harbor's material shows [S].
 SEEN_STATUS_NAMES: Final = ("available", "rented", "occupied")
@@ -182,7 +184,7 @@ _REST: Final = (
         _I,
         "open",
         "REST shows a locker occupied as soon as its drop-off door opens (the token is used), not once it closes",
-        (_FLOW, _OBSERVE),
+        (_FLOW, _MACHINE),
         "right after the drop-off open the locker still shows rented, and occupied only after the close "
         "(a tower that reports its door events late looks the same)",
         Kind.CHOICE,
@@ -271,7 +273,7 @@ _REST: Final = (
         ("timestamp", "event", "data"),
         'a webhook is {"timestamp", "event": "LOCKER_OPERATION", "data": {...}}; LOCKER_TOKEN_CREATED says '
         "rented, LOCKER_TOKEN_USED says occupied",
-        (_RECEIVER,),
+        (_EVENTS,),
     ),
 )
 

@@ -207,6 +207,8 @@ def render_value(value: object) -> str:
     if isinstance(value, Mapping):
         inner = ", ".join(f"{key} = {render_value(item)}" for key, item in value.items())
         return f"{{ {inner} }}" if inner else "{}"
+    if isinstance(value, bytes):
+        return value.hex(" ")
     if isinstance(value, tuple | list):
         return "[" + ", ".join(render_value(item) for item in value) + "]"
     return json.dumps(str(value))
