@@ -102,8 +102,12 @@ def test_a_dialect_run_is_green_names_its_assumption_and_forgets_it_once_adopted
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dialect", sorted(set(DIALECTS) - {QUICK}))
-def test_every_dialect_run_names_exactly_its_assumption(tmp_path: Path, dialect: str) -> None:
+def test_every_dialect_run_names_exactly_its_assumption(
+    tmp_path: Path, dialect: str, request: pytest.FixtureRequest
+) -> None:
     """The same for every dialect (-m slow: about a minute a run, three runs a dialect)."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("every dialect's three runs take minutes: select them with -m slow")
     _needs("run")
     _check_run(tmp_path, dialect, "smoke,contract,properties,load")
 
