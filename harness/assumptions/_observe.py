@@ -88,8 +88,18 @@ class Seen:
         return {"assumption": self.assumption, "seen": self.seen, "where": self.where, "count": self.count}
 
 
-def _key(assumption: str, seen: object) -> tuple[str, str]:
-    return assumption, json.dumps(seen, sort_keys=True, default=str)
+def _frozen(value: object) -> object:
+    """``value`` as a hashable key; its type kept, so that ``True`` and ``1`` stay apart."""
+    if isinstance(value, Mapping):
+        return ("map", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return ("seq", tuple(_frozen(item) for item in value))
+    return (type(value).__name__, value if isinstance(value, int | float | str | bool | None) else str(value))
+
+
+def _key(assumption: str, seen: object) -> tuple[str, object]:
+    # Called for every locker of every answer: a tuple, not a JSON dump.
+    return assumption, _frozen(seen)
 
 
 class ObservationLog:
@@ -97,7 +107,7 @@ class ObservationLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str], Seen] = {}
+        self._seen: dict[tuple[str, object], Seen] = {}
 
     def record(self, observation: Observation) -> None:
         key = _key(observation.assumption, observation.seen)

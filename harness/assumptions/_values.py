@@ -121,6 +121,17 @@ class Assumed:
     adopted: Mapping[str, object] = field(default_factory=dict)
     #: Where each adopted value came from (``create_status in [assume] of locker-harness.toml``).
     sources: Mapping[str, str] = field(default_factory=dict)
+    # The status tables in effect, made once: a reader consults them for every locker it reads.
+    _ids: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    _names: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ids = {"available": 1, **_mapping(ASSUMPTIONS["status_ids"].value)}
+        ids |= dict(_mapping(self.adopted.get("status_ids", {})))
+        names = {name: name for name in (*SEEN_STATUS_NAMES, *_mapping(ASSUMPTIONS["status_names"].value))}
+        names |= {str(k): str(v) for k, v in _mapping(self.adopted.get("status_names", {})).items()}
+        object.__setattr__(self, "_ids", MappingProxyType(ids))
+        object.__setattr__(self, "_names", MappingProxyType(names))
 
     @classmethod
     def of(cls, table: Mapping[str, object], where: str, environ: Mapping[str, str]) -> Assumed:
@@ -165,15 +176,13 @@ class Assumed:
     def webhook_signature_header(self) -> str:
         return str(self.value("webhook_signature_header"))
 
-    def status_ids(self) -> dict[str, int]:
+    def status_ids(self) -> Mapping[str, int]:
         """Every status's id in effect, available's seen 1 included."""
-        ids = {"available": 1, **_mapping(ASSUMPTIONS["status_ids"].value)}
-        return ids | dict(_mapping(self.adopted.get("status_ids", {})))
+        return self._ids
 
-    def status_names(self) -> dict[str, str]:
+    def status_names(self) -> Mapping[str, str]:
         """Every status (the model's name) -> its name on the wire in effect."""
-        names = {name: name for name in (*SEEN_STATUS_NAMES, *_mapping(ASSUMPTIONS["status_names"].value))}
-        return names | {str(k): str(v) for k, v in _mapping(self.adopted.get("status_names", {})).items()}
+        return self._names
 
     def environment(self) -> dict[str, str]:
         """``HARBOR_ASSUME_*`` variables that give a child process these adopted values."""
