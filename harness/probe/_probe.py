@@ -186,6 +186,11 @@ class ProbeResult:
         return [row for row in self.rows if row.outcome is Outcome.REFUTED]
 
 
+def _asked_of(error: ProductDefect | HarborAPIError) -> Asked:
+    """How a write that raised went: the answer differs from the document, or the target refused."""
+    return Asked.DIFFERS if isinstance(error, ProductDefect) else Asked.REFUSED
+
+
 def _read_order(operation: str) -> int:
     return list(READS).index(operation) if operation in READS else len(READS)
 
@@ -231,11 +236,8 @@ def _hold_and_give_back(client: HarborClient, settings: Settings, known: _Known)
         done.append(f"reserved locker {locker.id}")
         token = client.create_dropoff_token(tower, locker.id, _HOLD_S)
         done.append(f"a drop-off token ({token.locker.status.wire_name})")
-    except ProductDefect as defect:
-        asked = Asked.DIFFERS
-        done.append(str(defect))
-    except HarborAPIError as error:
-        asked = Asked.REFUSED
+    except (ProductDefect, HarborAPIError) as error:
+        asked = _asked_of(error)
         done.append(str(error))
     done.append(_give_back(client, settings, locker.id))
     return OperationResult(name, asked, "; ".join(done))
@@ -254,11 +256,8 @@ def _request_and_give_back(client: HarborClient, settings: Settings, known: _Kno
         done.append(f"a drop-off request at location {location.id} (locker {made.locker_id})")
         read = client.get_open_request(made.id)
         done.append(f"read back: request {read.id}")
-    except ProductDefect as defect:
-        asked = Asked.DIFFERS
-        done.append(str(defect))
-    except HarborAPIError as error:
-        asked = Asked.REFUSED
+    except (ProductDefect, HarborAPIError) as error:
+        asked = _asked_of(error)
         done.append(str(error))
     if made is not None:
         done.append(_give_back(client, dataclasses.replace(settings, tower_id=made.tower_id), made.locker_id))
