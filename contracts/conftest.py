@@ -81,7 +81,9 @@ def contract_target(
         pins = load_pins(http, bearer, tower, others)
         actor = harbor_target.credentials().client_id
         witness: ControlPlaneWitness | ApiWitness = (
-            ControlPlaneWitness(control, actor) if control is not None else ApiWitness(http, bearer, actor, pins)
+            ControlPlaneWitness(control, actor)
+            if control is not None
+            else ApiWitness(http, bearer, actor, pins, harbor_target.assume)
         )
         app = request.getfixturevalue("virtual_sandbox").app if local else None
         # lazy: each answer is written with the next write (the next call's row or a clean slate),

@@ -4,7 +4,8 @@ Schemathesis's own checks say a response matches the document; these say it keep
 model's promises (``harness.model``):
 
     locker_has_seed_fields               every locker object has the fields and JSON types of Harbor's example
-    locker_status_is_a_model_status      every status name and id is one of the model's six, paired right
+    locker_status_is_a_model_status      every status keeps what Harbor's material shows (available is 1;
+                                         available, rented, occupied are spelt so); the rest is read by name
     locker_token_is_hex_and_unexpired    a token's payload and payload_auth are hex, it expires after the Date header
     reserve_on_held_locker_is_refused    reserving a locker someone holds is refused
     locker_matches_model_after_step      the locker shown after a call is the one the model predicts
@@ -13,6 +14,11 @@ The last two need to know the locker *before* the call. A ``Witness`` records th
 each call: the control plane's snapshot of the model states on a virtual sandbox, or (anywhere
 else) the locker as the API showed it a moment before. Without a witness, or when what it saw
 does not decide the answer, those two checks pass and say nothing.
+
+Statuses are read as the API client reads them (``harness.assumptions.read_status``): by name,
+with the ids and names in effect (``[assume]``), a status we do not know saying nothing. What an
+answer shows of our guesses (other ids, ``out of service``, a time without offset) is recorded by
+``contract_target.answered`` as an observation, never failed here.
 
 Registered checks are process-wide in Schemathesis: each one ignores operations it does not know.
 Failure messages never carry ``payload_auth`` or any other secret.
@@ -31,9 +37,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final, Protocol
 
 import schemathesis
+from contract_session import active_target
 from schemathesis import APIOperation, CheckContext, Response
 from schemathesis import Case as _Case
 
+from harness.assumptions import Assumed, read_expires, read_status
 from harness.model import (
     HELD_STATUSES,
     Cancel,
@@ -220,7 +228,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _seed_shape_problems(locker: Any) -> list[str]:
-    """How ``locker`` differs from Harbor's example locker (reference 4.1), field by field."""
+    """How ``locker`` differs from Harbor's example locker (reference 4.1, ``locker_fields`` [S]), field by field."""
     if not isinstance(locker, dict):
         return [f"is {type(locker).__name__}, not an object"]
     problems = []
@@ -252,15 +260,19 @@ def _seed_shape_problems(locker: Any) -> list[str]:
     return problems
 
 
+def _assumed() -> Assumed:
+    """The assumptions in effect for the target under test (the defaults outside a suite run)."""
+    target = active_target()
+    return target.settings.assume if target is not None else Assumed()
+
+
 def _status_of(locker: Any) -> LockerStatus | None:
-    """The model status a locker object shows; ``None`` if it shows none the model knows."""
+    """The model status a locker object shows, read by name; ``None`` if it shows none the model knows."""
     status = locker.get("status") if isinstance(locker, dict) else None
-    if not isinstance(status, dict) or not isinstance(status.get("name"), str):
+    if not isinstance(status, dict) or not isinstance(status.get("name"), str) or not _is_int(status.get("id")):
         return None
-    try:
-        return LockerStatus.from_wire(status["name"], status.get("id") if _is_int(status.get("id")) else None)
-    except (KeyError, ValueError):
-        return None
+    reading = read_status(status["name"], status["id"], _assumed(), "", observe=False)
+    return reading.status if reading.status.is_known else None
 
 
 def _locker_id(locker: Any) -> int | None:
@@ -283,32 +295,25 @@ def locker_has_seed_fields(ctx: CheckContext, response: Response, case: Case) ->
 
 @schemathesis.check
 def locker_status_is_a_model_status(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """Every locker's status is one of the model's six, its id the model's id for that name."""
+    """Every locker's status keeps what Harbor's material shows: available is ``{available, 1}``, and
+    available, rented and occupied are spelt so. Other ids and names are our guesses
+    (``status_ids``, ``status_names``): read by name, and observed, never failed."""
     for where, locker in _lockers_in(case, response):
         status = locker.get("status") if isinstance(locker, dict) else None
-        if not isinstance(status, dict):
-            continue  # a missing status is locker_has_seed_fields's finding
-        name, status_id = status.get("name"), status.get("id")
-        try:
-            LockerStatus.from_wire(str(name), status_id if _is_int(status_id) else -1)
-        except KeyError:
-            known = ", ".join(f"{s.wire_name}={s.value}" for s in LockerStatus)
+        if not isinstance(status, dict) or not isinstance(status.get("name"), str) or not _is_int(status.get("id")):
+            continue  # a missing or mistyped status is locker_has_seed_fields's finding
+        reading = read_status(status["name"], status["id"], _assumed(), "", observe=False)
+        if reading.broken is not None:
             raise AssertionError(
-                f"{operation_id(case)}: the locker at {where} shows status {name!r}, not one of the model's ({known})"
-            ) from None
-        except ValueError:
-            expected = LockerStatus[str(name).upper()].value
-            raise AssertionError(
-                f"{operation_id(case)}: the locker at {where} shows status {name!r} with id {status_id!r}; "
-                f"the model's id for {name!r} is {expected}"
-            ) from None
+                f"{operation_id(case)}: the locker at {where} breaks what Harbor's material shows: {reading.broken}"
+            )
     return None
 
 
 @schemathesis.check
 def locker_token_is_hex_and_unexpired(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """A drop-off or pickup token carries hex ``payload`` and ``payload_auth`` and expires after the
-    response's ``Date`` (the target's clock, never the local one)."""
+    """A drop-off or pickup token carries hex ``payload`` and ``payload_auth`` (``token_payload_hex`` [S])
+    and expires after the response's ``Date`` (the target's clock, never the local one)."""
     kind = _TOKENS.get(operation_id(case))
     if kind is None or not 200 <= response.status_code < 300:
         return None
@@ -322,7 +327,7 @@ def locker_token_is_hex_and_unexpired(ctx: CheckContext, response: Response, cas
             raise AssertionError(f"the {kind.value} token's {key} is not non-empty even-length hex ({shape})")
     expires = _timestamp(body.get("expires"))
     if expires is None:
-        raise AssertionError(f"the {kind.value} token's expires {body.get('expires')!r} is not an RFC 3339 time")
+        raise AssertionError(f"the {kind.value} token's expires {body.get('expires')!r} is not an ISO 8601 time")
     date = _header(response, "date")
     if date is None:
         raise AssertionError("the token response has no Date header to compare its expires with")
@@ -335,13 +340,10 @@ def locker_token_is_hex_and_unexpired(ctx: CheckContext, response: Response, cas
 
 
 def _timestamp(value: Any) -> datetime | None:
+    """An ``expires``: with its offset, or without one read as UTC (``expires_offset`` is a guess)."""
     if not isinstance(value, str):
         return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
+    return read_expires(value, _assumed(), "", observe=False)
 
 
 @schemathesis.check

@@ -12,6 +12,10 @@ after every step) fail on it:
     no_party_acts_on_what_another_holds    nobody cancels, releases or gets a token for another's locker
     doors_open_only_for_valid_tokens       a door opens only for a token the model says may open it
 
+When a locker turns occupied is a guess (``occupied_on`` in ``harness.assumptions``: on the
+drop-off open, or on the close): while a first drop-off's door is open the machine accepts both,
+and records which one a read showed as an observation, never a violation.
+
 Door and clock rules (``open_with_token``, ``close_door``, ``advance_clock``) need a virtual
 sandbox's control plane: the tower firmware runs there, and only there can a test move time or
 close a door. The machine is built for a target with ``LockerFlow.bound(world, doors=...)``.
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from harness.assumptions import read_status, record
 from harness.errors import HarborAPIError
 from harness.model import (
     HELD_STATUSES,
@@ -251,6 +256,9 @@ class LockerFlow(RuleBasedStateMachine):
         self.reservations: dict[int, list[int]] = {}
         self.tokens: list[IssuedToken] = []
         self.violations: list[Violation] = []
+        #: Lockers whose door a drop-off token opened while they were rented, not closed since:
+        #: rented and occupied both fit while it stays open (``occupied_on``).
+        self.first_dropoff_open: set[int] = set()
 
     def teardown(self) -> None:
         if self.world.control is None or not self.world.exclusive:
@@ -276,12 +284,35 @@ class LockerFlow(RuleBasedStateMachine):
                 branches.append(_Branch(apply(state, command, at), None))
             except Refused as refused:
                 branches.append(_Branch(settle(state, at), refused))
-        return branches
+        return branches + self._timing_variants(locker_id, branches)
+
+    def _timing_variants(self, locker_id: int, branches: list[_Branch]) -> list[_Branch]:
+        """While a first drop-off's door is open, the status of the other occupied_on timing fits too."""
+        if locker_id not in self.first_dropoff_open:
+            return []
+        swap = {LockerStatus.RENTED: LockerStatus.OCCUPIED, LockerStatus.OCCUPIED: LockerStatus.RENTED}
+        return [
+            _Branch(dataclasses.replace(branch.state, status=swap[branch.state.status]), None)
+            for branch in branches
+            if branch.refusal is None
+            and branch.state is not None
+            and branch.state.door_open
+            and branch.state.status in swap
+        ]
+
+    def _observe_timing(self, locker_id: int, shown: LockerStatus | None) -> None:
+        """A read while a first drop-off's door is open says when the target turns a locker occupied."""
+        if locker_id in self.first_dropoff_open and self.models[locker_id].door_open:
+            timing = {LockerStatus.OCCUPIED: "open", LockerStatus.RENTED: "close"}.get(shown) if shown else None
+            if timing is not None:
+                record("occupied_on", timing, f"GET locker {locker_id} while its drop-off door was open (properties)")
 
     def _judge(
         self, step: str, locker_id: int, command: Command | None, answer: Answer, lo: float, hi: float
     ) -> _Branch | None:
         """Compare ``answer`` with the model; adopt the matching prediction, or record a violation."""
+        if command is None and isinstance(answer, Granted):
+            self._observe_timing(locker_id, answer.shown)
         branches = self._branches(locker_id, command, lo, hi)
         for branch in branches:
             expected = branch.answer
@@ -349,6 +380,7 @@ class LockerFlow(RuleBasedStateMachine):
             if shown is None:
                 self.violations.append(Violation(STATUSES, step, f"locker {locker_id} is missing from the listing"))
                 continue
+            self._observe_timing(locker_id, shown)
             branches = self._branches(locker_id, None, lo, hi)
             matching = [branch for branch in branches if branch.answer == Granted(shown)]
             if matching:
@@ -465,7 +497,10 @@ class LockerFlow(RuleBasedStateMachine):
             if any(branch.refusal is not None for branch in branches):
                 self._adopt(door, next(branch for branch in branches if branch.refusal is not None))
                 return
-        self._judge(step, door, OpenDoor(token.claim, door), answer, lo, hi)
+        was_rented = self.models[door].status is LockerStatus.RENTED
+        judged = self._judge(step, door, OpenDoor(token.claim, door), answer, lo, hi)
+        if judged is not None and token.kind is TokenKind.DROPOFF and was_rented and self.models[door].door_open:
+            self.first_dropoff_open.add(door)
 
     def _open_doors(self) -> list[int]:
         return [locker_id for locker_id, state in self.models.items() if state.door_open]
@@ -481,7 +516,9 @@ class LockerFlow(RuleBasedStateMachine):
         lo = self.world.now()
         view = control.close_door(self.world.tower, locker_id)
         hi = self.world.now()
-        shown = LockerStatus.from_wire(view["status"]["name"])
+        self.first_dropoff_open.discard(locker_id)
+        assumed = self.world.main.api.settings.assume
+        shown = read_status(view["status"]["name"], view["status"]["id"], assumed, "", observe=False).status
         if self._judge(f"close_door({locker_id})", locker_id, CloseDoor(), Granted(shown), lo, hi) is None:
             return
         lo = self.world.now()

@@ -31,6 +31,7 @@ from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, opera
 from schemathesis import Response
 
 from harness.api import Hold, HoldAction, HoldKind, guard_hooks
+from harness.assumptions import Assumed, observe_answer, read_status
 from harness.config import Settings
 from harness.errors import InfrastructureError, ServerError
 from harness.ledger import LedgerHolds
@@ -247,7 +248,10 @@ class ControlPlaneWitness:
 class ApiWitness:
     """Reads the locker through the API just before each call on it (a target without ``/_sim``)."""
 
-    def __init__(self, http: httpx.Client, bearer: BearerToken, actor: str, pins: Pins) -> None:
+    def __init__(
+        self, http: httpx.Client, bearer: BearerToken, actor: str, pins: Pins, assumed: Assumed | None = None
+    ) -> None:
+        self._assumed = assumed or Assumed()
         self._http = http
         self._bearer = bearer
         self._actor = actor
@@ -267,10 +271,12 @@ class ApiWitness:
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, dict):
             return
-        try:
-            shown = LockerStatus.from_wire(str(status.get("name")), status.get("id"))
-        except (KeyError, ValueError):
+        name, status_id = status.get("name"), status.get("id")
+        if not isinstance(name, str) or not isinstance(status_id, int):
             return
+        shown = read_status(name, status_id, self._assumed, "", observe=False).status
+        if not shown.is_known:
+            return  # a status we do not know tells the checks nothing
         date = answer.headers.get("date")
         now = _epoch(date) if date else time.time()
         owner = tower if locker_id in self._pins.lockers.get(tower, ()) else ""
@@ -383,16 +389,21 @@ class ContractTarget:
         )
 
     def answered(self, case: Case, response: Response) -> None:
-        """Note an answer: count it, register the secrets it carries, and remember that a granted
-        hold needs a clean slate."""
+        """Note an answer: count it, register the secrets it carries, record what it shows of our
+        assumptions, and remember that a granted hold needs a clean slate."""
         status_code = response.status_code
         key = (operation_id(case), status_code)
         self.stats[key] = self.stats.get(key, 0) + 1
         if 200 <= status_code < 300:
-            if key[0] in _SECRET_BEARING:
+            body = None
+            with contextlib.suppress(ValueError):
+                body = response.json()
+            if key[0] in _SECRET_BEARING and body is not None:
                 # payload_auth, session_seed, access_token, linkToken: masked in every report from now on.
-                with contextlib.suppress(ValueError):
-                    redactor().register_fields(response.json())
+                redactor().register_fields(body)
+            documented = 201 if "201" in case.operation.definition.raw.get("responses", {}) else None
+            where = f"{case.method} {case.operation.path}"
+            observe_answer(where, status_code, body, self.settings.assume, documented=documented)
             if key[0] in _HOLDING_OPERATIONS:
                 self.dirty = True
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from harness.assumptions import Assumed
 from harness.errors import UsageError
 from harness.hosts import (
     INSECURE_HTTP_VARIABLE,
@@ -166,6 +167,9 @@ class Settings:
     status_timeout: float = 15.0
     #: The file that contributed settings, if any (for ``--verbose``).
     config_file: Path | None = None
+    #: The assumptions in effect: the registry's, with those adopted in ``[assume]`` and
+    #: ``HARBOR_ASSUME_*`` over them (``harness.assumptions``).
+    assume: Assumed = dataclasses.field(default_factory=Assumed)
 
     def credentials(self) -> Credentials:
         """The main identity, or a ``UsageError`` naming the variables to set."""
@@ -361,8 +365,8 @@ FILE_KEYS: Final = frozenset(
     }
 )
 #: Tables a configuration file may hold for other parts, which read them with ``file_table``:
-#: ``[load]`` and ``[slo]`` (``harness.load``). ``Settings`` ignores them.
-FILE_TABLES: Final = frozenset({"load", "slo"})
+#: ``[load]`` and ``[slo]`` (``harness.load``); ``[assume]`` is read here, into ``Settings.assume``.
+FILE_TABLES: Final = frozenset({"load", "slo", "assume"})
 _FILE_SECRETS: Final = {"client_secret": "HARBOR_CLIENT_SECRET", "second_client_secret": "HARBOR_SECOND_CLIENT_SECRET"}
 
 #: Option names ``load_settings`` accepts (the CLI passes ``None`` for options not given).
@@ -430,7 +434,9 @@ def _read_file(path: Path, *, explicit: bool) -> tuple[dict[str, Any], str]:
     return table, where
 
 
-def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path | None]:
+def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path | None, Assumed]:
+    """The file's settings (key -> (value, where)), the file if it held any, and its ``[assume]``
+    table's values over the registry's."""
     table, where = _read_file(path, explicit=explicit)
     for key in table:
         if key in FILE_TABLES:
@@ -455,7 +461,8 @@ def _file_settings(path: Path, *, explicit: bool) -> tuple[dict[str, Any], Path 
         if key not in FILE_KEYS:
             raise UsageError(f"unknown key {key!r} in {where}; known keys: {', '.join(sorted(FILE_KEYS))}")
     values = {key: (value, f"{key} in {where}") for key, value in table.items() if key not in FILE_TABLES}
-    return values, (path if table else None)
+    assumed = Assumed.of(table.get("assume", {}), f"[assume] of {where}", {})
+    return values, (path if table else None), assumed
 
 
 def file_table(settings: Settings, name: str) -> tuple[dict[str, Any], str]:
@@ -502,15 +509,19 @@ def load_settings(
     config_choice = options.get("config") or (env_values.get("config", (None, ""))[0])
     found = _find_file(cwd, str(config_choice) if config_choice else None)
     config_file = None
+    from_file = Assumed()
     if found is not None:
-        file_values, config_file = _file_settings(found[0], explicit=found[1])
+        file_values, config_file, from_file = _file_settings(found[0], explicit=found[1])
         chosen |= file_values
     chosen |= env_values
     chosen |= {key: (value, _OPTION_FLAGS.get(key, f"--{key.replace('_', '-')}")) for key, value in options.items()}
-    return _resolve(chosen, config_file)
+    # HARBOR_ASSUME_* over the file's [assume], as every variable is over the file.
+    from_env = Assumed.of({}, "", env)
+    assumed = Assumed({**from_file.adopted, **from_env.adopted}, {**from_file.sources, **from_env.sources})
+    return _resolve(chosen, config_file, assumed)
 
 
-def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None) -> Settings:
+def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None, assumed: Assumed) -> Settings:
     def get(key: str) -> tuple[object, str] | None:
         return chosen.get(key)
 
@@ -522,7 +533,7 @@ def _resolve(chosen: Mapping[str, tuple[object, str]], config_file: Path | None)
     else:
         target = parse_target("local", token_url=token)
 
-    values: dict[str, Any] = {"target": target, "config_file": config_file}
+    values: dict[str, Any] = {"target": target, "config_file": config_file, "assume": assumed}
     for key in ("client_id", "second_client_id"):
         if (item := get(key)) is not None:
             values[key] = _text(*item)
@@ -605,6 +616,8 @@ def target_environment(settings: Settings, *, seed: int) -> dict[str, str]:
         if key not in _NOT_PASSED_ON and (value := _passed_on(settings, key)) is not None
     }
     env["LOCKER_HARNESS_SEED"] = str(seed)
+    # The child reads no configuration file: the adopted assumptions travel as HARBOR_ASSUME_*.
+    env |= settings.assume.environment()
     return env
 
 

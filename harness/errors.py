@@ -50,6 +50,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad option, configuration, URL or missing credentials
     SLO_BREACH = 3  # the flow works but a latency or failure-ratio gate was breached
     INFRASTRUCTURE = 4  # could not test: target unreachable, 5xx after retries, no Bluetooth
+    ASSUMPTION_REFUTED = 5  # green, but the target refuted a guess of ours (only with --strict-assumptions)
     INTERRUPTED = 130  # Ctrl-C; whatever the run held has been released
     TERMINATED = 143  # SIGTERM (a CI runner, a container): stopped like Ctrl-C, what it held released
 

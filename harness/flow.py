@@ -10,6 +10,11 @@ with what ``harness.model`` predicts; a mismatch is a ``ProductDefect`` naming t
 step. Listeners receive ``StepStarted`` / ``StepFinished`` / ``Released`` events: reports
 subscribe, the flow imports none of them.
 
+When a locker turns occupied is an assumption (``occupied_on`` [I] in ``harness.assumptions``:
+as soon as the drop-off door opens, the reference's "token used"): the flow accepts it right after
+the drop-off open or only after the close, and records which it saw as an observation of that
+assumption, never as a defect.
+
 Doors open through one ``DoorOpener``: the virtual sandbox's control plane here
 (``ControlPlaneOpener``), Bluetooth LE in ``harness.ble``. If a step fails or the run is
 cancelled, the flow gives back what it holds (bounded, best effort) and says so in a ``Released``
@@ -30,6 +35,7 @@ from typing import Any, Final, Protocol, TypeVar
 import httpx
 
 from harness.api import AsyncHarborClient, Locker, LockerToken, Reservation, async_guard_hooks
+from harness.assumptions import record
 from harness.errors import (
     Conflict,
     Forbidden,
@@ -344,6 +350,9 @@ class _Run:
         self.picked: Locker | None = None
         self.reservation: Reservation | None = None
         self.steps: list[StepResult] = []
+        #: The locker showed rented right after its drop-off door opened: when it shows occupied
+        #: later, the target turned it occupied on the close (``occupied_on``).
+        self.rented_while_open = False
         self._started = time.monotonic()
 
     # The model's clock: seconds since the run started. Durations are minutes, a run is seconds,
@@ -392,7 +401,16 @@ class _Run:
 
     async def read_status(self) -> LockerStatus:
         assert self.locker is not None
-        return (await self.client.get_locker(self.tower_id, self.locker.id)).status
+        status = (await self.client.get_locker(self.tower_id, self.locker.id)).status
+        if self.rented_while_open and status is LockerStatus.OCCUPIED:
+            self.rented_while_open = False
+            record(
+                "occupied_on", "close", f"{self._locker_path()}: rented right after the drop-off open, occupied later"
+            )
+        return status
+
+    def _locker_path(self) -> str:
+        return f"GET /api/v1/towers/{self.tower_id}/lockers/{self.locker_id}"
 
     def expect(self, step: Step, shown: LockerStatus, allowed: Collection[LockerStatus], check: str) -> None:
         if shown not in allowed:
@@ -559,7 +577,13 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
         before, command = run.state, OpenDoor(run.claim(issued), run.locker.id)
         predicted = run.predict(command)
         histories = {predicted: run.state}
-        if getattr(run.opener, "door_closes_itself", True):
+        first_dropoff = issued.kind is TokenKind.DROPOFF and before.status is LockerStatus.RENTED
+        if first_dropoff:
+            # When the locker turns occupied is a guess (occupied_on): on the open, or on the close.
+            for status in (LockerStatus.OCCUPIED, LockerStatus.RENTED):
+                histories.setdefault(status, dataclasses.replace(run.state, status=status))
+        closes_itself = getattr(run.opener, "door_closes_itself", True)
+        if closes_itself:
             # A person may have closed the door already (the virtual radio's does within 50 ms):
             # the model's state after that close is the one other thing the API may show.
             closed = apply(run.state, CloseDoor(), run._now())
@@ -574,6 +598,8 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
         shown = await run.read_status()
         run.expect(step, shown, set(histories), f"locker_{predicted.wire_name}_while_door_open")
         run.state = histories[shown]
+        if first_dropoff:
+            _observe_occupied_on(run, shown, door_known_open=not closes_itself)
         return None, shown
 
     async def close_door(step: Step) -> tuple[None, LockerStatus]:
@@ -601,6 +627,19 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
     )
     assert run.locker is not None
     run.locker = dataclasses.replace(run.locker, status=LockerStatus.AVAILABLE)
+
+
+def _observe_occupied_on(run: _Run, shown: LockerStatus, *, door_known_open: bool) -> None:
+    """What the status right after a first drop-off open says of ``occupied_on``.
+
+    Occupied while the door is known to be open: the target turned it occupied on the open.
+    Rented: not on the open; the status read once it shows occupied says so (``read_status``).
+    Occupied where a person may have closed the door already says nothing either way.
+    """
+    if shown is LockerStatus.OCCUPIED and door_known_open:
+        record("occupied_on", "open", f"{run._locker_path()}: occupied while the drop-off door was open")
+    elif shown is LockerStatus.RENTED:
+        run.rented_while_open = True
 
 
 async def _give_back(run: _Run) -> Released:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -133,7 +134,7 @@ class LockerStatus(enum.IntEnum):
     """The six statuses of Harbor's docs; ``value`` is ``status.id`` on the wire."""
 
     AVAILABLE = 1  # [S]
-    RESERVED = 2  # [G] ids 2..6 follow the docs' listing order
+    RESERVED = 2  # [G] ids 2..6 follow the docs' listing order (status_ids in harness.assumptions)
     RENTED = 3
     OCCUPIED = 4
     DECLINED = 5
@@ -141,8 +142,31 @@ class LockerStatus(enum.IntEnum):
 
     @property
     def wire_name(self) -> str:
-        """``status.name`` as the API shows it (``out_of_service`` is [G])."""
-        return self.name.lower()
+        """``status.name`` as the API shows it (``out_of_service`` is [G]: ``status_names`` in
+        ``harness.assumptions``); an unknown status's own name."""
+        return self.name if self.value < 0 else self.name.lower()
+
+    @property
+    def is_known(self) -> bool:
+        """One of the six (an unknown status is a name a target showed that the model does not know)."""
+        return self.value > 0
+
+    @classmethod
+    def unknown(cls, name: str) -> LockerStatus:
+        """A status outside the six, kept under the name a target gave it, so a reader can show it
+        instead of failing on it (``harness.assumptions.read_status``).
+
+        It is none of the six, and its value (negative, one per name) is no status id: nothing
+        holds a locker in it, no transition leads from it, and iterating the enum never yields it.
+        """
+        with _UNKNOWN_LOCK:
+            known = _UNKNOWN.get(name)
+            if known is None:
+                known = int.__new__(cls, -1 - len(_UNKNOWN))
+                known._name_ = name
+                known._value_ = int(known)
+                _UNKNOWN[name] = known
+            return known
 
     @classmethod
     def from_wire(cls, name: str, status_id: int | None = None) -> LockerStatus:
@@ -152,6 +176,10 @@ class LockerStatus(enum.IntEnum):
             raise ValueError(f"status {name!r} has id {status.value}, not {status_id}")
         return status
 
+
+#: Unknown statuses met so far, by name (``LockerStatus.unknown``): one member per name.
+_UNKNOWN: dict[str, LockerStatus] = {}
+_UNKNOWN_LOCK = threading.Lock()
 
 #: Statuses in which someone holds the locker and nobody else may reserve it or get a token.
 HELD_STATUSES = frozenset({LockerStatus.RESERVED, LockerStatus.RENTED, LockerStatus.OCCUPIED, LockerStatus.DECLINED})

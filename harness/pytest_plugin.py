@@ -15,7 +15,8 @@ Fixtures: ``harbor_target`` (resolved ``Settings``, bound to the running target)
 ``virtual_sandbox`` (only when the target is local), ``sim_control`` (the control plane, or a
 skip saying why there is none; ``harbor_control_plane`` says either without skipping),
 ``harbor_api`` and ``harbor_second_api`` (sync clients of the two identities), ``tower``,
-``available_locker``, ``delivery`` (one whole delivery, its timings).
+``available_locker``, ``delivery`` (one whole delivery, its timings), ``harbor_webhooks`` (a
+loopback receiver of the embedded sandbox's webhooks, as an integrator's endpoint gets them).
 
 A SIGTERM (a CI runner stopping the job) stops the session as Ctrl-C does, so fixtures tear down
 and give back what they hold (unless a SIGTERM handler was installed already).
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 import pytest
 
+from harness.assumptions import write_log
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import MASK, SECRET_KEYS, redactor
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from harness.model import TowerId
     from harness.sim import SimControl, VirtualSandbox
     from harness.targets import LocalTarget, RadioLink
+    from harness.webhooks import WebhookReceiver
 
 __all__ = ["DEFAULT_BUDGET_S", "DEFAULT_RACE", "ControlPlane", "HarborOptions", "redact_report_text"]
 
@@ -152,6 +155,12 @@ def pytest_configure(config: pytest.Config) -> None:
     HarborOptions.of(config)  # bad option values are a usage error now, not in the middle of the run
     # A CI runner's SIGTERM stops the session as Ctrl-C does: fixtures tear down, holds go back.
     stop_on_sigterm()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Leave what the suite's answers showed of the assumptions where the run reads it
+    (``$LOCKER_HARNESS_FINDINGS_DIR``, set by ``locker-harness run`` for its pytest stages)."""
+    write_log()
 
 
 def _read_options(config: pytest.Config) -> HarborOptions:
@@ -432,3 +441,27 @@ async def _deliver(settings: Settings, tower: TowerId, radio_link: RadioLink | N
         doors = door_opener(settings, client=client if ble else None, radio_link=radio_link)
         async with doors as opener:
             return await run_delivery(client, opener, tower_id=tower)
+
+
+@pytest.fixture(scope="session")
+def harbor_webhooks(virtual_sandbox: VirtualSandbox, harbor_target: Settings) -> Iterator[WebhookReceiver]:
+    """A receiver on loopback that the embedded sandbox delivers its webhooks to, for the session.
+
+    ``.events`` are the envelopes received (``{"timestamp", "event": "LOCKER_OPERATION", "data"}``),
+    in arrival order, for every locker: filter by ``data.locker_id``. Deliveries are asynchronous:
+    ``.wait_for(lambda events: ..., timeout=...)`` waits, bounded, for what a test expects. Skips
+    on a target other than local, and on a sandbox that delivers no webhooks.
+    """
+    import secrets
+
+    from harness.targets import WebhooksNotDelivered, subscribe_webhooks
+    from harness.webhooks import WebhookReceiver
+
+    secret = secrets.token_hex(16)
+    redactor().register(secret)
+    with WebhookReceiver(secret=secret, assumed=harbor_target.assume) as receiver:
+        try:
+            subscribe_webhooks(virtual_sandbox.url, receiver.url, secret=secret, policy=harbor_target.wire_policy())
+        except WebhooksNotDelivered as exc:
+            pytest.skip(str(exc))
+        yield receiver

@@ -10,7 +10,10 @@ The oracles, each counted as its own kind and never mixed with ordinary errors:
 
 - ``double_booking``: a reserve succeeded on a locker another user of this process holds;
 - ``unexpected_status``: after a step the locker's status is not what ``harness.model`` predicts,
-  or a request the model allows was refused.
+  or a request the model allows was refused. Statuses are read by name with the assumptions in
+  effect (``harness.assumptions.read_status``); right after a first drop-off's door opens, rented
+  and occupied both fit (when a locker turns occupied is a guess, ``occupied_on``), and which one
+  the target showed is recorded as an observation, never a violation.
 
 A lost answer (a 5xx from any host of the target, a dropped connection, a timeout) is an error
 of its own kind (``server_error``, ``answer_lost``), never an oracle's finding: the request may
@@ -35,6 +38,7 @@ for (which another worker of the same identity may hold).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -44,6 +48,7 @@ from typing import Any, Final
 from load_process import HttpClient, LoadProcess, TokenUnavailable
 
 from harness.api import OPERATIONS
+from harness.assumptions import Assumed, read_status, record
 from harness.ledger import ledger_holds
 from harness.model import (
     CloseDoor,
@@ -75,6 +80,8 @@ _NOW: Final = 0.0
 _FOREVER: Final = float("inf")
 _OK: Final = (200, 201)
 _FREE: Final = frozenset({"available", "out_of_service"})
+#: Right after a first drop-off's door opens, the other occupied_on timing's status.
+_SWAP: Final = {LockerStatus.RENTED: LockerStatus.OCCUPIED, LockerStatus.OCCUPIED: LockerStatus.RENTED}
 _RELEASABLE: Final = frozenset({"reserved", "rented", "declined"})
 
 _list_lockers = OPERATIONS["listTowerLockers"]
@@ -255,13 +262,21 @@ class Conversation:
             self.stop_point(step)  # the stop may have come while a token was fetched or the pacer waited
         return headers
 
-    def expect(self, step: str, answer: Any, predicted: LockerState) -> None:
-        """The oracle: the locker's status in ``answer`` must be the model's prediction."""
+    def expect(self, step: str, answer: Any, predicted: LockerState, *, timing: LockerState | None = None) -> None:
+        """The oracle: the locker's status in ``answer`` must be the model's prediction (or, right
+        after a first drop-off's door opened, ``timing``: the other occupied_on)."""
         hold = self.hold
         assert hold is not None
-        shown = _status(_locker_of(answer))
+        view = _locker_of(answer)
+        status = self._read(view)
+        if timing is not None and status in (predicted.status, timing.status):
+            shown_state = predicted if status is predicted.status else timing
+            seen = "open" if status is LockerStatus.OCCUPIED else "close"
+            record("occupied_on", seen, f"the control plane's door open answered {status.wire_name} (load)")
+            predicted = shown_state
+        shown = status.wire_name if status is not None else _status(view)
         hold.state = predicted
-        if shown != predicted.status.wire_name:
+        if status is not predicted.status:
             self.judge(
                 self.record.step(step),
                 "unexpected_status",
@@ -269,6 +284,18 @@ class Conversation:
                 f"{shown or 'no status'} after {step}; the model predicts {predicted.status.wire_name}",
             )
             raise StepFailed(step)
+
+    def _read(self, view: Any) -> LockerStatus | None:
+        """The status a locker view shows, read by name with the assumptions in effect."""
+        try:
+            name, status_id = view["status"]["name"], view["status"]["id"]
+        except (KeyError, TypeError):
+            return None
+        if not isinstance(name, str) or not isinstance(status_id, int):
+            return None
+        settings = self.process.settings
+        assumed = settings.assume if settings is not None else Assumed()
+        return read_status(name, status_id, assumed, "", observe=False).status
 
     def judge(self, counts: Any, kind: str, step: str, detail: str, *, since: int | None = None) -> None:
         """A contradiction about the held locker: a violation if nothing about that locker was lost
@@ -428,10 +455,14 @@ class Conversation:
         hold = self.hold
         assert hold is not None
         path = f"/_sim/towers/{self.tower}/lockers/{hold.locker_id}/{action}"
+        timing = None
         if action == "open":
             assert hold.token is not None and kind is not None
             claim = TokenClaim(hold.locker_id, kind, _FOREVER, hold.state.epoch, self.process.actor)
+            first_dropoff = kind is TokenKind.DROPOFF and hold.state.status is LockerStatus.RENTED
             predicted = hold.predict(OpenDoor(claim, hold.locker_id))
+            if first_dropoff and predicted.status in _SWAP:
+                timing = dataclasses.replace(predicted, status=_SWAP[predicted.status])
             payload, payload_auth = hold.token
             answer = self.send(step, "POST", path, body={"payload": payload, "payload_auth": payload_auth})
         else:
@@ -439,7 +470,7 @@ class Conversation:
             if predicted.status is LockerStatus.AVAILABLE:
                 self._let_go(hold)  # free once this answers: no longer this user's to guard
             answer = self.send(step, "POST", path)
-        self.expect(step, answer, predicted)
+        self.expect(step, answer, predicted, timing=timing)
 
     def _release(self, step: str) -> None:
         self.stop_point(step)

@@ -52,6 +52,7 @@ from locust.env import Environment
 from locust.html import get_html_report
 from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
+from harness.assumptions import write_log
 from harness.config import DEFAULT_LOCAL_TOWER
 from harness.errors import HarnessError
 from harness.hosts import RequestRefused
@@ -248,6 +249,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 @_listen(events.quitting)
 def _on_quitting(environment: Environment, **_: Any) -> None:
     runner = environment.runner
+    write_log()  # what this process's answers showed of the assumptions ($LOCKER_HARNESS_FINDINGS_DIR)
     if isinstance(runner, WorkerRunner) or runner is None:
         return
     if runner.state != STATE_STOPPED:

@@ -5,6 +5,9 @@
   A page that has such markers must name every command of the app exactly once, so a new command
   without its section (or a section of a command that is gone) fails the build.
 - ``<!-- model: transitions -->`` becomes the table of ``harness.model.TRANSITIONS``.
+- ``<!-- assumptions: AREA,AREA -->`` becomes the table of the assumptions registry's entries of
+  those areas (``harness.assumptions.ASSUMPTIONS``): id, mark, value, ``[assume]`` key and
+  variable, what a real target would show if it is wrong, the files that use it.
 
 Why not mkdocs-click or mkdocs-typer2: the Typer this project installs carries its own copy of
 click, whose parameters are not ``click.Option``s; mkdocs-click 0.9 then drops every option in
@@ -22,6 +25,7 @@ from mkdocs.exceptions import PluginError
 
 _CLI_MARKER = re.compile(r"^<!-- cli: ([\w-]+) -->$", re.MULTILINE)
 _MODEL_MARKER = "<!-- model: transitions -->"
+_ASSUMPTIONS_MARKER = re.compile(r"^<!-- assumptions: ([\w,]+) -->$", re.MULTILINE)
 PROGRAM = "locker-harness"
 
 
@@ -60,6 +64,37 @@ def transitions_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def assumptions_table(areas: list[str]) -> str:
+    """The registry's entries of ``areas`` as a Markdown table, in the registry's order."""
+    from harness.assumptions import ASSUMPTIONS, render_value
+
+    entries = [entry for entry in ASSUMPTIONS.values() if entry.area.value in areas]
+    if not entries:
+        raise DocsError(f"no assumption of areas {areas}")
+    lines = [
+        "| id | mark | assumed | adopt another value with | wrong if a target shows | used by |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in entries:
+        if entry.key is not None:
+            adopt = f"`[assume] {entry.key}`, `{entry.env}`"
+        elif entry.constant:
+            adopt = f"the constant `{entry.constant}`"
+        else:
+            adopt = "a fact: a target that differs breaks a promise"
+        value = render_value(entry.value)
+        used = ", ".join(f"`{path}`" for path in entry.used_by)
+        lines.append(
+            f"| `{entry.id}` | {entry.mark} | {_cell(entry.chosen)} (`{_cell(value)}`) | {adopt} | "
+            f"{_cell(entry.wrong_if) or '-'} | {used} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def expand_cli(markdown: str, sections: dict[str, str], where: str) -> str:
     """Replace every ``<!-- cli: NAME -->``; every command must have exactly one marker."""
     named = _CLI_MARKER.findall(markdown)
@@ -80,4 +115,5 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
         markdown = expand_cli(markdown, cli_sections(), where)
     if _MODEL_MARKER in markdown:
         markdown = markdown.replace(_MODEL_MARKER, transitions_table())
+    markdown = _ASSUMPTIONS_MARKER.sub(lambda match: assumptions_table(match.group(1).split(",")), markdown)
     return markdown

@@ -39,5 +39,7 @@ class Call(Generic[T]):
     #: What the call writes, in words ("reserve a locker"); ``None`` for a read.
     writes: str | None = None
     hold: Hold | None = None
-    #: The success code the API document gives (201 for a create); another 2xx is a defect.
+    #: The success code the API document gives: 200, or 201 for a create. A create answered with
+    #: another 2xx is read all the same and refutes ``create_status`` (a guess); another 2xx for
+    #: anything else is a defect.
     status: int = 200

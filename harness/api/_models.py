@@ -1,9 +1,17 @@
-"""What Harbor's side answers, as frozen dataclasses, and the strict reader that builds them.
+"""What Harbor's side answers, as frozen dataclasses, and the reader that builds them.
 
-Every body is checked against contracts/harbor-api.yaml as it is read: a missing field, a
-wrong type, a status name the model does not know, a tower id that is not 16 hex digits, is
-a ``ProductDefect(check="response_shape")`` naming the operation and the field. Fields the
-document does not name are ignored (the document lists what a consumer relies on).
+Every body is checked against contracts/harbor-api.yaml as it is read, strictly where Harbor's
+material is seen and tolerantly where the document writes down a guess (``harness.assumptions``):
+
+- a missing field, a wrong type, a tower id that is not 16 hex digits, an available locker whose
+  status id is not 1, is a ``ProductDefect(check="response_shape")`` naming the operation and the
+  field;
+- a token without ``id``, an open request without ``requestType``, an SDK token without
+  ``token_type``, an ``expires`` without an offset (read as UTC), a status read by its name with
+  another id than ours, a status name we do not know (kept under its own name) are read, and
+  recorded as observations of the assumption they test: findings about our guesses, not defects.
+
+Fields the document does not name are ignored (the document lists what a consumer relies on).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from harness.assumptions import Assumed, read_expires, read_status, record
 from harness.errors import ProductDefect
 from harness.model import LockerStatus, TokenKind, TowerId
 from harness.redaction import Secret
@@ -39,18 +48,36 @@ __all__ = [
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _HEX_OR_EMPTY = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _TOWER_ID = re.compile(r"[0-9a-fA-F]{16}")
-_STATUS_NAMES = frozenset(status.wire_name for status in LockerStatus)
+_NOTHING_ADOPTED = Assumed()
 
 
 class Reader:
-    """A JSON value at a path inside one response; every accessor checks what it reads."""
+    """A JSON value at a path inside one response; every accessor checks what it reads.
 
-    __slots__ = ("_path", "_value", "_where")
+    ``assumed``: the assumptions in effect (``Settings.assume``), against which tolerant readings
+    (statuses, times) record what they saw.
+    """
 
-    def __init__(self, value: Any, where: str, path: str = "") -> None:
+    __slots__ = ("_assumed", "_path", "_value", "_where")
+
+    def __init__(self, value: Any, where: str, path: str = "", assumed: Assumed = _NOTHING_ADOPTED) -> None:
         self._value = value
         self._where = where
         self._path = path
+        self._assumed = assumed
+
+    @property
+    def where(self) -> str:
+        """The request this answer came from (``POST /api/v1/...``)."""
+        return self._where
+
+    @property
+    def assumed(self) -> Assumed:
+        return self._assumed
+
+    def has(self, key: str) -> bool:
+        """Whether this object carries ``key`` (present and not null)."""
+        return self._object().get(key) is not None
 
     @property
     def raw(self) -> Any:
@@ -78,20 +105,22 @@ class Reader:
         """The required field ``key`` of this object."""
         body = self._object()
         if key not in body:
-            raise Reader(None, self._where, self._child_path(key)).defect("is missing")
-        return Reader(body[key], self._where, self._child_path(key))
+            raise Reader(None, self._where, self._child_path(key), self._assumed).defect("is missing")
+        return Reader(body[key], self._where, self._child_path(key), self._assumed)
 
     def get(self, key: str) -> Reader | None:
         """The optional field ``key``; ``None`` when absent or null."""
         body = self._object()
         if body.get(key) is None:
             return None
-        return Reader(body[key], self._where, self._child_path(key))
+        return Reader(body[key], self._where, self._child_path(key), self._assumed)
 
     def items(self) -> list[Reader]:
         if not isinstance(self._value, list):
             raise self.defect(f"should be an array, got {_kind(self._value)}")
-        return [Reader(item, self._where, self._child_path(index)) for index, item in enumerate(self._value)]
+        return [
+            Reader(item, self._where, self._child_path(index), self._assumed) for index, item in enumerate(self._value)
+        ]
 
     def mapping(self) -> dict[str, Any]:
         return dict(self._object())
@@ -133,13 +162,11 @@ class Reader:
         return TowerId(self.text(pattern=_TOWER_ID, what="a tower id of 16 hex digits"))
 
     def timestamp(self) -> datetime:
+        """An RFC 3339 time; one without an offset is read as UTC (``expires_offset`` is [I])."""
         text = self.text()
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise self.defect(f"should be an RFC 3339 date-time, got {_shown(text)}") from None
-        if moment.tzinfo is None:
-            raise self.defect(f"should be an RFC 3339 date-time with an offset, got {_shown(text)}")
+        moment = read_expires(text, self._assumed, self._where)
+        if moment is None:
+            raise self.defect(f"should be an RFC 3339 date-time, got {_shown(text)}")
         return moment
 
 
@@ -174,14 +201,14 @@ class LockerType:
 
 
 def _status(body: Reader) -> LockerStatus:
+    """A status read by its name (``harness.assumptions.read_status``): another id than ours, or a
+    name we do not know, is an observation; only a seen fact broken is a defect."""
     name = body["name"].text()
     status_id = body["id"].integer()
-    if name not in _STATUS_NAMES:
-        raise body["name"].defect(f"should be one of {', '.join(sorted(_STATUS_NAMES))}, got {_shown(name)}")
-    try:
-        return LockerStatus.from_wire(name, status_id)
-    except ValueError as exc:
-        raise body["id"].defect(f"disagrees with the status name: {exc}") from None
+    reading = read_status(name, status_id, body.assumed, body.where)
+    if reading.broken is not None:
+        raise body.defect(f"breaks what Harbor's material shows: {reading.broken}")
+    return reading.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +225,7 @@ class Locker:
 
     @classmethod
     def read(cls, body: Reader) -> Locker:
-        return cls(
+        locker = cls(
             id=body["id"].integer(minimum=1),
             name=body["name"].text(),
             tower_id=body["towerId"].tower_id(),
@@ -207,6 +234,8 @@ class Locker:
             is_low_locker=body["isLowLocker"].boolean(),
             access_mode=body["accessMode"].text(),
         )
+        record("locker_fields", True, body.where)
+        return locker
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +262,12 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class LockerToken:
-    """A drop-off or pickup token: ``payload`` and ``payload_auth`` go to the tower as they are."""
+    """A drop-off or pickup token: ``payload`` and ``payload_auth`` go to the tower as they are.
 
-    id: int
+    ``id`` is ``None`` when the answer carries none (``token_id_field`` is a guess).
+    """
+
+    id: int | None
     kind: TokenKind
     tower_id: TowerId
     locker: Locker
@@ -247,8 +279,10 @@ class LockerToken:
     @classmethod
     def read(cls, body: Reader, kind: TokenKind) -> LockerToken:
         client_info = body.get("client_info")
-        return cls(
-            id=body["id"].integer(minimum=1),
+        has_id = body.has("id")
+        record("token_id_field", has_id, body.where)
+        token = cls(
+            id=body["id"].integer(minimum=1) if has_id else None,
             kind=kind,
             tower_id=body["tower_id"].tower_id(),
             locker=Locker.read(body["locker"]),
@@ -257,6 +291,8 @@ class LockerToken:
             expires=body["expires"].timestamp(),
             client_info=client_info.text() if client_info is not None else None,
         )
+        record("token_payload_hex", True, body.where)
+        return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,10 +376,14 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class LockerOpenRequest:
-    """A locker open request (deep link); ``link_token`` opens the locker, so it is kept out of ``repr``."""
+    """A locker open request (deep link); ``link_token`` opens the locker, so it is kept out of ``repr``.
+
+    ``request_type`` is what the answer says (``requestType``, a guess), else what the request
+    asked for, else ``None`` (a request read by id from an answer that does not say).
+    """
 
     id: int
-    request_type: TokenKind
+    request_type: TokenKind | None
     locker_id: int
     tower_id: TowerId
     link_token: str = field(repr=False)
@@ -351,12 +391,17 @@ class LockerOpenRequest:
     payload: Mapping[str, Any] | None = None
 
     @classmethod
-    def read(cls, body: Reader) -> LockerOpenRequest:
-        kind = body["requestType"]
-        try:
-            request_type = TokenKind(kind.text())
-        except ValueError:
-            raise kind.defect(f"should be dropoff or pickup, got {kind.raw!r}") from None
+    def read(cls, body: Reader, asked: TokenKind | None = None) -> LockerOpenRequest:
+        request_type = asked
+        record("request_type_field", body.has("requestType"), body.where)
+        if body.has("requestType"):
+            kind = body["requestType"]
+            try:
+                request_type = TokenKind(kind.text())
+            except ValueError:
+                raise kind.defect(f"should be dropoff or pickup, got {kind.raw!r}") from None
+            if asked is not None and request_type is not asked:
+                raise kind.defect(f"should be {asked.value}, the request asked for, got {request_type.value}")
         client_info = body.get("clientInfo")
         payload = body.get("payload")
         return cls(
@@ -419,14 +464,16 @@ class TokenInfo:
 
 @dataclass(frozen=True, slots=True)
 class SdkToken:
-    """``login/authorize``: the bearer token the mobile SDK sends to ``/sdk/v1``."""
+    """``login/authorize``: the bearer token the mobile SDK sends to ``/sdk/v1`` (seen: ``access_token``;
+    ``token_type`` is a guess, ``Bearer`` when the answer does not say)."""
 
     access_token: Secret
     token_type: str
 
     @classmethod
     def read(cls, body: Reader) -> SdkToken:
-        token_type = body["token_type"].text()
+        record("token_type_field", body.has("token_type"), body.where)
+        token_type = body["token_type"].text() if body.has("token_type") else "Bearer"
         if token_type.lower() != "bearer":
             raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
         token = body["access_token"].text()

@@ -10,7 +10,22 @@ from __future__ import annotations
 import typer
 
 from harness import stopping
-from harness.cli import _common, bench, cleanup, contract, history, hw, load, props, report, run, sim, smoke, soak
+from harness.cli import (
+    _common,
+    bench,
+    cleanup,
+    contract,
+    history,
+    hw,
+    load,
+    probe,
+    props,
+    report,
+    run,
+    sim,
+    smoke,
+    soak,
+)
 
 __all__ = ["app", "main"]
 
@@ -36,6 +51,7 @@ app.command("load")(load.command)
 app.command("bench")(bench.command)
 app.command("cleanup")(cleanup.command)
 app.command("soak")(soak.command)
+app.command("probe")(probe.command)
 
 
 def main() -> None:

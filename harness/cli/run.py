@@ -3,7 +3,9 @@
 Against ``local`` (the default) it starts the virtual sandbox itself. Stages run smoke ->
 contract -> properties -> hw -> load within ``--budget`` seconds (``--only`` / ``--skip``
 choose). Exit 0 all green, 1 a check failed, 2 usage, 3 an SLO breach, 4 could not test,
-130 interrupted. With ``$GITHUB_STEP_SUMMARY`` set, the Markdown summary is appended to it.
+5 green but an assumption of ours refuted (only with ``--strict-assumptions``; without it the
+refuted assumptions are listed and the run exits 0), 130 interrupted. With
+``$GITHUB_STEP_SUMMARY`` set, the Markdown summary is appended to it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from harness.cli._target import command_settings, running_target
 from harness.config import Settings, TargetKind
 from harness.errors import HarnessError, UsageError
 from harness.history import History
-from harness.report import RunResult, StageResult, TargetInfo, build_html, fit_table, run_table
+from harness.report import RunResult, StageResult, TargetInfo, build_html, findings_table, fit_table, run_table
 from harness.run import DEFAULT_BUDGET_S, STAGE_ORDER, Stage, available_stages, execute, new_context, select_stages
 from harness.targets import RadioLink
 
@@ -127,6 +129,7 @@ def _execute(
     sim_faults: Sequence[str] = (),
     radio_link: RadioLink | None = None,
     exclusive: bool = False,
+    strict_assumptions: bool = False,
 ) -> int:
     out.say(
         f"run: {', '.join(stage.name for stage in stages)} against {settings.target.name} "
@@ -145,12 +148,16 @@ def _execute(
             sim_faults=sim_faults,
             radio_link=radio_link,
             exclusive=exclusive,
+            strict_assumptions=strict_assumptions,
         )
         context.environment.update(environment)
         with RichProgress(out) as progress:
             context.observer = progress
             run: RunResult = execute(stages, context, skipped=skipped, history=history)
     out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
+    refuted = run.findings()
+    if refuted:
+        out.print(fit_table(findings_table(refuted, redactor=out.redactor), out.console))
     out.say(f"reports: {context.reports_dir}")
     tell_evidence(out, run.evidence_lost, recorded=True)
     _publish_step_summary(out, context.reports_dir)
@@ -199,6 +206,14 @@ def command(
     sim_bug: SimBugOption = None,
     sim_fault: SimFaultOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    strict_assumptions: Annotated[
+        bool,
+        typer.Option(
+            "--strict-assumptions",
+            help="Exit 5 when the run is green but the target refuted an assumption of ours ([I]/[G]); "
+            "without it refuted assumptions are listed and the run exits 0.",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run every stage against the target and write reports/<run-id>/: one verdict, one exit code."""
@@ -225,6 +240,7 @@ def command(
                 sim_faults=sim_fault or (),
                 radio_link=running.radio_link,
                 exclusive=exclusive,
+                strict_assumptions=strict_assumptions,
             )
 
     run_command(body, verbose=verbose)

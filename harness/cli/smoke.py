@@ -7,16 +7,23 @@ step broke a promise (the step and the check are named), 2 for usage and configu
 
 The delivery itself is ``harness.targets.smoke_delivery``: the run's smoke stage makes it too, so
 ``locker-harness smoke`` and ``locker-harness run --only smoke`` test the same path.
+
+``--webhooks`` (local only) also receives the sandbox's webhooks as an integrator would: a
+receiver on loopback, registered with the sandbox before the delivery, must get the delivery's
+``LOCKER_TOKEN_CREATED`` (rented) and ``LOCKER_TOKEN_USED`` (occupied), signed, with Harbor's
+envelope and fields, in order; else exit 1 naming what is wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import secrets
+from typing import Annotated, Final
 
 import typer
 from rich.table import Table
 
+from harness.assumptions import findings, observing
 from harness.cli._common import (
     ConfigOption,
     Output,
@@ -30,13 +37,19 @@ from harness.cli._common import (
     run_command,
 )
 from harness.cli._target import command_settings, running_target
-from harness.config import Settings
+from harness.config import Settings, TargetKind
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
-from harness.flow import FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id
+from harness.flow import Delivery, FlowEvent, Released, Step, StepFinished, StepStarted, locker_type_id
 from harness.model import CLIENT_INFO_MAX
-from harness.targets import DeliveryChoice, RadioLink, smoke_delivery
+from harness.redaction import redactor
+from harness.report import findings_table
+from harness.targets import DeliveryChoice, RadioLink, smoke_delivery, subscribe_webhooks
+from harness.webhooks import WebhookEvent, WebhookReceiver, check_delivery
 
 __all__ = ["command"]
+
+#: Seconds ``--webhooks`` waits for the delivery's events after it ends.
+WEBHOOK_WAIT_S: Final = 10.0
 
 
 def _ms(duration_ns: int) -> str:
@@ -99,6 +112,7 @@ def _run(
     settings: Settings,
     choice: DeliveryChoice,
     radio_link: RadioLink | None = None,
+    delivered: list[Delivery] | None = None,
 ) -> int:
     tower_id = settings.tower()
     out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
@@ -119,6 +133,8 @@ def _run(
         out.error(f"step {step.value} failed{check}: {exc}")
         return exc.exit_code
     progress.show()
+    if delivered is not None:
+        delivered.append(delivery)
     locker = delivery.locker
     out.say(
         f"delivered: locker {locker.id} (door {locker.name}, {locker.type.name}) is {locker.status.wire_name} again; "
@@ -151,6 +167,14 @@ def command(
     sim_bug: SimBugOption = None,
     sim_fault: SimFaultOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks",
+            help="local only: also receive the sandbox's webhooks on a loopback receiver and check that the "
+            "delivery's LOCKER_TOKEN_CREATED (rented) and LOCKER_TOKEN_USED (occupied) arrive, signed, in order.",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run one delivery end to end and show each step, the locker's status after it and its latency."""
@@ -161,7 +185,63 @@ def command(
         if len(client_info) > CLIENT_INFO_MAX:
             raise UsageError(f"--client-info is {len(client_info)} characters: at most {CLIENT_INFO_MAX}")
         choice = DeliveryChoice(locker_type_id(locker_type), locker, client_info)
+        if webhooks and settings.target.kind is not TargetKind.LOCAL:
+            raise UsageError(
+                "--webhooks applies to --target local only: Harbor's staff register an integrator's endpoint by hand"
+            )
         with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or ()) as running:
+            if webhooks:
+                return _run_with_webhooks(out, running.settings, choice, running.radio_link)
             return _run(out, running.settings, choice, running.radio_link)
 
     run_command(body, verbose=verbose)
+
+
+def _run_with_webhooks(out: Output, settings: Settings, choice: DeliveryChoice, radio_link: RadioLink | None) -> int:
+    """The delivery with a receiver registered first; then the webhooks it should have caused, checked."""
+    secret = secrets.token_hex(16)
+    redactor().register(secret)
+    with WebhookReceiver(secret=secret, assumed=settings.assume) as receiver, observing() as seen:
+        assert settings.target.api_url is not None
+        subscribe_webhooks(settings.target.api_url, receiver.url, secret=secret, policy=settings.wire_policy())
+        out.say(f"webhooks: a receiver at {receiver.url}, registered with the sandbox")
+        delivered: list[Delivery] = []
+        code = _run(out, settings, choice, radio_link, delivered)
+        if code != ExitCode.OK or not delivered:
+            return code
+        locker = delivered[0].locker
+
+        def both_arrived(events: list[object]) -> bool:
+            read = [WebhookEvent.read(body)[0] for body in events]
+            sources = {event.source for event in read if event is not None and event.locker_id == locker.id}
+            return {"LOCKER_TOKEN_CREATED", "LOCKER_TOKEN_USED"} <= sources
+
+        receiver.wait_for(both_arrived, timeout=WEBHOOK_WAIT_S)
+        problems = check_delivery(receiver.deliveries, locker_id=locker.id, tower_id=locker.tower_id, signed=True)
+        _show_webhooks(out, receiver, locker.id)
+    refuted = findings(seen.entries(), settings.assume)
+    if refuted:
+        out.print(findings_table(refuted, redactor=out.redactor))
+    if problems:
+        out.error(f"webhooks of locker {locker.id}: {'; '.join(problems)}")
+        return ExitCode.DEFECT
+    out.say(f"webhooks: LOCKER_TOKEN_CREATED (rented) then LOCKER_TOKEN_USED (occupied) arrived for locker {locker.id}")
+    return ExitCode.OK
+
+
+def _show_webhooks(out: Output, receiver: WebhookReceiver, locker_id: int) -> None:
+    table = Table(title=f"webhooks received ({len(receiver.deliveries)} deliveries)", title_justify="left")
+    for name in ("#", "source", "locker", "locker_status", "answered", "signature"):
+        table.add_column(name)
+    for number, delivery in enumerate(receiver.deliveries, start=1):
+        event, _ = WebhookEvent.read(delivery.body)
+        signature = "-" if delivery.signature_ok is None else ("ok" if delivery.signature_ok else "BAD")
+        table.add_row(
+            str(number),
+            event.source if event else "?",
+            str(event.locker_id) if event else "?",
+            event.locker_status if event else "?",
+            str(delivery.answered),
+            signature,
+        )
+    out.print(table)

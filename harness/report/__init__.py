@@ -16,6 +16,7 @@ from harness.report._allure import (
     write_environment,
 )
 from harness.report._console import REASON_CHARS, VERDICT_STYLES, fit_table, run_table, table_figures
+from harness.report._findings import ASSUMPTIONS_SUITE, findings_table
 from harness.report._folder import RunFolder, finish_reports
 from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
 from harness.report._junit import read_junit, write_junit
@@ -40,6 +41,7 @@ from harness.report._steps import StepRecorder
 from harness.report._summary import format_figures, render_markdown, summary_document, write_summaries
 
 __all__ = [
+    "ASSUMPTIONS_SUITE",
     "CATEGORIES",
     "REASON_CHARS",
     "VERDICT_STYLES",
@@ -66,6 +68,7 @@ __all__ = [
     "engine_versions",
     "environment_properties",
     "find_node_project",
+    "findings_table",
     "finish_reports",
     "fit_table",
     "format_figures",

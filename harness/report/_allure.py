@@ -38,6 +38,7 @@ from harness.report._results import (
     DID_NOT_RAISE,
     OTHER_INFRASTRUCTURE_ERRORS,
     PRODUCT_ERRORS,
+    REFUTED_ERROR,
     SERVER_ERRORS,
     UNREACHABLE_ERRORS,
     CaseOutcome,
@@ -79,6 +80,14 @@ ENGINES: Final = (
 #: is found by its exception's name as well as by the "failed" status; the two rules share a
 #: name, which Allure 2 groups by and Allure 3 merges into one category.
 CATEGORIES: Final[tuple[Mapping[str, Any], ...]] = (
+    {
+        # First of all: a refuted guess of ours is no failure of anyone's, whatever its status.
+        "name": "Assumptions refuted",
+        "description": "Harbor answered differently from a guess of ours ([I]/[G]): adopt the value seen "
+        "with the [assume] line in the message. Not a product defect.",
+        "matchedStatuses": ["skipped", "failed"],
+        "messageRegex": names_pattern((REFUTED_ERROR,)),
+    },
     {
         # First: "DID NOT RAISE ServerError" names the error a check expected, not one that happened.
         "name": "Product defects",

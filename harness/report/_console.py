@@ -97,12 +97,16 @@ def _cell(stage: StageResult, redactor: Redactor) -> RenderableType:
 def run_table(run: RunResult, *, redactor: Redactor) -> Table:
     """Stage, verdict, key figures and time for each stage, the overall verdict in the caption."""
     verdict = run.verdict
+    refuted = len(run.findings())
     table = Table(
         title=f"locker-harness run {run.run_id} against {redactor.text(run.target.name)}",
         caption=Text.assemble(
             "verdict: ",
             (verdict.value + (" (interrupted)" if run.interrupted else ""), VERDICT_STYLES[verdict]),
             f", exit code {int(run.exit_code)}",
+            (f", {refuted} assumption{'s' if refuted != 1 else ''} refuted (see below)", "bold cyan")
+            if refuted
+            else "",
         ),
         title_justify="left",
         caption_justify="left",

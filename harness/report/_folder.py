@@ -11,6 +11,7 @@ from harness.redaction import Redactor
 from harness.report._allure import AllureWriter, environment_properties, write_categories, write_environment
 from harness.report._allure_results import allure_totals, tidy_results
 from harness.report._allure_stage import harness_suites, stage_tests
+from harness.report._findings import ASSUMPTIONS_SUITE, finding_cases, finding_tests
 from harness.report._html import redact_results
 from harness.report._junit import write_junit
 from harness.report._plots import OVERVIEW, plot_latencies, plot_name, plot_overview, write_page
@@ -147,6 +148,19 @@ def finish_reports(run: RunResult, folder: RunFolder, *, redactor: Redactor) -> 
             if junit not in stage.artefacts:
                 stage.artefacts.append(junit)
             written.append(junit)
+    refuted = run.findings()
+    if refuted:
+        for test in finding_tests(refuted, strict=run.strict_assumptions):
+            allure.write(test)
+        written.append(
+            write_junit(
+                folder.junit(ASSUMPTIONS_SUITE),
+                ASSUMPTIONS_SUITE,
+                finding_cases(refuted, strict=run.strict_assumptions),
+                redactor=redactor,
+                timestamp=run.started_at.isoformat(timespec="seconds"),
+            )
+        )
     if overview is not None:
         written.append(overview)
     if overview is not None or curves:

@@ -65,7 +65,8 @@ def write_junit(
             ET.SubElement(testcase, "skipped", {"message": redactor.text(case.reason)})
         elif case.failure is not None and case.outcome in (CaseOutcome.FAILED, CaseOutcome.BROKEN):
             failure = case.failure
-            tag = "failure" if failure.kind is FailureKind.PRODUCT else "error"
+            # An assumption refuted under --strict-assumptions is judged like a broken promise.
+            tag = "failure" if failure.kind in (FailureKind.PRODUCT, FailureKind.ASSUMPTION) else "error"
             detail = ET.SubElement(
                 testcase,
                 tag,

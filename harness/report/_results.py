@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from harness.assumptions import Finding, merge_findings
 from harness.errors import ExitCode, HarborAPIError, HarnessError, InfrastructureError, ProductDefect
 from harness.metrics import Latencies, LatencySummary, Timeline
 from harness.stopping import stop_exit_code
@@ -24,6 +25,7 @@ from harness.stopping import stop_exit_code
 __all__ = [
     "CHECK_FAILURES",
     "DID_NOT_RAISE",
+    "REFUTED_ERROR",
     "CaseOutcome",
     "CaseResult",
     "Failure",
@@ -80,10 +82,16 @@ class FailureKind(enum.StrEnum):
     PRODUCT = "product"  # the target broke a promise
     INFRASTRUCTURE = "infrastructure"  # timeouts, 5xx after retries, no Bluetooth adapter
     TEST = "test"  # the harness or a test is wrong: an exception nobody planned for
+    #: The target refuted a guess of ours ([I]/[G]): not a failure of anyone's. Results keep such
+    #: findings apart (``StageResult.findings``); the kind names them where a report shows them as
+    #: cases (JUnit, Allure: ``harness.report._findings``).
+    ASSUMPTION = "assumption"
 
     @property
     def verdict(self) -> Verdict:
         """The stage verdict a failure of this kind implies on its own."""
+        if self is FailureKind.ASSUMPTION:
+            return Verdict.PASSED
         return Verdict.FAILED if self is FailureKind.PRODUCT else Verdict.INFRASTRUCTURE
 
 
@@ -126,6 +134,8 @@ PRODUCT_ERRORS: Final = (
 #: ``Failed`` (``pytest.fail(...)``, a ``pytest.raises`` that saw nothing). Matched as the type of
 #: the exception only, never as a word of a message ("Failed to start the sandbox" is no verdict).
 CHECK_FAILURES: Final = ("AssertionError", "Failed")
+#: What a refuted assumption's message leads with (JUnit, Allure): its own category, never a failure's.
+REFUTED_ERROR: Final = "AssumptionRefuted"
 #: pytest's "DID NOT RAISE X": X is the error a check expected and never got, not one that happened,
 #: so the names in such a message say nothing about whose problem it is.
 DID_NOT_RAISE: Final = "DID NOT RAISE"
@@ -220,7 +230,8 @@ class CaseResult:
 
     @classmethod
     def failed(cls, name: str, failure: Failure, duration_ns: int = 0) -> CaseResult:
-        outcome = CaseOutcome.FAILED if failure.kind is FailureKind.PRODUCT else CaseOutcome.BROKEN
+        judged = failure.kind in (FailureKind.PRODUCT, FailureKind.ASSUMPTION)
+        outcome = CaseOutcome.FAILED if judged else CaseOutcome.BROKEN
         return cls(name, outcome, duration_ns, failure)
 
 
@@ -268,6 +279,8 @@ class StageResult:
     timeline: Timeline | None = None
     limits: list[LatencyLimit] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
+    #: Assumptions of ours ([I]/[G]) this stage's answers refuted: findings, not failures.
+    findings: list[Finding] = field(default_factory=list)
     _summaries: list[LatencySummary] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -316,6 +329,8 @@ class RunResult:
     #: Why the reports (or the history row) could not be written (a full disk): what was measured
     #: is still told on stdout, and the run cannot be green without its evidence.
     evidence_lost: list[str] = field(default_factory=list)
+    #: ``--strict-assumptions``: a green run that refuted an assumption exits ``ASSUMPTION_REFUTED``.
+    strict_assumptions: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -332,7 +347,13 @@ class RunResult:
         code = self.verdict.exit_code
         if self.evidence_lost and code is ExitCode.OK:
             return ExitCode.INFRASTRUCTURE  # green, but nothing on disk shows it
+        if code is ExitCode.OK and self.strict_assumptions and self.findings():
+            return ExitCode.ASSUMPTION_REFUTED
         return code
+
+    def findings(self) -> list[Finding]:
+        """The assumptions the run refuted, one per assumption across its stages (each stage named)."""
+        return merge_findings([finding for stage in self.stages for finding in stage.findings])
 
     def failures(self) -> list[tuple[str, Failure]]:
         """Every failure of the run with its stage's name, in stage order."""

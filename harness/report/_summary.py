@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.redaction import Redactor
+from harness.report._findings import findings_markdown
 from harness.report._results import Figure, RunResult, StageResult, Verdict
 
 __all__ = ["SUMMARY_SCHEMA", "format_figures", "render_markdown", "summary_document", "write_summaries"]
@@ -63,8 +64,10 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
         where.append(f"at `{target.url}`")
     if target.tower:
         where.append(f"tower `{target.tower}`" + (f" (firmware {target.firmware})" if target.firmware else ""))
+    refuted = run.findings()
+    badge = _BADGES[run.verdict] + (f", {_count(len(refuted))} refuted" if refuted else "")
     lines = [
-        f"## locker-harness run `{run.run_id}`: {_BADGES[run.verdict]}" + (" (interrupted)" if run.interrupted else ""),
+        f"## locker-harness run `{run.run_id}`: {badge}" + (" (interrupted)" if run.interrupted else ""),
         "",
         f"{', '.join(where)}; seed {run.seed}; {run.started_at:%Y-%m-%d %H:%M:%S %Z}; {_seconds(run.duration_ns)}; "
         f"exit code {int(run.exit_code)}.",
@@ -88,6 +91,7 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
             + " |"
             for stage, s in steps
         ]
+    lines += findings_markdown(refuted)
     failures = run.failures()
     if failures:
         lines += ["", "### Failures", "", "| stage | class | where | what |", "|---|---|---|---|"]
@@ -103,6 +107,10 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
         lines += ["", "Plots (the run over time, each step's percentile curve): "]
         lines[-1] += ", ".join(f"`{_relative(p, run_dir)}`" for p in shown)
     return "\n".join(lines) + "\n"
+
+
+def _count(refuted: int) -> str:
+    return f"{refuted} assumption" + ("s" if refuted != 1 else "")
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -133,6 +141,8 @@ def summary_document(
         "verdict": run.verdict.value,
         "exit_code": int(run.exit_code),
         "interrupted": run.interrupted,
+        "strict_assumptions": run.strict_assumptions,
+        "assumptions_refuted": [finding.as_dict() for finding in run.findings()],
         "environment": dict(run.environment),
         "stages": [
             {
@@ -142,6 +152,7 @@ def summary_document(
                 "duration_s": round(stage.duration_ns / 1e9, 3),
                 "figures": stage.figures,
                 "failures": [failure.as_dict() for failure in stage.failures],
+                "assumptions_refuted": [finding.assumption for finding in stage.findings],
                 "latency_ms": [s.as_dict() for s in stage.summaries()],
                 "histograms": stage.latencies.encode(),
                 "artefacts": [_relative(p, base) for p in stage.artefacts],

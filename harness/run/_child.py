@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from harness.assumptions import FINDINGS_ENV
 from harness.config import PROJECT_ROOT, target_environment
 from harness.ledger import RUN_ID_ENV
 from harness.metrics import Latencies
@@ -266,6 +267,7 @@ class ChildStage:
             **target_environment(context.settings, seed=context.seed),
             "LOCKER_HARNESS_STAGE_SUMMARY": str(summary),
             LATENCIES_ENV: str(stage_dir / "latencies"),
+            FINDINGS_ENV: str(stage_dir / "findings"),
         }
         context.progress(self.name, "running")
         started = time.perf_counter_ns()

@@ -94,6 +94,8 @@ class RunContext:
     #: The embedded sandbox's virtual radio (its link, put on the air on first call) when it runs in
     #: this process: the smoke stage opens doors over it, as ``locker-harness smoke`` does.
     radio_link: Callable[[], object] | None = None
+    #: ``--strict-assumptions``: a green run that refuted an assumption exits 5.
+    strict_assumptions: bool = False
 
     @property
     def reports_dir(self) -> Path:
@@ -140,6 +142,7 @@ def new_context(
     sim_faults: Sequence[str] = (),
     radio_link: Callable[[], object] | None = None,
     exclusive: bool = False,
+    strict_assumptions: bool = False,
 ) -> RunContext:
     """A context with a fresh run id and its report folder created under ``settings.reports_dir``."""
     folder = RunFolder.create(settings.reports_dir, run_id)  # a new id unless one was given
@@ -156,4 +159,5 @@ def new_context(
         sim_faults=tuple(sim_faults),
         radio_link=radio_link,
         exclusive=exclusive or settings.target.kind is TargetKind.LOCAL,
+        strict_assumptions=strict_assumptions,
     )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from harness.assumptions import Seen, findings, observing, read_logs
 from harness.config import PROJECT_ROOT
 from harness.errors import UsageError
 from harness.history import History
@@ -28,7 +29,7 @@ from harness.run._load_stage import LoadStage
 from harness.run._pytest_stage import HardwareStage, PytestStage
 from harness.run._smoke import SmokeStage
 
-__all__ = ["StageFactory", "available_stages", "execute", "select_stages"]
+__all__ = ["StageFactory", "available_stages", "execute", "findings_dir", "select_stages"]
 
 StageFactory = Callable[[], Stage]
 
@@ -129,6 +130,22 @@ def _skipped_in_allure(result: StageResult, context: RunContext) -> None:
     )
 
 
+def findings_dir(context: RunContext, stage: str) -> Path:
+    """Where a stage's child processes leave their observations (``$LOCKER_HARNESS_FINDINGS_DIR``)."""
+    return context.folder.root / stage / "findings"
+
+
+def _judge_assumptions(result: StageResult, seen: Sequence[Seen], context: RunContext) -> None:
+    """The assumptions the stage refuted (its own observations and its children's), judged against
+    the values in effect for the run; a file a child left unreadable is the harness's defect."""
+    children, unreadable = read_logs(findings_dir(context, result.name))
+    result.findings = findings([*seen, *children], context.settings.assume, stage=result.name)
+    for what in unreadable:
+        result.failures.append(
+            Failure(FailureKind.TEST, f"{result.name} observations", f"unreadable observations {what}", "ValueError")
+        )
+
+
 def execute(
     stages: Sequence[Stage],
     context: RunContext,
@@ -149,6 +166,7 @@ def execute(
         started_at=datetime.now(UTC),
         seed=context.seed,
         environment=context.environment,
+        strict_assumptions=context.strict_assumptions,
     )
     started = time.perf_counter_ns()
     results: dict[str, StageResult] = {result.name: result for result in skipped}
@@ -169,7 +187,10 @@ def execute(
         stage_started = time.perf_counter_ns()
         started_ms = int(time.time() * 1000)
         try:
-            result = stage.run(context)
+            # What the stage's answers showed of our assumptions: in this process, and in its children.
+            with observing() as seen:
+                result = stage.run(context)
+            _judge_assumptions(result, seen.entries(), context)
         except KeyboardInterrupt:
             run.interrupted = True
             result = StageResult.skipped(stage.name, "interrupted")

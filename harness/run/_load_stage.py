@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Final
 
+from harness.assumptions import FINDINGS_ENV
 from harness.config import TargetKind, target_environment
 from harness.errors import ExitCode, HarnessError, InfrastructureError, UsageError
 from harness.ledger import RUN_ID_ENV
@@ -128,7 +129,13 @@ class LoadStage:
             harness_args=harness_arguments(plan, tower_id, doors=doors, timeout_s=settings.timeout),
             stop_timeout_s=stop_timeout(settings.timeout),
         )
-        env = {**os.environ, **target_environment(settings, seed=context.seed), RUN_ID_ENV: context.run_id}
+        env = {
+            **os.environ,
+            **target_environment(settings, seed=context.seed),
+            RUN_ID_ENV: context.run_id,
+            # what the users' answers showed of the assumptions, read back by the run
+            FINDINGS_ENV: str(context.folder.stage_dir(self.name) / "findings"),
+        }
         env.pop("HARBOR_CONFIG", None)  # the child reads the target from --host and credentials from here
 
         def progress(now: LocustProgress) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from harness.assumptions import FINDINGS_ENV
 from harness.config import PROJECT_ROOT, BleBackend, TargetKind, target_environment
 from harness.errors import ExitCode, InfrastructureError, UsageError
 from harness.report import CaseOutcome, CaseResult, Figure, StageResult, Verdict, read_junit, verdict_of
@@ -96,7 +97,13 @@ class PytestStage:
             done = run_child(
                 self.name,
                 self.command(context),
-                env={**self.environment(context), LATENCIES_ENV: str(latencies_dir), STAGE_DIR_ENV: str(stage_dir)},
+                env={
+                    **self.environment(context),
+                    LATENCIES_ENV: str(latencies_dir),
+                    STAGE_DIR_ENV: str(stage_dir),
+                    # the plugin writes what the suite's answers showed of our assumptions here
+                    FINDINGS_ENV: str(stage_dir / "findings"),
+                },
                 context=context,
                 log=log,
                 cwd=self.root,
@@ -143,7 +150,7 @@ class PytestStage:
             figures=figures,
             latencies=latencies,
             failures=failures,
-            artefacts=[junit, log, *_own_reports(stage_dir, log, latencies_dir)],
+            artefacts=[junit, log, *_own_reports(stage_dir, log, latencies_dir, stage_dir / "findings")],
             duration_ns=duration_ns,
         )
 
@@ -255,6 +262,7 @@ class HardwareStage(PytestStage):
             HW_BUGS_ENV: ",".join(context.sim_bugs),
             HW_FAULTS_ENV: ";".join(context.sim_faults),
             "LOCKER_HARNESS_SEED": str(context.seed),
+            **settings.assume.environment(),
         }
 
     def run(self, context: RunContext) -> StageResult:

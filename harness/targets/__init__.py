@@ -8,6 +8,7 @@ instead of wiring a target of its own:
   ``open_target``: that on ``local``, any other target as it is (credentials checked first).
 - ``serves_control_plane``: whether a URL is a virtual sandbox (sync and async faces, one probe);
   ``announced_radio``: where a sandbox URL serves its virtual radio to other processes.
+- ``subscribe_webhooks``: have a virtual sandbox deliver its webhooks to a receiver.
 - ``door_opener`` and ``radio``: how doors open, over Bluetooth LE on the virtual radio (in this
   process or a sandbox URL's) or the OS's, or through a sandbox's control plane.
 - ``smoke_delivery``: one delivery as ``locker-harness smoke`` makes it; ``ble_deliveries``:
@@ -34,14 +35,17 @@ from harness.targets._sandbox import (
     open_target,
     throwaway_credentials,
 )
+from harness.targets._webhooks import WEBHOOKS_PATH, WebhooksNotDelivered, subscribe_webhooks
 
 __all__ = [
+    "WEBHOOKS_PATH",
     "AnnouncedRadio",
     "BleDeliveries",
     "DeliveryChoice",
     "LocalTarget",
     "RadioLink",
     "RunningTarget",
+    "WebhooksNotDelivered",
     "announced_radio",
     "ble_deliveries",
     "ble_door_opener",
@@ -52,6 +56,7 @@ __all__ = [
     "serves_control_plane",
     "serves_control_plane_async",
     "smoke_delivery",
+    "subscribe_webhooks",
     "throwaway_credentials",
     "with_served_tower",
 ]

@@ -185,3 +185,16 @@ def test_readme_is_short_and_its_links_resolve() -> None:
     targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
     assert targets
     assert [target for target in targets if "://" not in target and not (ROOT / target).exists()] == []
+
+
+def test_every_assumption_is_on_the_registry_page(site: Path) -> None:
+    """The registry page lists every entry (generated from ``harness.assumptions``), and the configuration
+    reference every ``HARBOR_ASSUME_*`` variable that adopts one."""
+    from harness.assumptions import ASSUMPTIONS
+
+    html = (site / "reference" / "assumptions" / "index.html").read_text(encoding="utf-8")
+    assert [entry.id for entry in ASSUMPTIONS.values() if f"<code>{entry.id}</code>" not in html] == []
+    page = (DOCS / "reference" / "configuration.md").read_text(encoding="utf-8")
+    adoptable = [entry for entry in ASSUMPTIONS.values() if entry.env is not None]
+    assert len(adoptable) >= 9
+    assert [e.env for e in adoptable if f"`{e.env}`" not in page or f"`{e.key}`" not in page] == []

@@ -70,6 +70,8 @@ QUICK_COMMANDS = {
     "run": ["run", "--only", "smoke"],
     "smoke": ["smoke"],
     "load": ["load", "--duration", "1", "--users", "2", "--weights", "delivery=1"],
+    # the probe's HAR file carries every exchange it made, the token endpoint's and a token's answers too
+    "probe": ["probe", "--write"],
 }
 #: The whole of `run` (every stage: Schemathesis, Hypothesis, the rig) and a load run: -m slow only.
 FULL_COMMANDS = {"run": ["run"], "load": ["load", "--duration", "2", "--users", "4"]}
@@ -149,6 +151,8 @@ def _run_canary(tmp_path: Path, commands: dict[str, list[str]]) -> None:
         name.endswith("history.sqlite") for name in files
     )
     assert any(name.startswith("session_seed #") for name in run.needles)  # a delivery over the radio ran
+    if "probe" in commands:
+        assert any(name.endswith("probe/exchanges.har") for name in files)
     leaks = run.leaks()
     assert leaks == [], "\n".join(leaks[:20])
 

@@ -39,21 +39,27 @@ class FakeHarbor:
     requests: list[httpx.Request] = field(default_factory=list)
     token_requests: list[dict[str, list[str]]] = field(default_factory=list)
     issued: int = 0
+    #: ``token_type`` of the token endpoint's answer; ``None`` leaves the key out.
+    token_type: str | None = "Bearer"
+    #: Keycloak's refusal of the client (status, ``error``), instead of a token.
+    refuse: tuple[int, str] | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == TOKEN_PATH:
             self.token_requests.append(parse_qs(request.content.decode()))
+            if self.refuse is not None:
+                status, error = self.refuse
+                return httpx.Response(status, json={"error": error, "error_description": "Invalid client credentials"})
             self.issued += 1
-            return httpx.Response(
-                200,
-                json={
-                    "access_token": f"bearer-token-{self.issued:04d}",
-                    "expires_in": self.token_lifetime,
-                    "refresh_expires_in": 0,
-                    "refresh_token": None,
-                    "token_type": "Bearer",
-                },
-            )
+            body = {
+                "access_token": f"bearer-token-{self.issued:04d}",
+                "expires_in": self.token_lifetime,
+                "refresh_expires_in": 0,
+                "refresh_token": None,
+            }
+            if self.token_type is not None:
+                body["token_type"] = self.token_type
+            return httpx.Response(200, json=body)
         self.requests.append(request)
         responder = self.script.pop(0) if self.script else self.default
         if responder is None:

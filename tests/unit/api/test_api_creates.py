@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from harness.api import AnswerLost, HarborClient, HoldAction, HoldKind, HoldLog, RetryPolicy
+from harness.assumptions import Assumed, findings, observing
 from harness.config import Settings
 from harness.errors import Conflict, ProductDefect, TargetUnreachable
 
@@ -125,13 +126,15 @@ def test_unreadable_holdings_leave_the_outcome_unknown(logged: HarborClient, har
     assert isinstance(log.records[0].error, AnswerLost)
 
 
-def test_a_create_answered_200_instead_of_201_is_a_defect(logged: HarborClient, harbor: FakeHarbor) -> None:
-    """The document gives 201 for a reservation; a 200 is a status_code_conformance defect."""
+def test_a_create_answered_200_instead_of_201_is_read_and_observed(logged: HarborClient, harbor: FakeHarbor) -> None:
+    """201 for a create is our guess ([I]): a 200 is read, and recorded as what the target showed."""
     harbor.then(answer(200, reservation_json()))
-    with pytest.raises(ProductDefect) as caught:
-        logged.reserve(TOWER, 1401, 60)
-    assert caught.value.check == "status_code_conformance"
-    assert "answered 200 OK; the API document gives 201" in str(caught.value)
+    with observing() as seen:
+        reservation = logged.reserve(TOWER, 1401, 60)
+    assert reservation.locker_id == 1401
+    [finding] = findings(seen.entries(), Assumed())
+    assert (finding.assumption, finding.seen, finding.adopt) == ("create_status", "200", "create_status = 200")
+    assert finding.where == f"POST /api/v1/towers/{TOWER}/lockers/1401/reservations answered 200"
 
 
 def test_a_read_answered_203_is_a_defect(client: HarborClient, harbor: FakeHarbor) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.api import Locker, LockerToken, LockerType, Reservation
+from harness.assumptions import Assumed, findings, observing
 from harness.errors import Conflict, Forbidden, InfrastructureError, ProductDefect, ServerError, UsageError
 from harness.flow import (
     FlowEvent,
@@ -321,7 +322,9 @@ async def test_early_close_is_a_defect_where_nobody_closes_doors() -> None:
     harbor = FakeHarbor([locker(1401)])
     with pytest.raises(ProductDefect) as caught:
         await deliver(harbor, NobodyAtTheDoor(harbor))
-    assert (caught.value.step, caught.value.check) == ("open_for_dropoff", "locker_rented_while_door_open")
+    # Occupied right after the drop-off open is the reference's timing (occupied_on): the early close
+    # shows where nothing else can explain it, when the pickup's door reads available while open.
+    assert (caught.value.step, caught.value.check) == ("open_for_pickup", "locker_occupied_while_door_open")
 
 
 @pytest.mark.anyio
@@ -374,3 +377,59 @@ async def test_refused_reserve_holds_nothing_to_give_back() -> None:
         await deliver(harbor, FakeDoors(harbor))
     assert not getattr(caught.value, "__notes__", None)
     assert "get_locker" not in harbor.calls
+
+
+class OccupiedOnOpen(FakeDoors):
+    """A target that turns the locker occupied as the drop-off door opens (the reference's reading)."""
+
+    def __init__(self, harbor: FakeHarbor, *, door_known_open: bool) -> None:
+        super().__init__(harbor)
+        self.door_closes_itself = not door_known_open
+
+    async def open(self, target: Locker, token: LockerToken) -> int:
+        opened = await super().open(target, token)
+        if token.kind is TokenKind.DROPOFF:
+            self.harbor.lockers[target.id] = dataclasses.replace(
+                self.harbor.lockers[target.id], status=LockerStatus.OCCUPIED
+            )
+        return opened
+
+
+@pytest.mark.anyio
+async def test_occupied_only_after_the_close_refutes_occupied_on() -> None:
+    """Rented right after the drop-off open, occupied after the close: the delivery passes, the guess is refuted."""
+    harbor = FakeHarbor([locker(1401)])
+    with observing() as seen:
+        delivery, _ = await deliver(harbor, FakeDoors(harbor))
+    assert delivery.locker.status is LockerStatus.AVAILABLE
+    [finding] = findings(seen.entries(), Assumed())
+    assert (finding.assumption, finding.seen, finding.adopt) == ("occupied_on", '"close"', 'occupied_on = "close"')
+    assert "rented right after the drop-off open" in finding.where
+
+
+@pytest.mark.anyio
+async def test_occupied_while_the_door_is_known_open_confirms_occupied_on() -> None:
+    """Occupied while nobody but the flow can have closed the door: the reference's timing, confirmed."""
+    harbor = FakeHarbor([locker(1401)])
+    with observing() as seen:
+        await deliver(harbor, OccupiedOnOpen(harbor, door_known_open=True))
+    assert [(s.assumption, s.seen) for s in seen.entries()] == [("occupied_on", "open")]
+    assert findings(seen.entries(), Assumed()) == []
+
+
+@pytest.mark.anyio
+async def test_occupied_where_a_person_may_have_closed_says_nothing() -> None:
+    """Occupied right after the open, where a person may already have closed the door: no observation."""
+    harbor = FakeHarbor([locker(1401)])
+    with observing() as seen:
+        await deliver(harbor, OccupiedOnOpen(harbor, door_known_open=False))
+    assert seen.entries() == []
+
+
+@pytest.mark.anyio
+async def test_adopting_occupied_on_close_leaves_no_finding() -> None:
+    """With occupied_on = "close" adopted, the same delivery gives no finding."""
+    harbor = FakeHarbor([locker(1401)])
+    with observing() as seen:
+        await deliver(harbor, FakeDoors(harbor))
+    assert findings(seen.entries(), Assumed.of({"occupied_on": "close"}, "test", {})) == []

@@ -1,0 +1,121 @@
+"""``locker-harness probe``: which of our assumptions a target confirms, refutes, or never shows.
+
+Read-only unless ``--write`` (a locker held a moment and given back at once: a reservation and a
+drop-off token, and a drop-off locker request; each in the cleanup ledger first; on production
+only with the opt-in). It prints one row per assumption (confirmed, refuted with
+the value seen and the ``[assume]`` line that adopts it, or not seen) and one per read of the API
+document, and writes ``reports/<run-id>/probe/``: ``assumptions.json``, ``assume.toml`` and the
+exchanges as ``exchanges.har`` (HAR 1.2, redacted). Exit 0 unless the target breaks an [S] fact
+(1); 2 for usage (a write to production without the opt-in, credentials refused); 4 when the
+target does not answer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from harness.cli._common import (
+    ConfigOption,
+    Output,
+    ProductionWritesOption,
+    TargetOption,
+    TowerOption,
+    VerboseOption,
+    run_command,
+)
+from harness.cli._target import command_settings, running_target
+from harness.errors import ExitCode
+from harness.probe import ProbeResult, probe, write_folder
+from harness.report import RunFolder, fit_table
+
+__all__ = ["command"]
+
+_STYLES = {"confirmed": "green", "refuted": "bold cyan", "broken": "bold red", "not seen": "dim"}
+
+
+def _assumptions_table(result: ProbeResult, out: Output) -> Table:
+    table = Table(
+        title=f"assumptions against {out.redactor.text(result.target)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    for name in ("assumption", "outcome", "assumed", "seen", "adopt with (\\[assume])"):
+        table.add_column(name, no_wrap=name in ("assumption", "outcome"))
+    for row in result.rows:
+        outcome = row.outcome.value
+        table.add_row(
+            Text(f"{row.assumption.id} {row.assumption.mark}"),
+            Text(outcome, style=_STYLES.get(outcome, "")),
+            Text(out.redactor.text(row.assumed)),
+            Text(out.redactor.text(row.seen)),
+            Text(out.redactor.text(row.adopt)),
+        )
+    return table
+
+
+def _operations_table(result: ProbeResult, out: Output) -> Table:
+    table = Table(title="reads of the API document", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("operation", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("note", ratio=1)
+    for operation in result.operations:
+        table.add_row(operation.operation, operation.asked.value, Text(out.redactor.text(operation.note)))
+    return table
+
+
+def command(
+    context: typer.Context,
+    target: TargetOption = None,
+    tower: TowerOption = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Also hold a locker a moment and give it back at once (a reservation and a drop-off token, and "
+            "a drop-off locker request; each in the cleanup ledger first): a create's status code and the "
+            "tokens' and requests' fields are seen only so. Production needs the opt-in.",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+    allow_production_writes: ProductionWritesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Ask the target every read of the API document: which assumptions hold, which to adopt."""
+
+    def body(out: Output) -> int:
+        settings = command_settings(context)
+        if write:  # before anything is started or sent
+            settings.check_writes_allowed("probe --write (a locker held a moment, given back at once)")
+        folder = RunFolder.create(settings.reports_dir)
+        with running_target(settings) as running:
+            out.say(
+                f"probe: {running.settings.target.name} ({running.settings.target.api_url}), "
+                f"tower {running.settings.tower_id or '-'}, {'writes given back at once' if write else 'read-only'}"
+            )
+            result = probe(running.settings, write=write, run_id=folder.run_id)
+        out.print(fit_table(_assumptions_table(result, out), out.console))
+        out.print(fit_table(_operations_table(result, out), out.console))
+        written = write_folder(
+            result, folder.stage_dir("probe"), out.redactor, when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        )
+        confirmed = sum(row.outcome.value == "confirmed" for row in result.rows)
+        out.say(
+            f"{confirmed} confirmed, {len(result.refuted)} refuted, {len(result.broken)} seen facts broken; "
+            f"probe folder: {written[0].parent}"
+        )
+        if result.refuted:
+            out.say(f"adopt what was seen: copy {written[1]} into locker-harness.toml")
+        if result.broken:
+            names = ", ".join(row.assumption.id for row in result.broken)
+            out.error(f"the target breaks what Harbor's material shows: {names}")
+            return ExitCode.DEFECT
+        return ExitCode.OK
+
+    run_command(body, verbose=verbose)

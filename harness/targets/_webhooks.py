@@ -1,0 +1,45 @@
+"""Registering a webhook receiver with a virtual sandbox: ``POST /_sim/webhooks {url, secret}``.
+
+Harbor's staff register an integrator's endpoint by hand [S]; a virtual sandbox takes the URL on
+its control plane, and from then on delivers every locker operation to it as Harbor's envelope,
+signed when given a secret. A sandbox without that route (an older one) delivers nothing: that
+is "could not test" (``WebhooksNotDelivered``), never a quiet pass.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import httpx
+
+from harness.api import guard_hooks
+from harness.errors import InfrastructureError, TargetUnreachable
+from harness.hosts import WirePolicy
+
+__all__ = ["WEBHOOKS_PATH", "WebhooksNotDelivered", "subscribe_webhooks"]
+
+#: The control plane's route that registers a receiver.
+WEBHOOKS_PATH: Final = "/_sim/webhooks"
+_TIMEOUT: Final = 5.0
+
+
+class WebhooksNotDelivered(InfrastructureError):
+    """The sandbox has no webhook delivery to register with (no ``/_sim/webhooks``)."""
+
+
+def subscribe_webhooks(api_url: str, receiver_url: str, *, secret: str | None = None, policy: WirePolicy) -> None:
+    """Have the sandbox at ``api_url`` deliver its webhooks to ``receiver_url`` (signed with ``secret``)."""
+    body: dict[str, str] = {"url": receiver_url}
+    if secret is not None:
+        body["secret"] = secret
+    try:
+        with httpx.Client(timeout=_TIMEOUT, event_hooks=guard_hooks(policy)) as http:
+            answer = http.post(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", json=body)
+    except httpx.RequestError as exc:
+        raise TargetUnreachable(f"{api_url} does not answer ({type(exc).__name__})", url=api_url) from None
+    if answer.status_code in (404, 405):
+        raise WebhooksNotDelivered(
+            f"the sandbox at {api_url} delivers no webhooks (it has no {WEBHOOKS_PATH}): a version without delivery"
+        )
+    if not answer.is_success:
+        raise InfrastructureError(f"POST {WEBHOOKS_PATH} answered {answer.status_code}: {answer.text[:200]}")
