@@ -465,7 +465,12 @@ class LockerFlow(RuleBasedStateMachine):
             if any(branch.refusal is not None for branch in branches):
                 self._adopt(door, next(branch for branch in branches if branch.refusal is not None))
                 return
-        self._judge(step, door, OpenDoor(token.claim, door), answer, lo, hi)
+        if self._judge(step, door, OpenDoor(token.claim, door), answer, lo, hi) is None or isinstance(answer, int):
+            return
+        # A drop-off token used is the item in: the API shows the locker occupied while the door is open [S].
+        lo = self.world.now()
+        read = self.world.main.api.get_locker(self.world.tower, door).status
+        self._judge(f"{step}, then read", door, None, Granted(read), lo, self.world.now())
 
     def _open_doors(self) -> list[int]:
         return [locker_id for locker_id, state in self.models.items() if state.door_open]

@@ -4,8 +4,9 @@
 switch                         the one behaviour it flips
 =============================  ==========================================================================
 ``double_booking``             reserving a held locker succeeds: the new party takes the reservation over
-``stale_status_after_close``   after a door closes, the REST views keep showing the status from before the
-                               close until the locker's next change
+``stale_status_after_close``   after a door closes, the REST views keep showing the status they showed before
+                               the close until the locker's next change (a drop-off is occupied on the open
+                               already [S], so it is the pickup's close that shows occupied, not available)
 ``wrong_field_type``           every locker object carries ``id`` as a string ("1401") instead of an integer
 ``token_opens_other_locker``   a valid token presented at another door of its tower opens that door
 ``ignore_token_expiry``        the tower opens for a token past its ``expires`` (no MSG_EXPIRED 107, and the

@@ -328,10 +328,21 @@ class World:
         if locker_id in self._shown and self._shown[locker_id][1] is None:
             self._shown.pop(locker_id)  # a stale view lasts until the locker's next change
 
-    def show_instead(self, locker_id: int, status: LockerStatus, until_event: int | None) -> None:
+    def show_instead(
+        self, locker_id: int, status: LockerStatus, until_event: int | None, *, first_wins: bool = True
+    ) -> None:
         """Make the REST views show ``status`` until tower event ``until_event`` is uploaded
-        (``None``: until the locker's next change). The first pending status wins."""
-        self._shown.setdefault(locker_id, (status, until_event))
+        (``None``: until the locker's next change). The first pending status wins, unless not ``first_wins``."""
+        if first_wins:
+            self._shown.setdefault(locker_id, (status, until_event))
+        else:
+            self._shown[locker_id] = (status, until_event)
+
+    def shown_status(self, locker_id: int, state: LockerState) -> LockerStatus:
+        """The status the REST views show for ``state`` (a status pending an upload, or a planted stale
+        one, stands in for the truth); the listing's own bug aside."""
+        shown = self._shown.get(locker_id)
+        return state.status if shown is None else shown[0]
 
     def events_uploaded(self, tower_id: TowerId, upto: int) -> None:
         """Tower events numbered below ``upto`` reached the sandbox: their lockers show the truth."""
@@ -387,10 +398,7 @@ class World:
 
     def locker_view(self, locker_id: int, state: LockerState, *, listing: bool = False) -> dict[str, Any]:
         static = self._static_views[locker_id]
-        status = state.status
-        shown = self._shown.get(locker_id)
-        if shown is not None:
-            status = shown[0]
+        status = self.shown_status(locker_id, state)
         if listing and self.bugs.held_shown_available and status in HELD_STATUSES:
             status = LockerStatus.AVAILABLE
         return {

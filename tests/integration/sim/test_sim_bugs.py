@@ -66,6 +66,10 @@ def reserved_locker_cannot_be_reserved_again(env: Env) -> None:
 def status_follows_the_door_close(env: Env) -> None:
     occupied(env, 1402)
     assert env.demo.status(1402) == "occupied"
+    pickup = env.demo.token("pickup", 1402).json()
+    assert open_code(env.control, 1402, pickup) is None
+    env.control.close_door(TOWER, 1402)
+    assert env.demo.status(1402) == "available"
 
 
 @catches("wrong_field_type")
