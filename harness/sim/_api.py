@@ -77,7 +77,7 @@ class _LinkRequest(_Strict):
 class DropoffLockerRequestCreate(_LinkRequest):
     locationId: Annotated[int, Field(ge=1)]
     lockerTypeId: Annotated[int, Field(ge=1, le=max(LOCKER_TYPES))]
-    requireLowLocker: bool
+    requireLowLocker: bool = False  # optional [S3]: a working integration leaves it out
 
 
 class PickupLockerRequestCreate(_LinkRequest):
