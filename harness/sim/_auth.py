@@ -142,6 +142,21 @@ class BearerAuthority:
         except (KeyError, TypeError, ValueError):
             return None
 
+    def password_login(self, username: str, password: str, *, sdk: bool) -> str | None:
+        """The legacy password login (``login/access-token`` [S]); ``None`` for unknown credentials.
+
+        The sandbox's users are its identities: the username is a client id and the password its
+        client secret [G], so a login acts for that service provider. ``/api/v1``: a token with both
+        scopes, as a client-credentials token with ``service_provider tower_access``; ``/sdk/v1``: an
+        SDK token for the user of that name, as ``login/authorize`` makes one.
+        """
+        known = self._secrets.get(username)
+        if known is None or not hmac.compare_digest(known, password.encode()):
+            return None
+        if sdk:
+            return self.issue(username, (TOWER_ACCESS,), user_id=username)[0]
+        return self.issue(username, (SERVICE_PROVIDER, TOWER_ACCESS))[0]
+
     def token_endpoint(self, body: bytes, authorization: str | None) -> TokenEndpointAnswer:
         """``POST /realms/harbor/protocol/openid-connect/token`` as Keycloak answers it [S]."""
         try:

@@ -701,6 +701,32 @@ class World:
         self.tower(tower_id)
         return []  # the sandbox never queues tower configuration commands
 
+    def tower_configuration(self, tower_id: str) -> dict[str, Any]:
+        """``GET /sdk/v1/towers/{id}/configuration`` [S shape]: the technician's configuration download.
+        The virtual towers need none: no commands [G]."""
+        tower = self.tower(tower_id)
+        return {"towerId": tower.id, "commands": []}
+
+    def reset_events(self, tower_id: str, reason: str) -> dict[str, Any]:
+        """``POST /sdk/v1/towers/{id}/reset-events``: the Tower object [S shape]. The sandbox keeps no
+        server-side event counter (an upload is checked by its seal and range alone), so nothing else
+        changes [G]; the reason is not kept."""
+        return self.tower_view(self.tower(tower_id))
+
+    def tower_view(self, tower: TowerSpec) -> dict[str, Any]:
+        """A tower as the SDK API shows it (reference 4.3 [S] fields; the values are [G])."""
+        return {
+            "id": tower.id,
+            "name": tower.name,
+            "description": f"{tower.name} of the virtual sandbox",
+            "systemId": 1,
+            "towerModelId": 1,
+            "locationId": tower.location_id,
+            "pinCode": "",  # a real tower's PIN is nobody's business here
+            "accessModeId": 1,
+            "isForTest": tower.id.startswith("01"),  # sandbox towers' ids start 01 [S]
+        }
+
     # -- the control plane --------------------------------------------------------------------
 
     def force(self, tower_id: str, locker_id: int, status: LockerStatus) -> dict[str, Any]:
