@@ -22,6 +22,7 @@ from harness.cli._common import (
     Output,
     ProductionWritesOption,
     SimBugOption,
+    SimDialectOption,
     SimFaultOption,
     StatusTimeoutOption,
     TargetOption,
@@ -150,6 +151,7 @@ def command(
     config: ConfigOption = None,
     sim_bug: SimBugOption = None,
     sim_fault: SimFaultOption = None,
+    sim_dialect: SimDialectOption = None,
     allow_production_writes: ProductionWritesOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -161,7 +163,9 @@ def command(
         if len(client_info) > CLIENT_INFO_MAX:
             raise UsageError(f"--client-info is {len(client_info)} characters: at most {CLIENT_INFO_MAX}")
         choice = DeliveryChoice(locker_type_id(locker_type), locker, client_info)
-        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or ()) as running:
+        with running_target(
+            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
+        ) as running:
             return _run(out, running.settings, choice, running.radio_link)
 
     run_command(body, verbose=verbose)

@@ -26,7 +26,7 @@ from harness.run._child import (
 )
 from harness.run._context import RunContext
 
-__all__ = ["HW_BUGS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
+__all__ = ["HW_BUGS_ENV", "HW_DIALECTS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
 
 #: pytest's own exit codes (``pytest.ExitCode``), named here to keep pytest out of this import.
 _PYTEST_OK: Final = 0
@@ -214,6 +214,8 @@ def _skip_reasons(cases: Sequence[CaseResult]) -> str:
 #: profiles (``;``-separated, each as ``--sim-fault`` spells it: ``name:key=value,key=value``).
 HW_BUGS_ENV: Final = "HARBOR_HW_SIM_BUG"
 HW_FAULTS_ENV: Final = "HARBOR_HW_SIM_FAULT"
+#: ... and its dialects (comma-separated names).
+HW_DIALECTS_ENV: Final = "HARBOR_HW_SIM_DIALECT"
 
 
 @dataclass(frozen=True)
@@ -221,9 +223,9 @@ class HardwareStage(PytestStage):
     """The hardware rig (``hw_tests/``).
 
     On ``local`` it starts its own sandbox in its process (the virtual radio lives beside the
-    sandbox's firmware and cannot cross a process boundary), with the run's bug switches and fault
-    profiles. Elsewhere it needs a bench tower: without one named, or without Bluetooth when the
-    target's default chose it, the stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak``
+    sandbox's firmware and cannot cross a process boundary), with the run's bug switches, fault
+    profiles and dialects. Elsewhere it needs a bench tower: without one named, or without Bluetooth
+    when the target's default chose it, the stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak``
     that finds no adapter could not test, in the rig's one line.
     """
 
@@ -244,6 +246,7 @@ class HardwareStage(PytestStage):
             "HARBOR_TOWER_ID": settings.tower_id or "",
             HW_BUGS_ENV: ",".join(context.sim_bugs),
             HW_FAULTS_ENV: ";".join(context.sim_faults),
+            HW_DIALECTS_ENV: ",".join(context.sim_dialects),
             "LOCKER_HARNESS_SEED": str(context.seed),
         }
 

@@ -1,10 +1,12 @@
 """``python -m harness.sim``: serve the virtual sandbox; the first stdout line is its URL.
 
 Identities come from ``HARBOR_SIM_IDENTITIES`` (JSON) and never from the command line; without
-it the demo identities are used. Only loopback hosts are served unless ``--allow-non-loopback``.
-SIGINT and SIGTERM stop it gracefully; with ``--stop-when-stdin-closes`` so does the end of its
-standard input: the parent that started it with a pipe closed it (``VirtualSandbox.stop``, exit 0)
-or died, so no sandbox outlives its harness.
+it the demo identities are used. Dialects come from ``HARBOR_SIM_DIALECTS`` (comma-separated) and
+webhook receivers from ``HARBOR_SIM_WEBHOOKS`` (JSON, with their secrets). Only loopback hosts are
+served, and webhooks delivered to loopback receivers only, unless ``--allow-non-loopback`` and
+``--allow-non-loopback-webhooks``. SIGINT and SIGTERM stop it gracefully; with
+``--stop-when-stdin-closes`` so does the end of its standard input: the parent that started it
+with a pipe closed it (``VirtualSandbox.stop``, exit 0) or died, so no sandbox outlives its harness.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import uvicorn
 from ._app import create_app
 from ._server import uvicorn_config
 from ._settings import SimSettings
+from ._webhooks import WebhookDelivery
 
 
 def _is_loopback(host: str) -> bool:
@@ -42,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sdk-token-lifetime", type=float, default=3600.0, help="SDK token lifetime, seconds")
     parser.add_argument("--no-uplink", action="store_true", help="door events reach the API only after an upload")
     parser.add_argument("--allow-non-loopback", action="store_true", help="serve on a non-loopback address")
+    parser.add_argument("--webhook-attempts", type=int, default=5, help="tries per webhook delivery")
+    parser.add_argument("--webhook-first-delay", type=float, default=0.1, help="seconds before the 2nd try; doubling")
+    parser.add_argument("--webhook-timeout", type=float, default=2.0, help="seconds one webhook POST may take")
+    parser.add_argument("--webhook-queue", type=int, default=1000, help="events a receiver may have waiting")
+    parser.add_argument(
+        "--allow-non-loopback-webhooks", action="store_true", help="deliver webhooks to non-loopback receivers"
+    )
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument(
         "--stop-when-stdin-closes",
@@ -73,11 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
+        delivery = WebhookDelivery(
+            attempts=args.webhook_attempts,
+            first_delay=args.webhook_first_delay,
+            timeout=args.webhook_timeout,
+            queue=args.webhook_queue,
+            allow_non_loopback=args.allow_non_loopback_webhooks,
+        )
         settings = SimSettings.from_environment(
             seed=args.seed,
             token_lifetime=args.token_lifetime,
             sdk_token_lifetime=args.sdk_token_lifetime,
             uplink=not args.no_uplink,
+            webhook_delivery=delivery,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -101,10 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"http://{shown}:{port}", flush=True)
-    server = uvicorn.Server(uvicorn_config(create_app(settings), host=args.host, port=port, log_level=args.log_level))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=port, log_level=args.log_level))
     if args.stop_when_stdin_closes:
         _stop_when_stdin_closes(server)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.world.webhooks.stop()
     return 0
 
 

@@ -169,6 +169,10 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     included router would add a level of indirection to every request's routing)."""
     get, post, delete = app.get, app.post, app.delete
 
+    def created() -> int:
+        """A create's status: 201 as we read Harbor [I], 200 under the ``create_200`` dialect."""
+        return 200 if world.dialects.create_200 else 201
+
     # -- login --------------------------------------------------------------------------------
 
     @post("/api/v1/login/authorize")
@@ -215,7 +219,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
         request: Request, tower_id: TowerId, locker_id: LockerId, body: ReservationRequest
     ) -> JSONResponse:
         actor = _principal(request).client_id
-        return JSONResponse(world.reserve(actor, tower_id, locker_id, body.duration), status_code=201)
+        return JSONResponse(world.reserve(actor, tower_id, locker_id, body.duration), status_code=created())
 
     @delete("/api/v1/towers/{tower_id}/lockers/{locker_id}/reservations/{reservation_id}")
     async def cancel_reservation(
@@ -230,7 +234,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     ) -> JSONResponse:
         actor = _principal(request).client_id
         token = world.issue_token(actor, tower_id, locker_id, TokenKind.DROPOFF, body.duration, body.client_info)
-        return JSONResponse(token, status_code=201)
+        return JSONResponse(token, status_code=created())
 
     @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/pickup-locker-tokens")
     async def create_pickup_token(
@@ -238,7 +242,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     ) -> JSONResponse:
         actor = _principal(request).client_id
         token = world.issue_token(actor, tower_id, locker_id, TokenKind.PICKUP, body.duration, body.client_info)
-        return JSONResponse(token, status_code=201)
+        return JSONResponse(token, status_code=created())
 
     @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/release-locker")
     async def release_locker(request: Request, tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
@@ -295,7 +299,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
             client_info=body.clientInfo,
             payload=body.payload,
         )
-        return JSONResponse(view, status_code=201)
+        return JSONResponse(view, status_code=created())
 
     @post("/api/v1/locker-open-requests/pickup-locker-request")
     async def create_pickup_locker_request(request: Request, body: PickupLockerRequestCreate) -> JSONResponse:
@@ -306,7 +310,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
             client_info=body.clientInfo,
             payload=body.payload,
         )
-        return JSONResponse(view, status_code=201)
+        return JSONResponse(view, status_code=created())
 
     # ":int" so that GET .../dropoff-locker-request is a 405 (an undeclared method), not a bad id.
     @get("/api/v1/locker-open-requests/{request_id:int}")
@@ -321,7 +325,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
         token = world.session_token(
             principal.client_id, principal.user_id, tower_id, body.duration, list(body.claims), body.version
         )
-        return JSONResponse(token, status_code=201)
+        return JSONResponse(token, status_code=created())
 
     @post("/sdk/v1/towers/{tower_id}/events")
     async def upload_tower_events(

@@ -84,7 +84,11 @@ def create_app(settings: SimSettings | None = None) -> SandboxApp:
     settings = settings or SimSettings()
     world = World(settings)
     authority = BearerAuthority(
-        world.secret, settings.identities, lifetime=settings.token_lifetime, sdk_lifetime=settings.sdk_token_lifetime
+        world.secret,
+        settings.identities,
+        lifetime=settings.token_lifetime,
+        sdk_lifetime=settings.sdk_token_lifetime,
+        dialects=world.dialects,
     )
     app = SandboxApp(
         title="Harbor virtual sandbox",

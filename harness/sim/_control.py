@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.model import LockerStatus
 
+from ._webhooks import Webhook
 from ._world import EventsGone, World, WorldError
 from .firmware import FirmwareRefusal, TowerFirmware
 
@@ -40,6 +41,12 @@ class PresentedToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
     payload: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})*$")]
     payload_auth: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})*$")]
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    secret: Annotated[str | None, Field(min_length=1, max_length=500)] = None
 
 
 class ForceRequest(BaseModel):
@@ -86,6 +93,37 @@ def add_control_routes(app: FastAPI, world: World) -> None:
             except KeyError as exc:
                 raise WorldError(422, str(exc.args[0])) from None
             return JSONResponse(world.bugs.as_dict())
+
+    @app.get("/_sim/dialects")
+    async def get_dialects() -> JSONResponse:
+        return JSONResponse(world.dialects.as_dict())
+
+    @app.post("/_sim/dialects")
+    async def set_dialects(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
+        with world.lock:
+            try:
+                world.dialects.update(flags)
+            except KeyError as exc:
+                raise WorldError(422, str(exc.args[0])) from None
+            return JSONResponse(world.dialects.as_dict())
+
+    @app.get("/_sim/webhooks")
+    async def get_webhooks() -> JSONResponse:
+        return JSONResponse({"receivers": world.webhooks.receivers()})
+
+    @app.post("/_sim/webhooks")
+    async def add_webhook(body: WebhookRequest) -> JSONResponse:
+        try:
+            world.webhooks.add(Webhook(body.url, body.secret))
+        except ValueError as exc:
+            raise WorldError(422, str(exc)) from None
+        return JSONResponse({"receivers": world.webhooks.receivers()})
+
+    @app.delete("/_sim/webhooks")
+    async def remove_webhooks(url: Annotated[str | None, Query(max_length=2000)] = None) -> JSONResponse:
+        if not world.webhooks.remove(url) and url is not None:
+            raise WorldError(404, f"no webhook receiver at {url}")
+        return JSONResponse({"receivers": world.webhooks.receivers()})
 
     @app.get("/_sim/faults")
     async def get_faults() -> JSONResponse:

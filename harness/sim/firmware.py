@@ -45,6 +45,7 @@ from harness.model import (
 )
 
 from ._bugs import BugSwitches
+from ._dialects import Dialects
 from ._layout import Layout, TowerSpec
 from ._sealing import LockerTokenClaims, TowerKeys, mac, read_locker_claims, read_session_claims, verify_mac
 from ._settings import SimSettings
@@ -160,8 +161,18 @@ class FirmwareWorld(Protocol):
 
     def shown_status(self, locker_id: int, state: LockerState) -> LockerStatus: ...
 
+    @property
+    def dialects(self) -> Dialects: ...
+
     def emit(
-        self, locker_id: int, source: str, state: LockerState, *, token_id: int | None = None, client_info: str = ""
+        self,
+        locker_id: int,
+        source: str,
+        state: LockerState,
+        *,
+        token_id: int | None = None,
+        client_info: str = "",
+        shown: LockerStatus | None = None,
     ) -> None: ...
 
 
@@ -329,9 +340,16 @@ class TowerFirmware:
         client_info = "" if claims is None else claims.client_info
         state = world.states[locker_id]
         event = self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, token_id=token_id, client_info=client_info)
-        if state.status is not shown_before and not world.settings.uplink:
-            world.show_instead(locker_id, shown_before, event.number)
-        world.emit(locker_id, "LOCKER_TOKEN_USED", state, token_id=token_id, client_info=client_info)
+        shown = None
+        if state.status is not shown_before:
+            if world.dialects.occupied_on_close and state.opened_with is TokenKind.DROPOFF:
+                # The dialect's Harbor marks the drop-off on the door's close: until then it shows
+                # (and its webhook says) what it showed before.
+                world.show_instead(locker_id, shown_before, None)
+                shown = shown_before
+            elif not world.settings.uplink:
+                world.show_instead(locker_id, shown_before, event.number)
+        world.emit(locker_id, "LOCKER_TOKEN_USED", state, token_id=token_id, client_info=client_info, shown=shown)
 
     # -- lockers the tower opens on its own say (OPEN_AVAILABLE_LOCKER) -------------------------
 
