@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.model import LockerStatus
 
+from ._switchboard import Switchboard
 from ._webhooks import Webhook
 from ._world import EventsGone, World, WorldError
 from .firmware import FirmwareRefusal, TowerFirmware
@@ -81,31 +82,25 @@ def add_control_routes(app: FastAPI, world: World) -> None:
         with world.lock:
             return JSONResponse({"now": world.clock.advance(body.seconds)})
 
-    @app.get("/_sim/bugs")
-    async def get_bugs() -> JSONResponse:
-        return JSONResponse(world.bugs.as_dict())
+    def switchboard_routes(path: str, board: Switchboard) -> None:
+        """``GET`` and ``POST`` of ``path`` for ``board``'s switches (an unknown name: 422, nothing changed)."""
 
-    @app.post("/_sim/bugs")
-    async def set_bugs(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
-        with world.lock:
-            try:
-                world.bugs.update(flags)
-            except KeyError as exc:
-                raise WorldError(422, str(exc.args[0])) from None
-            return JSONResponse(world.bugs.as_dict())
+        async def get_switches() -> JSONResponse:
+            return JSONResponse(board.as_dict())
 
-    @app.get("/_sim/dialects")
-    async def get_dialects() -> JSONResponse:
-        return JSONResponse(world.dialects.as_dict())
+        async def set_switches(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
+            with world.lock:
+                try:
+                    board.update(flags)
+                except KeyError as exc:
+                    raise WorldError(422, str(exc.args[0])) from None
+                return JSONResponse(board.as_dict())
 
-    @app.post("/_sim/dialects")
-    async def set_dialects(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
-        with world.lock:
-            try:
-                world.dialects.update(flags)
-            except KeyError as exc:
-                raise WorldError(422, str(exc.args[0])) from None
-            return JSONResponse(world.dialects.as_dict())
+        app.get(path)(get_switches)
+        app.post(path)(set_switches)
+
+    switchboard_routes("/_sim/bugs", world.bugs)
+    switchboard_routes("/_sim/dialects", world.dialects)
 
     @app.get("/_sim/webhooks")
     async def get_webhooks() -> JSONResponse:
