@@ -499,8 +499,15 @@ class LockerFlow(RuleBasedStateMachine):
                 return
         was_rented = self.models[door].status is LockerStatus.RENTED
         judged = self._judge(step, door, OpenDoor(token.claim, door), answer, lo, hi)
-        if judged is not None and token.kind is TokenKind.DROPOFF and was_rented and self.models[door].door_open:
+        if judged is None or isinstance(answer, int):
+            return
+        if token.kind is TokenKind.DROPOFF and was_rented and self.models[door].door_open:
             self.first_dropoff_open.add(door)
+        # A drop-off token used is the item in: the API shows the locker occupied while the door is open [S]
+        # (or, where the target turns it occupied on the close, rented: occupied_on, judged as a read).
+        lo = self.world.now()
+        read = self.world.main.api.get_locker(self.world.tower, door).status
+        self._judge(f"{step}, then read", door, None, Granted(read), lo, self.world.now())
 
     def _open_doors(self) -> list[int]:
         return [locker_id for locker_id, state in self.models.items() if state.door_open]

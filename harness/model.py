@@ -451,7 +451,10 @@ def apply(state: LockerState, command: Command, now: float) -> LockerState:
             refusal = check_token(state, claim, locker_id, now)
             if refusal is not None:
                 raise Refused(refusal, _TOKEN_REFUSALS[refusal])
-            return dataclasses.replace(state, door_open=True, opened_with=claim.kind)
+            # A drop-off token used is the item in: occupied as the door opens [S] (reference 7, and
+            # the LOCKER_TOKEN_USED webhook says "occupied"), not when it closes.
+            status = LockerStatus.OCCUPIED if claim.kind is TokenKind.DROPOFF else status
+            return dataclasses.replace(state, status=status, door_open=True, opened_with=claim.kind)
 
         case OpenAtTower(actor=actor, leave_available=leave_available):
             if state.door_open:
@@ -474,9 +477,11 @@ def apply(state: LockerState, command: Command, now: float) -> LockerState:
                 return state
             if state.opened_with is TokenKind.PICKUP:
                 return available(state)  # the item is out: the next tenancy begins [S seed]
-            if state.opened_with is TokenKind.DROPOFF:
-                # The item is in [S]; its drop-off tokens may still reopen it for a second drop-off.
+            if state.opened_with is TokenKind.DROPOFF and state.status is LockerStatus.RENTED:
+                # Opened at the tower for a drop-off (OpenAtTower): the item is in once the door closes [G].
                 return dataclasses.replace(state, status=LockerStatus.OCCUPIED, door_open=False, opened_with=None)
+            # After a token's drop-off the locker is occupied already (it turned so on the open [S]);
+            # its drop-off tokens may still reopen it for a second drop-off.
             return dataclasses.replace(state, door_open=False, opened_with=None)
 
     raise TypeError(f"not a locker command: {command!r}")
@@ -534,9 +539,14 @@ TRANSITIONS: frozenset[tuple[LockerStatus, str, LockerStatus]] = frozenset(
         (LockerStatus.DECLINED, "release", LockerStatus.AVAILABLE),
         (LockerStatus.RENTED, "expire", LockerStatus.AVAILABLE),
         (LockerStatus.DECLINED, "expire", LockerStatus.AVAILABLE),
-        (LockerStatus.RENTED, "dropoff_door_closed", LockerStatus.OCCUPIED),
+        # A door a token opened: the drop-off fills the locker as the door opens [S]; the pickup
+        # empties it when the door closes. "*_door_closed" starts from the status while it is open.
+        (LockerStatus.RENTED, "dropoff_door_opened", LockerStatus.OCCUPIED),
+        (LockerStatus.OCCUPIED, "dropoff_door_opened", LockerStatus.OCCUPIED),
         (LockerStatus.OCCUPIED, "dropoff_door_closed", LockerStatus.OCCUPIED),
+        (LockerStatus.OCCUPIED, "pickup_door_opened", LockerStatus.OCCUPIED),
         (LockerStatus.OCCUPIED, "pickup_door_closed", LockerStatus.AVAILABLE),
+        # The tower's own opening (OPEN_AVAILABLE_LOCKER [G]), door opened and closed.
         (LockerStatus.AVAILABLE, "tower_dropoff_door_closed", LockerStatus.OCCUPIED),
         (LockerStatus.OCCUPIED, "tower_dropoff_door_closed", LockerStatus.OCCUPIED),
         (LockerStatus.OCCUPIED, "tower_pickup_door_closed", LockerStatus.AVAILABLE),

@@ -13,7 +13,7 @@ on these. Importing this module is cheap: the sandbox (FastAPI, uvicorn) loads w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -22,7 +22,7 @@ from harness.model import TOKEN_DURATION, TowerId
 from harness.targets import LocalTarget, embedded_sandbox, serves_control_plane
 
 if TYPE_CHECKING:
-    from harness.sim import SimControl, VirtualSandbox
+    from harness.sim import SimControl, VirtualSandbox, Webhook
 
 __all__ = [
     "LOCAL_OTHER_TOWER",
@@ -43,29 +43,45 @@ LOCAL_OTHER_TOWER: Final = TowerId("0100000000000175")
 
 @contextmanager
 def local_target(
-    settings: Settings | None = None, *, seed: int = 0, uplink: bool = True, bugs: Mapping[str, bool] | None = None
+    settings: Settings | None = None,
+    *,
+    seed: int = 0,
+    uplink: bool = True,
+    bugs: Mapping[str, bool] | None = None,
+    dialects: Iterable[str] = (),
+    webhooks: Iterable[str | Webhook] = (),
 ) -> Iterator[LocalTarget]:
     """Start the virtual sandbox in a uvicorn thread with two throwaway identities; stop it after.
 
     ``settings`` (default: the defaults) keep their timeouts and folders; their target becomes
-    the running sandbox and their identities the throwaway ones. ``bugs`` switches defects on.
+    the running sandbox and their identities the throwaway ones. ``bugs`` switches defects on;
+    ``dialects`` make it answer as another plausible Harbor would (docs: bug switches, "Dialects");
+    ``webhooks`` (loopback URLs, or ``harness.sim.Webhook(url, secret)``) receive every locker
+    operation event as Harbor's webhooks, from the first one.
     The sandbox is ``harness.targets.embedded_sandbox``'s, as every command starts it.
     """
-    with embedded_sandbox(settings, seed=seed, uplink=uplink, bugs=bugs or {}) as target:
+    with embedded_sandbox(
+        settings, seed=seed, uplink=uplink, bugs=bugs or {}, dialects=dialects, webhooks=webhooks
+    ) as target:
         yield target
 
 
 def fresh_world(control: SimControl) -> None:
-    """The seeded world again (clock offset 0, logs empty), keeping the bug switches and faults that were on.
+    """The seeded world again (clock offset 0, logs empty), keeping the bug switches, dialects and
+    faults that were on.
 
-    ``/_sim/reset`` turns switches off; a run that planted a defect (``locker-harness run --sim-bug``)
-    must keep it across the suite's resets, or the suite would test a sandbox without it.
+    ``/_sim/reset`` turns them off; a run that planted a defect (``locker-harness run --sim-bug``) or
+    speaks a dialect (``--sim-dialect``) must keep it across the suite's resets, or the suite would
+    test another sandbox than the one asked for.
     """
     bugs = {name: True for name, on in control.bugs().items() if on}
+    dialects = {name: True for name, on in control.dialects().items() if on}
     faults = control.faults()
     control.reset()
     if bugs:
         control.set_bugs(bugs)
+    if dialects:
+        control.set_dialects(dialects)
     for profile in faults.values():
         params = dict(profile)
         control.set_faults(str(params.pop("profile")), **params)

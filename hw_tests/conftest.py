@@ -55,6 +55,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--hw-other-tower", "HARBOR_HW_OTHER_TOWER", "", "a second tower for the cross-tower token test"),
     ("--hw-response-timeout", "HARBOR_HW_RESPONSE_TIMEOUT", "20", "seconds to wait for a tower's reply"),
     ("--hw-sim-bug", "HARBOR_HW_SIM_BUG", "", "local only: sandbox bug switches to turn on (comma-separated)"),
+    ("--hw-sim-dialect", "HARBOR_HW_SIM_DIALECT", "", "local only: sandbox dialects to speak (comma-separated)"),
     (
         "--hw-sim-fault",
         "HARBOR_HW_SIM_FAULT",
@@ -149,6 +150,7 @@ def _rig_config(config: pytest.Config, *, other_tower: TowerId | None, local: bo
     except InvalidTowerId as exc:
         raise UsageError(f"--hw-other-tower {exc}") from None
     bugs = tuple(filter(None, (b.strip() for b in _option(config, "--hw-sim-bug").split(","))))
+    dialects = tuple(filter(None, (d.strip() for d in _option(config, "--hw-sim-dialect").split(","))))
     return RigConfig(
         cycles=int(_option(config, "--hw-cycles")),
         open_p95_ms=float(_option(config, "--hw-open-p95-ms")),
@@ -159,6 +161,7 @@ def _rig_config(config: pytest.Config, *, other_tower: TowerId | None, local: bo
         sim_bugs=bugs,
         sim_faults=_sim_faults(config) if local else (),
         retries=int(_option(config, "--hw-retries")),
+        sim_dialects=dialects if local else (),
     )
 
 
@@ -278,7 +281,9 @@ def _local_rig(pytestconfig: pytest.Config, mtu: int | None) -> Iterator[Rig]:
         try:  # the switches are set before every test; a wrong name is a usage error now, not a red test
             _switch_on(sandbox, config)
         except ControlError as exc:
-            raise UsageError(f"the virtual sandbox refused --hw-sim-bug/--hw-sim-fault: {exc.detail}") from None
+            raise UsageError(
+                f"the virtual sandbox refused --hw-sim-bug/--hw-sim-fault/--hw-sim-dialect: {exc.detail}"
+            ) from None
         backend = choose_backend("virtual", link=sandbox.radio.link)
         yield Rig(settings, tower, backend, config, ledger_holds(settings), sandbox)
 
@@ -286,15 +291,17 @@ def _local_rig(pytestconfig: pytest.Config, mtu: int | None) -> Iterator[Rig]:
 def _switch_on(sandbox: VirtualSandbox, config: RigConfig) -> None:
     if config.sim_bugs:
         sandbox.control.set_bugs(dict.fromkeys(config.sim_bugs, True))
+    if config.sim_dialects:
+        sandbox.control.set_dialects(dict.fromkeys(config.sim_dialects, True))
     for name, params in config.sim_faults:
         sandbox.control.set_faults(name, **params)
 
 
 @pytest.fixture(autouse=True)
 def fresh_world(rig: Rig) -> Iterator[None]:
-    """Local: every test starts from the seeded world, with the session's bug switches and faults on,
-    and leaves nothing held behind it that the cleanup ledger does not know of (whatever it met: a
-    link fault included)."""
+    """Local: every test starts from the seeded world, with the session's bug switches, dialects and
+    faults on, and leaves nothing held behind it that the cleanup ledger does not know of (whatever
+    it met: a link fault included)."""
     if rig.virtual:
         rig.sandbox.world.reset()
         _switch_on(rig.sandbox, rig.config)

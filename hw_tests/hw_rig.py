@@ -44,6 +44,8 @@ class RigConfig:
     mtu: int | None = None
     #: Link failures a delivery survives by reconnecting and resuming (``--hw-retries``).
     retries: int = 0
+    #: Local only: the sandbox's dialects (``--hw-sim-dialect``), set before every test.
+    sim_dialects: tuple[str, ...] = ()
 
 
 async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.02) -> float:

@@ -33,6 +33,7 @@ __all__ = [
     "Output",
     "ProductionWritesOption",
     "SimBugOption",
+    "SimDialectOption",
     "SimFaultOption",
     "StatusTimeoutOption",
     "TargetOption",
@@ -81,6 +82,13 @@ StatusTimeoutOption = Annotated[
 SimBugOption = Annotated[
     list[str] | None,
     typer.Option("--sim-bug", help="local only: switch a sandbox bug on (repeatable), e.g. double_booking."),
+]
+SimDialectOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sim-dialect",
+        help="local only: make the sandbox speak a Harbor dialect (repeatable), e.g. create_200.",
+    ),
 ]
 SimFaultOption = Annotated[
     list[str] | None,

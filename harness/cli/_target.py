@@ -2,8 +2,8 @@
 
 Every command resolves its options the same way (``command_settings``: the options given, then
 ``HARBOR_*``, then the configuration file) and gets its target the same way (``running_target``:
-``harness.targets.open_target``, with the command's own ``--sim-bug``/``--sim-fault`` refused in
-their own words off local).
+``harness.targets.open_target``, with the command's own ``--sim-bug``/``--sim-fault``/``--sim-dialect``
+refused in their own words off local).
 """
 
 from __future__ import annotations
@@ -43,13 +43,24 @@ def running_target(
     *,
     sim_bug: Sequence[str] | None = None,
     sim_fault: Sequence[str] | None = None,
+    sim_dialect: Sequence[str] | None = None,
     subprocess: bool = False,
     mtu: int | None = None,
 ) -> Iterator[RunningTarget]:
-    """The target running (``harness.targets.open_target``), with the command's ``--sim-bug`` and
-    ``--sim-fault`` (``None``: the command has no such option) refused in their own words off local."""
-    if settings.target.kind is not TargetKind.LOCAL and (sim_bug or sim_fault):
-        names = "--sim-bug applies" if sim_fault is None else "--sim-bug and --sim-fault apply"
-        raise UsageError(f"{names} to --target local only")
-    with open_target(settings, bugs=sim_bug or (), faults=sim_fault or (), subprocess=subprocess, mtu=mtu) as running:
+    """The target running (``harness.targets.open_target``), with the command's ``--sim-bug``,
+    ``--sim-fault`` and ``--sim-dialect`` (``None``: the command has no such option) refused in
+    their own words off local."""
+    if settings.target.kind is not TargetKind.LOCAL and (sim_bug or sim_fault or sim_dialect):
+        others = (("--sim-fault", sim_fault), ("--sim-dialect", sim_dialect))
+        given = ["--sim-bug", *(option for option, value in others if value is not None)]  # the command's own
+        names = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
+        raise UsageError(f"{names} {'applies' if len(given) == 1 else 'apply'} to --target local only")
+    with open_target(
+        settings,
+        bugs=sim_bug or (),
+        faults=sim_fault or (),
+        dialects=sim_dialect or (),
+        subprocess=subprocess,
+        mtu=mtu,
+    ) as running:
         yield running

@@ -22,6 +22,7 @@ from harness.cli._common import (
     Output,
     ProductionWritesOption,
     SimBugOption,
+    SimDialectOption,
     TargetOption,
     TowerOption,
     VerboseOption,
@@ -72,6 +73,7 @@ def run_suite(
     budget: float,
     seed: int,
     sim_bugs: Sequence[str],
+    sim_dialects: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     exclusive: bool = False,
 ) -> int:
@@ -80,8 +82,18 @@ def run_suite(
     args = ("--harbor-budget", f"{max(budget * _EXAMPLE_SHARE, 1.0):g}", *extra_args)
     stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args)
     settings.check_writes_allowed(f"run the {name} suite (it reserves lockers and creates tokens)")
-    with running_target(settings, sim_bug=sim_bugs) as running:  # the embedded sandbox is always exclusive
-        return _execute(out, stage, running.settings, budget=budget, seed=seed, sim_bugs=sim_bugs, exclusive=exclusive)
+    # The embedded sandbox is always exclusive; the suite's resets keep its switches and dialects (fresh_world).
+    with running_target(settings, sim_bug=sim_bugs, sim_dialect=sim_dialects) as running:
+        return _execute(
+            out,
+            stage,
+            running.settings,
+            budget=budget,
+            seed=seed,
+            sim_bugs=sim_bugs,
+            sim_dialects=sim_dialects,
+            exclusive=exclusive,
+        )
 
 
 def _execute(
@@ -92,6 +104,7 @@ def _execute(
     budget: float,
     seed: int,
     sim_bugs: Sequence[str],
+    sim_dialects: Sequence[str],
     exclusive: bool,
 ) -> int:
     out.say(
@@ -106,9 +119,12 @@ def _execute(
         budget_s=budget,
         seed=seed,
         sim_bugs=sim_bugs,
+        sim_dialects=sim_dialects,
         exclusive=exclusive,
     )
-    context.environment.update({"stages": stage.name, "sim.bugs": ",".join(sim_bugs) or "-"})
+    context.environment.update(
+        {"stages": stage.name, "sim.bugs": ",".join(sim_bugs) or "-", "sim.dialects": ",".join(sim_dialects) or "-"}
+    )
     # A frozen dataclass's name is read-only; the Stage protocol spells it as a plain attribute.
     run = execute([cast(Stage, stage)], context)
     out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
@@ -129,6 +145,7 @@ def command(
     budget: BudgetOption = DEFAULT_BUDGET_S,
     seed: SeedOption = 0,
     sim_bug: SimBugOption = None,
+    sim_dialect: SimDialectOption = None,
     no_control_plane: NoControlPlaneOption = False,
     exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
@@ -146,6 +163,7 @@ def command(
             budget=budget,
             seed=seed,
             sim_bugs=sim_bug or (),
+            sim_dialects=sim_dialect or (),
             extra_args=("--harbor-no-control-plane",) if no_control_plane else (),
             exclusive=exclusive,
         )

@@ -21,6 +21,7 @@ from rich.table import Table
 from harness.cli._common import (
     ConfigOption,
     Output,
+    SimDialectOption,
     TargetOption,
     TowerOption,
     VerboseOption,
@@ -185,6 +186,7 @@ def command(
         list[str] | None,
         typer.Option("--sim-fault", help="local only: a sandbox fault profile, e.g. stall:seconds=1,every=10."),
     ] = None,
+    sim_dialect: SimDialectOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Put the delivery flow under load with Locust: per-step percentiles, oracles, SLO gates."""
@@ -209,8 +211,11 @@ def command(
         environment = {"stages": "load", "load.mode": plan.mode}
         if settings.target.kind is TargetKind.LOCAL:
             environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
+            environment |= {"sim.dialects": ",".join(sim_dialect or ()) or "-"}
         # On local the sandbox runs as its own process: it does not share a GIL with the harness.
-        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or (), subprocess=True) as running:
+        with running_target(
+            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or (), subprocess=True
+        ) as running:
             return _run(out, running.settings, stage, plan.duration_s, environment)
 
     run_command(body, verbose=verbose)

@@ -19,6 +19,7 @@ from harness.cli._common import (
     Output,
     ProductionWritesOption,
     SimBugOption,
+    SimDialectOption,
     TargetOption,
     TowerOption,
     VerboseOption,
@@ -40,6 +41,7 @@ def command(
         int, typer.Option("--race", min=2, max=256, help="Requests sent at once in the race oracles.")
     ] = 32,
     sim_bug: SimBugOption = None,
+    sim_dialect: SimDialectOption = None,
     no_control_plane: NoControlPlaneOption = False,
     exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
@@ -58,6 +60,7 @@ def command(
             budget=budget,
             seed=seed,
             sim_bugs=sim_bug or (),
+            sim_dialects=sim_dialect or (),
             extra_args=extra,
             exclusive=exclusive,
         )

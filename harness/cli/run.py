@@ -25,6 +25,7 @@ from harness.cli._common import (
     Output,
     ProductionWritesOption,
     SimBugOption,
+    SimDialectOption,
     SimFaultOption,
     StatusTimeoutOption,
     TargetOption,
@@ -127,6 +128,7 @@ def _execute(
     html: bool,
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
+    sim_dialects: Sequence[str] = (),
     radio_link: RadioLink | None = None,
     exclusive: bool = False,
     strict_assumptions: bool = False,
@@ -146,6 +148,7 @@ def _execute(
             seed=seed,
             sim_bugs=sim_bugs,
             sim_faults=sim_faults,
+            sim_dialects=sim_dialects,
             radio_link=radio_link,
             exclusive=exclusive,
             strict_assumptions=strict_assumptions,
@@ -205,6 +208,7 @@ def command(
     config: ConfigOption = None,
     sim_bug: SimBugOption = None,
     sim_fault: SimFaultOption = None,
+    sim_dialect: SimDialectOption = None,
     allow_production_writes: ProductionWritesOption = False,
     strict_assumptions: Annotated[
         bool,
@@ -225,8 +229,11 @@ def command(
         if settings.target.kind is TargetKind.LOCAL:
             _refuse_unmet_ble_faults(stages, sim_fault or ())
             environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
+            environment |= {"sim.dialects": ",".join(sim_dialect or ()) or "-"}
         settings.check_writes_allowed("run the stages (they reserve lockers and create tokens)")
-        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or ()) as running:
+        with running_target(
+            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
+        ) as running:
             return _execute(
                 out,
                 running.settings,
@@ -238,6 +245,7 @@ def command(
                 html=html,
                 sim_bugs=sim_bug or (),
                 sim_faults=sim_fault or (),
+                sim_dialects=sim_dialect or (),
                 radio_link=running.radio_link,
                 exclusive=exclusive,
                 strict_assumptions=strict_assumptions,

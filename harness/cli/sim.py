@@ -11,6 +11,8 @@ values: printing them is the point.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,8 +21,12 @@ import httpx
 import typer
 
 from harness.cli._common import Output, VerboseOption, run_command
-from harness.config import DEFAULT_LOCAL_TOWER, is_loopback_host
+from harness.config import DEFAULT_LOCAL_TOWER, Secret, is_loopback_host
 from harness.errors import ExitCode, InfrastructureError, UsageError
+from harness.redaction import redactor
+
+if TYPE_CHECKING:
+    from harness.sim import SimSettings
 
 if TYPE_CHECKING:
     from harness.sim import VirtualSandbox
@@ -28,10 +34,12 @@ if TYPE_CHECKING:
 __all__ = ["command"]
 
 _STARTUP_TIMEOUT = 30.0
+#: The shared secret that signs the deliveries to every --webhook receiver (environment only, never argv).
+WEBHOOK_SECRET_ENV = "HARBOR_SIM_WEBHOOK_SECRET"
 _SECOND_TOWER = "0100000000000175"
 
 
-def _banner(out: Output, url: str, radio: str | None) -> None:
+def _banner(out: Output, url: str, settings: SimSettings, radio: str | None) -> None:
     from harness.sim import DEMO_IDENTITIES  # only the public face, and only once it serves
 
     main, second = DEMO_IDENTITIES[0], DEMO_IDENTITIES[1]
@@ -48,6 +56,11 @@ def _banner(out: Output, url: str, radio: str | None) -> None:
         f"  try           HARBOR_TARGET={url} HARBOR_TOWER_ID={DEFAULT_LOCAL_TOWER} HARBOR_CLIENT_ID={main.client_id} "
         f"HARBOR_CLIENT_SECRET={main.client_secret} locker-harness smoke",
     ]
+    if settings.dialects:
+        lines.insert(1, f"  dialects      {', '.join(sorted(settings.dialects))}  (/_sim/reset turns them off)")
+    for webhook in settings.webhooks:
+        signed = f"signed ({WEBHOOK_SECRET_ENV})" if webhook.secret else "unsigned"
+        lines.insert(1, f"  webhooks to   {webhook.url}  ({signed})")
     for line in lines:
         out.console.print(line, markup=False)
 
@@ -86,6 +99,25 @@ def command(
     allow_non_loopback: Annotated[
         bool, typer.Option("--allow-non-loopback", help="Serve on a non-loopback address (exposes the sandbox).")
     ] = False,
+    dialect: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dialect",
+            help="Answer as another plausible Harbor would (repeatable), e.g. create_200; see docs: bug switches.",
+        ),
+    ] = None,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook",
+            help=f"Deliver every locker operation event to this URL as Harbor's webhooks (repeatable); "
+            f"signed when {WEBHOOK_SECRET_ENV} is set. Loopback only unless --allow-non-loopback-webhooks.",
+        ),
+    ] = None,
+    allow_non_loopback_webhooks: Annotated[
+        bool,
+        typer.Option("--allow-non-loopback-webhooks", help="Let --webhook name a receiver off this machine."),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the virtual sandbox and its towers' radio on loopback; print the URL, the radio's address
@@ -96,10 +128,30 @@ def command(
             raise UsageError(
                 f"refusing to serve on {host}: the sandbox is for loopback; pass --allow-non-loopback to expose it"
             )
-        from harness.sim import SandboxNotRunning, SimSettings, VirtualSandbox  # fastapi only when serving
+        from harness.sim import (  # fastapi only when serving
+            SandboxNotRunning,
+            SimSettings,
+            VirtualSandbox,
+            Webhook,
+            WebhookDelivery,
+        )
 
-        # The demo identities (SimSettings' default), whatever HARBOR_SIM_IDENTITIES says.
-        sandbox = VirtualSandbox(SimSettings(seed=seed), startup_timeout=_STARTUP_TIMEOUT)
+        secret = os.environ.get(WEBHOOK_SECRET_ENV) or None  # a secret comes from the environment only
+        if secret is not None:
+            redactor().register(Secret(secret))
+        try:  # the demo identities (SimSettings' default), whatever HARBOR_SIM_IDENTITIES says
+            settings = SimSettings(seed=seed, dialects=frozenset(dialect or ()))
+        except ValueError as exc:
+            raise UsageError(f"--dialect: {exc}") from None
+        try:
+            settings = dataclasses.replace(
+                settings,
+                webhooks=tuple(Webhook(url, secret) for url in webhook or ()),
+                webhook_delivery=WebhookDelivery(allow_non_loopback=allow_non_loopback_webhooks),
+            )
+        except ValueError as exc:
+            raise UsageError(f"--webhook: {exc}") from None
+        sandbox = VirtualSandbox(settings, startup_timeout=_STARTUP_TIMEOUT)
         # A service manager stops with SIGTERM: treat it like Ctrl-C so the child is stopped too.
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -117,7 +169,7 @@ def command(
                 if exc.exit_code == ExitCode.USAGE:  # the child said why on stderr, in one line
                     return ExitCode.USAGE
                 raise InfrastructureError(f"the virtual sandbox did not start: {exc}") from None
-            _banner(out, sandbox.url, None if no_radio else _radio_address(sandbox))
+            _banner(out, sandbox.url, settings, None if no_radio else _radio_address(sandbox))
             code = sandbox.wait()
             raise InfrastructureError(f"the virtual sandbox stopped by itself (exit {code})")
         except KeyboardInterrupt:

@@ -29,6 +29,7 @@ from harness.cli._common import (
     Output,
     ProductionWritesOption,
     SimBugOption,
+    SimDialectOption,
     SimFaultOption,
     StatusTimeoutOption,
     TargetOption,
@@ -166,6 +167,7 @@ def command(
     config: ConfigOption = None,
     sim_bug: SimBugOption = None,
     sim_fault: SimFaultOption = None,
+    sim_dialect: SimDialectOption = None,
     allow_production_writes: ProductionWritesOption = False,
     webhooks: Annotated[
         bool,
@@ -189,7 +191,9 @@ def command(
             raise UsageError(
                 "--webhooks applies to --target local only: Harbor's staff register an integrator's endpoint by hand"
             )
-        with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or ()) as running:
+        with running_target(
+            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
+        ) as running:
             if webhooks:
                 return _run_with_webhooks(out, running.settings, choice, running.radio_link)
             return _run(out, running.settings, choice, running.radio_link)

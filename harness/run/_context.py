@@ -91,6 +91,8 @@ class RunContext:
     exclusive: bool = False
     sim_bugs: tuple[str, ...] = ()
     sim_faults: tuple[str, ...] = ()
+    #: The embedded sandbox's dialects (``--sim-dialect``), passed on like the switches.
+    sim_dialects: tuple[str, ...] = ()
     #: The embedded sandbox's virtual radio (its link, put on the air on first call) when it runs in
     #: this process: the smoke stage opens doors over it, as ``locker-harness smoke`` does.
     radio_link: Callable[[], object] | None = None
@@ -140,6 +142,7 @@ def new_context(
     observer: RunObserver | None = None,
     sim_bugs: Sequence[str] = (),
     sim_faults: Sequence[str] = (),
+    sim_dialects: Sequence[str] = (),
     radio_link: Callable[[], object] | None = None,
     exclusive: bool = False,
     strict_assumptions: bool = False,
@@ -157,6 +160,7 @@ def new_context(
         observer=observer,
         sim_bugs=tuple(sim_bugs),
         sim_faults=tuple(sim_faults),
+        sim_dialects=tuple(sim_dialects),
         radio_link=radio_link,
         exclusive=exclusive or settings.target.kind is TargetKind.LOCAL,
         strict_assumptions=strict_assumptions,

@@ -28,7 +28,7 @@ from harness.run._child import (
 from harness.run._context import RunContext
 from harness.targets import announced_radio
 
-__all__ = ["HW_BUGS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
+__all__ = ["HW_BUGS_ENV", "HW_DIALECTS_ENV", "HW_FAULTS_ENV", "HardwareStage", "PytestStage"]
 
 #: pytest's own exit codes (``pytest.ExitCode``), named here to keep pytest out of this import.
 _PYTEST_OK: Final = 0
@@ -228,18 +228,20 @@ def _skip_reasons(cases: Sequence[CaseResult]) -> str:
 #: profiles (``;``-separated, each as ``--sim-fault`` spells it: ``name:key=value,key=value``).
 HW_BUGS_ENV: Final = "HARBOR_HW_SIM_BUG"
 HW_FAULTS_ENV: Final = "HARBOR_HW_SIM_FAULT"
+#: ... and its dialects (comma-separated names).
+HW_DIALECTS_ENV: Final = "HARBOR_HW_SIM_DIALECT"
 
 
 @dataclass(frozen=True)
 class HardwareStage(PytestStage):
     """The hardware rig (``hw_tests/``).
 
-    On ``local`` it starts its own sandbox in its process, with the run's bug switches and fault
-    profiles. On a virtual sandbox's URL that serves its towers' radio to other processes
-    (``locker-harness sim``), the rig reaches them over that radio, as a bench. Elsewhere it needs
-    a bench tower: without one named, or without Bluetooth when the target's default chose it, the
-    stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak`` that finds no adapter could
-    not test, in the rig's one line.
+    On ``local`` it starts its own sandbox in its process, with the run's bug switches, fault
+    profiles and dialects. On a virtual sandbox's URL that serves its towers' radio to other
+    processes (``locker-harness sim``), the rig reaches them over that radio, as a bench. Elsewhere
+    it needs a bench tower: without one named, or without Bluetooth when the target's default chose
+    it, the stage is skipped with the reason; an explicit ``HARBOR_BLE=bleak`` that finds no adapter
+    could not test, in the rig's one line.
     """
 
     #: On ``local`` the rig's own sandbox gets the run's fault profiles: BLE faults reach it.
@@ -261,6 +263,7 @@ class HardwareStage(PytestStage):
             "HARBOR_TOWER_ID": settings.tower_id or "",
             HW_BUGS_ENV: ",".join(context.sim_bugs),
             HW_FAULTS_ENV: ";".join(context.sim_faults),
+            HW_DIALECTS_ENV: ",".join(context.sim_dialects),
             "LOCKER_HARNESS_SEED": str(context.seed),
             **settings.assume.environment(),
         }

@@ -8,18 +8,25 @@ See docs/design.md, "Virtual sandbox".
 from ._app import api_document, create_app
 from ._bugs import BUG_NAMES, BugSwitches
 from ._control_client import ControlError, SimControl
+from ._dialects import DIALECT_ASSUMPTIONS, DIALECT_NAMES, Dialects
 from ._faults import FAULT_NAMES, TOKEN_PATH, Faults, parse_fault_spec
 from ._server import SandboxNotRunning, VirtualSandbox, uvicorn_config
 from ._settings import DEMO_IDENTITIES, Identity, Retention, SimSettings
+from ._webhooks import SIGNATURE_HEADER, WEBHOOK_SOURCES, Webhook, WebhookDelivery
 from .firmware import FirmwareRefusal, SessionGrant, TowerEvent, TowerFirmware
 
 __all__ = [
     "BUG_NAMES",
     "DEMO_IDENTITIES",
+    "DIALECT_ASSUMPTIONS",
+    "DIALECT_NAMES",
     "FAULT_NAMES",
+    "SIGNATURE_HEADER",
     "TOKEN_PATH",
+    "WEBHOOK_SOURCES",
     "BugSwitches",
     "ControlError",
+    "Dialects",
     "Faults",
     "FirmwareRefusal",
     "Identity",
@@ -31,6 +38,8 @@ __all__ = [
     "TowerEvent",
     "TowerFirmware",
     "VirtualSandbox",
+    "Webhook",
+    "WebhookDelivery",
     "api_document",
     "create_app",
     "parse_fault_spec",

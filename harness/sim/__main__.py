@@ -4,10 +4,12 @@ Its towers' virtual radio is served too, to other processes, as raw HCI over TCP
 (``--radio-port``, a free port by default; ``--no-radio`` for HTTP alone): ``GET /_sim/radio``
 gives the transport address (``tcp-client:127.0.0.1:PORT``) a bumble host opens.
 Identities come from ``HARBOR_SIM_IDENTITIES`` (JSON) and never from the command line; without
-it the demo identities are used. Only loopback hosts are served unless ``--allow-non-loopback``.
-SIGINT and SIGTERM stop it gracefully; with ``--stop-when-stdin-closes`` so does the end of its
-standard input: the parent that started it with a pipe closed it (``VirtualSandbox.stop``, exit 0)
-or died, so no sandbox outlives its harness.
+it the demo identities are used. Dialects come from ``HARBOR_SIM_DIALECTS`` (comma-separated) and
+webhook receivers from ``HARBOR_SIM_WEBHOOKS`` (JSON, with their secrets). Only loopback hosts are
+served, and webhooks delivered to loopback receivers only, unless ``--allow-non-loopback`` and
+``--allow-non-loopback-webhooks``. SIGINT and SIGTERM stop it gracefully; with
+``--stop-when-stdin-closes`` so does the end of its standard input: the parent that started it
+with a pipe closed it (``VirtualSandbox.stop``, exit 0) or died, so no sandbox outlives its harness.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import uvicorn
 from ._app import create_app
 from ._server import uvicorn_config
 from ._settings import SimSettings
+from ._webhooks import WebhookDelivery
 
 
 def _is_loopback(host: str) -> bool:
@@ -51,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-radio", action="store_true", help="serve HTTP alone: no virtual radio for other processes"
     )
     parser.add_argument("--allow-non-loopback", action="store_true", help="serve on a non-loopback address")
+    parser.add_argument("--webhook-attempts", type=int, default=5, help="tries per webhook delivery")
+    parser.add_argument("--webhook-first-delay", type=float, default=0.1, help="seconds before the 2nd try; doubling")
+    parser.add_argument("--webhook-timeout", type=float, default=2.0, help="seconds one webhook POST may take")
+    parser.add_argument("--webhook-queue", type=int, default=1000, help="events a receiver may have waiting")
+    parser.add_argument(
+        "--allow-non-loopback-webhooks", action="store_true", help="deliver webhooks to non-loopback receivers"
+    )
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument(
         "--stop-when-stdin-closes",
@@ -82,11 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
+        delivery = WebhookDelivery(
+            attempts=args.webhook_attempts,
+            first_delay=args.webhook_first_delay,
+            timeout=args.webhook_timeout,
+            queue=args.webhook_queue,
+            allow_non_loopback=args.allow_non_loopback_webhooks,
+        )
         settings = SimSettings.from_environment(
             seed=args.seed,
             token_lifetime=args.token_lifetime,
             sdk_token_lifetime=args.sdk_token_lifetime,
             uplink=not args.no_uplink,
+            webhook_delivery=delivery,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -132,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if radio is not None:
             radio.stop()
+        app.world.webhooks.stop()
     return 0
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
 
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from harness.ble.protocol import NUS_SERVICE_UUID
 from harness.model import (
     CLIENT_INFO_MAX,
     LOCKER_TYPES,
@@ -77,7 +79,7 @@ class _LinkRequest(_Strict):
 class DropoffLockerRequestCreate(_LinkRequest):
     locationId: Annotated[int, Field(ge=1)]
     lockerTypeId: Annotated[int, Field(ge=1, le=max(LOCKER_TYPES))]
-    requireLowLocker: bool
+    requireLowLocker: bool = False  # optional [S3]: a working integration leaves it out
 
 
 class PickupLockerRequestCreate(_LinkRequest):
@@ -93,11 +95,50 @@ class SessionTokenRequest(_Strict):
     version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 
 
+class ResetEventsRequest(_Strict):
+    reason: Annotated[str, Field(max_length=CLIENT_INFO_MAX)]
+
+
+class PasswordLogin(BaseModel):
+    """OAuth2's password form, as FastAPI's ``OAuth2PasswordRequestForm`` reads it [I]."""
+
+    model_config = ConfigDict(extra="ignore")
+    username: str
+    password: str
+    grant_type: Annotated[str | None, Field(pattern="^password$")] = None
+    scope: str = ""
+
+
 class TowerEventBatch(_Strict):
     syncEventStart: Annotated[int, Field(ge=0)]
     syncEventCount: Annotated[int, Field(ge=0)]
     payload: Annotated[str, Field(pattern=HEX)]
     payloadAuth: Annotated[str, Field(pattern=HEX)]
+
+
+def _invalid_body(invalid: ValidationError) -> RequestValidationError:
+    """A pydantic failure on a body as FastAPI reports it (422, each ``loc`` under ``body``)."""
+    return RequestValidationError(
+        [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)]
+    )
+
+
+async def _password_form(request: Request) -> PasswordLogin:
+    """The form of a password login; FastAPI would need python-multipart to read it, which the
+    sandbox does without (the token endpoint reads its form the same way)."""
+    try:
+        form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        form = {}
+    try:
+        return PasswordLogin.model_validate({name: values[0] for name, values in form.items()})
+    except ValidationError as invalid:
+        # A missing field's "input" would be the whole form, the password with it: never echo it.
+        errors = [
+            {**error, "loc": ("body", *error["loc"]), **({"input": None} if error["type"] == "missing" else {})}
+            for error in invalid.errors(include_url=False)
+        ]
+        raise RequestValidationError(errors) from None
 
 
 async def _optional_empty_body(request: Request) -> None:
@@ -109,15 +150,16 @@ async def _optional_empty_body(request: Request) -> None:
     try:
         EmptyBody.model_validate_json(raw)
     except ValidationError as invalid:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)]
-        ) from None
+        raise _invalid_body(invalid) from None
 
 
 def _principal(request: Request) -> Principal:
     principal: Principal = request.scope[PRINCIPAL_KEY]  # set by SandboxMiddleware before routing
     return principal
 
+
+#: What a phone scans for [S]: the towers' Nordic UART Service (the name is [G]).
+_SERVICES = [{"name": "Nordic UART Service", "uuid": NUS_SERVICE_UUID.upper()}]
 
 _LOCKER_TYPE_VIEWS = [{"name": name, "description": None, "id": type_id} for type_id, name in LOCKER_TYPES.items()]
 
@@ -127,6 +169,10 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     included router would add a level of indirection to every request's routing)."""
     get, post, delete = app.get, app.post, app.delete
 
+    def created() -> int:
+        """A create's status: 201 as we read Harbor [I], 200 under the ``create_200`` dialect."""
+        return 200 if world.dialects.create_200 else 201
+
     # -- login --------------------------------------------------------------------------------
 
     @post("/api/v1/login/authorize")
@@ -134,6 +180,21 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
         principal = _principal(request)
         token, _ = authority.issue(principal.client_id, (TOWER_ACCESS,), user_id=body.userId)
         return JSONResponse({"access_token": token, "token_type": "bearer"})
+
+    async def password_login(request: Request, *, sdk: bool) -> JSONResponse:
+        form = await _password_form(request)
+        token = authority.password_login(form.username, form.password, sdk=sdk)
+        if token is None:
+            return JSONResponse({"detail": "Incorrect email or password"}, status_code=400)
+        return JSONResponse({"access_token": token, "token_type": "bearer"})
+
+    @post("/api/v1/login/access-token")
+    async def login_access_token(request: Request) -> JSONResponse:
+        return await password_login(request, sdk=False)
+
+    @post("/sdk/v1/login/access-token")
+    async def login_sdk_access_token(request: Request) -> JSONResponse:
+        return await password_login(request, sdk=True)
 
     @post("/api/v1/login/test-token")
     async def test_token(request: Request) -> JSONResponse:
@@ -158,7 +219,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
         request: Request, tower_id: TowerId, locker_id: LockerId, body: ReservationRequest
     ) -> JSONResponse:
         actor = _principal(request).client_id
-        return JSONResponse(world.reserve(actor, tower_id, locker_id, body.duration), status_code=201)
+        return JSONResponse(world.reserve(actor, tower_id, locker_id, body.duration), status_code=created())
 
     @delete("/api/v1/towers/{tower_id}/lockers/{locker_id}/reservations/{reservation_id}")
     async def cancel_reservation(
@@ -173,7 +234,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     ) -> JSONResponse:
         actor = _principal(request).client_id
         token = world.issue_token(actor, tower_id, locker_id, TokenKind.DROPOFF, body.duration, body.client_info)
-        return JSONResponse(token, status_code=201)
+        return JSONResponse(token, status_code=created())
 
     @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/pickup-locker-tokens")
     async def create_pickup_token(
@@ -181,7 +242,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     ) -> JSONResponse:
         actor = _principal(request).client_id
         token = world.issue_token(actor, tower_id, locker_id, TokenKind.PICKUP, body.duration, body.client_info)
-        return JSONResponse(token, status_code=201)
+        return JSONResponse(token, status_code=created())
 
     @post("/api/v1/towers/{tower_id}/lockers/{locker_id}/release-locker")
     async def release_locker(request: Request, tower_id: TowerId, locker_id: LockerId) -> JSONResponse:
@@ -238,7 +299,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
             client_info=body.clientInfo,
             payload=body.payload,
         )
-        return JSONResponse(view, status_code=201)
+        return JSONResponse(view, status_code=created())
 
     @post("/api/v1/locker-open-requests/pickup-locker-request")
     async def create_pickup_locker_request(request: Request, body: PickupLockerRequestCreate) -> JSONResponse:
@@ -249,7 +310,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
             client_info=body.clientInfo,
             payload=body.payload,
         )
-        return JSONResponse(view, status_code=201)
+        return JSONResponse(view, status_code=created())
 
     # ":int" so that GET .../dropoff-locker-request is a 405 (an undeclared method), not a bad id.
     @get("/api/v1/locker-open-requests/{request_id:int}")
@@ -264,7 +325,7 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
         token = world.session_token(
             principal.client_id, principal.user_id, tower_id, body.duration, list(body.claims), body.version
         )
-        return JSONResponse(token, status_code=201)
+        return JSONResponse(token, status_code=created())
 
     @post("/sdk/v1/towers/{tower_id}/events")
     async def upload_tower_events(
@@ -279,3 +340,15 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     @get("/sdk/v1/towers/{tower_id}/commands")
     async def list_tower_commands(tower_id: TowerId) -> JSONResponse:
         return JSONResponse(world.tower_commands(tower_id))
+
+    @get("/sdk/v1/towers/{tower_id}/configuration")
+    async def get_tower_configuration(tower_id: TowerId) -> JSONResponse:
+        return JSONResponse(world.tower_configuration(tower_id))
+
+    @post("/sdk/v1/towers/{tower_id}/reset-events")
+    async def reset_tower_events(tower_id: TowerId, body: ResetEventsRequest) -> JSONResponse:
+        return JSONResponse(world.reset_events(tower_id, body.reason))
+
+    @get("/sdk/v1/services/")
+    async def list_ble_services() -> JSONResponse:
+        return JSONResponse(_SERVICES)

@@ -19,6 +19,7 @@ from harness.model import Refused
 from ._api import add_api_routes
 from ._auth import BearerAuthority
 from ._control import ServedRadio, add_control_routes
+from ._docs import add_docs_routes
 from ._faults import TOKEN_PATH
 from ._issued import IssuedSecretsLog
 from ._middleware import SandboxMiddleware
@@ -81,11 +82,16 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: SimSettings | None = None) -> SandboxApp:
-    """The whole sandbox: ``/api/v1``, ``/sdk/v1``, the token endpoint, ``/openapi.json``, ``/_sim``."""
+    """The whole sandbox: ``/api/v1``, ``/sdk/v1``, the token endpoint, ``/openapi.json``, the
+    Swagger UI pages (``/docs``, ``/sdk/docs``), ``/_sim``."""
     settings = settings or SimSettings()
     world = World(settings)
     authority = BearerAuthority(
-        world.secret, settings.identities, lifetime=settings.token_lifetime, sdk_lifetime=settings.sdk_token_lifetime
+        world.secret,
+        settings.identities,
+        lifetime=settings.token_lifetime,
+        sdk_lifetime=settings.sdk_token_lifetime,
+        dialects=world.dialects,
     )
     app = SandboxApp(
         title="Harbor virtual sandbox",
@@ -110,5 +116,6 @@ def create_app(settings: SimSettings | None = None) -> SandboxApp:
         )
 
     add_api_routes(app, world, authority)
+    add_docs_routes(app, api_document())
     add_control_routes(app, world, radio=lambda: app.radio)
     return app

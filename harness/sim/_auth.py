@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from ._dialects import Dialects
 from ._sealing import derive_key, mac
 from ._settings import Identity
 
@@ -75,8 +76,12 @@ class BearerAuthority:
         *,
         lifetime: float,
         sdk_lifetime: float,
+        dialects: Dialects | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """``dialects``: the world's, read on each token endpoint call (``no_token_type``,
+        ``keycloak_unauthorized_client``)."""
+        self._dialects = dialects if dialects is not None else Dialects()
         self._key = derive_key(secret, "bearer-tokens")
         self._secrets = {identity.client_id: identity.client_secret.encode() for identity in identities}
         self._lifetime = lifetime
@@ -142,6 +147,21 @@ class BearerAuthority:
         except (KeyError, TypeError, ValueError):
             return None
 
+    def password_login(self, username: str, password: str, *, sdk: bool) -> str | None:
+        """The legacy password login (``login/access-token`` [S]); ``None`` for unknown credentials.
+
+        The sandbox's users are its identities: the username is a client id and the password its
+        client secret [G], so a login acts for that service provider. ``/api/v1``: a token with both
+        scopes, as a client-credentials token with ``service_provider tower_access``; ``/sdk/v1``: an
+        SDK token for the user of that name, as ``login/authorize`` makes one.
+        """
+        known = self._secrets.get(username)
+        if known is None or not hmac.compare_digest(known, password.encode()):
+            return None
+        if sdk:
+            return self.issue(username, (TOWER_ACCESS,), user_id=username)[0]
+        return self.issue(username, (SERVICE_PROVIDER, TOWER_ACCESS))[0]
+
     def token_endpoint(self, body: bytes, authorization: str | None) -> TokenEndpointAnswer:
         """``POST /realms/harbor/protocol/openid-connect/token`` as Keycloak answers it [S]."""
         try:
@@ -160,6 +180,8 @@ class BearerAuthority:
                 client_id = client_secret = None
         known = self._secrets.get(client_id or "")
         if known is None or not hmac.compare_digest(known, (client_secret or "").encode()):
+            if known is not None and self._dialects.keycloak_unauthorized_client:
+                return _keycloak_error(400, "unauthorized_client", "Invalid client secret")  # older Keycloak [S]
             return _keycloak_error(401, "invalid_client", "Invalid client or Invalid client credentials")
         if grant_type != "client_credentials":
             return _keycloak_error(400, "unsupported_grant_type", "Unsupported grant_type")
@@ -169,13 +191,13 @@ class BearerAuthority:
             return _keycloak_error(400, "invalid_scope", f"Invalid scopes: {' '.join(requested)}")
         assert client_id is not None  # known is not None
         token, lifetime = self.issue(client_id, (s for s in requested if s in SCOPES))
-        return TokenEndpointAnswer(
-            200,
-            {
-                "access_token": token,
-                "refresh_token": None,
-                "refresh_expires_in": 0,
-                "expires_in": int(lifetime),
-                "token_type": "Bearer",
-            },
-        )
+        answer: dict[str, Any] = {
+            "access_token": token,
+            "refresh_token": None,
+            "refresh_expires_in": 0,
+            "expires_in": int(lifetime),
+            "token_type": "Bearer",
+        }
+        if self._dialects.no_token_type:
+            del answer["token_type"]
+        return TokenEndpointAnswer(200, answer)

@@ -4,8 +4,9 @@
 switch                         the one behaviour it flips
 =============================  ==========================================================================
 ``double_booking``             reserving a held locker succeeds: the new party takes the reservation over
-``stale_status_after_close``   after a door closes, the REST views keep showing the status from before the
-                               close until the locker's next change
+``stale_status_after_close``   after a door closes, the REST views keep showing the status they showed before
+                               the close until the locker's next change (a drop-off is occupied on the open
+                               already [S], so it is the pickup's close that shows occupied, not available)
 ``wrong_field_type``           every locker object carries ``id`` as a string ("1401") instead of an integer
 ``token_opens_other_locker``   a valid token presented at another door of its tower opens that door
 ``ignore_token_expiry``        the tower opens for a token past its ``expires`` (no MSG_EXPIRED 107, and the
@@ -34,16 +35,19 @@ makes them defects the harness's checks must see.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
+
+from ._switchboard import Switchboard
 
 __all__ = ["BUG_NAMES", "BugSwitches"]
 
 
 @dataclass(slots=True)
-class BugSwitches:
+class BugSwitches(Switchboard):
     """The switches of the module docstring's table; all off by default."""
+
+    KIND: ClassVar[str] = "bug switch(es)"
 
     double_booking: bool = False
     stale_status_after_close: bool = False
@@ -59,19 +63,5 @@ class BugSwitches:
     token_issued_expired: bool = False
     open_available_opens_held: bool = False
 
-    def update(self, flags: Mapping[str, bool]) -> None:
-        """Set the named switches; raises ``KeyError`` naming an unknown one, changing nothing."""
-        unknown = sorted(set(flags) - set(BUG_NAMES))
-        if unknown:
-            raise KeyError(f"unknown bug switch(es): {', '.join(unknown)}; known: {', '.join(BUG_NAMES)}")
-        for name, on in flags.items():
-            setattr(self, name, bool(on))
 
-    def as_dict(self) -> dict[str, bool]:
-        return dataclasses.asdict(self)
-
-    def reset(self) -> None:
-        self.update(dict.fromkeys(BUG_NAMES, False))
-
-
-BUG_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BugSwitches))
+BUG_NAMES: tuple[str, ...] = BugSwitches.names()

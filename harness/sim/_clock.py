@@ -41,6 +41,8 @@ def http_date(epoch: float) -> str:
     return formatdate(epoch, usegmt=True)
 
 
-def iso_timestamp(epoch: float, *, timespec: str = "milliseconds") -> str:
-    """RFC 3339 date-time in UTC, as the API's ``expires`` fields carry it."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec=timespec)
+def iso_timestamp(epoch: float, *, timespec: str = "milliseconds", naive: bool = False) -> str:
+    """RFC 3339 date-time in UTC, as the API's ``expires`` fields carry it; ``naive``: without the
+    offset (UTC implied), as the ``expires_naive`` dialect answers."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return (moment.replace(tzinfo=None) if naive else moment).isoformat(timespec=timespec)

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.model import LockerStatus
 
+from ._switchboard import Switchboard
+from ._webhooks import Webhook
 from ._world import EventsGone, World, WorldError
 from .firmware import FirmwareRefusal, TowerFirmware
 
@@ -43,6 +45,12 @@ class PresentedToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
     payload: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})*$")]
     payload_auth: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})*$")]
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    secret: Annotated[str | None, Field(min_length=1, max_length=500)] = None
 
 
 class ForceRequest(BaseModel):
@@ -108,18 +116,43 @@ def add_control_routes(app: FastAPI, world: World, radio: Callable[[], ServedRad
         with world.lock:
             return JSONResponse({"now": world.clock.advance(body.seconds)})
 
-    @app.get("/_sim/bugs")
-    async def get_bugs() -> JSONResponse:
-        return JSONResponse(world.bugs.as_dict())
+    def switchboard_routes(path: str, board: Switchboard) -> None:
+        """``GET`` and ``POST`` of ``path`` for ``board``'s switches (an unknown name: 422, nothing changed)."""
 
-    @app.post("/_sim/bugs")
-    async def set_bugs(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
-        with world.lock:
-            try:
-                world.bugs.update(flags)
-            except KeyError as exc:
-                raise WorldError(422, str(exc.args[0])) from None
-            return JSONResponse(world.bugs.as_dict())
+        async def get_switches() -> JSONResponse:
+            return JSONResponse(board.as_dict())
+
+        async def set_switches(flags: Annotated[dict[str, bool], Body()]) -> JSONResponse:
+            with world.lock:
+                try:
+                    board.update(flags)
+                except KeyError as exc:
+                    raise WorldError(422, str(exc.args[0])) from None
+                return JSONResponse(board.as_dict())
+
+        app.get(path)(get_switches)
+        app.post(path)(set_switches)
+
+    switchboard_routes("/_sim/bugs", world.bugs)
+    switchboard_routes("/_sim/dialects", world.dialects)
+
+    @app.get("/_sim/webhooks")
+    async def get_webhooks() -> JSONResponse:
+        return JSONResponse({"receivers": world.webhooks.receivers()})
+
+    @app.post("/_sim/webhooks")
+    async def add_webhook(body: WebhookRequest) -> JSONResponse:
+        try:
+            world.webhooks.add(Webhook(body.url, body.secret))
+        except ValueError as exc:
+            raise WorldError(422, str(exc)) from None
+        return JSONResponse({"receivers": world.webhooks.receivers()})
+
+    @app.delete("/_sim/webhooks")
+    async def remove_webhooks(url: Annotated[str | None, Query(max_length=2000)] = None) -> JSONResponse:
+        if not world.webhooks.remove(url) and url is not None:
+            raise WorldError(404, f"no webhook receiver at {url}")
+        return JSONResponse({"receivers": world.webhooks.receivers()})
 
     @app.get("/_sim/faults")
     async def get_faults() -> JSONResponse:

@@ -25,7 +25,7 @@ class ControlError(Exception):
 
 
 class SimControl:
-    """Drive a running sandbox: clock, bugs, faults, doors, snapshots and events."""
+    """Drive a running sandbox: clock, bugs, dialects, faults, doors, snapshots and events."""
 
     def __init__(
         self,
@@ -63,7 +63,7 @@ class SimControl:
     # -- world --------------------------------------------------------------------------------
 
     def reset(self, seed: int | None = None) -> None:
-        """The seeded world again; switches and faults off; clock offset 0."""
+        """The seeded world again; switches, dialects and faults off; clock offset 0."""
         self._call("POST", "/reset", {} if seed is None else {"seed": seed})
 
     def state(self) -> dict[str, Any]:
@@ -102,6 +102,34 @@ class SimControl:
         """Switch bugs on or off, e.g. ``set_bugs(double_booking=True)``; all switches after."""
         result: dict[str, bool] = self._call("POST", "/bugs", {**(flags or {}), **named})
         return result
+
+    def dialects(self) -> dict[str, bool]:
+        flags: dict[str, bool] = self._call("GET", "/dialects")
+        return flags
+
+    def set_dialects(self, flags: dict[str, bool] | None = None, /, **named: bool) -> dict[str, bool]:
+        """Switch dialects on or off, e.g. ``set_dialects(create_200=True)``; all dialects after."""
+        result: dict[str, bool] = self._call("POST", "/dialects", {**(flags or {}), **named})
+        return result
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The webhook receivers: each one's ``url``, ``signed``, ``pending``, ``delivered``, ``retried``,
+        ``failed`` and ``dropped`` (never its secret)."""
+        receivers: list[dict[str, Any]] = self._call("GET", "/webhooks")["receivers"]
+        return receivers
+
+    def add_webhook(self, url: str, secret: str | None = None) -> list[dict[str, Any]]:
+        """Deliver every locker operation event to ``url`` from now on, signed with ``secret`` if given."""
+        body = {"url": url} | ({"secret": secret} if secret is not None else {})
+        receivers: list[dict[str, Any]] = self._call("POST", "/webhooks", body)["receivers"]
+        return receivers
+
+    def remove_webhooks(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Stop delivering to ``url`` (``None``: to every receiver); the receivers left."""
+        receivers: list[dict[str, Any]] = self._call(
+            "DELETE", "/webhooks", params=None if url is None else {"url": url}
+        )["receivers"]
+        return receivers
 
     def faults(self) -> dict[str, Any]:
         profiles: dict[str, Any] = self._call("GET", "/faults")

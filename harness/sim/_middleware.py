@@ -19,12 +19,14 @@ from ._auth import SERVICE_PROVIDER, TOWER_ACCESS, BearerAuthority
 from ._clock import VirtualClock, http_date
 from ._faults import Faults
 
-__all__ = ["PRINCIPAL_KEY", "SandboxMiddleware"]
+__all__ = ["LOGIN_PATHS", "PRINCIPAL_KEY", "SandboxMiddleware"]
 
 #: Where the middleware leaves the caller's ``Principal`` in the ASGI scope.
 PRINCIPAL_KEY = "harbor.principal"
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 _TEST_TOKEN_PATH = "/api/v1/login/test-token"
+#: The password logins: they make a bearer token, so they cannot need one.
+LOGIN_PATHS = frozenset({"/api/v1/login/access-token", "/sdk/v1/login/access-token"})
 
 
 class _DateCache:
@@ -112,7 +114,7 @@ class SandboxMiddleware:
                 await _answer(send_with_date, action.status, {"detail": detail}, headers)
                 return
 
-        if path.startswith(("/api/v1/", "/sdk/v1/")):
+        if path.startswith(("/api/v1/", "/sdk/v1/")) and path not in LOGIN_PATHS:
             principal = None
             for name, value in scope["headers"]:
                 if name == b"authorization":

@@ -17,7 +17,7 @@ import uvicorn
 
 from ._app import SandboxApp, create_app
 from ._control_client import ControlError, SimControl
-from ._settings import IDENTITIES_ENV, SECRET_ENV, SimSettings
+from ._settings import DIALECTS_ENV, IDENTITIES_ENV, SECRET_ENV, WEBHOOKS_ENV, SimSettings
 from ._world import World
 
 __all__ = ["LogLevel", "SandboxNotRunning", "VirtualSandbox", "uvicorn_config"]
@@ -147,6 +147,9 @@ class VirtualSandbox:
         env[IDENTITIES_ENV] = self.settings.identities_json()
         if self.settings.secret is not None:
             env[SECRET_ENV] = self.settings.secret.hex()
+        env[DIALECTS_ENV] = self.settings.dialects_env()
+        env[WEBHOOKS_ENV] = self.settings.webhooks_json()  # their secrets too: never on the command line
+        delivery = self.settings.webhook_delivery
         command = [
             sys.executable, "-m", "harness.sim", "--host", host, "--port", str(port),
             "--seed", str(self.settings.seed),
@@ -159,6 +162,12 @@ class VirtualSandbox:
         if allow_non_loopback:
             command.append("--allow-non-loopback")
         command.extend(["--radio-port", str(radio_port)] if radio else ["--no-radio"])
+        command += [
+            "--webhook-attempts", str(delivery.attempts), "--webhook-first-delay", repr(delivery.first_delay),
+            "--webhook-timeout", repr(delivery.timeout), "--webhook-queue", str(delivery.queue),
+        ]  # fmt: skip
+        if delivery.allow_non_loopback:
+            command.append("--allow-non-loopback-webhooks")
         if not inherit_stderr:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
         self._returncode = None
@@ -246,6 +255,8 @@ class VirtualSandbox:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._app is not None:
+            self._app.world.webhooks.stop()  # a stopped sandbox delivers nothing more
         if self._process is not None:
             process = self._process
             if process.stdin is not None:

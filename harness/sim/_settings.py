@@ -10,14 +10,29 @@ from typing import Any
 
 from harness.ble.protocol import assumptions
 
+from ._dialects import DIALECT_NAMES
 from ._issued import ISSUED_LOG_ENV
+from ._webhooks import Webhook, WebhookDelivery, check_webhook_url
 
-__all__ = ["DEMO_IDENTITIES", "IDENTITIES_ENV", "SECRET_ENV", "Identity", "Retention", "SimSettings"]
+__all__ = [
+    "DEMO_IDENTITIES",
+    "DIALECTS_ENV",
+    "IDENTITIES_ENV",
+    "SECRET_ENV",
+    "WEBHOOKS_ENV",
+    "Identity",
+    "Retention",
+    "SimSettings",
+]
 
 #: Environment variable carrying the identities to a sandbox subprocess, as JSON (never argv).
 IDENTITIES_ENV = "HARBOR_SIM_IDENTITIES"
 #: Environment variable carrying the sandbox secret (hex) the tower keys derive from.
 SECRET_ENV = "HARBOR_SIM_SECRET"
+#: Environment variable naming the dialects a sandbox subprocess starts with (comma-separated).
+DIALECTS_ENV = "HARBOR_SIM_DIALECTS"
+#: Environment variable carrying a sandbox subprocess's webhook receivers, as JSON (their secrets: never argv).
+WEBHOOKS_ENV = "HARBOR_SIM_WEBHOOKS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +107,22 @@ class SimSettings:
     #: True: a tower refuses a drop-off token that already opened a door (AUTH_INVALID), except for
     #: REOPEN_LOCKER in the session that used it. Not in the reference: ``assumptions.DROPOFF_TOKEN_SINGLE_USE``.
     single_use_tokens: bool = assumptions.DROPOFF_TOKEN_SINGLE_USE
+    #: The dialects it starts with (``_dialects.py``); ``/_sim/reset`` turns them off like the bug switches.
+    dialects: frozenset[str] = frozenset()
+    #: Where it delivers each locker operation event (``_webhooks.py``), and how.
+    webhooks: tuple[Webhook, ...] = ()
+    webhook_delivery: WebhookDelivery = field(default_factory=WebhookDelivery)
 
     def __post_init__(self) -> None:
         if not self.identities:
             raise ValueError("a sandbox needs at least one identity")
+        object.__setattr__(self, "dialects", frozenset(self.dialects))  # any iterable of names
+        unknown = sorted(self.dialects - set(DIALECT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown dialect(s): {', '.join(unknown)}; known: {', '.join(DIALECT_NAMES)}")
+        object.__setattr__(self, "webhooks", tuple(self.webhooks))
+        for webhook in self.webhooks:
+            check_webhook_url(webhook.url, allow_non_loopback=self.webhook_delivery.allow_non_loopback)
         ids = [identity.client_id for identity in self.identities]
         if len(set(ids)) != len(ids):
             raise ValueError("identity client ids must be unique")
@@ -129,4 +156,25 @@ class SimSettings:
         identities = cls.identities_from_json(text) if text else DEMO_IDENTITIES
         secret_hex = os.environ.get(SECRET_ENV)
         secret = bytes.fromhex(secret_hex) if secret_hex else None
-        return cls(seed=seed, identities=identities, secret=secret, **overrides)
+        dialects = frozenset(filter(None, (name.strip() for name in os.environ.get(DIALECTS_ENV, "").split(","))))
+        webhooks = cls.webhooks_from_json(os.environ.get(WEBHOOKS_ENV) or "[]")
+        return cls(seed=seed, identities=identities, secret=secret, dialects=dialects, webhooks=webhooks, **overrides)
+
+    def webhooks_json(self) -> str:
+        """The webhook receivers as the subprocess reads them from ``HARBOR_SIM_WEBHOOKS``."""
+        return json.dumps([webhook.to_json() for webhook in self.webhooks])
+
+    @staticmethod
+    def webhooks_from_json(text: str) -> tuple[Webhook, ...]:
+        """Parse ``HARBOR_SIM_WEBHOOKS``: a JSON list of ``{url, secret?}``; ``ValueError`` with a one-line reason."""
+        try:
+            raw: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{WEBHOOKS_ENV} is not JSON: {exc.msg}") from None
+        if not isinstance(raw, list) or not all(isinstance(item, Mapping) and "url" in item for item in raw):
+            raise ValueError(f"{WEBHOOKS_ENV} must be a JSON list of {{url, secret?}}")
+        return tuple(Webhook(str(item["url"]), str(item["secret"]) if item.get("secret") else None) for item in raw)
+
+    def dialects_env(self) -> str:
+        """The dialects as the subprocess reads them from ``HARBOR_SIM_DIALECTS``."""
+        return ",".join(sorted(self.dialects))

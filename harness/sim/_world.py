@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -49,10 +50,12 @@ from harness.model import (
 
 from ._bugs import BugSwitches
 from ._clock import VirtualClock, iso_timestamp
+from ._dialects import Dialects
 from ._faults import Faults
 from ._layout import BACKGROUND_TENANT, Layout, LockerSpec, TowerSpec, initial_statuses, seeded_layout
 from ._sealing import LockerTokenClaims, SessionClaims, TowerKeys, seal_locker_token, seal_session_token
 from ._settings import SimSettings
+from ._webhooks import SIGNATURE_HEADER, SIGNATURE_HEADER_DIALECT, WebhookDeliveries
 from .firmware import TowerFirmware
 
 __all__ = ["DROPOFF_REQUEST_HOLD", "EventsGone", "World", "WorldError"]
@@ -113,7 +116,7 @@ class _Event:
     at: float
     locker_id: int
     tower_id: str
-    status: LockerStatus
+    status: str  # the status's name as Harbor's webhook shows it (the dialects' spelling)
     source: str
     reservation_id: int | None
     token_id: int | None
@@ -121,16 +124,19 @@ class _Event:
     request: OpenRequest | None
 
     def as_webhook(self) -> dict[str, Any]:
-        """The event as Harbor's webhooks shape it (reference section 6)."""
+        """The event as ``/_sim/events`` serves it: its ``sequence`` and Harbor's envelope."""
+        return {"sequence": self.sequence, **self.envelope()}
+
+    def envelope(self) -> dict[str, Any]:
+        """The event as Harbor's webhooks shape it (reference section 6), exactly what a receiver gets."""
         request = self.request
         return {
-            "sequence": self.sequence,
             "timestamp": iso_timestamp(self.at, timespec="seconds")[:19],
             "event": "LOCKER_OPERATION",
             "data": {
                 "timestamp": iso_timestamp(self.at),
                 "locker_id": self.locker_id,
-                "locker_status": self.status.wire_name,
+                "locker_status": self.status,
                 "tower_id": self.tower_id,
                 "source": self.source,
                 "reservation_id": self.reservation_id,
@@ -149,9 +155,29 @@ def _forget_oldest(records: MutableMapping[int, Any], excess: int, keep: Callabl
         del records[key]
 
 
-_STATUS_VIEWS = {status: {"name": status.wire_name, "id": int(status)} for status in LockerStatus}
-#: The ``wrong_status_id`` bug: each name with the next status's id (still 1..6, so the schema cannot tell).
-_MISNUMBERED_VIEWS = {status: {"name": status.wire_name, "id": int(status) % 6 + 1} for status in LockerStatus}
+def status_name(status: LockerStatus, *, spaced: bool = False) -> str:
+    """``status.name`` as the API shows it; ``spaced``: the ``out_of_service_spaced`` dialect's spelling."""
+    return "out of service" if spaced and status is LockerStatus.OUT_OF_SERVICE else status.wire_name
+
+
+def _status_id(status: LockerStatus, shifted: bool) -> int:
+    """``status.id``: the model's, or the ``status_ids_shifted`` dialect's (available 1 [S], the others + 10)."""
+    return int(status) if not shifted or status is LockerStatus.AVAILABLE else int(status) + 10
+
+
+@functools.cache
+def _status_views(*, shifted: bool, spaced: bool, misnumbered: bool) -> dict[LockerStatus, dict[str, Any]]:
+    """Each status's ``{name, id}`` object under the dialects given. ``misnumbered``: the
+    ``wrong_status_id`` bug, each name with the next status's id in the same numbering (without a
+    dialect still 1..6, so the schema cannot tell)."""
+    statuses = list(LockerStatus)
+    return {
+        status: {
+            "name": status_name(status, spaced=spaced),
+            "id": _status_id(statuses[(index + 1) % len(statuses)] if misnumbered else status, shifted),
+        }
+        for index, status in enumerate(statuses)
+    }
 
 
 class World:
@@ -163,6 +189,12 @@ class World:
         self.lock = threading.RLock()
         self.clock = VirtualClock()
         self.bugs = BugSwitches()
+        self.dialects = Dialects()
+        self.dialects.update(dict.fromkeys(settings.dialects, True))
+        #: The receivers of webhooks; they outlive ``reset`` (who listens is not the world's state).
+        self.webhooks = WebhookDeliveries(settings.webhook_delivery, self._signature_header)
+        for webhook in settings.webhooks:
+            self.webhooks.add(webhook)
         self.faults = Faults(settings.seed)
         self.secret = settings.secret if settings.secret is not None else os.urandom(32)
         self._keys = {tower_id: TowerKeys.derive(self.secret, tower_id) for tower_id in self.layout.towers}
@@ -174,6 +206,9 @@ class World:
         self._reset_records()
 
     # -- setup --------------------------------------------------------------------------------
+
+    def _signature_header(self) -> str:
+        return SIGNATURE_HEADER_DIALECT if self.dialects.webhook_signature_header else SIGNATURE_HEADER
 
     @staticmethod
     def _static_view(spec: LockerSpec) -> dict[str, Any]:
@@ -217,11 +252,12 @@ class World:
             firmware.reset()
 
     def reset(self, seed: int | None = None) -> None:
-        """The seeded world again: switches and faults off, clock offset 0, logs empty."""
+        """The seeded world again: switches, dialects and faults off, clock offset 0, logs empty."""
         with self.lock:
             if seed is not None:
                 self.seed = seed
             self.bugs.reset()
+            self.dialects.reset()
             self.faults.clear()
             self.faults.reseed(self.seed)
             self.clock.reset()
@@ -328,10 +364,21 @@ class World:
         if locker_id in self._shown and self._shown[locker_id][1] is None:
             self._shown.pop(locker_id)  # a stale view lasts until the locker's next change
 
-    def show_instead(self, locker_id: int, status: LockerStatus, until_event: int | None) -> None:
+    def show_instead(
+        self, locker_id: int, status: LockerStatus, until_event: int | None, *, first_wins: bool = True
+    ) -> None:
         """Make the REST views show ``status`` until tower event ``until_event`` is uploaded
-        (``None``: until the locker's next change). The first pending status wins."""
-        self._shown.setdefault(locker_id, (status, until_event))
+        (``None``: until the locker's next change). The first pending status wins, unless not ``first_wins``."""
+        if first_wins:
+            self._shown.setdefault(locker_id, (status, until_event))
+        else:
+            self._shown[locker_id] = (status, until_event)
+
+    def shown_status(self, locker_id: int, state: LockerState) -> LockerStatus:
+        """The status the REST views show for ``state`` (a status pending an upload, or a planted stale
+        one, stands in for the truth); the listing's own bug aside."""
+        shown = self._shown.get(locker_id)
+        return state.status if shown is None else shown[0]
 
     def events_uploaded(self, tower_id: TowerId, upto: int) -> None:
         """Tower events numbered below ``upto`` reached the sandbox: their lockers show the truth."""
@@ -353,16 +400,22 @@ class World:
         token_id: int | None = None,
         client_info: str = "",
         request: OpenRequest | None = None,
+        shown: LockerStatus | None = None,
     ) -> None:
-        """Log a ``LOCKER_OPERATION`` event (webhook-shaped when read); the ring drops the oldest."""
+        """Log a ``LOCKER_OPERATION`` event (webhook-shaped when read); the ring drops the oldest.
+
+        ``shown``: the status the event names, when Harbor would name another than the model's
+        (the ``occupied_on_close`` dialect)."""
         tower_id = self.layout.lockers[locker_id].tower_id
-        self._events.append(
-            _Event(
-                self._next_sequence, self.clock.now(), locker_id, tower_id, state.status, source,
-                reservation_id, token_id, client_info, request,
-            )
+        status = status_name(state.status if shown is None else shown, spaced=self.dialects.out_of_service_spaced)
+        event = _Event(
+            self._next_sequence, self.clock.now(), locker_id, tower_id, status, source,
+            reservation_id, token_id, client_info, request,
         )  # fmt: skip
+        self._events.append(event)
         self._next_sequence += 1
+        if self.webhooks:
+            self.webhooks.publish(event)  # queued for each receiver; never waits for a delivery
 
     def events_since(self, since: int) -> tuple[list[dict[str, Any]], int]:
         """Events numbered ``since`` and later, and the number the next one will get.
@@ -387,10 +440,7 @@ class World:
 
     def locker_view(self, locker_id: int, state: LockerState, *, listing: bool = False) -> dict[str, Any]:
         static = self._static_views[locker_id]
-        status = state.status
-        shown = self._shown.get(locker_id)
-        if shown is not None:
-            status = shown[0]
+        status = self.shown_status(locker_id, state)
         if listing and self.bugs.held_shown_available and status in HELD_STATUSES:
             status = LockerStatus.AVAILABLE
         return {
@@ -398,7 +448,11 @@ class World:
             "name": static["name"],
             "isLowLocker": static["isLowLocker"],
             "towerId": static["towerId"],
-            "status": (_MISNUMBERED_VIEWS if self.bugs.wrong_status_id else _STATUS_VIEWS)[status],
+            "status": _status_views(
+                shifted=self.dialects.status_ids_shifted,
+                spaced=self.dialects.out_of_service_spaced,
+                misnumbered=self.bugs.wrong_status_id,
+            )[status],
             "type": static["type"],
             "accessMode": "public",
         }
@@ -430,7 +484,7 @@ class World:
                 "towerId": spec.tower_id,
                 "lockerId": spec.id,
                 "duration": duration,
-                "expires": iso_timestamp(reservation.expires_at),
+                "expires": iso_timestamp(reservation.expires_at, naive=self.dialects.expires_naive),
                 "locker": self.locker_view(spec.id, after),
             }
 
@@ -472,15 +526,19 @@ class World:
                 token_id=token_id,
                 client_info=client_info,
             )
-            return {
+            expires = now - duration if self.bugs.token_issued_expired else claims.expires_at
+            answer = {
                 "id": token_id,
                 "tower_id": spec.tower_id,
                 "locker": self.locker_view(spec.id, after),
                 "payload": payload.hex(),
                 "payload_auth": payload_auth.hex(),
-                "expires": iso_timestamp(now - duration if self.bugs.token_issued_expired else claims.expires_at),
+                "expires": iso_timestamp(expires, naive=self.dialects.expires_naive),
                 "client_info": client_info,
             }
+            if self.dialects.no_token_id:
+                del answer["id"]
+            return answer
 
     def release(self, actor: str, tower_id: str, locker_id: int) -> dict[str, Any]:
         with self.lock:
@@ -578,7 +636,7 @@ class World:
     # -- locker open requests (links) ---------------------------------------------------------
 
     def _request_view(self, request: OpenRequest) -> dict[str, Any]:
-        return {
+        view = {
             "id": request.id,
             "requestType": request.kind.value,
             "lockerId": request.locker_id,
@@ -587,6 +645,9 @@ class World:
             "clientInfo": request.client_info,
             "payload": request.payload,
         }
+        if self.dialects.no_request_type:
+            del view["requestType"]
+        return view
 
     def dropoff_request(
         self,
@@ -693,6 +754,32 @@ class World:
         self.tower(tower_id)
         return []  # the sandbox never queues tower configuration commands
 
+    def tower_configuration(self, tower_id: str) -> dict[str, Any]:
+        """``GET /sdk/v1/towers/{id}/configuration`` [S shape]: the technician's configuration download.
+        The virtual towers need none: no commands [G]."""
+        tower = self.tower(tower_id)
+        return {"towerId": tower.id, "commands": []}
+
+    def reset_events(self, tower_id: str, reason: str) -> dict[str, Any]:
+        """``POST /sdk/v1/towers/{id}/reset-events``: the Tower object [S shape]. The sandbox keeps no
+        server-side event counter (an upload is checked by its seal and range alone), so nothing else
+        changes [G]; the reason is not kept."""
+        return self.tower_view(self.tower(tower_id))
+
+    def tower_view(self, tower: TowerSpec) -> dict[str, Any]:
+        """A tower as the SDK API shows it (reference 4.3 [S] fields; the values are [G])."""
+        return {
+            "id": tower.id,
+            "name": tower.name,
+            "description": f"{tower.name} of the virtual sandbox",
+            "systemId": 1,
+            "towerModelId": 1,
+            "locationId": tower.location_id,
+            "pinCode": "",  # a real tower's PIN is nobody's business here
+            "accessModeId": 1,
+            "isForTest": tower.id.startswith("01"),  # sandbox towers' ids start 01 [S]
+        }
+
     # -- the control plane --------------------------------------------------------------------
 
     def force(self, tower_id: str, locker_id: int, status: LockerStatus) -> dict[str, Any]:
@@ -731,6 +818,8 @@ class World:
                 "uplink": self.settings.uplink,
                 "lockers": lockers,
                 "bugs": self.bugs.as_dict(),
+                "dialects": self.dialects.as_dict(),
+                "webhooks": self.webhooks.receivers(),
                 "faults": self.faults.as_dict(),
                 "fault_timing": self.faults.timing(),
             }

@@ -45,6 +45,7 @@ from harness.model import (
 )
 
 from ._bugs import BugSwitches
+from ._dialects import Dialects
 from ._layout import Layout, TowerSpec
 from ._sealing import LockerTokenClaims, TowerKeys, mac, read_locker_claims, read_session_claims, verify_mac
 from ._settings import SimSettings
@@ -154,10 +155,24 @@ class FirmwareWorld(Protocol):
 
     def store(self, locker_id: int, state: LockerState) -> None: ...
 
-    def show_instead(self, locker_id: int, status: LockerStatus, until_event: int | None) -> None: ...
+    def show_instead(
+        self, locker_id: int, status: LockerStatus, until_event: int | None, *, first_wins: bool = True
+    ) -> None: ...
+
+    def shown_status(self, locker_id: int, state: LockerState) -> LockerStatus: ...
+
+    @property
+    def dialects(self) -> Dialects: ...
 
     def emit(
-        self, locker_id: int, source: str, state: LockerState, *, token_id: int | None = None, client_info: str = ""
+        self,
+        locker_id: int,
+        source: str,
+        state: LockerState,
+        *,
+        token_id: int | None = None,
+        client_info: str = "",
+        shown: LockerStatus | None = None,
     ) -> None: ...
 
 
@@ -272,6 +287,7 @@ class TowerFirmware:
             if bugs.ignore_token_expiry:
                 claim = dataclasses.replace(claim, expires_at=math.inf)
             state = world.current(target, now)
+            shown_before = world.shown_status(target, state)
             if (
                 world.settings.single_use_tokens
                 and not reopening
@@ -295,7 +311,7 @@ class TowerFirmware:
                         FirmwareCode.AUTH_INVALID, refused.detail, locker_id=target,
                         http_status=refused.reason.http_status,
                     ) from None  # fmt: skip
-            self._opened(target, claims)
+            self._opened(target, claims, shown_before)
             if claims.kind is TokenKind.DROPOFF:
                 self._used_tokens[claims.token_id] = None
                 while len(self._used_tokens) > world.settings.retention.tower_events:
@@ -313,15 +329,27 @@ class TowerFirmware:
         state = self._world.current(target, now)
         kind = None if claims is None else claims.kind
         self._world.store(target, dataclasses.replace(state, door_open=True, opened_with=kind))
-        self._opened(target, claims)
+        self._opened(target, claims, state.status)
         return target
 
-    def _opened(self, locker_id: int, claims: LockerTokenClaims | None) -> None:
+    def _opened(self, locker_id: int, claims: LockerTokenClaims | None, shown_before: LockerStatus) -> None:
+        """Log the opening; a status it changed (a drop-off: occupied [S]) reaches the REST views as a
+        door event does: at once with uplink, else once the tower's events are uploaded."""
+        world = self._world
         token_id = None if claims is None else claims.token_id
         client_info = "" if claims is None else claims.client_info
-        state = self._world.states[locker_id]
-        self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, token_id=token_id, client_info=client_info)
-        self._world.emit(locker_id, "LOCKER_TOKEN_USED", state, token_id=token_id, client_info=client_info)
+        state = world.states[locker_id]
+        event = self._log(PacketType.LOCKER_ACCESS, locker_id=locker_id, token_id=token_id, client_info=client_info)
+        shown = None
+        if state.status is not shown_before:
+            if world.dialects.occupied_on_close and state.opened_with is TokenKind.DROPOFF:
+                # The dialect's Harbor marks the drop-off on the door's close: until then it shows
+                # (and its webhook says) what it showed before.
+                world.show_instead(locker_id, shown_before, None)
+                shown = shown_before
+            elif not world.settings.uplink:
+                world.show_instead(locker_id, shown_before, event.number)
+        world.emit(locker_id, "LOCKER_TOKEN_USED", state, token_id=token_id, client_info=client_info, shown=shown)
 
     # -- lockers the tower opens on its own say (OPEN_AVAILABLE_LOCKER) -------------------------
 
@@ -446,16 +474,18 @@ class TowerFirmware:
         world = self._world
         with world.lock:
             self._require_locker(locker_id)
-            before, after = world.change(locker_id, CloseDoor(), world.now())
+            now = world.now()
+            shown_before = world.shown_status(locker_id, world.current(locker_id, now))
+            before, after = world.change(locker_id, CloseDoor(), now)
             if not before.door_open:
                 return
             event = self._log(PacketType.LOCKER_UPDATE, locker_id=locker_id, detail="door closed")
             world.emit(locker_id, "LOCKER_DOOR_CLOSED", after)
-            if after.status is not before.status:
+            if after.status is not shown_before:
                 if world.bugs.stale_status_after_close:
-                    world.show_instead(locker_id, before.status, None)
+                    world.show_instead(locker_id, shown_before, None, first_wins=False)
                 elif not world.settings.uplink:
-                    world.show_instead(locker_id, before.status, event.number)
+                    world.show_instead(locker_id, shown_before, event.number)
 
     # -- the event log and sync ---------------------------------------------------------------
 

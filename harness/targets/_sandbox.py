@@ -23,7 +23,7 @@ from harness.redaction import redactor
 from harness.targets._probe import with_served_tower
 
 if TYPE_CHECKING:
-    from harness.sim import SimControl, VirtualSandbox
+    from harness.sim import SimControl, VirtualSandbox, Webhook, WebhookDelivery
 
 __all__ = ["LocalTarget", "RadioLink", "RunningTarget", "embedded_sandbox", "open_target", "throwaway_credentials"]
 
@@ -95,6 +95,9 @@ def embedded_sandbox(
     *,
     bugs: Mapping[str, bool] | Iterable[str] = (),
     faults: Sequence[str] = (),
+    dialects: Iterable[str] = (),
+    webhooks: Iterable[str | Webhook] = (),
+    webhook_delivery: WebhookDelivery | None = None,
     seed: int = 0,
     uplink: bool = True,
     subprocess: bool = False,
@@ -107,17 +110,43 @@ def embedded_sandbox(
     running sandbox, their tower the seeded one unless they name one, and their identities the
     sandbox's two (throwaway ones, or with ``keep_credentials`` the settings' own where given).
     ``bugs`` (names, or names to on/off) and ``faults`` (``name:key=value,...``) are set before the
-    sandbox is handed over; one it refuses is a ``UsageError``. ``mtu``: the ATT MTU its virtual
-    towers grant (in-thread only: the radio lives in the sandbox's process). ``InfrastructureError``
-    if it does not start.
+    sandbox is handed over, ``dialects`` (names) from its start; one it refuses is a ``UsageError``.
+    ``webhooks`` (URLs, or ``harness.sim.Webhook`` with a secret, registered with the redactor) get
+    every locker operation event from the start, delivered as ``webhook_delivery`` says (default:
+    5 tries, backoff from 0.1 s, loopback receivers only).
+    ``mtu``: the ATT MTU its virtual towers grant (in-thread only: the radio lives in the sandbox's
+    process). ``InfrastructureError`` if it does not start.
     """
     # The sandbox (fastapi, uvicorn) is imported only when a local run needs it.
-    from harness.sim import ControlError, Identity, SandboxNotRunning, SimSettings, VirtualSandbox, parse_fault_spec
+    from harness.sim import (
+        ControlError,
+        Identity,
+        SandboxNotRunning,
+        SimSettings,
+        VirtualSandbox,
+        Webhook,
+        WebhookDelivery,
+        parse_fault_spec,
+    )
 
     base = settings if settings is not None else Settings()
     main, second = _identities(base, keep_credentials=keep_credentials)
     identities = tuple(Identity(c.client_id, c.client_secret.reveal()) for c in (main, second))
-    sandbox = VirtualSandbox(SimSettings(seed=seed, identities=identities, uplink=uplink))
+    receivers = tuple(Webhook(hook) if isinstance(hook, str) else hook for hook in webhooks)
+    for receiver in receivers:
+        if receiver.secret:
+            redactor().register(Secret(receiver.secret))
+    try:
+        sim_settings = SimSettings(seed=seed, identities=identities, uplink=uplink, dialects=frozenset(dialects))
+    except ValueError as exc:  # an unknown dialect, named
+        raise UsageError(f"the virtual sandbox refused the dialect: {exc}") from None
+    try:
+        sim_settings = dataclasses.replace(
+            sim_settings, webhooks=receivers, webhook_delivery=webhook_delivery or WebhookDelivery()
+        )
+    except ValueError as exc:  # a receiver not on loopback, or not a URL
+        raise UsageError(f"the virtual sandbox refused the webhook: {exc}") from None
+    sandbox = VirtualSandbox(sim_settings)
     try:
         sandbox.start_subprocess() if subprocess else sandbox.start_in_thread()
     except SandboxNotRunning as exc:
@@ -153,6 +182,8 @@ def open_target(
     *,
     bugs: Sequence[str] = (),
     faults: Sequence[str] = (),
+    dialects: Sequence[str] = (),
+    webhooks: Sequence[str | Webhook] = (),
     subprocess: bool = False,
     mtu: int | None = None,
 ) -> Iterator[RunningTarget]:
@@ -161,16 +192,25 @@ def open_target(
     On ``local`` the embedded sandbox, started here and stopped after, with the settings'
     credentials as its identities where given; any other target as it is, its credentials checked
     before anything starts; a virtual sandbox's URL that names no tower gets the first tower of the
-    radio it serves (``with_served_tower``). Bug switches and fault profiles exist on the embedded
-    sandbox only.
+    radio it serves (``with_served_tower``). Bug switches, fault profiles, dialects and webhook
+    receivers exist on the embedded sandbox only.
     """
     if settings.target.kind is TargetKind.LOCAL:
         with embedded_sandbox(
-            settings, bugs=bugs, faults=faults, subprocess=subprocess, keep_credentials=True, mtu=mtu
+            settings,
+            bugs=bugs,
+            faults=faults,
+            dialects=dialects,
+            webhooks=webhooks,
+            subprocess=subprocess,
+            keep_credentials=True,
+            mtu=mtu,
         ) as local:
             yield RunningTarget(local.settings, local.radio_link)
         return
-    if bugs or faults:
-        raise UsageError("sandbox bug switches and fault profiles apply to --target local only")
+    if bugs or faults or dialects or webhooks:
+        raise UsageError(
+            "sandbox bug switches, fault profiles, dialects and webhook receivers apply to --target local only"
+        )
     settings.credentials()  # name the missing variables before anything starts
     yield RunningTarget(with_served_tower(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -81,19 +82,31 @@ def test_from_wire_rejects_a_name_and_id_that_disagree() -> None:
 
 
 def test_full_delivery_goes_round_to_available_in_a_new_epoch() -> None:
-    """The seed's delivery: reserve, drop-off, door closed, pickup, door closed, available."""
+    """The seed's delivery: reserve, drop-off (occupied as the door opens), door closed, pickup,
+    door closed, available."""
     state = reserved()
     assert (state.status, state.holder) == (LockerStatus.RESERVED, A)
     state = apply(state, IssueToken(A, TokenKind.DROPOFF, 600), 1)
     assert state.status is LockerStatus.RENTED
     state = apply(state, OpenDoor(claim(state, TokenKind.DROPOFF), LOCKER), 2)
-    assert state.door_open and state.status is LockerStatus.RENTED
+    assert (state.status, state.door_open, state.holder) == (LockerStatus.OCCUPIED, True, A)
     state = apply(state, CloseDoor(), 3)
     assert (state.status, state.door_open) == (LockerStatus.OCCUPIED, False)
     state = apply(state, IssueToken(A, TokenKind.PICKUP, 600), 4)
     state = apply(state, OpenDoor(claim(state, TokenKind.PICKUP), LOCKER), 5)
+    assert (state.status, state.door_open) == (LockerStatus.OCCUPIED, True)
     state = apply(state, CloseDoor(), 6)
     assert state == LockerState(epoch=1)
+
+
+def test_a_used_dropoff_token_occupies_the_locker_before_the_door_closes() -> None:
+    """Reference 7 [S]: the drop-off token used (the door opened) makes the locker occupied; a close
+    changes nothing, and an occupied locker with its door open never expires."""
+    state = apply(rented(duration=60), OpenDoor(claim(rented(), TokenKind.DROPOFF), LOCKER), 1)
+    assert state.status is LockerStatus.OCCUPIED
+    assert settle(state, 10**6) == state and next_expiry(state) is None
+    closed = apply(state, CloseDoor(), 2)
+    assert (closed.status, closed.holder, closed.epoch) == (state.status, state.holder, state.epoch)
 
 
 @pytest.mark.parametrize(
@@ -268,14 +281,28 @@ def _step(state: LockerState, name: str, now: float) -> LockerState:
             return apply(state, IssueToken(actor, TokenKind.PICKUP, 60), now)
         case "expire":
             return settle(state, now + 10**7)
-        case "dropoff_door_closed" | "pickup_door_closed":
+        case "dropoff_door_opened" | "pickup_door_opened":
             kind = TokenKind.DROPOFF if name.startswith("dropoff") else TokenKind.PICKUP
-            token = TokenClaim(LOCKER, kind, now + 60, state.epoch, actor)
-            return apply(apply(state, OpenDoor(token, LOCKER), now), CloseDoor(), now)
+            return apply(state, OpenDoor(TokenClaim(LOCKER, kind, now + 60, state.epoch, actor), LOCKER), now)
+        case "dropoff_door_closed" | "pickup_door_closed":
+            # Starts from a door a token of that kind opened: the status is the one while it is open.
+            if not state.door_open or state.opened_with is not TokenKind(name.split("_")[0]):
+                raise Refused(Refusal.WRONG_STATUS, "no door of that kind is open")
+            return apply(state, CloseDoor(), now)
         case "tower_dropoff_door_closed" | "tower_pickup_door_closed":
             command = OpenAtTower(actor, leave_available=name == "tower_pickup_door_closed")
             return apply(apply(state, command, now), CloseDoor(), now)
     raise AssertionError(name)
+
+
+def _opened_by(kind: TokenKind) -> Callable[[], LockerState]:
+    """An occupied locker whose door a token of ``kind`` holds open (drop-off: it just turned occupied)."""
+
+    def make() -> LockerState:
+        state = rented() if kind is TokenKind.DROPOFF else occupied()
+        return apply(state, OpenDoor(claim(state, kind), LOCKER), 3)
+
+    return make
 
 
 STARTS = {
@@ -285,19 +312,26 @@ STARTS = {
     LockerStatus.OCCUPIED: occupied,
     LockerStatus.DECLINED: declined,
 }
+#: Starts with a door open, by the transition that closes it.
+OPEN_STARTS = {
+    "dropoff_door_closed": {LockerStatus.OCCUPIED: _opened_by(TokenKind.DROPOFF)},
+    "pickup_door_closed": {LockerStatus.OCCUPIED: _opened_by(TokenKind.PICKUP)},
+}
 
 
 @pytest.mark.parametrize(("start", "name", "end"), sorted(TRANSITIONS, key=str))
 def test_every_transition_in_the_table_is_what_apply_does(start: LockerStatus, name: str, end: LockerStatus) -> None:
     """The data table of transitions agrees with ``apply``."""
-    assert _step(STARTS[start](), name, 100).status is end
+    assert _step(OPEN_STARTS.get(name, STARTS)[start](), name, 100).status is end
 
 
 def test_no_transition_outside_the_table_changes_status() -> None:
     """Every (status, command) pair not in the table is refused or leaves the status alone."""
     names = {"reserve", "cancel", "release", "dropoff_token", "pickup_token", "expire"}
-    names |= {"dropoff_door_closed", "pickup_door_closed", "tower_dropoff_door_closed", "tower_pickup_door_closed"}
-    for (status, make), name in itertools.product(STARTS.items(), sorted(names)):
+    names |= {"dropoff_door_opened", "pickup_door_opened", "tower_dropoff_door_closed", "tower_pickup_door_closed"}
+    cases = [(status, make, name) for (status, make), name in itertools.product(STARTS.items(), sorted(names))]
+    cases += [(status, make, name) for name, starts in OPEN_STARTS.items() for status, make in starts.items()]
+    for status, make, name in cases:
         try:
             after = _step(make(), name, 100).status
         except Refused:

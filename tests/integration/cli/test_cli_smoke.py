@@ -66,10 +66,10 @@ def test_smoke_with_stale_status_bug_exits_1_naming_the_step() -> None:
     assert code == 1
     assert stderr.count("\n") == 1
     assert stderr.startswith(
-        "error: step occupied failed [locker_occupied_after_dropoff]: locker 1401 still shows rented"
+        "error: step available failed [locker_available_after_pickup]: locker 1401 still shows occupied"
     )
     assert "FAILED" in stdout
-    assert "cleanup: locker 1401 not given back: it holds the test item" in stdout
+    assert "cleanup: locker 1401 left occupied (the API shows it occupied)" in stdout
 
 
 def test_smoke_on_a_slow_target_accepts_the_door_closed_by_the_person() -> None:
@@ -215,3 +215,47 @@ def test_sim_serves_until_stopped(stop: signal.Signals) -> None:
     assert "virtual sandbox stopped" in stderr
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/_sim/bugs", timeout=2)
+
+
+def test_sim_speaks_its_dialects_and_delivers_signed_webhooks() -> None:
+    """``sim --dialect NAME --webhook URL`` (secret from HARBOR_SIM_WEBHOOK_SECRET) says both in its banner,
+    answers in the dialect, and POSTs each locker operation, signed, to the loopback receiver."""
+    import hashlib
+    import hmac
+
+    from ..sim.webhook_receiver import Receiver
+
+    with Receiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT}
+        env["HARBOR_SIM_WEBHOOK_SECRET"] = "cli-webhook-secret"
+        command = [
+            str(LOCKER_HARNESS), "sim", "--port", "0", "--dialect", "create_200",
+            "--dialect", "webhook_signature_header", "--webhook", receiver.url,
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            lines = _read_until(process, "try ")
+            url = lines[0].split()[4]
+            banner = "".join(lines)
+            assert "create_200, webhook_signature_header" in banner and f"webhooks to   {receiver.url}" in banner
+            assert "cli-webhook-secret" not in banner
+            form = {"grant_type": "client_credentials", "client_id": "demo-provider", "client_secret": "demo-secret",
+                    "scope": "service_provider"}  # fmt: skip
+            token = httpx.post(f"{url}/realms/harbor/protocol/openid-connect/token", data=form, timeout=5).json()
+            reserve = httpx.post(
+                f"{url}/api/v1/towers/0100000000000014/lockers/1401/reservations",
+                json={"duration": 60},
+                headers={"Authorization": f"Bearer {token['access_token']}"},
+                timeout=5,
+            )
+            assert reserve.status_code == 200  # the create_200 dialect
+            [delivery] = receiver.wait_for(1)
+            expected = hmac.new(b"cli-webhook-secret", delivery.body, hashlib.sha256).hexdigest()
+            assert delivery.headers["x-signature"] == f"sha256={expected}"
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0, stderr

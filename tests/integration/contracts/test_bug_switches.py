@@ -129,11 +129,14 @@ def _expired_reservation(env: Env) -> None:
 
 
 @catches("statuses_shown_are_the_models", "stale_status_after_close")
-def _drop_off_and_close(env: Env) -> None:
+def _drop_off_pick_up_and_close(env: Env) -> None:
     machine = env.machine()
     machine.reserve("main", 0, 300)
     machine.create_dropoff_token("main", 0, 600)
     machine.open_with_token(0, False)
+    machine.close_door(0)
+    machine.create_pickup_token("main", 0, 600)
+    machine.open_with_token(1, False)
     machine.close_door(0)
     machine.verify()
 

@@ -50,14 +50,38 @@ def test_failing_reports_show_no_token_secret() -> None:
 
 
 def test_fresh_world_keeps_the_switches_and_faults_that_were_on(planted: LocalTarget) -> None:
-    """``fresh_world`` resets lockers and clock but keeps a planted bug and fault: a run's defect stays planted."""
+    """``fresh_world`` resets lockers and clock but keeps a planted bug, a dialect and a fault: a run's
+    defect stays planted and its Harbor keeps its dialect."""
     control = planted.control
     control.reset()
     control.set_bugs(double_booking=True)
+    control.set_dialects(create_200=True)
     control.set_faults("latency", ms=1.0)
     control.advance_clock(100)
     fresh_world(control)
     assert control.bugs()["double_booking"] is True
+    assert {name for name, on in control.dialects().items() if on} == {"create_200"}
     assert control.faults()["latency"]["ms"] == 1.0
     assert control.state()["clock_offset"] == 0
     control.reset()
+
+
+def test_local_target_speaks_its_dialects_and_delivers_its_webhooks() -> None:
+    """``local_target(dialects=..., webhooks=...)``: on from the first request, to a loopback receiver;
+    a receiver's secret is registered with the redactor."""
+    from harness.redaction import redactor
+    from harness.sim import Webhook
+    from harness.testing import local_target
+
+    from ..sim.webhook_receiver import Receiver
+
+    with (
+        Receiver() as receiver,
+        local_target(dialects=["no_token_id"], webhooks=[Webhook(receiver.url, "plugin-secret")]) as target,
+    ):
+        assert target.control.dialects()["no_token_id"] is True
+        assert target.control.webhooks()[0]["url"] == receiver.url
+        assert "plugin-secret" not in redactor().text("signed with plugin-secret")
+        target.control.force(target.settings.tower(), 1412, "available")
+        [delivery] = receiver.wait_for(1)
+        assert delivery.json()["data"]["source"] == "LOCKER_STATUS_FORCED"

@@ -87,4 +87,4 @@ def test_suite_commands_refuse_a_bug_switch_off_local(command: str, tmp_path: Pa
     args = [command, "--target", "http://127.0.0.1:9", "--tower", "0100000000000014", "--sim-bug", "double_booking"]
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 2
-    assert "--sim-bug applies to --target local only" in result.output
+    assert "--sim-bug and --sim-dialect apply to --target local only" in result.output

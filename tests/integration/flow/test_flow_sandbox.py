@@ -70,12 +70,13 @@ async def test_delivery_of_a_wanted_type(app: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_stale_status_after_close_fails_the_occupied_step(app: Any, control: httpx.AsyncClient) -> None:
-    """With stale_status_after_close on, the flow fails at 'occupied' with the named check."""
+async def test_stale_status_after_close_fails_the_available_step(app: Any, control: httpx.AsyncClient) -> None:
+    """With stale_status_after_close on, the flow fails at 'available' with the named check (the drop-off
+    is occupied on the open already: it is the pickup's close whose status never shows)."""
     await control.post("/_sim/bugs", json={"stale_status_after_close": True})
     with pytest.raises(ProductDefect) as caught:
         await deliver(app, status_timeout=0.3)
-    assert (caught.value.step, caught.value.check) == ("occupied", "locker_occupied_after_dropoff")
+    assert (caught.value.step, caught.value.check) == ("available", "locker_available_after_pickup")
 
 
 @pytest.mark.anyio
@@ -166,10 +167,10 @@ async def test_refused_token_at_the_door_is_a_defect(app: Any, control: httpx.As
         await doors.aclose()
     assert caught.value.check == "token_opens_its_locker"
     assert "the tower refused the dropoff token" in str(caught.value)
-    # The model never learnt the door opened (the opener failed inside), so the release is tried
-    # and the sandbox's refusal is reported rather than hidden.
+    # The model never learnt the door opened (the opener failed inside), but the drop-off it made
+    # shows: the locker is occupied (the token was used), and the flow says it is left so, not given back.
     [note] = caught.value.__notes__
-    assert note.startswith("locker 1401 not given back:") and note.endswith("409 Conflict: the door is open")
+    assert note == "locker 1401 left occupied (the API shows it occupied)"
 
 
 @pytest.mark.anyio

@@ -54,7 +54,7 @@ CRASHING_RUN = textwrap.dedent(
         rented(1402)                                                    # rented
         rented(1403); api.release_locker(tower, 1403)                   # declined
         opened(1404, rented(1404)); doors.post("/1404/close")       # occupied
-        opened(1405, rented(1405))                                      # rented, door open (killed before close)
+        opened(1405, rented(1405))                                      # occupied (the token used), door open
         opened(1406, rented(1406)); doors.post("/1406/close")
         opened(1406, api.create_pickup_token(tower, 1406, 600))         # occupied, door open for the pickup
         holds.before(Hold(HoldAction.CREATE, HoldKind.RESERVATION, tower, 1407, duration=300))  # killed mid-call
@@ -127,7 +127,7 @@ def test_cleanup_gives_back_every_held_state_after_sigkill(sandbox: VirtualSandb
         1402: ("rented", False),
         1403: ("declined", False),
         1404: ("occupied", False),
-        1405: ("rented", True),
+        1405: ("occupied", True),  # a drop-off is occupied as its door opens [S]
         1406: ("occupied", True),
         1407: ("available", False),
     }

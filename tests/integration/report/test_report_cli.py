@@ -58,7 +58,7 @@ def test_a_bug_switch_makes_run_exit_1_and_says_product(workdir: Path, monkeypat
         app, ["run", "--only", "smoke", "--sim-bug", "stale_status_after_close", "--status-timeout", "1"]
     )
     assert result.exit_code == 1, result.output
-    assert "| smoke | product | occupied | ProductDefect:" in step_summary.read_text()
+    assert "| smoke | product | available | ProductDefect:" in step_summary.read_text()
     [run_dir] = (workdir / "reports").iterdir()
     assert json.loads((run_dir / "summary.json").read_text())["exit_code"] == 1
 

@@ -13,7 +13,7 @@ from harness.errors import ExitCode
 from harness.redaction import Redactor
 from harness.report import TargetInfo, Verdict
 from harness.run import HardwareStage, RunContext, execute, new_context
-from harness.run._pytest_stage import HW_BUGS_ENV, HW_FAULTS_ENV
+from harness.run._pytest_stage import HW_BUGS_ENV, HW_DIALECTS_ENV, HW_FAULTS_ENV
 
 _RIG_WITHOUT_BLUETOOTH = "!!!!! _pytest.outcomes.Exit: hw rig: no Bluetooth adapter (BluetoothUnavailable) !!!!!"
 
@@ -27,6 +27,7 @@ class _Rig(HardwareStage):
             "import os, sys\n"
             "print('bugs=' + os.environ.get('HARBOR_HW_SIM_BUG', '-'))\n"
             "print('faults=' + os.environ.get('HARBOR_HW_SIM_FAULT', '-'))\n"
+            "print('dialects=' + os.environ.get('HARBOR_HW_SIM_DIALECT', '-'))\n"
             "print('ble=' + os.environ.get('HARBOR_BLE', '-'))\n"
             f"print({line!r})\n"
             f"sys.exit({code})\n"
@@ -48,23 +49,26 @@ def _sandbox(*, tower: str | None, ble: BleBackend = BleBackend.BLEAK) -> Settin
 
 
 def test_on_local_the_rig_gets_the_runs_bug_switches_and_fault_profiles(tmp_path: Path) -> None:
-    """The rig's own sandbox gets --sim-bug comma-separated and --sim-fault ;-separated, as given."""
+    """The rig's own sandbox gets --sim-bug and --sim-dialect comma-separated and --sim-fault ;-separated, as given."""
     context = _context(
         tmp_path,
         Settings(),
         sim_bugs=("double_booking", "stale_status_after_close"),
         sim_faults=("latency:ms=20,paths=/api", "ble_busy:count=1"),
+        sim_dialects=("create_200", "no_token_id"),
     )
     execute([_rig(tmp_path)], context)
     log = (context.reports_dir / "hw" / "pytest.log").read_text()
     assert "bugs=double_booking,stale_status_after_close\n" in log
     assert "faults=latency:ms=20,paths=/api;ble_busy:count=1\n" in log
+    assert "dialects=create_200,no_token_id\n" in log
 
 
 def test_the_rig_in_the_checkout_reads_the_variables_the_stage_passes() -> None:
-    """hw_tests/ takes its sandbox's switches from HARBOR_HW_SIM_BUG and HARBOR_HW_SIM_FAULT, as the stage sends."""
+    """hw_tests/ takes its sandbox's switches from HARBOR_HW_SIM_BUG, HARBOR_HW_SIM_FAULT and
+    HARBOR_HW_SIM_DIALECT, as the stage sends."""
     rig = (PROJECT_ROOT / "hw_tests" / "conftest.py").read_text()
-    assert all(variable in rig for variable in (HW_BUGS_ENV, HW_FAULTS_ENV))
+    assert all(variable in rig for variable in (HW_BUGS_ENV, HW_FAULTS_ENV, HW_DIALECTS_ENV))
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,8 @@ def test_a_bug_switch_fails_the_run_as_a_product_defect_everywhere(fresh: Virtua
     folder = tmp_path / "reports" / run.run_id
     assert run.exit_code is ExitCode.DEFECT
 
-    assert re.search(r"\| smoke \| product \| occupied \| ProductDefect: ", (folder / "summary.md").read_text())
-    failure = ET.parse(folder / "junit" / "smoke.xml").getroot().find(".//testcase[@name='occupied']/failure")
+    assert re.search(r"\| smoke \| product \| available \| ProductDefect: ", (folder / "summary.md").read_text())
+    failure = ET.parse(folder / "junit" / "smoke.xml").getroot().find(".//testcase[@name='available']/failure")
     assert failure is not None and failure.get("type") == "product:ProductDefect"
 
     [delivery] = _allure_results(folder)

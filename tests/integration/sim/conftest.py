@@ -21,8 +21,10 @@ def sandbox() -> Iterator[VirtualSandbox]:
 
 @pytest.fixture(autouse=True)
 def fresh(sandbox: VirtualSandbox) -> None:
-    """Every test starts from the seeded world: no bugs, no faults, clock offset 0."""
+    """Every test starts from the seeded world: no bugs, no dialects, no faults, clock offset 0, and
+    no webhook receiver (a reset keeps receivers: who listens is not the world's state)."""
     sandbox.control.reset()
+    sandbox.control.remove_webhooks()
 
 
 @pytest.fixture
@@ -36,19 +38,22 @@ def tokens(sandbox: VirtualSandbox) -> dict[str, str]:
     return {client_id: fetch_token(sandbox.url, client_id) for client_id in SECRETS}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def party(sandbox: VirtualSandbox, tokens: dict[str, str]) -> Iterator[Callable[[str], Party]]:
-    """``party("demo-provider")``: a client holding that identity's bearer token."""
-    opened: list[httpx.Client] = []
+    """``party("demo-provider")``: a client holding that identity's bearer token. One client per
+    identity for the session: they keep no state but their connections, and making an httpx client
+    (its TLS context) costs tens of milliseconds, which every test would pay twice."""
+    opened: dict[str, Party] = {}
 
     def make(client_id: str) -> Party:
-        http = httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {tokens[client_id]}"}, timeout=10)
-        opened.append(http)
-        return Party(client_id, http)
+        if client_id not in opened:
+            headers = {"Authorization": f"Bearer {tokens[client_id]}"}
+            opened[client_id] = Party(client_id, httpx.Client(base_url=sandbox.url, headers=headers, timeout=10))
+        return opened[client_id]
 
     yield make
-    for http in opened:
-        http.close()
+    for known in opened.values():
+        known.http.close()
 
 
 @pytest.fixture

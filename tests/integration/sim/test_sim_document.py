@@ -23,6 +23,11 @@ CONTROL_PLANE = {
     ("POST", "/_sim/clock/advance"),
     ("GET", "/_sim/bugs"),
     ("POST", "/_sim/bugs"),
+    ("GET", "/_sim/dialects"),
+    ("POST", "/_sim/dialects"),
+    ("GET", "/_sim/webhooks"),
+    ("POST", "/_sim/webhooks"),
+    ("DELETE", "/_sim/webhooks"),
     ("GET", "/_sim/faults"),
     ("POST", "/_sim/faults"),
     ("POST", "/_sim/towers/{tower_id}/lockers/{locker_id}/open"),
@@ -33,7 +38,16 @@ CONTROL_PLANE = {
     ("POST", "/_sim/radio"),
     ("GET", "/_sim/events"),
 }
-EXTRA = {("POST", "/realms/harbor/protocol/openid-connect/token"), ("GET", "/openapi.json")}
+EXTRA = {
+    ("POST", "/realms/harbor/protocol/openid-connect/token"),
+    ("GET", "/openapi.json"),
+    # Harbor's interactive pages [S] and the SDK API's document, with the Swagger UI files they load.
+    ("GET", "/docs"),
+    ("GET", "/sdk/docs"),
+    ("GET", "/sdk/openapi.json"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/assets/{name}"),
+}
 
 
 def document_operations() -> set[tuple[str, str]]:
@@ -57,9 +71,17 @@ def test_openapi_json_is_the_yaml_document(sandbox: VirtualSandbox) -> None:
     assert not any(path.startswith("/_sim") for path in served["paths"])
 
 
+def test_sdk_openapi_json_is_the_documents_sdk_part(sandbox: VirtualSandbox) -> None:
+    """``/sdk/openapi.json`` holds the document's ``/sdk/v1`` operations, all of them and nothing else."""
+    whole = yaml.safe_load(DOCUMENT.read_text())
+    served = httpx.get(sandbox.url + "/sdk/openapi.json", timeout=5).json()
+    assert set(served["paths"]) == {path for path in whole["paths"] if path.startswith("/sdk/v1/")}
+    assert served["components"] == whole["components"]
+
+
 def test_routes_are_exactly_the_documents_operations_and_the_control_plane() -> None:
     """Every operation of the document has a route, and the app has no route beyond it,
-    the token endpoint, ``/openapi.json`` and the control plane."""
+    the token endpoint, ``/openapi.json``, the Swagger UI pages and the control plane."""
     assert app_routes() == document_operations() | EXTRA | CONTROL_PLANE
 
 

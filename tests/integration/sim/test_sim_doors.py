@@ -10,12 +10,14 @@ from .sandbox_parties import OTHER_TOWER, TOWER, Party
 
 
 def test_open_and_close_drive_the_model_to_occupied_then_available(demo: Party, control: SimControl) -> None:
-    """Reserve, drop off, close: occupied; pick up, close: available, with the tenancy's epoch moved on."""
+    """Reserve, drop off: occupied as the door opens [S]; close: still occupied; pick up, close:
+    available, with the tenancy's epoch moved on; the token-used events say occupied."""
     assert demo.reserve(1401).status_code == 201
     dropoff = demo.token("dropoff", 1401).json()
     assert dropoff["locker"]["status"]["name"] == "rented"
     assert control.open_door(TOWER, 1401, dropoff["payload"], dropoff["payload_auth"]) == 1401
     assert control.door_state(TOWER, 1401) is True
+    assert demo.status(1401) == "occupied"
     assert control.close_door(TOWER, 1401)["status"]["name"] == "occupied"
     assert demo.status(1401) == "occupied"
     pickup = demo.token("pickup", 1401).json()
@@ -33,6 +35,8 @@ def test_open_and_close_drive_the_model_to_occupied_then_available(demo: Party, 
         "LOCKER_TOKEN_USED",
         "LOCKER_DOOR_CLOSED",
     ]
+    used = [e["data"]["locker_status"] for e in control.events() if e["data"]["source"] == "LOCKER_TOKEN_USED"]
+    assert used == ["occupied", "occupied"]
 
 
 def test_refusals_carry_the_blink_code(demo: Party, control: SimControl) -> None:

@@ -30,6 +30,15 @@ def test_dropoff_link_reserves_a_matching_locker_for_five_minutes(demo: Party, c
     assert event["data"]["locker_open_request_payload"] == {"order": 42}
 
 
+def test_dropoff_link_without_require_low_locker_is_accepted(demo: Party) -> None:
+    """``requireLowLocker`` is optional [S3]: left out, any locker of the type will do (default false)."""
+    answer = demo.http.post(
+        "/api/v1/locker-open-requests/dropoff-locker-request", json={**LINK, "locationId": 1, "lockerTypeId": 2}
+    )
+    assert answer.status_code == 201, answer.text
+    assert demo.status(answer.json()["lockerId"]) == "reserved"
+
+
 def test_dropoff_link_without_a_match_is_409(demo: Party) -> None:
     """No low xlarge locker exists at the location: 409; an unknown location: 404."""
     body = {**LINK, "locationId": 1, "lockerTypeId": 4, "requireLowLocker": True}

@@ -19,19 +19,21 @@ def offline() -> Iterator[VirtualSandbox]:
 
 
 def test_door_close_shows_after_the_event_upload(offline: VirtualSandbox) -> None:
-    """After the door closes the API still shows rented; once the tower's events are uploaded, occupied."""
+    """After the drop-off door opens, and after it closes, the API still shows rented; once the tower's
+    events are uploaded, occupied."""
     offline.control.reset()
     headers = {"Authorization": f"Bearer {fetch_token(offline.url)}"}
     with httpx.Client(base_url=offline.url, headers=headers, timeout=5) as http:
         token = http.post(
             f"/api/v1/towers/{TOWER}/lockers/1401/dropoff-locker-tokens", json={"client_info": "", "duration": 600}
         ).json()
-        offline.control.open_door(TOWER, 1401, token["payload"], token["payload_auth"])
-        offline.control.close_door(TOWER, 1401)
 
         def status() -> str:
             return str(http.get(f"/api/v1/towers/{TOWER}/lockers/1401").json()["status"]["name"])
 
+        offline.control.open_door(TOWER, 1401, token["payload"], token["payload_auth"])
+        assert status() == "rented"
+        offline.control.close_door(TOWER, 1401)
         assert status() == "rented"
         assert offline.control.locker(1401)["status"] == "occupied"  # the tower knows
         firmware = offline.world.firmwares[TOWER]

@@ -55,8 +55,16 @@ CASES = [
     ("missing config file", ["smoke", "--config", "nope.toml"], {}, 2, "configuration file nope.toml does not exist"),
     ("sim bug on a remote target", ["smoke", "--target", "sandbox", "--sim-bug", "double_booking"],
      {"HARBOR_CLIENT_ID": "me", "HARBOR_CLIENT_SECRET": "x", "HARBOR_TOWER_ID": "0100000000000014"}, 2,
-     "--sim-bug and --sim-fault apply to --target local only"),
+     "--sim-bug, --sim-fault and --sim-dialect apply to --target local only"),
+    ("sim dialect on a remote target", ["contract", "--target", "sandbox", "--sim-dialect", "create_200"],
+     {"HARBOR_CLIENT_ID": "me", "HARBOR_CLIENT_SECRET": "x", "HARBOR_TOWER_ID": "0100000000000014"}, 2,
+     "--sim-bug and --sim-dialect apply to --target local only"),
+    ("unknown sim dialect", ["smoke", "--sim-dialect", "spoken_french"], {}, 2,
+     "the virtual sandbox refused the dialect: unknown dialect(s): spoken_french"),
     ("sim on a public address", ["sim", "--host", "0.0.0.0"], {}, 2, "refusing to serve on 0.0.0.0"),
+    ("sim in an unknown dialect", ["sim", "--dialect", "spoken_french"], {}, 2, "--dialect: unknown dialect(s)"),
+    ("sim webhook off loopback", ["sim", "--webhook", "http://example.com/hook"], {}, 2,
+     "--webhook: webhook URL 'http://example.com/hook' is not on loopback"),
     ("sim on a host name", ["sim", "--host", "example.com"], {}, 2, "refusing to serve on example.com"),
 ]  # fmt: skip
 

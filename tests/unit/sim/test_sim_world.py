@@ -63,7 +63,8 @@ def test_public_face() -> None:
     """``harness.sim`` exports a short, stable list."""
     assert sorted(harness.sim.__all__) == sorted(
         [
-            "BUG_NAMES", "DEMO_IDENTITIES", "FAULT_NAMES", "BugSwitches", "ControlError", "Faults",
+            "BUG_NAMES", "DEMO_IDENTITIES", "DIALECT_ASSUMPTIONS", "DIALECT_NAMES", "FAULT_NAMES", "BugSwitches",
+            "ControlError", "Dialects", "Faults", "SIGNATURE_HEADER", "WEBHOOK_SOURCES", "Webhook", "WebhookDelivery",
             "FirmwareRefusal", "Identity", "Retention", "SandboxNotRunning", "SessionGrant", "SimControl",
             "SimSettings", "TOKEN_PATH", "TowerEvent", "TowerFirmware", "VirtualSandbox", "api_document", "create_app",
             "parse_fault_spec", "uvicorn_config",
