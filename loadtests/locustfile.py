@@ -86,6 +86,7 @@ class _Run:
     merged = LoadRecord.merged(())  # workers' records (the master), or none
     reported = 0  # worker records the master received
     started = 0.0
+    started_at = 0.0  # epoch seconds: when the users started (the reports time an abort from it)
     stopped = 0.0
     #: CPU seconds this process spent while its users ran (a run without workers): the client's cost.
     cpu_started: float | None = None
@@ -113,6 +114,7 @@ def _arguments(parser: Any) -> None:
     group.add_argument("--harness-max-rps", type=float, default=0.0, help="requests per second cap (0: none)")
     group.add_argument("--harness-timeout", type=float, default=10.0, help="seconds for one request")
     group.add_argument("--harness-result", default="", help="where the master writes the merged record (JSON)")
+    group.add_argument("--harness-run-id", default="", help="the run id the cleanup ledger's rows are kept under")
 
 
 @_listen(events.init)
@@ -182,6 +184,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _Run.cpu_started = time.process_time()
     if not isinstance(runner, WorkerRunner):
         _Run.started = time.monotonic()
+        _Run.started_at = time.time()
         gevent.spawn_later(options.duration_s, _finish, environment)
 
 
@@ -286,6 +289,7 @@ def _write_result(environment: Environment) -> None:
             "mode": options.mode,
             "rate": options.rate if options.mode == "open" else None,
             "duration_s": round(max(stopped - _Run.started, 0.0), 3) if _Run.started else 0.0,
+            "started_at": round(_Run.started_at, 3) if _Run.started_at else None,
             "workers_expected": options.workers if isinstance(environment.runner, MasterRunner) else 0,
             "workers_reported": _Run.reported,
             "fatal": _Run.fatal,

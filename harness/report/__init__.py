@@ -15,7 +15,7 @@ from harness.report._allure import (
     write_categories,
     write_environment,
 )
-from harness.report._console import REASON_CHARS, VERDICT_STYLES, fit_table, run_table, table_figures
+from harness.report._console import REASON_CHARS, VERDICT_STYLES, fit_table, gate_table, run_table, table_figures
 from harness.report._findings import ASSUMPTIONS_SUITE, findings_table
 from harness.report._folder import RunFolder, finish_reports
 from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
@@ -27,6 +27,7 @@ from harness.report._results import (
     Failure,
     FailureKind,
     Figure,
+    GateLine,
     LatencyLimit,
     RunResult,
     StageResult,
@@ -54,6 +55,7 @@ __all__ = [
     "Failure",
     "FailureKind",
     "Figure",
+    "GateLine",
     "HtmlReport",
     "LatencyLimit",
     "RunFolder",
@@ -72,6 +74,7 @@ __all__ = [
     "finish_reports",
     "fit_table",
     "format_figures",
+    "gate_table",
     "new_run_id",
     "plot_latencies",
     "read_junit",

@@ -21,10 +21,10 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.redaction import Redactor
-from harness.report._results import Figure, RunResult, StageResult, Verdict
+from harness.report._results import Figure, GateLine, RunResult, StageResult, Verdict
 from harness.report._summary import format_figures
 
-__all__ = ["REASON_CHARS", "VERDICT_STYLES", "fit_table", "run_table", "table_figures"]
+__all__ = ["REASON_CHARS", "VERDICT_STYLES", "fit_table", "gate_table", "run_table", "table_figures"]
 
 VERDICT_STYLES: Final = {
     Verdict.PASSED: "bold green",
@@ -124,6 +124,22 @@ def run_table(run: RunResult, *, redactor: Redactor) -> Table:
             _cell(stage, redactor),
             f"{stage.duration_ns / 1e9:.1f} s",
         )
+    return table
+
+
+_MARK_STYLES: Final = {"✓": "bold green", "✗": "bold red", "-": "dim"}
+
+
+def gate_table(gates: Sequence[GateLine], *, title: str = "gates") -> Table:
+    """Every gate, its limit, its measured value and ✓ or ✗, as k6 prints its thresholds."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
+    table.add_column("limit", justify="right", no_wrap=True)
+    table.add_column("measured", justify="right", no_wrap=True)
+    table.add_column("note")
+    for gate in gates:
+        table.add_row(Text(gate.mark, style=_MARK_STYLES[gate.mark]), gate.name, gate.limit, gate.measured, gate.note)
     return table
 
 
