@@ -22,6 +22,7 @@ not test, 130 on Ctrl-C after every locker the run held was given back.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,12 +30,19 @@ from rich.table import Table
 
 from harness.cli._common import (
     ConfigOption,
+    JunitXmlOption,
     Output,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     TargetOption,
     TowerOption,
     VerboseOption,
+    fresh_run_id,
     run_command,
     tell_evidence,
+    tell_junit,
+    tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
 from harness.cli.run import RichProgress
@@ -60,10 +68,11 @@ from harness.stopping import terminated
 
 __all__ = ["command"]
 
-#: Options that shape a run's plan or target: a worker takes all of them from its master.
+#: Options that shape a run's plan, target or evidence: a worker takes the first two from its master,
+#: and the master alone writes the evidence.
 _PLAN_OPTIONS = frozenset(
     {"users", "rate", "duration", "think", "weights", "contention_lockers", "max_rps", "slo", "spawn_rate",
-     "target", "tower", "config", "sim_bug", "sim_fault"}
+     "target", "tower", "config", "sim_bug", "sim_fault", "reports_dir", "run_id", "junit_xml"}
 )  # fmt: skip
 
 #: Seconds the run may take beyond the load itself: Locust's start and a stop ending in a kill
@@ -140,7 +149,16 @@ def _report(out: Output, summary: LoadSummary) -> None:
         out.say(f"  {note}")
 
 
-def _run(out: Output, settings: Settings, stage: LoadStage, duration_s: float, environment: dict[str, str]) -> int:
+def _run(
+    out: Output,
+    settings: Settings,
+    stage: LoadStage,
+    duration_s: float,
+    environment: dict[str, str],
+    *,
+    run_id: str | None = None,
+    junit_xml: Path | None = None,
+) -> int:
     plan = stage.plan
     assert plan is not None
     shape = f"{plan.rate:g} deliveries/s" if plan.rate is not None else f"{plan.users} users"
@@ -165,6 +183,7 @@ def _run(out: Output, settings: Settings, stage: LoadStage, duration_s: float, e
             redactor=out.redactor,
             budget_s=duration_s + _OVERHEAD_S + (master.wait_s if master is not None else 0.0),
             observer=progress,
+            run_id=run_id,
         )
         context.environment.update(environment)
         run = execute([stage], context, history=history)
@@ -172,10 +191,12 @@ def _run(out: Output, settings: Settings, stage: LoadStage, duration_s: float, e
         _report(out, stage.summary)
     if stage.files is not None:
         out.say(f"reports: {context.reports_dir} (load/summary.json, load/locust.html, load/locust_stats.csv)")
+    tell_junit(out, run, context.folder, junit_xml)
     tell_evidence(out, run.evidence_lost, recorded=True)
     if run.interrupted:
         stopped = "terminated (SIGTERM)" if terminated() else "interrupted"
         out.say(f"{stopped}: the users gave back what they held (see cleanup above)")
+    tell_verdict(out, "load", int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
     return int(run.exit_code)
 
 
@@ -363,6 +384,10 @@ def command(
         list[str] | None,
         typer.Option("--sim-fault", help="local only: a sandbox fault profile, e.g. stall:seconds=1,every=10."),
     ] = None,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Put the delivery flow under load with Locust: per-step percentiles, oracles, SLO gates."""
@@ -386,6 +411,7 @@ def command(
                 raise UsageError(f"a worker takes its plan and target from the master: leave out {shown}")
             return _work(out, role)
         settings = command_settings(context)
+        chosen_id = fresh_run_id(settings.reports_dir, run_id)
         if role is not None and settings.target.kind is TargetKind.LOCAL:
             if settings.client_id is None or settings.client_secret is None:
                 raise UsageError(
@@ -419,6 +445,8 @@ def command(
             environment |= {"sim.bugs": ",".join(sim_bug or ()) or "-", "sim.faults": ";".join(sim_fault or ()) or "-"}
         # On local the sandbox runs as its own process: it does not share a GIL with the harness.
         with running_target(settings, sim_bug=sim_bug, sim_fault=sim_fault or (), subprocess=True) as running:
-            return _run(out, running.settings, stage, plan.duration_s, environment)
+            return _run(
+                out, running.settings, stage, plan.duration_s, environment, run_id=chosen_id, junit_xml=junit_xml
+            )
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)
