@@ -42,7 +42,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 import gevent
 from load_flows import DELIVERY, Conversation
@@ -84,7 +84,9 @@ class _Run:
     process: LoadProcess | None = None
     options: LoadOptions | None = None
     merged = LoadRecord.merged(())  # workers' records (the master), or none
-    reported = 0  # worker records the master received
+    #: The workers whose records the master received: counted once each, also when a worker the
+    #: master re-spawned after the stop (a stop that came while it was still spawning) sends twice.
+    reporters: ClassVar[set[str]] = set()
     started = 0.0
     started_at = 0.0  # epoch seconds: when the users started (the reports time an abort from it)
     stopped = 0.0
@@ -133,7 +135,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 def _receive_record(environment: Environment, msg: Any, **_: Any) -> None:
     _Run.merged.merge(LoadRecord.from_json(msg.data))
-    _Run.reported += 1
+    _Run.reporters.add(str(msg.node_id))
 
 
 def _receive_fatal(environment: Environment, msg: Any, **_: Any) -> None:
@@ -282,6 +284,8 @@ def _write_result(environment: Environment) -> None:
     record = _Run.merged
     if _Run.process is not None:  # the local runner's own users
         record.merge(_Run.process.record)
+    elif isinstance(environment.runner, MasterRunner):
+        record.processes = len(_Run.reporters)  # processes, not messages
     stopped = _Run.stopped or time.monotonic()
     document = {
         "record": record.to_json(),
@@ -291,7 +295,7 @@ def _write_result(environment: Environment) -> None:
             "duration_s": round(max(stopped - _Run.started, 0.0), 3) if _Run.started else 0.0,
             "started_at": round(_Run.started_at, 3) if _Run.started_at else None,
             "workers_expected": options.workers if isinstance(environment.runner, MasterRunner) else 0,
-            "workers_reported": _Run.reported,
+            "workers_reported": len(_Run.reporters),
             "fatal": _Run.fatal,
             "pid": os.getpid(),
             "client_cpu_s": None if _Run.cpu_s is None else round(_Run.cpu_s, 3),

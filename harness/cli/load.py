@@ -196,6 +196,11 @@ def _run(
     if run.interrupted:
         stopped = "terminated (SIGTERM)" if terminated() else "interrupted"
         out.say(f"{stopped}: the users gave back what they held (see cleanup above)")
+    else:
+        # The verdict and why, whole: what ended a run that could not finish is said nowhere else.
+        for result in run.stages:
+            why = f": {result.reason}" if result.reason else ""
+            out.say(f"verdict: {result.verdict.value}, exit code {int(run.exit_code)}{why}")
     tell_verdict(out, "load", int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
     return int(run.exit_code)
 

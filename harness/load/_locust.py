@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -197,10 +198,21 @@ def locust_command(
         "--harness-result", str(files.record),
     ]  # fmt: skip
     if processes > 1:
-        command += ["--processes", str(processes)]
+        # Its own master and forked workers meet on a free loopback port: Locust's default (every
+        # interface, port 5557) would let two runs on one machine take each other's workers.
+        port = str(_free_loopback_port())
+        command += ["--processes", str(processes), "--master-bind-host", "127.0.0.1",
+                    "--master-bind-port", port, "--master-port", port]  # fmt: skip
     if master is not None:
         command += master.arguments()
     return [*command, *harness_args, *user_classes]
+
+
+def _free_loopback_port() -> int:
+    """A loopback port no one listens on now (the OS's choice, released for Locust to bind at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def worker_command(locustfile: Path, worker: LocustWorker) -> list[str]:
