@@ -121,3 +121,13 @@ def test_smoke_and_hw_write_evidence_when_asked(tmp_path: Path) -> None:
     code, stdout, stderr = invoke(["history", "--json"])
     assert code == 0
     assert {"smoke-1"} <= {row["run_id"] for row in json.loads(stdout)["runs"]}
+
+
+def test_probe_takes_the_run_id_a_junit_file_and_quiet(tmp_path: Path) -> None:
+    """``probe --run-id --junit-xml -q``: its folder named as asked, a case per assumption, one line."""
+    code, stdout, stderr = invoke(["probe", "--run-id", "probe-7", "--junit-xml", "probe.xml", "-q"])
+    assert code == 0, stdout + stderr
+    assert stdout.splitlines() == [f"probe: passed, exit 0; run probe-7, reports {tmp_path / 'reports' / 'probe-7'}"]
+    assert (tmp_path / "reports" / "probe-7" / "probe" / "assumptions.json").is_file()
+    suite = _suites(tmp_path / "probe.xml")["probe"]
+    assert int(suite.get("tests") or 0) >= 10 and suite.get("failures") == "0"
