@@ -20,7 +20,7 @@ from contract_oracles import CLOCK_ORACLES, RACE_ORACLES, TOKEN_ORACLES
 
 from harness.api import HarborClient
 from harness.config import Settings
-from harness.errors import UsageError
+from harness.errors import InfrastructureError, UsageError
 from harness.ledger import ledger_holds
 from harness.model import LockerStatus, TowerId
 from harness.pytest_plugin import ControlPlane, HarborOptions
@@ -41,7 +41,12 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
     try:
         second = harbor_target.second_credentials()
     except UsageError as exc:
-        pytest.skip(f"the flow's properties need two identities: {exc}")
+        # Could not test, never a skip: the suite applies to this target, and a skip would let a
+        # run (or a CI job) go green without the properties. `locker-harness props` and the
+        # properties stage of `locker-harness run` both say so and exit 4.
+        raise InfrastructureError(
+            f"the flow's properties need a second identity: {exc} (or leave the stage out: --skip properties)"
+        ) from None
     control = harbor_control_plane.control
     exclusive = harbor_control_plane.exclusive
     if control is not None and exclusive:
@@ -55,7 +60,9 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
     ):
         free = sorted(locker.id for locker in main_api.list_lockers(tower) if locker.status is LockerStatus.AVAILABLE)
         if len(free) < FLOW_LOCKERS:
-            pytest.skip(f"tower {tower} has {len(free)} available lockers; the properties need {FLOW_LOCKERS}")
+            raise InfrastructureError(
+                f"tower {tower} has {len(free)} available lockers; the properties need {FLOW_LOCKERS}"
+            )
         world = FlowWorld(
             main=Party("main", harbor_target.credentials().client_id, main_api, main_holds),
             second=Party("second", second.client_id, second_api, second_holds),

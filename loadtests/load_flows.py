@@ -156,7 +156,11 @@ class Conversation:
         #: Every reservation and token written to the cleanup ledger before it is asked for, so a
         #: killed run leaves a record for `locker-harness cleanup`; one owner per user. Lazy: each
         #: answer's outcome rides with the next write (a commit is the ledger's whole cost).
-        self.ledger = ledger_holds(process.settings, lazy=True) if process.settings is not None else None
+        self.ledger = (
+            ledger_holds(process.settings, run_id=process.options.run_id or None, lazy=True)
+            if process.settings is not None
+            else None
+        )
 
     # -- one request ------------------------------------------------------------------------------
 

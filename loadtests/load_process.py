@@ -63,6 +63,8 @@ class LoadOptions:
     result_path: str
     workers: int  # processes that run users: 1 without a master
     worker_index: int
+    #: The harness's run: each process's cleanup-ledger rows go under it ("": the parent's, if any).
+    run_id: str = ""
 
     @classmethod
     def parse(cls, options: argparse.Namespace, *, workers: int, worker_index: int) -> LoadOptions:
@@ -79,6 +81,7 @@ class LoadOptions:
             max_rps=float(options.harness_max_rps),
             timeout_s=float(options.harness_timeout),
             result_path=str(options.harness_result),
+            run_id=str(getattr(options, "harness_run_id", "") or ""),
             workers=max(workers, 1),
             worker_index=worker_index,
         )

@@ -42,7 +42,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 import gevent
 from load_flows import DELIVERY, Conversation
@@ -84,8 +84,11 @@ class _Run:
     process: LoadProcess | None = None
     options: LoadOptions | None = None
     merged = LoadRecord.merged(())  # workers' records (the master), or none
-    reported = 0  # worker records the master received
+    #: The workers whose records the master received: counted once each, also when a worker the
+    #: master re-spawned after the stop (a stop that came while it was still spawning) sends twice.
+    reporters: ClassVar[set[str]] = set()
     started = 0.0
+    started_at = 0.0  # epoch seconds: when the users started (the reports time an abort from it)
     stopped = 0.0
     #: CPU seconds this process spent while its users ran (a run without workers): the client's cost.
     cpu_started: float | None = None
@@ -113,6 +116,7 @@ def _arguments(parser: Any) -> None:
     group.add_argument("--harness-max-rps", type=float, default=0.0, help="requests per second cap (0: none)")
     group.add_argument("--harness-timeout", type=float, default=10.0, help="seconds for one request")
     group.add_argument("--harness-result", default="", help="where the master writes the merged record (JSON)")
+    group.add_argument("--harness-run-id", default="", help="the run id the cleanup ledger's rows are kept under")
 
 
 @_listen(events.init)
@@ -131,7 +135,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 def _receive_record(environment: Environment, msg: Any, **_: Any) -> None:
     _Run.merged.merge(LoadRecord.from_json(msg.data))
-    _Run.reported += 1
+    _Run.reporters.add(str(msg.node_id))
 
 
 def _receive_fatal(environment: Environment, msg: Any, **_: Any) -> None:
@@ -182,6 +186,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _Run.cpu_started = time.process_time()
     if not isinstance(runner, WorkerRunner):
         _Run.started = time.monotonic()
+        _Run.started_at = time.time()
         gevent.spawn_later(options.duration_s, _finish, environment)
 
 
@@ -279,6 +284,8 @@ def _write_result(environment: Environment) -> None:
     record = _Run.merged
     if _Run.process is not None:  # the local runner's own users
         record.merge(_Run.process.record)
+    elif isinstance(environment.runner, MasterRunner):
+        record.processes = len(_Run.reporters)  # processes, not messages
     stopped = _Run.stopped or time.monotonic()
     document = {
         "record": record.to_json(),
@@ -286,8 +293,9 @@ def _write_result(environment: Environment) -> None:
             "mode": options.mode,
             "rate": options.rate if options.mode == "open" else None,
             "duration_s": round(max(stopped - _Run.started, 0.0), 3) if _Run.started else 0.0,
+            "started_at": round(_Run.started_at, 3) if _Run.started_at else None,
             "workers_expected": options.workers if isinstance(environment.runner, MasterRunner) else 0,
-            "workers_reported": _Run.reported,
+            "workers_reported": len(_Run.reporters),
             "fatal": _Run.fatal,
             "pid": os.getpid(),
             "client_cpu_s": None if _Run.cpu_s is None else round(_Run.cpu_s, 3),

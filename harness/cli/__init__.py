@@ -2,7 +2,8 @@
 
 One module per command, each registered here in one line; a command module exposes
 ``command`` (a typer command function). Modules import heavy parts (the sandbox, bleak) only
-when their command runs, so ``locker-harness --help`` stays fast.
+when their command runs, so ``locker-harness --help`` stays fast. ``--version`` prints the
+version; ``--install-completion`` / ``--show-completion`` are Typer's shell completion.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ app = typer.Typer(
     cls=_common.OneLineErrors,  # click's usage errors as one line and exit 2, like every other error
     help="Contract, hardware and load testing for Harbor Lockers integrations.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,  # errors are one line and an exit code (harness.cli._common)
 )
+app.callback()(_common.root)  # --version
 
 app.command("smoke")(smoke.command)
 app.command("hw")(hw.command)

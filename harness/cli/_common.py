@@ -9,29 +9,36 @@ passing through the redactor.
 from __future__ import annotations
 
 import logging
+import platform
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Final, NoReturn
 
 import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from harness._version import __version__
 from harness.config import PRODUCTION_WRITES_FLAG
-from harness.errors import ExitCode, HarnessError
+from harness.errors import ExitCode, HarnessError, UsageError
 from harness.redaction import RedactingFilter, Redactor, redactor
+from harness.report import RunFolder, RunResult, check_run_id, write_run_junit
 from harness.stopping import stop_exit_code, terminated
 
 __all__ = [
     "ConfigOption",
     "ExclusiveOption",
+    "JunitXmlOption",
     "OneLineErrors",
     "Output",
     "ProductionWritesOption",
+    "QuietOption",
+    "ReportsDirOption",
+    "RunIdOption",
     "SimBugOption",
     "SimDialectOption",
     "SimFaultOption",
@@ -39,8 +46,12 @@ __all__ = [
     "TargetOption",
     "TowerOption",
     "VerboseOption",
+    "fresh_run_id",
+    "root",
     "run_command",
     "tell_evidence",
+    "tell_junit",
+    "tell_verdict",
 ]
 
 TargetOption = Annotated[
@@ -109,18 +120,79 @@ ExclusiveOption = Annotated[
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show settings, each event as it happens, and tracebacks (redacted).")
 ]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict line and errors.")]
+ReportsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--reports-dir",
+        help="Where run folders go (default ./reports). Env: HARBOR_REPORTS_DIR.",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+RunIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        help="This run's id and folder name (default: a new id that sorts by time); refused if already taken.",
+        show_default=False,
+    ),
+]
+JunitXmlOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit-xml",
+        help="Also write the run's JUnit (every stage, one file) here, for CI.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+#: The verdict each exit code stands for, in the one line ``-q`` prints.
+_VERDICTS: Final[dict[int, str]] = {
+    ExitCode.OK: "passed",
+    ExitCode.DEFECT: "failed (a check found a product defect)",
+    ExitCode.USAGE: "usage error",
+    ExitCode.SLO_BREACH: "breached (an SLO gate)",
+    ExitCode.INFRASTRUCTURE: "could not test",
+    ExitCode.ASSUMPTION_REFUTED: "passed, but the target refuted an assumption of ours",
+    ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.TERMINATED: "terminated",
+}
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"locker-harness {__version__} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Contract, hardware and load testing for Harbor Lockers integrations."""
 
 
 class Output:
-    """The command's voice: stdout through rich, errors as single lines on stderr, all redacted."""
+    """The command's voice: stdout through rich, errors as single lines on stderr, all redacted.
 
-    def __init__(self, *, verbose: bool = False, redactor_: Redactor | None = None) -> None:
+    ``quiet`` (``-q``): nothing but errors and the command's verdict line (``verdict``).
+    """
+
+    def __init__(self, *, verbose: bool = False, quiet: bool = False, redactor_: Redactor | None = None) -> None:
         self.verbose = verbose
+        self.quiet = quiet
         self.redactor = redactor_ if redactor_ is not None else redactor()
         self.console = Console(highlight=False, soft_wrap=True)
+        #: The verdict line a command gave (``verdict``); ``run_command`` prints one of its own if none.
+        self.verdict_line: str | None = None
 
     def say(self, text: str) -> None:
-        self.console.print(self.redactor.text(text), markup=False)
+        if not self.quiet:
+            self.console.print(self.redactor.text(text), markup=False)
 
     def detail(self, text: str) -> None:
         """A line shown only with ``--verbose``."""
@@ -129,7 +201,14 @@ class Output:
 
     def print(self, renderable: object) -> None:
         """A rich renderable whose text the caller built through ``self.redactor``."""
-        self.console.print(renderable)
+        if not self.quiet:
+            self.console.print(renderable)
+
+    def verdict(self, text: str) -> None:
+        """The command's verdict in one line: all ``-q`` prints (the full output says it in its tables)."""
+        self.verdict_line = text
+        if self.quiet:
+            self.console.print(self.redactor.text(text), markup=False)
 
     def error(self, text: str) -> None:
         line = " ".join(self.redactor.text(text).split())  # one line, whatever the message held
@@ -201,9 +280,44 @@ def tell_evidence(out: Output, lost: Sequence[str], *, recorded: bool) -> None:
         out.say("history: the run is recorded (locker-harness history)" if written else "history: NOT recorded")
 
 
-def run_command(body: Callable[[Output], int], *, verbose: bool) -> NoReturn:
+def fresh_run_id(reports_dir: Path, run_id: str | None) -> str | None:
+    """``--run-id`` checked: a folder name, and not a run already under ``reports_dir`` (its evidence
+    would be mixed with this run's); ``None`` when not given (a new id is drawn)."""
+    if run_id is None:
+        return None
+    check_run_id(run_id)
+    if (reports_dir / run_id).exists():
+        raise UsageError(f"--run-id {run_id}: {reports_dir / run_id} already exists; choose another id")
+    return run_id
+
+
+def tell_junit(out: Output, run: RunResult, folder: RunFolder, path: Path | None) -> None:
+    """``--junit-xml``: every stage's JUnit in the one file CI asked for (after the run's own reports)."""
+    if path is None:
+        return
+    files = {stage.name: folder.junit(stage.name) for stage in run.stages}
+    try:
+        write_run_junit(run, files, path, redactor=out.redactor)
+    except OSError as error:
+        run.evidence_lost.append(f"the JUnit file {path} could not be written ({error.strerror})")
+        return
+    out.say(f"JUnit: {path}")
+
+
+def tell_verdict(out: Output, command: str, code: int, *, run_id: str | None = None, where: Path | None = None) -> None:
+    """The one line ``-q`` leaves: ``run: failed (a check found a product defect), exit 1; run <id>, reports <dir>``."""
+    verdict = _VERDICTS.get(code, "ended")
+    run = f"; run {run_id}" if run_id else ""
+    reports = f", reports {where}" if where is not None else ""
+    out.verdict(f"{command}: {verdict}, exit {code}{run}{reports}")
+
+
+def run_command(body: Callable[[Output], int], *, verbose: bool, quiet: bool = False) -> NoReturn:
     """Run a command's body under the error policy and exit with its code."""
-    out = Output(verbose=verbose)
+    if quiet and verbose:
+        Output().error("--quiet and --verbose exclude each other")
+        raise typer.Exit(ExitCode.USAGE)
+    out = Output(verbose=verbose, quiet=quiet)
     try:
         with _redacted_logging(out):
             code = body(out)
@@ -223,4 +337,7 @@ def run_command(body: Callable[[Output], int], *, verbose: bool) -> NoReturn:
         raise typer.Exit(ExitCode.INFRASTRUCTURE) from None
     if code == ExitCode.INTERRUPTED and terminated():
         code = ExitCode.TERMINATED  # a run that stopped on SIGTERM and returned its own verdict
+    if out.quiet and out.verdict_line is None:
+        context = click.get_current_context(silent=True)
+        tell_verdict(out, context.info_name if context is not None and context.info_name else "locker-harness", code)
     raise typer.Exit(code)

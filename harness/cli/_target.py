@@ -22,14 +22,16 @@ __all__ = ["command_settings", "running_target"]
 
 def command_settings(context: typer.Context) -> Settings:
     """The settings a command's options name, resolved as every command resolves them: the options
-    given (``--target``, ``--tower``, ``--status-timeout``, ``--config``, the production opt-in;
+    given (``--target``, ``--tower``, ``--status-timeout``, ``--config``, ``--reports-dir``, the production opt-in;
     those the command has), then ``HARBOR_*``, then the configuration file."""
     given = context.params
     config = given.get("config")
+    reports_dir = given.get("reports_dir")
     return load_settings(
         {
             "target": given.get("target"),
             "tower_id": given.get("tower"),
+            "reports_dir": str(reports_dir) if reports_dir is not None else None,
             "status_timeout": given.get("status_timeout"),
             "config": str(config) if config is not None else None,
             "allow_production_writes": given.get("allow_production_writes"),

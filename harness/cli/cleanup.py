@@ -39,6 +39,7 @@ from harness.cli._common import (
     ConfigOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
     VerboseOption,
     run_command,
 )
@@ -344,6 +345,7 @@ def command(
     ] = _DEFAULT_TIMEOUT_S,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Give back the reservations and tokens a crashed run left held, and show what was done."""
@@ -396,7 +398,10 @@ def command(
         counts: dict[Outcome, int] = {}
         for done in settled:
             counts[done.outcome] = counts.get(done.outcome, 0) + 1
-        out.say("cleanup: " + ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items()))
-        return _exit_code(settled, work.live)
+        told = "cleanup: " + ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items())
+        out.say(told)
+        code = _exit_code(settled, work.live)
+        out.verdict(f"{told}; exit {int(code)}")
+        return code
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)

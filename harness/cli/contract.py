@@ -12,6 +12,7 @@ green, 1 a check failed, 2 usage, 4 could not test, 130 interrupted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Final, cast
 
 import typer
@@ -19,15 +20,22 @@ import typer
 from harness.cli._common import (
     ConfigOption,
     ExclusiveOption,
+    JunitXmlOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     SimBugOption,
     SimDialectOption,
     TargetOption,
     TowerOption,
     VerboseOption,
+    fresh_run_id,
     run_command,
     tell_evidence,
+    tell_junit,
+    tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
 from harness.config import Settings
@@ -76,12 +84,15 @@ def run_suite(
     sim_dialects: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     exclusive: bool = False,
+    run_id: str | None = None,
+    junit_xml: Path | None = None,
 ) -> int:
     """Run a suite of ``contracts/`` as the stage ``name`` in a child pytest against ``settings``'
-    target; its exit code."""
+    target; its exit code. ``run_id``: the run's id (``--run-id``); ``junit_xml``: ``--junit-xml``."""
     args = ("--harbor-budget", f"{max(budget * _EXAMPLE_SHARE, 1.0):g}", *extra_args)
-    stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args)
+    stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args, needs_tower=True)
     settings.check_writes_allowed(f"run the {name} suite (it reserves lockers and creates tokens)")
+    chosen_id = fresh_run_id(settings.reports_dir, run_id)
     # The embedded sandbox is always exclusive; the suite's resets keep its switches and dialects (fresh_world).
     with running_target(settings, sim_bug=sim_bugs, sim_dialect=sim_dialects) as running:
         return _execute(
@@ -93,6 +104,8 @@ def run_suite(
             sim_bugs=sim_bugs,
             sim_dialects=sim_dialects,
             exclusive=exclusive,
+            run_id=chosen_id,
+            junit_xml=junit_xml,
         )
 
 
@@ -106,6 +119,8 @@ def _execute(
     sim_bugs: Sequence[str],
     sim_dialects: Sequence[str],
     exclusive: bool,
+    run_id: str | None = None,
+    junit_xml: Path | None = None,
 ) -> int:
     out.say(
         f"{stage.name}: {' '.join(stage.paths)} against {settings.target.name} ({settings.target.api_url}), "
@@ -121,6 +136,7 @@ def _execute(
         sim_bugs=sim_bugs,
         sim_dialects=sim_dialects,
         exclusive=exclusive,
+        run_id=run_id,
     )
     context.environment.update(
         {"stages": stage.name, "sim.bugs": ",".join(sim_bugs) or "-", "sim.dialects": ",".join(sim_dialects) or "-"}
@@ -129,12 +145,20 @@ def _execute(
     run = execute([cast(Stage, stage)], context)
     out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
     failures = [failure for result in run.stages for failure in result.failures]
-    for failure in failures[:_SHOWN_FAILURES]:
-        out.say(f"  {failure.kind.value}: {failure.name}: {failure.message.splitlines()[0] if failure.message else ''}")
-    if len(failures) > _SHOWN_FAILURES:
-        out.say(f"  ... and {len(failures) - _SHOWN_FAILURES} more in the reports")
+    # Tests that failed for one reason (a fixture every test needs) are one line, with how many.
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for failure in failures:
+        first = failure.message.splitlines()[0] if failure.message else ""
+        by_reason.setdefault((failure.kind.value, first), []).append(failure.name)
+    for (kind, first), names in list(by_reason.items())[:_SHOWN_FAILURES]:
+        more = f" (and {len(names) - 1} more test(s) for the same reason)" if len(names) > 1 else ""
+        out.say(f"  {kind}: {names[0]}: {first}{more}")
+    if len(by_reason) > _SHOWN_FAILURES:
+        out.say(f"  ... and {len(by_reason) - _SHOWN_FAILURES} more reasons in the reports")
     out.say(f"reports: {context.reports_dir}")
+    tell_junit(out, run, context.folder, junit_xml)
     tell_evidence(out, run.evidence_lost, recorded=False)
+    tell_verdict(out, stage.name, int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
     return int(run.exit_code)
 
 
@@ -150,6 +174,10 @@ def command(
     exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Check the API against its document and the locker model (Schemathesis, stateful links included)."""
@@ -166,6 +194,8 @@ def command(
             sim_dialects=sim_dialect or (),
             extra_args=("--harbor-no-control-plane",) if no_control_plane else (),
             exclusive=exclusive,
+            run_id=run_id,
+            junit_xml=junit_xml,
         )
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)

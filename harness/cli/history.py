@@ -22,7 +22,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
+from harness.cli._common import ConfigOption, Output, QuietOption, VerboseOption, run_command
 from harness.cli._target import command_settings
 from harness.errors import ExitCode
 from harness.history import (
@@ -194,6 +194,7 @@ def compare_command(
     ] = DEFAULT_FLOOR_MS,
     as_json: JsonOption = False,
     config: ConfigOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Compare two runs step by step: exit 1 more failures, 3 slower beyond the tolerance, 4 steps gone."""
@@ -217,6 +218,10 @@ def compare_command(
             out.say(f"stage(s) that ran in {before.run_id} and not in {after.run_id}: {gone}")
         if comparison.exit_code is ExitCode.OK:
             out.say("no regression beyond the tolerance")
+        found = f"{len(regressions)} regression(s)" if regressions else "no regression beyond the tolerance"
+        if comparison.missing_stages:
+            found += f", {len(comparison.missing_stages)} stage(s) gone"
+        out.verdict(f"compare {before.run_id} -> {after.run_id}: {found}, exit {int(comparison.exit_code)}")
         return comparison.exit_code
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)

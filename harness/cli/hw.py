@@ -8,6 +8,8 @@ they are a bench tower's (``--tower``), reached through the OS's Bluetooth; with
 stops at once with one line (exit 4). ``--open-p95-ms`` turns the table into a gate: exit 3 when
 OPEN_LOCKER_WITH_TOKEN -> LOCKER_OPENED is slower. Below the phases, a table says what each tower
 showed: the advertisement layout the OS presented, the negotiated MTU and GET_DEVICE_INFO's answer.
+With ``--reports-dir``, ``--run-id`` or ``--junit-xml`` the phases, the deliveries and the gate are
+also written as a run of the ``hw`` stage under ``reports/<run-id>/``.
 """
 
 from __future__ import annotations
@@ -21,19 +23,36 @@ from rich.table import Table
 
 from harness.cli._common import (
     ConfigOption,
+    JunitXmlOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     StatusTimeoutOption,
     TargetOption,
     TowerOption,
     VerboseOption,
     run_command,
 )
+from harness.cli._evidence import EvidenceRequest
 from harness.cli._target import command_settings, running_target
 from harness.config import BleBackend, TargetKind
-from harness.errors import ExitCode, UsageError
+from harness.errors import ExitCode, HarnessError, UsageError
 from harness.flow import Delivery
 from harness.metrics import Latencies
+from harness.report import (
+    CaseOutcome,
+    CaseResult,
+    Failure,
+    FailureKind,
+    Figure,
+    GateLine,
+    StageResult,
+    Verdict,
+    verdict_of,
+)
+from harness.run import RunContext
 from harness.targets import BleDeliveries, ble_deliveries
 
 __all__ = ["command", "phase_table", "tower_table"]
@@ -86,6 +105,34 @@ def tower_table(measured: BleDeliveries) -> Table:
     return table
 
 
+def _stage(
+    cycles: int, latencies: Latencies, open_p95_ms: float | None, error: HarnessError | None = None
+) -> StageResult:
+    """What ``hw`` measured as the ``hw`` stage's result: a case per delivery batch and one per gate."""
+    failures = [Failure.from_exception(error, "deliveries over BLE")] if error is not None else []
+    cases = [CaseResult.failed("deliveries over BLE", failures[0]) if failures else
+             CaseResult("deliveries over BLE", CaseOutcome.PASSED)]  # fmt: skip
+    figures: dict[str, Figure] = {"deliveries": cycles if error is None else "-", "opens": latencies.count("ble.open")}
+    gates: list[GateLine] = []
+    if open_p95_ms is not None:
+        measured = latencies.percentile_ms("ble.open", 95) if latencies.count("ble.open") else None
+        held = None if measured is None else measured <= open_p95_ms
+        shown = "not measured" if measured is None else f"{measured:.2f} ms"
+        gates.append(GateLine("open p95", f"{open_p95_ms:g} ms", shown, held))
+        if held is False:
+            breach = Failure(FailureKind.PRODUCT, "SLO open p95", f"open p95 {shown} > {open_p95_ms:g} ms", "SloBreach")
+            cases.append(CaseResult("SLO open p95", CaseOutcome.FAILED, failure=breach))
+        else:
+            cases.append(CaseResult("SLO open p95", CaseOutcome.PASSED if held else CaseOutcome.SKIPPED))
+    verdict = verdict_of(failures)
+    if verdict is Verdict.PASSED and gates and gates[0].held is False:
+        verdict = Verdict.BREACHED
+    reason = failures[0].message.splitlines()[0] if failures else ""
+    if verdict is Verdict.BREACHED:
+        reason = f"open p95 {gates[0].measured} > {gates[0].limit}"
+    return StageResult("hw", verdict, reason, figures, latencies, failures=failures, cases=cases, gates=gates)
+
+
 def command(
     context: typer.Context,
     cycles: Annotated[
@@ -107,6 +154,10 @@ def command(
     status_timeout: StatusTimeoutOption = None,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Open doors over Bluetooth LE N times and print each BLE phase's latency (p50/p95/p99)."""
@@ -132,6 +183,9 @@ def command(
         def delivered(number: int, delivery: Delivery) -> None:
             out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
 
+        evidence = EvidenceRequest(asked=reports_dir is not None, run_id=run_id, junit_xml=junit_xml, settings=settings)
+        environment = {"hw.cycles": str(cycles), "ble": settings.ble.value}
+
         with running_target(settings, mtu=mtu) as running:
             tower_id = running.settings.tower()
             if local:
@@ -142,17 +196,34 @@ def command(
                 out.say(f"hw: {cycles} deliveries on {where} over the virtual radio it serves")
             else:
                 out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
-            measured = asyncio.run(
-                ble_deliveries(running.settings, cycles, radio_link=running.radio_link, delivered=delivered)
-            )
-        latencies = measured.latencies
-        out.print(phase_table(latencies, f"BLE phases over {cycles} deliveries ({2 * cycles} opens)"))
-        out.print(tower_table(measured))
-        if open_p95_ms is not None:
-            p95 = latencies.percentile_ms("ble.open", 95)
-            if p95 > open_p95_ms:
-                out.error(f"open p95 {p95:.2f} ms exceeds --open-p95-ms {open_p95_ms:g}")
-                return ExitCode.SLO_BREACH
-        return ExitCode.OK
+            try:
+                measured = asyncio.run(
+                    ble_deliveries(running.settings, cycles, radio_link=running.radio_link, delivered=delivered)
+                )
+            except HarnessError as error:
 
-    run_command(body, verbose=verbose)
+                def broken(context: RunContext, error: HarnessError = error) -> StageResult:
+                    return _stage(cycles, Latencies(), open_p95_ms, error)
+
+                evidence.write(out, running.settings, "hw", broken, code=error.exit_code, environment=environment)
+                raise
+            code = ExitCode.OK
+            latencies = measured.latencies
+            out.print(phase_table(latencies, f"BLE phases over {cycles} deliveries ({2 * cycles} opens)"))
+            out.print(tower_table(measured))
+            if open_p95_ms is not None:
+                p95 = latencies.percentile_ms("ble.open", 95)
+                if p95 > open_p95_ms:
+                    out.error(f"open p95 {p95:.2f} ms exceeds --open-p95-ms {open_p95_ms:g}")
+                    code = ExitCode.SLO_BREACH
+            evidence.write(
+                out,
+                running.settings,
+                "hw",
+                lambda context: _stage(cycles, latencies, open_p95_ms),
+                code=code,
+                environment=environment,
+            )
+        return code
+
+    run_command(body, verbose=verbose, quiet=quiet)

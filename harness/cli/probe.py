@@ -5,9 +5,10 @@ drop-off token, and a drop-off locker request; each in the cleanup ledger first;
 only with the opt-in). It prints one row per assumption (confirmed, refuted with
 the value seen and the ``[assume]`` line that adopts it, or not seen) and one per read of the API
 document, and writes ``reports/<run-id>/probe/``: ``assumptions.json``, ``assume.toml`` and the
-exchanges as ``exchanges.har`` (HAR 1.2, redacted). Exit 0 unless the target breaks an [S] fact
-(1); 2 for usage (a write to production without the opt-in, credentials refused); 4 when the
-target does not answer.
+exchanges as ``exchanges.har`` (HAR 1.2, redacted). ``--run-id`` and ``--reports-dir`` name that
+folder; ``--junit-xml`` writes a case per assumption (broken: a failure; refuted or not seen:
+skipped, saying what was seen). Exit 0 unless the target breaks an [S] fact (1); 2 for usage (a
+write to production without the opt-in, credentials refused); 4 when the target does not answer.
 """
 
 from __future__ import annotations
@@ -22,17 +23,23 @@ from rich.text import Text
 
 from harness.cli._common import (
     ConfigOption,
+    JunitXmlOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     TargetOption,
     TowerOption,
     VerboseOption,
+    fresh_run_id,
     run_command,
+    tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
 from harness.errors import ExitCode
 from harness.probe import ProbeResult, probe, write_folder
-from harness.report import RunFolder, fit_table
+from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, RunFolder, fit_table, write_junit
 
 __all__ = ["command"]
 
@@ -70,6 +77,23 @@ def _operations_table(result: ProbeResult, out: Output) -> Table:
     return table
 
 
+def _cases(result: ProbeResult) -> list[CaseResult]:
+    """One JUnit case per assumption: a broken [S] fact fails; a refuted guess or one not seen is skipped,
+    saying what was seen (a finding about our guess, never a failure of the target)."""
+    cases = []
+    for row in result.rows:
+        name, outcome = row.assumption.id, row.outcome.value
+        if outcome == "broken":
+            what = f"assumed {row.assumed}, seen {row.seen}"
+            cases.append(CaseResult.failed(name, Failure(FailureKind.PRODUCT, name, what, "ProductDefect")))
+        elif outcome == "confirmed":
+            cases.append(CaseResult(name, CaseOutcome.PASSED))
+        else:
+            why = f"refuted: seen {row.seen}; adopt with {row.adopt}" if outcome == "refuted" else outcome
+            cases.append(CaseResult(name, CaseOutcome.SKIPPED, reason=why))
+    return cases
+
+
 def command(
     context: typer.Context,
     target: TargetOption = None,
@@ -85,6 +109,10 @@ def command(
     ] = False,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Ask the target every read of the API document: which assumptions hold, which to adopt."""
@@ -93,7 +121,7 @@ def command(
         settings = command_settings(context)
         if write:  # before anything is started or sent
             settings.check_writes_allowed("probe --write (a locker held a moment, given back at once)")
-        folder = RunFolder.create(settings.reports_dir)
+        folder = RunFolder.create(settings.reports_dir, fresh_run_id(settings.reports_dir, run_id))
         with running_target(settings) as running:
             out.say(
                 f"probe: {running.settings.target.name} ({running.settings.target.api_url}), "
@@ -112,10 +140,15 @@ def command(
         )
         if result.refuted:
             out.say(f"adopt what was seen: copy {written[1]} into locker-harness.toml")
+        if junit_xml is not None:
+            write_junit(junit_xml, "probe", _cases(result), redactor=out.redactor)
+            out.say(f"JUnit: {junit_xml}")
+        code = ExitCode.OK
         if result.broken:
             names = ", ".join(row.assumption.id for row in result.broken)
             out.error(f"the target breaks what Harbor's material shows: {names}")
-            return ExitCode.DEFECT
-        return ExitCode.OK
+            code = ExitCode.DEFECT
+        tell_verdict(out, "probe", code, run_id=folder.run_id, where=folder.root)
+        return code
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)

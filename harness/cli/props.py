@@ -16,8 +16,12 @@ import typer
 from harness.cli._common import (
     ConfigOption,
     ExclusiveOption,
+    JunitXmlOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     SimBugOption,
     SimDialectOption,
     TargetOption,
@@ -46,6 +50,10 @@ def command(
     exclusive: ExclusiveOption = False,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Check the locker flow's properties: any order of calls by two parties, races, and token lifecycles."""
@@ -63,6 +71,8 @@ def command(
             sim_dialects=sim_dialect or (),
             extra_args=extra,
             exclusive=exclusive,
+            run_id=run_id,
+            junit_xml=junit_xml,
         )
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)

@@ -1,6 +1,7 @@
 """``locker-harness report [RUN]``: a finished run's summary, or (``--html``) its one-file HTML report.
 
-RUN is a run id, a unique prefix of one, its random tail (``3f9a2c``), or a folder; by default
+RUN is a run id, a unique prefix of one, its random tail (``3f9a2c``), a run's folder or a file in
+it (its ``load/summary.json``, a distributed master's ``load/record.json``); by default
 the latest run under the reports directory. The HTML report needs Node.js 20+; Allure 3 is
 installed into the project from its own ``package.json`` on first use.
 """
@@ -28,12 +29,17 @@ def _started(folder: Path) -> tuple[str, int]:
 
 
 def find_run(reports_dir: Path, reference: str | None) -> RunFolder:
-    """The run folder named by ``reference`` (id, unique prefix, random tail, or path), else the latest one."""
-    if reference is not None and Path(reference).is_dir() and (Path(reference) / "allure-results").is_dir():
-        return RunFolder(Path(reference))
+    """The run folder named by ``reference`` (id, unique prefix, random tail, a run's folder or a file
+    in it, such as its ``load/summary.json``), else the latest one."""
+    if reference is not None and Path(reference).exists():
+        given = Path(reference).resolve()
+        for folder in (given, *given.parents):  # a file of a run (load/record.json) names its run
+            if folder.is_dir() and (folder / "allure-results").is_dir():
+                return RunFolder(folder)
     if reference is not None and ("/" in reference or Path(reference).exists()):
         raise UsageError(
-            f"{reference} is not a run folder (it has no allure-results/): give a run id, or a folder under reports/"
+            f"{reference} is not a run folder, nor a file in one (no allure-results/ above it): give a run id, "
+            "or a folder under reports/"
         )
     runs = [p for p in reports_dir.glob("*") if (p / "allure-results").is_dir()] if reports_dir.is_dir() else []
     if not runs:
@@ -57,7 +63,8 @@ def _recorded_tests(summary: Path) -> int | None:
 def command(
     context: typer.Context,
     run: Annotated[
-        str | None, typer.Argument(help="Run id, unique prefix, random tail or folder (default: the latest).")
+        str | None,
+        typer.Argument(help="Run id, unique prefix, random tail, run folder or a file in one (default: the latest)."),
     ] = None,
     html: Annotated[bool, typer.Option("--html", help="Write the one-file HTML report (needs Node.js 20+).")] = False,
     config: ConfigOption = None,

@@ -22,8 +22,12 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from harness.cli._common import (
     ConfigOption,
     ExclusiveOption,
+    JunitXmlOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     SimBugOption,
     SimDialectOption,
     SimFaultOption,
@@ -31,14 +35,26 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
+    fresh_run_id,
     run_command,
     tell_evidence,
+    tell_junit,
+    tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
 from harness.config import Settings, TargetKind
 from harness.errors import HarnessError, UsageError
 from harness.history import History
-from harness.report import RunResult, StageResult, TargetInfo, build_html, findings_table, fit_table, run_table
+from harness.report import (
+    RunResult,
+    StageResult,
+    TargetInfo,
+    build_html,
+    findings_table,
+    fit_table,
+    gate_table,
+    run_table,
+)
 from harness.run import DEFAULT_BUDGET_S, STAGE_ORDER, Stage, available_stages, execute, new_context, select_stages
 from harness.targets import RadioLink
 
@@ -58,6 +74,7 @@ class RichProgress:
             TimeElapsedColumn(),
             console=Console(stderr=True, highlight=False),
             transient=False,
+            disable=out.quiet,
         )
         self._tasks: dict[str, TaskID] = {}
 
@@ -79,10 +96,8 @@ class RichProgress:
     def stage_finished(self, result: StageResult) -> None:
         task = self._tasks.get(result.name)
         if task is not None:
-            reason = f" ({result.reason})" if result.reason else ""
-            self._progress.update(
-                task, description=self._redact(f"{result.name}: {result.verdict.value}{reason}"), completed=1
-            )
+            # The verdict only: a live line is cut at the terminal's edge, and the table below says why whole.
+            self._progress.update(task, description=f"{result.name}: {result.verdict.value}", completed=1)
 
 
 def _target_info(settings: Settings) -> TargetInfo:
@@ -132,6 +147,8 @@ def _execute(
     radio_link: RadioLink | None = None,
     exclusive: bool = False,
     strict_assumptions: bool = False,
+    run_id: str | None = None,
+    junit_xml: Path | None = None,
 ) -> int:
     out.say(
         f"run: {', '.join(stage.name for stage in stages)} against {settings.target.name} "
@@ -152,16 +169,21 @@ def _execute(
             radio_link=radio_link,
             exclusive=exclusive,
             strict_assumptions=strict_assumptions,
+            run_id=run_id,
         )
         context.environment.update(environment)
         with RichProgress(out) as progress:
             context.observer = progress
             run: RunResult = execute(stages, context, skipped=skipped, history=history)
     out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
+    for stage in run.stages:
+        if stage.gates:
+            out.print(fit_table(gate_table(stage.gates, title=f"{stage.name} gates"), out.console))
     refuted = run.findings()
     if refuted:
         out.print(fit_table(findings_table(refuted, redactor=out.redactor), out.console))
     out.say(f"reports: {context.reports_dir}")
+    tell_junit(out, run, context.folder, junit_xml)
     tell_evidence(out, run.evidence_lost, recorded=True)
     _publish_step_summary(out, context.reports_dir)
     if html:
@@ -179,6 +201,7 @@ def _execute(
             out.say(
                 f"HTML report: {report.path} ({report.total} tests, {report.failed} failed, {report.broken} broken)"
             )
+    tell_verdict(out, "run", int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
     return int(run.exit_code)
 
 
@@ -218,12 +241,17 @@ def command(
             "without it refuted assumptions are listed and the run exits 0.",
         ),
     ] = False,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run every stage against the target and write reports/<run-id>/: one verdict, one exit code."""
 
     def body(out: Output) -> int:
         settings = command_settings(context)
+        chosen_id = fresh_run_id(settings.reports_dir, run_id)
         stages, skipped = select_stages(available_stages(), only=only or (), skip=skip or ())
         environment = {"stages": ",".join(stage.name for stage in stages)}
         if settings.target.kind is TargetKind.LOCAL:
@@ -249,6 +277,8 @@ def command(
                 radio_link=running.radio_link,
                 exclusive=exclusive,
                 strict_assumptions=strict_assumptions,
+                run_id=chosen_id,
+                junit_xml=junit_xml,
             )
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)

@@ -6,7 +6,9 @@ step broke a promise (the step and the check are named), 2 for usage and configu
 4 when the target could not be tested, 130 on Ctrl-C after giving back what was held.
 
 The delivery itself is ``harness.targets.smoke_delivery``: the run's smoke stage makes it too, so
-``locker-harness smoke`` and ``locker-harness run --only smoke`` test the same path.
+``locker-harness smoke`` and ``locker-harness run --only smoke`` test the same path. It writes no
+reports unless asked (``--reports-dir``, ``--run-id``, ``--junit-xml``): then its steps become a run
+of the smoke stage under ``reports/<run-id>/``, as ``run --only smoke`` writes them.
 
 ``--webhooks`` (local only) also receives the sandbox's webhooks as an integrator would: a
 receiver on loopback, registered with the sandbox before the delivery, must get the delivery's
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from typing import Annotated, Final
 
 import typer
@@ -26,8 +29,12 @@ from rich.table import Table
 from harness.assumptions import findings, observing
 from harness.cli._common import (
     ConfigOption,
+    JunitXmlOption,
     Output,
     ProductionWritesOption,
+    QuietOption,
+    ReportsDirOption,
+    RunIdOption,
     SimBugOption,
     SimDialectOption,
     SimFaultOption,
@@ -37,6 +44,7 @@ from harness.cli._common import (
     VerboseOption,
     run_command,
 )
+from harness.cli._evidence import EvidenceRequest
 from harness.cli._target import command_settings, running_target
 from harness.config import Settings, TargetKind
 from harness.errors import ExitCode, HarnessError, ProductDefect, UsageError
@@ -44,6 +52,7 @@ from harness.flow import Delivery, FlowEvent, Released, Step, StepFinished, Step
 from harness.model import CLIENT_INFO_MAX
 from harness.redaction import redactor
 from harness.report import findings_table
+from harness.run import recording, smoke_recorder, smoke_result
 from harness.targets import DeliveryChoice, RadioLink, smoke_delivery, subscribe_webhooks
 from harness.webhooks import WebhookEvent, WebhookReceiver, check_delivery
 
@@ -114,25 +123,48 @@ def _run(
     choice: DeliveryChoice,
     radio_link: RadioLink | None = None,
     delivered: list[Delivery] | None = None,
+    evidence: EvidenceRequest | None = None,
 ) -> int:
     tower_id = settings.tower()
     out.say(f"smoke: one delivery on tower {tower_id} of target {settings.target.name} ({settings.target.api_url})")
     out.detail(f"settings: {settings!r}")
     progress = _Progress(out)
+    recorder = smoke_recorder()
+    started = time.perf_counter_ns()
+
+    def keep(code: int) -> int:
+        """Write the delivery's evidence when asked, whatever its outcome; the command's exit code."""
+        recorder.close()
+        duration_ns = time.perf_counter_ns() - started
+        if evidence is not None:
+            evidence.write(
+                out,
+                settings,
+                "smoke",
+                lambda context: smoke_result("smoke", context, recorder, duration_ns),
+                code=code,
+                environment={"smoke.locker": str(choice.locker_id or "-")},
+            )
+        return code
+
     try:
-        delivery = asyncio.run(smoke_delivery(settings, radio_link=radio_link, listeners=[progress], choice=choice))
+        delivery = asyncio.run(
+            smoke_delivery(settings, radio_link=radio_link, listeners=[progress, recording(recorder)], choice=choice)
+        )
     except KeyboardInterrupt:
         progress.show()
         raise
     except HarnessError as exc:
         progress.show()
+        recorder.fail(exc)
         step = progress.failed_step
         if step is None:
+            keep(exc.exit_code)
             raise
         out.traceback(exc)
         check = f" [{exc.check}]" if isinstance(exc, ProductDefect) else ""
         out.error(f"step {step.value} failed{check}: {exc}")
-        return exc.exit_code
+        return keep(exc.exit_code)
     progress.show()
     if delivered is not None:
         delivered.append(delivery)
@@ -141,7 +173,7 @@ def _run(
         f"delivered: locker {locker.id} (door {locker.name}, {locker.type.name}) is {locker.status.wire_name} again; "
         f"{len(delivery.steps)} steps in {_ms(delivery.total_ns)} ms"
     )
-    return ExitCode.OK
+    return keep(ExitCode.OK)
 
 
 def command(
@@ -177,6 +209,10 @@ def command(
             "delivery's LOCKER_TOKEN_CREATED (rented) and LOCKER_TOKEN_USED (occupied) arrive, signed, in order.",
         ),
     ] = False,
+    reports_dir: ReportsDirOption = None,
+    run_id: RunIdOption = None,
+    junit_xml: JunitXmlOption = None,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run one delivery end to end and show each step, the locker's status after it and its latency."""
@@ -191,17 +227,24 @@ def command(
             raise UsageError(
                 "--webhooks applies to --target local only: Harbor's staff register an integrator's endpoint by hand"
             )
+        evidence = EvidenceRequest(asked=reports_dir is not None, run_id=run_id, junit_xml=junit_xml, settings=settings)
         with running_target(
             settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
         ) as running:
             if webhooks:
-                return _run_with_webhooks(out, running.settings, choice, running.radio_link)
-            return _run(out, running.settings, choice, running.radio_link)
+                return _run_with_webhooks(out, running.settings, choice, running.radio_link, evidence)
+            return _run(out, running.settings, choice, running.radio_link, evidence=evidence)
 
-    run_command(body, verbose=verbose)
+    run_command(body, verbose=verbose, quiet=quiet)
 
 
-def _run_with_webhooks(out: Output, settings: Settings, choice: DeliveryChoice, radio_link: RadioLink | None) -> int:
+def _run_with_webhooks(
+    out: Output,
+    settings: Settings,
+    choice: DeliveryChoice,
+    radio_link: RadioLink | None,
+    evidence: EvidenceRequest | None = None,
+) -> int:
     """The delivery with a receiver registered first; then the webhooks it should have caused, checked."""
     secret = secrets.token_hex(16)
     redactor().register(secret)
@@ -210,7 +253,7 @@ def _run_with_webhooks(out: Output, settings: Settings, choice: DeliveryChoice, 
         subscribe_webhooks(settings.target.api_url, receiver.url, secret=secret, policy=settings.wire_policy())
         out.say(f"webhooks: a receiver at {receiver.url}, registered with the sandbox")
         delivered: list[Delivery] = []
-        code = _run(out, settings, choice, radio_link, delivered)
+        code = _run(out, settings, choice, radio_link, delivered, evidence)
         if code != ExitCode.OK or not delivered:
             return code
         locker = delivered[0].locker

@@ -8,22 +8,29 @@ is ``harness.run.LoadStage``; the load benchmarks (``locker-harness bench``) loa
 
 from typing import TYPE_CHECKING
 
+from harness.load._abort import ABORT_MIN_REQUESTS, Abort, AbortWatch
 from harness.load._locust import (
+    DEFAULT_MASTER_PORT,
     LOCUSTFILE,
     STARTUP_S,
     STOP_GRACE_S,
     STOP_MAX_S,
     LocustFiles,
+    LocustMaster,
     LocustOutcome,
     LocustProgress,
     LocustStats,
+    LocustWorker,
     harness_arguments,
     locust_command,
     read_stats,
+    read_step_stats,
     run_locust,
+    run_worker,
     stop_timeout,
+    worker_command,
 )
-from harness.load._plan import SANDBOX_MAX_RPS, USER_KINDS, LoadPlan
+from harness.load._plan import MAX_DURATION_S, SANDBOX_MAX_RPS, USER_KINDS, LoadPlan
 from harness.load._record import (
     ALL_REQUESTS,
     FLOW_OUTCOMES,
@@ -42,19 +49,24 @@ if TYPE_CHECKING:
     from harness.load._bench import BENCHMARKS, BenchOptions, Comparison, medians_table, run_benchmarks
 
 __all__ = [
+    "ABORT_MIN_REQUESTS",
     "ALL_REQUESTS",
     "BENCHMARKS",
+    "DEFAULT_MASTER_PORT",
     "EDGE_STEPS",
     "FLOW_OUTCOMES",
     "KNOWN_STEPS",
     "LOCUSTFILE",
     "LOOK_ERRORS",
+    "MAX_DURATION_S",
     "SANDBOX_MAX_RPS",
     "STARTUP_S",
     "STOP_GRACE_S",
     "STOP_MAX_S",
     "USER_KINDS",
     "VIOLATION_KINDS",
+    "Abort",
+    "AbortWatch",
     "BenchOptions",
     "Comparison",
     "FaultClock",
@@ -65,9 +77,11 @@ __all__ = [
     "LoadRecord",
     "LoadSummary",
     "LocustFiles",
+    "LocustMaster",
     "LocustOutcome",
     "LocustProgress",
     "LocustStats",
+    "LocustWorker",
     "SloGates",
     "StepCounts",
     "StepRow",
@@ -81,10 +95,13 @@ __all__ = [
     "read_fault_clock",
     "read_record",
     "read_stats",
+    "read_step_stats",
     "run_benchmarks",
     "run_locust",
+    "run_worker",
     "stop_timeout",
     "sweep_leftovers",
+    "worker_command",
 ]
 
 #: Names of the benchmarks' module (psutil, server processes): loaded when asked, so the Locust

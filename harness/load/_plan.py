@@ -7,6 +7,7 @@ configured) that caps the rate whatever the users do. Load against production is
 ``[tool.locker-harness.load]`` in ``pyproject.toml`` (or ``[load]`` in ``locker-harness.toml``)::
 
     users = 10                  # closed model: users running flows back to back
+    spawn_rate = 2.0            # users started per second (ramp-up; default: all in the first second)
     rate = 5.0                  # open model instead: deliveries arriving per second
     duration = 30               # seconds of load
     processes = 1               # Locust worker processes on this host
@@ -52,7 +53,17 @@ SANDBOX_MAX_RPS: Final = 2.0
 #: The users and their default weights: deliveries dominate, as in a courier's day.
 USER_KINDS: Final = {"delivery": 3, "browsing": 1, "contention": 1}
 _LOAD_KEYS: Final = frozenset(
-    {"users", "rate", "duration", "processes", "think", "weights", "contention_lockers", "sandbox_max_rps"}
+    {
+        "users",
+        "spawn_rate",
+        "rate",
+        "duration",
+        "processes",
+        "think",
+        "weights",
+        "contention_lockers",
+        "sandbox_max_rps",
+    }
 )
 
 
@@ -74,6 +85,8 @@ class LoadPlan:
     contention_lockers: int = 3
     #: Requests per second for the whole run; ``None``: as fast as the users go.
     max_rps: float | None = None
+    #: Users started per second (Locust's ramp-up); ``None``: all of them at once (at most 100 a second).
+    spawn_rate: float | None = None
 
     def __post_init__(self) -> None:
         _check_range("users", self.users, 1, MAX_USERS)
@@ -92,6 +105,8 @@ class LoadPlan:
             raise UsageError("weights must be whole numbers >= 0, at least one of them above 0")
         if self.max_rps is not None:
             _check_range("the request budget", self.max_rps, 0.01, 100_000)
+        if self.spawn_rate is not None:
+            _check_range("spawn_rate", self.spawn_rate, 0.01, MAX_USERS)
 
     @property
     def mode(self) -> str:
@@ -129,6 +144,7 @@ class LoadPlan:
             "weights": dict(self.weights),
             "contention_lockers": self.contention_lockers,
             "max_rps": self.max_rps,
+            "spawn_rate": self.spawn_rate,
         }
 
     @classmethod
@@ -144,6 +160,7 @@ class LoadPlan:
         weights: str | None = None,
         contention_lockers: int | None = None,
         max_rps: float | None = None,
+        spawn_rate: float | None = None,
     ) -> tuple[LoadPlan, str | None]:
         """The plan from options (``None``: not given) over ``[load]`` over the defaults, held to
         the sandbox budget on Harbor's sandbox; and a note when the budget lowered the rate."""
@@ -186,6 +203,7 @@ class LoadPlan:
             weights=_weights(weights if weights is not None else table.get("weights"), where),
             contention_lockers=pick(contention_lockers, "contention_lockers", int) or 3,
             max_rps=max_rps,
+            spawn_rate=pick(spawn_rate, "spawn_rate", float),
         )
         if settings.target.kind is TargetKind.SANDBOX:
             return plan.with_budget(budget, doors=False)

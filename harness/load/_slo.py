@@ -12,6 +12,12 @@ then ``--slo`` options, which win::
 
     --slo p99=250 --slo reserve.p95=50 --slo failure_ratio=0.01 --slo delivery.p99=2000
 
+A gate that must hold *while* the run goes, as k6's ``abortOnFail``, ends in ``:abort``
+(``--slo p99=250:abort``) or is named in ``abort`` (``abort = ["p99", "reserve.p95"]`` in the
+``[slo]`` table): the run stops as soon as Locust's live statistics breach it (``harness.load``'s
+``AbortWatch``), its users give back what they hold, and it exits 3, saying when. Only what Locust
+measures live can abort: a percentile or the failure ratio, of every request or of one step.
+
 Percentiles are p50, p90, p95, p99 and p999, in milliseconds. ``delivery.failure_ratio`` is
 aborted deliveries over those that completed or aborted: one the run's stop interrupted, or that
 found no free locker, did not fail. ``server_errors`` counts 5xx answers (the token endpoint's
@@ -23,6 +29,7 @@ request is answered with a 5xx (``--slo server_errors=N`` tolerates N).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +51,7 @@ __all__ = [
     "GateResult",
     "SloGates",
     "latency_limits",
+    "parse_gate",
 ]
 
 #: Percentile names and the percentile each means.
@@ -95,11 +103,13 @@ EDGE_STEPS: Final = frozenset({"authenticate", "contend_list"}) | frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """One threshold: ``metric`` of ``step`` (``None``: every request together) at most ``limit``."""
+    """One threshold: ``metric`` of ``step`` (``None``: every request together) at most ``limit``;
+    ``abort``: the run stops as soon as it is breached (k6's ``abortOnFail``)."""
 
     step: str | None
     metric: str  # a key of PERCENTILES, "failure_ratio" or "server_errors"
     limit: float
+    abort: bool = False
 
     @property
     def name(self) -> str:
@@ -107,8 +117,25 @@ class Gate:
         return self.metric if self.step is None else f"{self.step} {self.metric}"
 
     @property
+    def key(self) -> str:
+        """The gate as ``--slo`` and ``abort`` spell it: ``reserve.p95``, ``p99``, ``failure_ratio``."""
+        return self.metric if self.step is None else f"{self.step}.{self.metric}"
+
+    @property
     def unit(self) -> str:
         return "" if self.metric in _UNITLESS else "ms"
+
+    def limit_text(self) -> str:
+        """The limit as the gate table shows it: ``250 ms``, ``0.01``, ``0``."""
+        return f"{self.limit:g} ms" if self.unit == "ms" else f"{self.limit:g}"
+
+    def value_text(self, value: float) -> str:
+        """A measured value in the gate's unit, as precise as the gate needs."""
+        if self.unit == "ms":
+            return f"{value:.2f} ms"
+        if self.metric == "server_errors":
+            return f"{value:.0f}"
+        return f"{value:.4f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +152,7 @@ class GateResult:
         if self.actual is None:
             return f"{gate.name}: not measured (no requests of that step in this run)"
         relation = ">" if self.breached else "<="
-        if gate.unit == "ms":
-            return f"{gate.name} {self.actual:.2f} ms {relation} {gate.limit:g} ms"
-        if gate.metric == "server_errors":
-            return f"{gate.name} {self.actual:.0f} {relation} {gate.limit:g}"
-        return f"{gate.name} {self.actual:.4f} {relation} {gate.limit:g}"
+        return f"{gate.name} {gate.value_text(self.actual)} {relation} {gate.limit_text()}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +161,7 @@ class GateResult:
             "metric": self.gate.metric,
             "limit": self.gate.limit,
             "unit": self.gate.unit,
+            "abort": self.gate.abort,
             "actual": self.actual,
             "breached": self.breached,
         }
@@ -160,6 +184,11 @@ class SloGates:
             raise UsageError(f"SLO {gate.name} must be a number >= 0, not {gate.limit!r}")
         if gate.metric == "failure_ratio" and gate.limit > 1:
             raise UsageError(f"SLO {gate.name} is a ratio between 0 and 1, not {gate.limit:g}")
+        if gate.abort and not _live(gate):
+            raise UsageError(
+                f"SLO {gate.key} cannot abort the run: Locust measures only percentiles and the failure "
+                f"ratio while a run goes (of every request, or of a step but {DELIVERY}); gate it at the end instead"
+            )
         self._gates[(gate.step, gate.metric)] = gate
 
     def __iter__(self) -> Any:
@@ -167,6 +196,21 @@ class SloGates:
 
     def __len__(self) -> int:
         return len(self._gates)
+
+    @property
+    def aborting(self) -> list[Gate]:
+        """The gates that stop the run as soon as they are breached."""
+        return [gate for gate in self._gates.values() if gate.abort]
+
+    def abort_on(self, keys: Iterable[str], where: str) -> None:
+        """Make the gates named by ``keys`` (``p99``, ``reserve.p95``) abort gates."""
+        for key in keys:
+            step, _, metric = str(key).strip().rpartition(".")
+            gate = self._gates.get((step or None, _metric(metric)))
+            if gate is None:
+                known = ", ".join(g.key for g in self._gates.values())
+                raise UsageError(f"abort names {key!r} in {where}, which is no gate; gates: {known}")
+            self.add(dataclasses.replace(gate, abort=True))
 
     @classmethod
     def resolve(cls, settings: Settings, options: Sequence[str] = ()) -> SloGates:
@@ -176,21 +220,33 @@ class SloGates:
             [Gate(None, "failure_ratio", DEFAULT_FAILURE_RATIO), Gate(None, "server_errors", DEFAULT_SERVER_ERRORS)]
         )
         table, where = file_table(settings, "slo")
-        for gate in _from_table(table, where):
+        abort = table.get("abort", [])
+        if not isinstance(abort, list):
+            raise UsageError(f'abort in {where} must be a list of gates, e.g. abort = ["p99", "reserve.p95"]')
+        for gate in _from_table({key: value for key, value in table.items() if key != "abort"}, where):
             gates.add(gate)
+        gates.abort_on(abort, where)
         for text in options:
             gates.add(parse_gate(text))
         return gates
 
 
+def _live(gate: Gate) -> bool:
+    """Whether Locust measures ``gate`` while the run goes (its percentiles and failures per request name)."""
+    return gate.metric != "server_errors" and gate.step != DELIVERY
+
+
 def parse_gate(text: str) -> Gate:
     """``p99=250``, ``reserve.p95=50``, ``failure_ratio=0.01``, ``reserve.failure_ratio=0.05`` or
-    ``server_errors=3``."""
+    ``server_errors=3``; ``:abort`` after the limit makes it an abort gate (``p99=250:abort``)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise UsageError(f"--slo {text!r}: expected [STEP.]METRIC=LIMIT, e.g. reserve.p99=100 or failure_ratio=0.01")
+    limit, colon, flag = value.partition(":")
+    if colon and flag.strip().lower() != "abort":
+        raise UsageError(f"--slo {text!r}: the only suffix a limit takes is :abort, not :{flag.strip()}")
     step, _, metric = key.strip().rpartition(".")
-    return Gate(step or None, _metric(metric), _number(value, f"--slo {text!r}"))
+    return Gate(step or None, _metric(metric), _number(limit, f"--slo {text!r}"), abort=bool(colon))
 
 
 def _metric(key: str) -> str:

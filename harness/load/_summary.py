@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from harness.errors import ExitCode
+from harness.load._abort import Abort
 from harness.load._record import ALL_REQUESTS, LoadRecord, StepCounts
 from harness.load._slo import DELIVERY, KNOWN_STEPS, PERCENTILES, GateResult, SloGates
 from harness.metrics import Latencies
+from harness.report import GateLine
 
 __all__ = ["SUMMARY_SCHEMA", "LoadSummary", "StepRow", "Sweep"]
 
@@ -93,6 +95,8 @@ class LoadSummary:
     #: the locustfile refused the configuration): the stage raises it once this summary is written.
     error: str = ""
     error_code: ExitCode = ExitCode.INFRASTRUCTURE
+    #: An abort gate breached while the run went: the run was stopped there.
+    aborted: Abort | None = None
     steps: list[StepRow] = field(init=False)
     overall: StepRow = field(init=False)
     flows: list[StepRow] = field(init=False)
@@ -123,6 +127,7 @@ class LoadSummary:
         notes: Sequence[str] = (),
         error: str = "",
         error_code: ExitCode = ExitCode.INFRASTRUCTURE,
+        aborted: Abort | None = None,
     ) -> LoadSummary:
         """The summary with every gate measured against ``record``."""
         results = [GateResult(gate, _measure(record, gate.step, gate.metric)) for gate in gates]
@@ -138,6 +143,7 @@ class LoadSummary:
             list(notes),
             error,
             error_code,
+            aborted,
         )
 
     # -- verdict --------------------------------------------------------------------------------
@@ -165,14 +171,18 @@ class LoadSummary:
     @property
     def verdict(self) -> tuple[ExitCode, str]:
         """The exit code and why, the first that applies: a violation is a defect (1); else the
-        error that ended the run; else a breach (3); else missing workers, a sweep that could not
-        look, lockers the users left held or an empty run make it infrastructure (4)."""
+        error that ended the run; else an abort gate that stopped it, or a breach (3); else missing
+        workers, a sweep that could not look, lockers the users left held or an empty run make it
+        infrastructure (4)."""
         record, sweep = self.record, self.sweep
         if self.violations:
             kinds = ", ".join(f"{count:,} {kind}" for kind, count in record.violations.items() if count)
             return ExitCode.DEFECT, f"oracle violations: {kinds}"
         if self.error:
             return self.error_code, self.error
+        if self.aborted is not None:
+            others = [result.describe() for result in self.breaches if result.gate != self.aborted.gate]
+            return ExitCode.SLO_BREACH, "; ".join([self.aborted.describe(), *others])
         if self.breaches:
             return ExitCode.SLO_BREACH, "SLO breached: " + "; ".join(result.describe() for result in self.breaches)
         if self.missing_workers:
@@ -223,7 +233,28 @@ class LoadSummary:
             figures["answers lost"] = f"{self.record.answers_lost:,}"
         if self.breaches:
             figures["SLO breaches"] = f"{len(self.breaches):,}"
+        if self.aborted is not None:
+            figures["aborted after"] = f"{self.aborted.after_s:.1f} s"
         return figures
+
+    def gate_lines(self) -> list[GateLine]:
+        """Every gate with its limit, measured value and whether it held, for the gate tables."""
+        lines = []
+        for result in self.gate_results:
+            gate = result.gate
+            notes = ["abort gate"] if gate.abort else []
+            if self.aborted is not None and gate == self.aborted.gate:
+                notes = [
+                    f"stopped the run {self.aborted.after_s:.1f} s in, at {gate.value_text(self.aborted.actual)} live"
+                ]
+            if result.actual is None:
+                notes.append("no request of this step")
+            held = None if result.actual is None else not result.breached
+            if self.aborted is not None and gate == self.aborted.gate:
+                held = False  # the run stopped on it, whatever the whole run's value says
+            measured = "not measured" if result.actual is None else gate.value_text(result.actual)
+            lines.append(GateLine(gate.name, gate.limit_text(), measured, held, "; ".join(notes)))
+        return lines
 
     def histograms(self) -> Latencies:
         """Every step's histogram and each flow's end to end (``delivery (end to end)``), for plots."""
@@ -267,6 +298,7 @@ class LoadSummary:
             "errors": dict(sorted(record.errors.items(), key=lambda item: -item[1])),
             "gates": [result.as_dict() for result in self.gate_results],
             "breaches": [result.gate.name for result in self.breaches],
+            "aborted": self.aborted.as_dict() if self.aborted is not None else None,
             "cleanup": {
                 **record.cleanup,
                 "failures": list(record.cleanup_failures),

@@ -15,11 +15,11 @@ from harness.report._allure import (
     write_categories,
     write_environment,
 )
-from harness.report._console import REASON_CHARS, VERDICT_STYLES, fit_table, run_table, table_figures
+from harness.report._console import VERDICT_STYLES, fit_table, gate_table, run_table, table_figures
 from harness.report._findings import ASSUMPTIONS_SUITE, findings_table
 from harness.report._folder import RunFolder, finish_reports
 from harness.report._html import HtmlReport, build_html, find_node_project, redact_results, strip_analytics
-from harness.report._junit import read_junit, write_junit
+from harness.report._junit import read_junit, write_junit, write_run_junit
 from harness.report._plots import plot_latencies
 from harness.report._results import (
     CaseOutcome,
@@ -27,6 +27,7 @@ from harness.report._results import (
     Failure,
     FailureKind,
     Figure,
+    GateLine,
     LatencyLimit,
     RunResult,
     StageResult,
@@ -36,14 +37,13 @@ from harness.report._results import (
     classify,
     verdict_of,
 )
-from harness.report._run_ids import new_run_id, resolve_run_id, run_id_tail
+from harness.report._run_ids import check_run_id, new_run_id, resolve_run_id, run_id_tail
 from harness.report._steps import StepRecorder
 from harness.report._summary import format_figures, render_markdown, summary_document, write_summaries
 
 __all__ = [
     "ASSUMPTIONS_SUITE",
     "CATEGORIES",
-    "REASON_CHARS",
     "VERDICT_STYLES",
     "AllureAttachment",
     "AllureStep",
@@ -54,6 +54,7 @@ __all__ = [
     "Failure",
     "FailureKind",
     "Figure",
+    "GateLine",
     "HtmlReport",
     "LatencyLimit",
     "RunFolder",
@@ -64,6 +65,7 @@ __all__ = [
     "Verdict",
     "Window",
     "build_html",
+    "check_run_id",
     "classify",
     "engine_versions",
     "environment_properties",
@@ -72,6 +74,7 @@ __all__ = [
     "finish_reports",
     "fit_table",
     "format_figures",
+    "gate_table",
     "new_run_id",
     "plot_latencies",
     "read_junit",
@@ -87,5 +90,6 @@ __all__ = [
     "write_categories",
     "write_environment",
     "write_junit",
+    "write_run_junit",
     "write_summaries",
 ]

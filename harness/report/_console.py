@@ -2,9 +2,10 @@
 
 It stays readable in a 100-column terminal: the stage, verdict and time columns never wrap and
 a light frame leaves the rest to the key figures, which wrap between figures, never inside one
-("p99 ms 13.3" stays on one line). A reason keeps its first line, without module paths, and
-figures that count nothing (``failed 0``) are left out: the verdict beside them says so already.
-``summary.md`` and ``summary.json`` keep every figure and the whole reason.
+("p99 ms 13.3" stays on one line). A reason keeps its first line, without module paths, whole
+(it wraps: a reason cut short hides what to do about it), and figures that count nothing
+(``failed 0``) are left out: the verdict beside them says so already. ``summary.md`` and
+``summary.json`` keep every figure and the whole reason.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.redaction import Redactor
-from harness.report._results import Figure, RunResult, StageResult, Verdict
+from harness.report._results import Figure, GateLine, RunResult, StageResult, Verdict
 from harness.report._summary import format_figures
 
-__all__ = ["REASON_CHARS", "VERDICT_STYLES", "fit_table", "run_table", "table_figures"]
+__all__ = ["VERDICT_STYLES", "fit_table", "gate_table", "run_table", "table_figures"]
 
 VERDICT_STYLES: Final = {
     Verdict.PASSED: "bold green",
@@ -34,8 +35,6 @@ VERDICT_STYLES: Final = {
     Verdict.SKIPPED: "dim",
 }
 
-#: A stage's reason in the table: its first line, cut here.
-REASON_CHARS: Final = 160
 #: ``schemathesis.core.failures.FailureGroup`` reads as ``FailureGroup``: the class says what happened.
 _QUALIFIED_NAME: Final = re.compile(r"\b(?:[a-z_][a-z0-9_]*\.)+(?=[A-Z]\w*)")
 
@@ -48,15 +47,12 @@ def _counts_nothing(value: Figure) -> bool:
 
 def _short_reason(reason: str) -> str:
     lines = reason.strip().splitlines()
-    short = _QUALIFIED_NAME.sub("", lines[0].strip()) if lines else ""
-    return short if len(short) <= REASON_CHARS else short[: REASON_CHARS - 1].rstrip() + "…"
+    return _QUALIFIED_NAME.sub("", lines[0].strip()) if lines else ""
 
 
 def table_figures(stage: StageResult, *, redactor: Redactor) -> tuple[str, list[str]]:
-    """A stage's reason (first line, short) and its key figures that count something, as the table shows them.
-
-    Redacted before anything is cut: a secret across the cut would otherwise keep its first half.
-    """
+    """A stage's reason (its first line, whole) and its key figures that count something, as the table
+    shows them; redacted before module paths are taken out of the reason."""
     figures = [format_figures({key: value}) for key, value in stage.figures.items() if not _counts_nothing(value)]
     return _short_reason(redactor.text(stage.reason)), [redactor.text(figure) for figure in figures]
 
@@ -124,6 +120,22 @@ def run_table(run: RunResult, *, redactor: Redactor) -> Table:
             _cell(stage, redactor),
             f"{stage.duration_ns / 1e9:.1f} s",
         )
+    return table
+
+
+_MARK_STYLES: Final = {"✓": "bold green", "✗": "bold red", "-": "dim"}
+
+
+def gate_table(gates: Sequence[GateLine], *, title: str = "gates") -> Table:
+    """Every gate, its limit, its measured value and ✓ or ✗, as k6 prints its thresholds."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
+    table.add_column("limit", justify="right", no_wrap=True)
+    table.add_column("measured", justify="right", no_wrap=True)
+    table.add_column("note")
+    for gate in gates:
+        table.add_row(Text(gate.mark, style=_MARK_STYLES[gate.mark]), gate.name, gate.limit, gate.measured, gate.note)
     return table
 
 

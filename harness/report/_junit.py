@@ -13,9 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.redaction import Redactor
-from harness.report._results import CHECK_FAILURES, CaseOutcome, CaseResult, Failure, FailureKind, classify_text
+from harness.report._results import (
+    CHECK_FAILURES,
+    CaseOutcome,
+    CaseResult,
+    Failure,
+    FailureKind,
+    RunResult,
+    StageResult,
+    Verdict,
+    classify_text,
+)
 
-__all__ = ["read_junit", "write_junit"]
+__all__ = ["read_junit", "write_junit", "write_run_junit"]
 
 # pytest ends a failure's text with "path/to/test.py:12: ExceptionType".
 _LAST_LINE_TYPE = re.compile(r":\d+: ([A-Za-z_][\w.]*)\s*$")
@@ -36,10 +46,21 @@ def write_junit(
     timestamp: str | None = None,
 ) -> Path:
     """Write ``cases`` as one JUnit test suite named ``suite``; every text goes through ``redactor``."""
-    counts = {outcome: sum(case.outcome is outcome for case in cases) for outcome in CaseOutcome}
     root = ET.Element("testsuites")
-    element = ET.SubElement(
-        root,
+    root.append(_suite(suite, cases, redactor=redactor, timestamp=timestamp))
+    return _write(root, path)
+
+
+def _write(root: ET.Element, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+def _suite(suite: str, cases: Sequence[CaseResult], *, redactor: Redactor, timestamp: str | None) -> ET.Element:
+    counts = {outcome: sum(case.outcome is outcome for case in cases) for outcome in CaseOutcome}
+    element = ET.Element(
         "testsuite",
         {
             "name": suite,
@@ -73,10 +94,7 @@ def write_junit(
                 {"message": redactor.text(failure.message), "type": f"{failure.kind.value}:{failure.error_type}"},
             )
             detail.text = redactor.text(failure.trace or failure.message)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.indent(root)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    return element
 
 
 def _failure_of(element: ET.Element, name: str) -> Failure:
@@ -111,3 +129,39 @@ def read_junit(path: Path) -> list[CaseResult]:
         else:
             cases.append(CaseResult(name, CaseOutcome.PASSED, duration_ns))
     return cases
+
+
+_SUITE_COUNTS = ("tests", "failures", "errors", "skipped")
+
+
+def _stage_case(stage: StageResult) -> CaseResult:
+    """A stage that left no JUnit of its own (skipped, or stopped before it judged a case) as one case."""
+    name = f"{stage.name} stage"
+    if stage.verdict is Verdict.SKIPPED:
+        return CaseResult(name, CaseOutcome.SKIPPED, stage.duration_ns, reason=stage.reason)
+    if stage.failures:
+        return CaseResult.failed(name, stage.failures[0], stage.duration_ns)
+    if stage.verdict is Verdict.PASSED:
+        return CaseResult(name, CaseOutcome.PASSED, stage.duration_ns)
+    kind = FailureKind.PRODUCT if stage.verdict in (Verdict.FAILED, Verdict.BREACHED) else FailureKind.INFRASTRUCTURE
+    return CaseResult.failed(name, Failure(kind, name, stage.reason or stage.verdict.value), stage.duration_ns)
+
+
+def write_run_junit(run: RunResult, stage_files: dict[str, Path], path: Path, *, redactor: Redactor) -> Path:
+    """Every stage of ``run`` in one JUnit file at ``path`` (``--junit-xml``): the suites each stage wrote
+    (``stage_files``, already redacted), and one case for a stage that wrote none, so a skipped stage or
+    one that could not test shows in CI as what it was, never as nothing."""
+    root = ET.Element("testsuites", {"name": f"locker-harness run {run.run_id}"})
+    for stage in run.stages:
+        source = stage_files.get(stage.name)
+        suites: list[ET.Element] = []
+        if source is not None and source.is_file():
+            parsed = ET.parse(source).getroot()
+            suites = [parsed] if parsed.tag == "testsuite" else list(parsed.iter("testsuite"))
+        if not suites:
+            suites = [_suite(stage.name, [_stage_case(stage)], redactor=redactor, timestamp=None)]
+        root.extend(suites)
+    for count in _SUITE_COUNTS:
+        root.set(count, str(sum(int(suite.get(count) or 0) for suite in root.iter("testsuite"))))
+    root.set("time", _seconds(run.duration_ns))
+    return _write(root, path)

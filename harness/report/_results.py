@@ -31,6 +31,7 @@ __all__ = [
     "Failure",
     "FailureKind",
     "Figure",
+    "GateLine",
     "LatencyLimit",
     "RunResult",
     "StageResult",
@@ -246,6 +247,26 @@ class LatencyLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class GateLine:
+    """One gate a stage held its measurements to (an SLO), as the gate tables show it, k6-style:
+    every gate with its limit and measured value, held or not, not only the breaches."""
+
+    name: str  # "p99", "reserve p95", "failure_ratio"
+    limit: str  # "250 ms", "0.01"
+    measured: str  # "212.40 ms"; "not measured" when the run made no request of its step
+    held: bool | None  # None: not measured
+    #: What else a reader must know: "abort gate", "aborted the run 4.2 s in".
+    note: str = ""
+
+    @property
+    def mark(self) -> str:
+        return "-" if self.held is None else "✓" if self.held else "✗"
+
+    def as_dict(self) -> dict[str, str | bool | None]:
+        return {"gate": self.name, "limit": self.limit, "measured": self.measured, "held": self.held, "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
 class Window:
     """A stretch of wall-clock time worth marking on a stage's plots (a stall the target was told to make)."""
 
@@ -281,6 +302,8 @@ class StageResult:
     windows: list[Window] = field(default_factory=list)
     #: Assumptions of ours ([I]/[G]) this stage's answers refuted: findings, not failures.
     findings: list[Finding] = field(default_factory=list)
+    #: Every gate the stage was held to (a load run's SLOs), for the gate tables.
+    gates: list[GateLine] = field(default_factory=list)
     _summaries: list[LatencySummary] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod

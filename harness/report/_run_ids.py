@@ -9,6 +9,7 @@ several runs is a usage error listing them, never a guess.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,18 +17,29 @@ from typing import Final
 
 from harness.errors import UsageError
 
-__all__ = ["RUN_ID_TAIL_HEX", "new_run_id", "resolve_run_id", "run_id_tail"]
+__all__ = ["RUN_ID_TAIL_HEX", "check_run_id", "new_run_id", "resolve_run_id", "run_id_tail"]
 
 #: Hex digits of the random tail: 16.7 million ids per second, and a tail unique enough to type.
 RUN_ID_TAIL_HEX: Final = 6
 #: Candidates an ambiguity error lists before it says how many more there are.
 _LISTED: Final = 6
+#: A run id a person chooses (``--run-id``): a folder name on every OS, and a word in a CI log.
+_CHOSEN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by time and does not collide: ``20261128-040512-3f9a2c`` (UTC)."""
     now = now or datetime.now(UTC)
     return f"{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(RUN_ID_TAIL_HEX // 2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id given on the command line, as it is; a ``UsageError`` if it cannot name a folder."""
+    if not _CHOSEN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"--run-id {run_id!r}: use 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return run_id
 
 
 def run_id_tail(run_id: str) -> str:

@@ -91,6 +91,15 @@ def render_markdown(run: RunResult, *, run_dir: Path | None = None) -> str:
             + " |"
             for stage, s in steps
         ]
+    gated = [stage for stage in run.stages if stage.gates]
+    if gated:
+        lines += ["", "### Gates", "", "| stage | gate | limit | measured | | note |", "|---|---|---:|---:|:-:|---|"]
+        lines += [
+            f"| {stage.name} | {_cell(gate.name)} | {_cell(gate.limit)} | {_cell(gate.measured)} | {gate.mark} | "
+            f"{_cell(gate.note) or ''} |"
+            for stage in gated
+            for gate in stage.gates
+        ]
     lines += findings_markdown(refuted)
     failures = run.failures()
     if failures:
@@ -154,6 +163,7 @@ def summary_document(
                 "failures": [failure.as_dict() for failure in stage.failures],
                 "assumptions_refuted": [finding.assumption for finding in stage.findings],
                 "latency_ms": [s.as_dict() for s in stage.summaries()],
+                "gates": [gate.as_dict() for gate in stage.gates],
                 "histograms": stage.latencies.encode(),
                 "artefacts": [_relative(p, base) for p in stage.artefacts],
             }

@@ -28,7 +28,7 @@ from harness.run._context import (
 from harness.run._execute import available_stages, execute, select_stages
 from harness.run._load_stage import LoadStage
 from harness.run._pytest_stage import HardwareStage, PytestStage
-from harness.run._smoke import SmokeStage
+from harness.run._smoke import SmokeStage, recording, smoke_recorder, smoke_result
 from harness.run._soak import SOAK_LOCKERS, SoakFigures, soak, soak_verdict, write_soak_figures
 
 __all__ = [
@@ -50,7 +50,10 @@ __all__ = [
     "available_stages",
     "execute",
     "new_context",
+    "recording",
     "select_stages",
+    "smoke_recorder",
+    "smoke_result",
     "soak",
     "soak_verdict",
     "write_soak_figures",

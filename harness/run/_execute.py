@@ -52,8 +52,10 @@ def available_stages(root: Path = PROJECT_ROOT) -> dict[str, StageFactory]:
     if _built("harness.flow"):
         factories["smoke"] = SmokeStage
     pytest_stages: dict[str, PytestStage] = {
-        "contract": PytestStage("contract", ("contracts/test_contract.py",), root=root),
-        "properties": PytestStage("properties", ("contracts/test_properties.py",), root=root, seeded=True),
+        "contract": PytestStage("contract", ("contracts/test_contract.py",), root=root, needs_tower=True),
+        "properties": PytestStage(
+            "properties", ("contracts/test_properties.py",), root=root, seeded=True, needs_tower=True
+        ),
         "hw": HardwareStage("hw", ("hw_tests",), root=root),
     }
     for name, stage in pytest_stages.items():

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from harness.assumptions import FINDINGS_ENV
 from harness.config import TargetKind, target_environment
@@ -31,12 +32,15 @@ from harness.load import (
     STOP_GRACE_S,
     STOP_MAX_S,
     VIOLATION_KINDS,
+    Abort,
+    AbortWatch,
     FaultClock,
     HeldLocker,
     LoadPlan,
     LoadRecord,
     LoadSummary,
     LocustFiles,
+    LocustMaster,
     LocustOutcome,
     LocustProgress,
     SloGates,
@@ -76,11 +80,14 @@ class LoadStage:
         *,
         locustfile: Path = LOCUSTFILE,
         notes: tuple[str, ...] = (),
+        master: LocustMaster | None = None,
     ) -> None:
         self.plan = plan
         self.gates = gates
         self.locustfile = locustfile
         self.notes = list(notes)
+        #: A distributed run: Locust's master here, its users in workers started elsewhere.
+        self.master = master
         #: The run's summary, once it ran (the CLI prints its table).
         self.summary: LoadSummary | None = None
         self.files: LocustFiles | None = None
@@ -112,7 +119,8 @@ class LoadStage:
         # Keep within the run's budget: Locust's start and stop come out of it, and so do a forced
         # stop and the sweep should Locust overrun (run_locust stops it in time for both).
         remaining = context.budget.remaining()
-        duration = min(plan.duration_s, remaining - _OVERHEAD_S)
+        waiting = self.master.wait_s if self.master is not None else 0.0
+        duration = min(plan.duration_s, remaining - _OVERHEAD_S - waiting)
         if duration < 1.0:
             # Asked for and not run: could not test, as the orchestrator says of any stage it cannot fit.
             raise TimeoutError(f"the time budget left ({remaining:.0f} s) is too short for a load run")
@@ -126,9 +134,14 @@ class LoadStage:
             files=files,
             user_classes=plan.user_classes,
             processes=plan.processes,
-            harness_args=harness_arguments(plan, tower_id, doors=doors, timeout_s=settings.timeout),
+            harness_args=[
+                *harness_arguments(plan, tower_id, doors=doors, timeout_s=settings.timeout),
+                "--harness-run-id", context.run_id,  # workers elsewhere write their ledger rows under it
+            ],
             stop_timeout_s=stop_timeout(settings.timeout),
-        )
+            spawn_rate=plan.spawn_rate,
+            master=self.master,
+        )  # fmt: skip
         env = {
             **os.environ,
             **target_environment(settings, seed=context.seed),
@@ -146,7 +159,16 @@ class LoadStage:
                 f"{now.failures} failed, {now.requests_per_s:.0f} req/s",
             )
 
-        context.progress(self.name, f"starting Locust ({plan.mode} model, {plan.users} users)")
+        watch = AbortWatch(gates)
+        if self.master is not None:
+            master = self.master
+            context.progress(
+                self.name,
+                f"Locust master on port {master.bind_port}: waiting up to {master.wait_s:g} s for "
+                f"{master.workers} worker(s) (locker-harness load --worker --master-host THIS-HOST)",
+            )
+        else:
+            context.progress(self.name, f"starting Locust ({plan.mode} model, {plan.users} users)")
         outcome: LocustOutcome | None = None
         ended: BaseException | None = None  # raised once the sweep and the summary are done
         try:
@@ -157,9 +179,13 @@ class LoadStage:
                 duration_s=duration,
                 on_progress=progress,
                 finish_by=context.budget.deadline - SWEEP_RESERVE_S,
+                stop_when=watch if watch else None,
+                startup_s=STARTUP_S + waiting,
             )
         except BaseException as error:  # killed past its deadline, never started, a second Ctrl-C
             ended = error
+        if watch.abort is not None:
+            context.progress(self.name, f"{watch.abort.describe()}; the users give back what they hold")
         interrupted = isinstance(ended, KeyboardInterrupt) or (outcome is not None and outcome.interrupted)
         _redact(files.log, context)
         try:
@@ -168,7 +194,8 @@ class LoadStage:
             record, facts = LoadRecord.merged(()), {}
             if outcome is not None and not interrupted:
                 ended = InfrastructureError(
-                    f"Locust exited {outcome.returncode} without its record ({type(unreadable).__name__}); "
+                    _gave_up_on_workers(files.log, self.master)
+                    or f"Locust exited {outcome.returncode} without its record ({type(unreadable).__name__}); "
                     f"see {files.log}"
                 )
         if ended is None and facts.get("fatal"):
@@ -183,7 +210,12 @@ class LoadStage:
             record,
             gates,
             duration_s=float(facts.get("duration_s") or duration),
-            plan={**plan.as_dict(), "duration_s": duration, "doors": "control plane" if doors else "none"},
+            plan={
+                **plan.as_dict(),
+                "duration_s": duration,
+                "doors": "control plane" if doors else "none",
+                "workers": self.master.workers if self.master is not None else None,
+            },
             sweep=sweep,
             workers_expected=int(facts.get("workers_expected") or 0),
             workers_reported=int(facts.get("workers_reported") or 0),
@@ -191,6 +223,7 @@ class LoadStage:
             notes=self.notes,
             error=f"{type(problem).__name__}: {problem}" if problem is not None else "",
             error_code=problem.exit_code if isinstance(problem, HarnessError) else ExitCode.INFRASTRUCTURE,
+            aborted=_timed(watch.abort, facts),
         )
         try:
             written = _write_summary(summary, files, context, tower_id)
@@ -221,6 +254,31 @@ class LoadStage:
                 f"left as they were: {shown}"
             )
         return before
+
+
+def _timed(abort: Abort | None, facts: Mapping[str, Any]) -> Abort | None:
+    """The abort timed from when Locust started the users, when its record says."""
+    started_at = facts.get("started_at")
+    if abort is None or not isinstance(started_at, int | float) or started_at <= 0:
+        return abort
+    return abort.since(float(started_at))
+
+
+def _gave_up_on_workers(log: Path, master: LocustMaster | None) -> str | None:
+    """Why a master ended without a record, when it was for want of its workers (Locust's own line)."""
+    if master is None:
+        return None
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if "Gave up waiting for workers" not in text:
+        return None
+    return (
+        f"fewer than {master.workers} Locust worker(s) connected within {master.wait_s:g} s "
+        f"(port {master.bind_port}); start them with `locker-harness load --worker --master-host HOST` "
+        f"and see {log}"
+    )
 
 
 def _redact(path: Path, context: RunContext) -> None:
@@ -264,9 +322,13 @@ def _stage_result(
         )  # fmt: skip
         failures.append(failure)
         cases.append(CaseResult.failed(f"oracle {kind}", failure))
+    aborted = summary.aborted
     for result in summary.gate_results:
         case_name = f"SLO {result.gate.name}"
-        if result.breached:
+        if aborted is not None and result.gate == aborted.gate:
+            breach = Failure(FailureKind.PRODUCT, case_name, f"SLO breached: {aborted.describe()}", "SloBreach")
+            cases.append(CaseResult(case_name, CaseOutcome.FAILED, failure=breach))
+        elif result.breached:
             breach = Failure(FailureKind.PRODUCT, case_name, f"SLO breached: {result.describe()}", "SloBreach")
             cases.append(CaseResult(case_name, CaseOutcome.FAILED, failure=breach))
         elif result.actual is None:
@@ -320,4 +382,5 @@ def _stage_result(
         timeline=record.timeline,
         limits=latency_limits(summary.gate_results),
         windows=stalls.windows(*span) if stalls is not None and span is not None else [],
+        gates=summary.gate_lines(),
     )

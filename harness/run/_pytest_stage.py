@@ -55,6 +55,9 @@ class PytestStage:
     root: Path = PROJECT_ROOT
     seeded: bool = False  # pass the run's seed to Hypothesis
     extra_args: tuple[str, ...] = ()
+    #: The suite tests a tower's lockers: without a tower named it is a usage error (exit 2), as for
+    #: every other stage, never a suite whose every test skips.
+    needs_tower: bool = False
 
     def command(self, context: RunContext) -> list[str]:
         folder = context.folder
@@ -87,6 +90,8 @@ class PytestStage:
         return environment
 
     def run(self, context: RunContext) -> StageResult:
+        if self.needs_tower:
+            context.settings.tower()  # UsageError naming --tower and HARBOR_TOWER_ID
         stage_dir = context.folder.stage_dir(self.name)
         latencies_dir = stage_dir / "latencies"
         log = stage_dir / "pytest.log"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,7 +25,10 @@ from harness.run._capture import CapturingTransport
 from harness.run._context import RunContext
 from harness.targets import serves_control_plane_async, smoke_delivery
 
-__all__ = ["SmokeStage"]
+if TYPE_CHECKING:
+    from harness.flow import FlowEvent, Listener
+
+__all__ = ["SmokeStage", "recording", "smoke_recorder", "smoke_result"]
 
 
 class SmokeStage:
@@ -37,9 +42,7 @@ class SmokeStage:
         settings = context.settings
         if settings.target.api_url is None:
             raise UsageError("the smoke stage needs a running target: start the sandbox first")
-        recorder = StepRecorder(
-            self.name, "delivery flow", full_name="locker-harness.smoke.delivery", planned=_flow_steps()
-        )
+        recorder = smoke_recorder()
         started = time.perf_counter_ns()
         try:
             no_doors = asyncio.run(_deliver(context, recorder))
@@ -53,7 +56,7 @@ class SmokeStage:
             if no_doors is not None:
                 return StageResult.skipped(self.name, no_doors)
         recorder.close()
-        return _smoke_result(self.name, context, recorder, time.perf_counter_ns() - started)
+        return smoke_result(self.name, context, recorder, time.perf_counter_ns() - started)
 
 
 def _bluetooth_expected(context: RunContext) -> bool:
@@ -69,8 +72,6 @@ def _flow_steps() -> list[str]:
 
 async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
     """Make the delivery, or say why this target has no doors the stage can open."""
-    from harness.flow import FlowEvent, Released, StepFinished, StepStarted
-
     settings = context.settings
     url, kind = settings.target.api_url, settings.target.kind
     assert url is not None
@@ -81,26 +82,7 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
         if reason is not None:
             return reason
     capture = CapturingTransport(httpx.AsyncHTTPTransport(), context.redactor)
-
-    def listen(event: FlowEvent) -> None:
-        if isinstance(event, StepStarted):
-            capture.drain()  # anything before the step (none today) is not this step's evidence
-            recorder.started(event.step.value)
-            context.progress("smoke", event.step.value)
-        elif isinstance(event, StepFinished):
-            parameters = {"locker": str(event.locker_id)} if event.locker_id is not None else {}
-            if event.locker_status is not None:
-                parameters["status after"] = event.locker_status.wire_name
-            recorder.finished(
-                event.step.value,
-                event.duration_ns,
-                error=event.error if not event.ok else None,
-                parameters=parameters,
-                attachments=capture.drain(),
-            )
-        elif isinstance(event, Released):
-            recorder.note(event.note)
-
+    listen = recording(recorder, capture=capture, progress=lambda step: context.progress("smoke", step))
     firmware: dict[str, str] = {}
     try:
         async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
@@ -120,7 +102,48 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
     return None
 
 
-def _smoke_result(name: str, context: RunContext, recorder: StepRecorder, duration_ns: int) -> StageResult:
+def recording(
+    recorder: StepRecorder,
+    *,
+    capture: CapturingTransport | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Listener:
+    """A flow listener that records each step into ``recorder``: its time, the locker's status after
+    it, the HTTP exchanges ``capture`` saw during it, and what was given back after a failure."""
+    from harness.flow import Released, StepFinished, StepStarted
+
+    def listen(event: FlowEvent) -> None:
+        if isinstance(event, StepStarted):
+            if capture is not None:
+                capture.drain()  # anything before the step (none today) is not this step's evidence
+            recorder.started(event.step.value)
+            if progress is not None:
+                progress(event.step.value)
+        elif isinstance(event, StepFinished):
+            parameters = {"locker": str(event.locker_id)} if event.locker_id is not None else {}
+            if event.locker_status is not None:
+                parameters["status after"] = event.locker_status.wire_name
+            recorder.finished(
+                event.step.value,
+                event.duration_ns,
+                error=event.error if not event.ok else None,
+                parameters=parameters,
+                attachments=capture.drain() if capture is not None else (),
+            )
+        elif isinstance(event, Released):
+            recorder.note(event.note)
+
+    return listen
+
+
+def smoke_recorder() -> StepRecorder:
+    """The recorder of one smoke delivery: every step of the flow planned."""
+    return StepRecorder("smoke", "delivery flow", full_name="locker-harness.smoke.delivery", planned=_flow_steps())
+
+
+def smoke_result(name: str, context: RunContext, recorder: StepRecorder, duration_ns: int) -> StageResult:
+    """A delivery's steps as the smoke stage reports them (its Allure test written); ``locker-harness
+    smoke`` writes its evidence the same way when asked to (``--reports-dir``, ``--run-id``, ``--junit-xml``)."""
     context.allure.write(
         recorder.allure_test(
             parameters={"target": context.target.name, "tower": context.target.tower or "-"},

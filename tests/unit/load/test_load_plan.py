@@ -161,3 +161,17 @@ def test_every_step_the_users_name_is_known_to_the_gates() -> None:
     used = _step_names(ROOT / "loadtests" / "load_flows.py")
     assert {"reserve", "dropoff_token", "open_for_pickup", "contend_reserve", "cleanup_release"} <= used
     assert used <= set(KNOWN_STEPS)
+
+
+def test_forked_workers_meet_their_master_on_a_free_loopback_port(tmp_path: Path) -> None:
+    """``--processes N``: the master binds loopback on a free port and its forked workers connect there,
+    never Locust's default (every interface, 5557), where two runs on one machine took each other's workers."""
+    files = LocustFiles(tmp_path)
+    command = locust_command(ROOT / "loadtests" / "locustfile.py", host="http://127.0.0.1:1", users=4,
+                             duration_s=1.0, files=files, processes=2)  # fmt: skip
+    port = command[command.index("--master-bind-port") + 1]
+    assert command[command.index("--master-bind-host") + 1] == "127.0.0.1"
+    assert command[command.index("--master-port") + 1] == port and port != "5557"
+    single = locust_command(ROOT / "loadtests" / "locustfile.py", host="http://127.0.0.1:1", users=4,
+                            duration_s=1.0, files=files)  # fmt: skip
+    assert "--master-bind-port" not in single and "--processes" not in single
