@@ -129,12 +129,15 @@ def test_stateful_links_keep_the_contract(stateful_run: StatefulRun) -> None:
 
 
 def test_stateful_phase_reaches_the_token_operation(stateful_run: StatefulRun) -> None:
-    """The stateful phase follows links as far as a drop-off token (201): real ids are pinned, links work."""
-    reached = stateful_run.answers.get(("createDropoffToken", 201), 0)
+    """The stateful phase follows links as far as a drop-off token: real ids are pinned, links work."""
+    # Any 2xx: the document's 201 is a guess of ours (create_status), which a dialect answers 200.
+    reached = sum(
+        count for (op, status), count in stateful_run.answers.items() if op == "createDropoffToken" and 200 <= status < 300
+    )
     if not reached and stateful_run.error is not None:
         pytest.skip("the stateful phase stopped at a failure before a token: see test_stateful_links_keep_the_contract")
     seen = sorted(f"{op} {status}: {count}" for (op, status), count in stateful_run.answers.items())
-    assert reached > 0, "the stateful phase never got a drop-off token (201); answers: " + ", ".join(seen)
+    assert reached > 0, "the stateful phase never got a drop-off token (2xx); answers: " + ", ".join(seen)
 
 
 def test_locker_checks_are_registered() -> None:

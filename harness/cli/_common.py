@@ -20,13 +20,14 @@ from typing import Annotated, Any, Final, NoReturn
 import click
 import typer
 from rich.console import Console
+from rich.table import Table
 from typer.core import TyperGroup
 
 from harness._version import __version__
 from harness.config import PRODUCTION_WRITES_FLAG
 from harness.errors import ExitCode, HarnessError, UsageError
 from harness.redaction import RedactingFilter, Redactor, redactor
-from harness.report import RunFolder, RunResult, check_run_id, write_run_junit
+from harness.report import RunFolder, RunResult, check_run_id, fit_table, write_run_junit
 from harness.stopping import stop_exit_code, terminated
 
 __all__ = [
@@ -200,9 +201,10 @@ class Output:
             self.say(text)
 
     def print(self, renderable: object) -> None:
-        """A rich renderable whose text the caller built through ``self.redactor``."""
+        """A rich renderable whose text the caller built through ``self.redactor``; a table at its
+        natural width off a terminal (a CI log keeps every cell whole)."""
         if not self.quiet:
-            self.console.print(renderable)
+            self.console.print(fit_table(renderable, self.console) if isinstance(renderable, Table) else renderable)
 
     def verdict(self, text: str) -> None:
         """The command's verdict in one line: all ``-q`` prints (the full output says it in its tables)."""

@@ -401,12 +401,20 @@ class OccupiedOnOpen(FakeDoors):
         return opened
 
 
+class OccupiedOnClose(FakeDoors):
+    """A target whose API shows the locker occupied only once the drop-off door closed (the dialect's reading)."""
+
+    def __init__(self, harbor: FakeHarbor) -> None:
+        super().__init__(harbor)
+        self.reports = False  # the open is not heard of; the close turns the locker occupied
+
+
 @pytest.mark.anyio
 async def test_occupied_only_after_the_close_refutes_occupied_on() -> None:
     """Rented right after the drop-off open, occupied after the close: the delivery passes, the guess is refuted."""
     harbor = FakeHarbor([locker(1401)])
     with observing() as seen:
-        delivery, _ = await deliver(harbor, FakeDoors(harbor))
+        delivery, _ = await deliver(harbor, OccupiedOnClose(harbor))
     assert delivery.locker.status is LockerStatus.AVAILABLE
     [finding] = findings(seen.entries(), Assumed())
     assert (finding.assumption, finding.seen, finding.adopt) == ("occupied_on", '"close"', 'occupied_on = "close"')
@@ -437,5 +445,5 @@ async def test_adopting_occupied_on_close_leaves_no_finding() -> None:
     """With occupied_on = "close" adopted, the same delivery gives no finding."""
     harbor = FakeHarbor([locker(1401)])
     with observing() as seen:
-        await deliver(harbor, FakeDoors(harbor))
+        await deliver(harbor, OccupiedOnClose(harbor))
     assert findings(seen.entries(), Assumed.of({"occupied_on": "close"}, "test", {})) == []
