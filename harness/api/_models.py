@@ -487,12 +487,17 @@ class SdkToken:
     def read(cls, body: Reader) -> SdkToken:
         record("token_type_field", body.has("token_type"), body.where)
         token_type = body["token_type"].text() if body.has("token_type") else "Bearer"
-        if token_type.lower() != "bearer":
-            raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
-        token = body["access_token"].text()
-        if not token:
-            raise body["access_token"].defect("should not be empty")
-        return cls(access_token=Secret(token), token_type=token_type)
+        return cls(*_bearer_token(body, token_type))
+
+
+def _bearer_token(body: Reader, token_type: str) -> tuple[Secret, str]:
+    """A login answer's non-empty ``access_token`` and its ``token_type``, which must say bearer (any case)."""
+    if token_type.lower() != "bearer":
+        raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
+    token = body["access_token"].text()
+    if not token:
+        raise body["access_token"].defect("should not be empty")
+    return Secret(token), token_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,13 +510,7 @@ class LoginToken:
 
     @classmethod
     def read(cls, body: Reader) -> LoginToken:
-        token_type = body["token_type"].text()
-        if token_type.lower() != "bearer":
-            raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
-        token = body["access_token"].text()
-        if not token:
-            raise body["access_token"].defect("should not be empty")
-        return cls(access_token=Secret(token), token_type=token_type)
+        return cls(*_bearer_token(body, body["token_type"].text()))
 
 
 @dataclass(frozen=True, slots=True)
