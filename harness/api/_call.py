@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from harness.api._holds import Hold
@@ -35,6 +35,8 @@ class Call(Generic[T]):
     parse: Callable[[Reader], T]
     scope: Scope = Scope.SERVICE_PROVIDER
     json: Any = None
+    #: A form-encoded body (``application/x-www-form-urlencoded``); a login's carries a password.
+    data: Mapping[str, str] | None = field(default=None, repr=False)
     params: Mapping[str, str | int | float] | None = None
     #: What the call writes, in words ("reserve a locker"); ``None`` for a read.
     writes: str | None = None
@@ -43,3 +45,5 @@ class Call(Generic[T]):
     #: another 2xx is read all the same and refutes ``create_status`` (a guess); another 2xx for
     #: anything else is a defect.
     status: int = 200
+    #: Whether the call carries the scope's bearer token; the password logins (``security: []``) carry none.
+    bearer: bool = True

@@ -168,6 +168,8 @@ class HarborClient(_Base):
         finally:
             exchange.close()
 
+    login_access_token = _sync(ops.login_access_token)
+    login_sdk_access_token = _sync(ops.login_sdk_access_token)
     authorize_sdk_user = _sync(ops.authorize_sdk_user)
     token_info = _sync(ops.token_info)
     list_lockers = _sync(ops.list_lockers)
@@ -190,6 +192,9 @@ class HarborClient(_Base):
     create_session_token = _sync(ops.create_session_token)
     upload_tower_events = _sync(ops.upload_tower_events)
     tower_commands = _sync(ops.tower_commands)
+    ble_services = _sync(ops.ble_services)
+    tower_configuration = _sync(ops.tower_configuration)
+    reset_tower_events = _sync(ops.reset_tower_events)
 
 
 class AsyncHarborClient(_Base):
@@ -261,6 +266,8 @@ class AsyncHarborClient(_Base):
         finally:
             exchange.close()
 
+    login_access_token = _async(ops.login_access_token)
+    login_sdk_access_token = _async(ops.login_sdk_access_token)
     authorize_sdk_user = _async(ops.authorize_sdk_user)
     token_info = _async(ops.token_info)
     list_lockers = _async(ops.list_lockers)
@@ -283,3 +290,6 @@ class AsyncHarborClient(_Base):
     create_session_token = _async(ops.create_session_token)
     upload_tower_events = _async(ops.upload_tower_events)
     tower_commands = _async(ops.tower_commands)
+    ble_services = _async(ops.ble_services)
+    tower_configuration = _async(ops.tower_configuration)
+    reset_tower_events = _async(ops.reset_tower_events)

@@ -369,22 +369,18 @@ class HarborSession:
         """One call with retries and one token renewal; ``_RefusedAfterRetry`` for a 403/409 that
         followed an attempt which may have landed."""
         where = f"{call.method} {call.path}"
+        self.redactor.register_fields(call.data)  # a login's password: hidden before it is sent
         renewed = False
         landed = False
         while True:
-            token = yield from self._bearer(call.scope)
+            headers = {"Accept": "application/json"}
+            if call.bearer:
+                headers["Authorization"] = f"Bearer {(yield from self._bearer(call.scope))}"
             response, maybe = yield from self._send(
-                Send(
-                    call.method,
-                    call.path,
-                    where,
-                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                    json=call.json,
-                    params=call.params,
-                )
+                Send(call.method, call.path, where, headers=headers, json=call.json, data=call.data, params=call.params)
             )
             landed = landed or maybe
-            if response.status_code == 401 and not renewed and _says_expired(response):
+            if response.status_code == 401 and call.bearer and not renewed and _says_expired(response):
                 # The token expired under us (clock skew, a long pause): renew it once and retry.
                 self._tokens.pop(call.scope, None)
                 renewed = True

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from harness.assumptions import Assumed, read_expires, read_status, record
 from harness.errors import ProductDefect
@@ -31,17 +32,21 @@ from harness.redaction import Secret
 
 __all__ = [
     "Availability",
+    "BleService",
     "Location",
     "Locker",
     "LockerOpenRequest",
     "LockerToken",
     "LockerType",
+    "LoginToken",
     "Reservation",
     "SdkToken",
     "SessionClaim",
     "SessionToken",
     "TokenInfo",
+    "Tower",
     "TowerCommandBatch",
+    "TowerConfiguration",
     "TypeAvailability",
 ]
 
@@ -153,6 +158,14 @@ class Reader:
         if pattern is not None and not pattern.fullmatch(value):
             raise self.defect(f"should be {what or 'in the documented format'}, got {_shown(value)}")
         return value
+
+    def uuid(self) -> UUID:
+        """A UUID in its text form, any case."""
+        text = self.text()
+        try:
+            return UUID(text)
+        except ValueError:
+            raise self.defect(f"should be a UUID, got {_shown(text)}") from None
 
     def hex(self, *, allow_empty: bool = False) -> str:
         return self.text(pattern=_HEX_OR_EMPTY if allow_empty else _HEX, what="an even-length hex string")
@@ -474,12 +487,86 @@ class SdkToken:
     def read(cls, body: Reader) -> SdkToken:
         record("token_type_field", body.has("token_type"), body.where)
         token_type = body["token_type"].text() if body.has("token_type") else "Bearer"
-        if token_type.lower() != "bearer":
-            raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
-        token = body["access_token"].text()
-        if not token:
-            raise body["access_token"].defect("should not be empty")
-        return cls(access_token=Secret(token), token_type=token_type)
+        return cls(*_bearer_token(body, token_type))
+
+
+def _bearer_token(body: Reader, token_type: str) -> tuple[Secret, str]:
+    """A login answer's non-empty ``access_token`` and its ``token_type``, which must say bearer (any case)."""
+    if token_type.lower() != "bearer":
+        raise body["token_type"].defect(f"should be bearer, got {_shown(token_type)}")
+    token = body["access_token"].text()
+    if not token:
+        raise body["access_token"].defect("should not be empty")
+    return Secret(token), token_type
+
+
+@dataclass(frozen=True, slots=True)
+class LoginToken:
+    """A password login's answer (``login/access-token``, ``/api/v1`` or ``/sdk/v1``): ``{access_token,
+    token_type}``, both seen [S], so unlike ``SdkToken`` a missing ``token_type`` is a defect."""
+
+    access_token: Secret
+    token_type: str
+
+    @classmethod
+    def read(cls, body: Reader) -> LoginToken:
+        return cls(*_bearer_token(body, body["token_type"].text()))
+
+
+@dataclass(frozen=True, slots=True)
+class BleService:
+    """A BLE service a phone scans for (``GET /sdk/v1/services/``); the UUID is seen [S], the name a guess [G]."""
+
+    name: str
+    uuid: UUID
+
+    @classmethod
+    def read(cls, body: Reader) -> BleService:
+        return cls(name=body["name"].text(), uuid=body["uuid"].uuid())
+
+
+@dataclass(frozen=True, slots=True)
+class TowerConfiguration:
+    """The technician's configuration download for a tower: commands as hex strings [S]."""
+
+    tower_id: TowerId
+    commands: tuple[str, ...]
+
+    @classmethod
+    def read(cls, body: Reader) -> TowerConfiguration:
+        return cls(
+            tower_id=body["towerId"].tower_id(),
+            commands=tuple(item.hex(allow_empty=True) for item in body["commands"].items()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Tower:
+    """A tower as the SDK API shows it (reference 4.3: the fields are seen [S]); its PIN stays out of ``repr``."""
+
+    id: TowerId
+    name: str
+    description: str
+    system_id: int
+    tower_model_id: int
+    location_id: int
+    pin_code: str = field(repr=False)
+    access_mode_id: int
+    is_for_test: bool
+
+    @classmethod
+    def read(cls, body: Reader) -> Tower:
+        return cls(
+            id=body["id"].tower_id(),
+            name=body["name"].text(),
+            description=body["description"].text(),
+            system_id=body["systemId"].integer(),
+            tower_model_id=body["towerModelId"].integer(),
+            location_id=body["locationId"].integer(),
+            pin_code=body["pinCode"].text(),
+            access_mode_id=body["accessModeId"].integer(),
+            is_for_test=body["isForTest"].boolean(),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,21 +14,26 @@ from harness.api._call import Call, Scope
 from harness.api._holds import Hold, HoldAction, HoldKind
 from harness.api._models import (
     Availability,
+    BleService,
     Location,
     Locker,
     LockerOpenRequest,
     LockerToken,
     LockerType,
+    LoginToken,
     Reader,
     Reservation,
     SdkToken,
     SessionClaim,
     SessionToken,
     TokenInfo,
+    Tower,
     TowerCommandBatch,
+    TowerConfiguration,
 )
 from harness.errors import UsageError
 from harness.model import InvalidTowerId, TokenKind, TowerEventBatch, TowerId
+from harness.redaction import Secret
 
 __all__ = ["OPERATIONS"]
 
@@ -65,6 +70,33 @@ def _locker_path(tower_id: TowerId, locker_id: int) -> str:
 def authorize_sdk_user(user_id: str) -> Call[SdkToken]:
     """An SDK token for one of the provider's app users (``login/authorize``)."""
     return Call("POST", "/api/v1/login/authorize", SdkToken.read, json={"userId": user_id})
+
+
+def _password(password: Secret | str) -> str:
+    return password.reveal() if isinstance(password, Secret) else password
+
+
+def login_access_token(username: str, password: Secret | str) -> Call[LoginToken]:
+    """A bearer token for a user's name and password (the legacy password login, ``login/access-token``)."""
+    return Call(
+        "POST",
+        "/api/v1/login/access-token",
+        LoginToken.read,
+        data={"username": username, "password": _password(password), "grant_type": "password"},
+        bearer=False,
+    )
+
+
+def login_sdk_access_token(username: str, password: Secret | str) -> Call[LoginToken]:
+    """An SDK token for a user's name and password (the SDK's ``loginWithEmail``)."""
+    return Call(
+        "POST",
+        "/sdk/v1/login/access-token",
+        LoginToken.read,
+        scope=Scope.TOWER_ACCESS,
+        data={"username": username, "password": _password(password)},
+        bearer=False,
+    )
 
 
 def token_info() -> Call[TokenInfo]:
@@ -316,8 +348,38 @@ def tower_commands(tower_id: TowerId) -> Call[list[TowerCommandBatch]]:
     )
 
 
+def ble_services() -> Call[list[BleService]]:
+    """The BLE services a phone scans for (they replace the SDK's built-in scan filter)."""
+    return Call(
+        "GET",
+        "/sdk/v1/services/",
+        lambda body: [BleService.read(item) for item in body.items()],
+        scope=Scope.TOWER_ACCESS,
+    )
+
+
+def tower_configuration(tower_id: TowerId) -> Call[TowerConfiguration]:
+    """The technician's configuration download for a tower."""
+    return Call(
+        "GET", f"/sdk/v1/towers/{_tower(tower_id)}/configuration", TowerConfiguration.read, scope=Scope.TOWER_ACCESS
+    )
+
+
+def reset_tower_events(tower_id: TowerId, reason: str) -> Call[Tower]:
+    """Reset the tower's event sync on Harbor's side, saying why; returns the tower."""
+    return Call(
+        "POST",
+        f"/sdk/v1/towers/{_tower(tower_id)}/reset-events",
+        Tower.read,
+        scope=Scope.TOWER_ACCESS,
+        json={"reason": reason},
+        writes="reset a tower's events",
+    )
+
+
 #: operationId of contracts/harbor-api.yaml -> its builder.
 OPERATIONS: Final[Mapping[str, Callable[..., Call[Any]]]] = {
+    "loginAccessToken": login_access_token,
     "authorizeSdkUser": authorize_sdk_user,
     "testToken": token_info,
     "listTowerLockers": list_lockers,
@@ -340,4 +402,8 @@ OPERATIONS: Final[Mapping[str, Callable[..., Call[Any]]]] = {
     "createSessionToken": create_session_token,
     "uploadTowerEvents": upload_tower_events,
     "listTowerCommands": tower_commands,
+    "loginSdkAccessToken": login_sdk_access_token,
+    "listBleServices": ble_services,
+    "getTowerConfiguration": tower_configuration,
+    "resetTowerEvents": reset_tower_events,
 }

@@ -53,8 +53,8 @@ def running_target(
     ``--sim-fault`` and ``--sim-dialect`` (``None``: the command has no such option) refused in
     their own words off local."""
     if settings.target.kind is not TargetKind.LOCAL and (sim_bug or sim_fault or sim_dialect):
-        others = (("--sim-fault", sim_fault), ("--sim-dialect", sim_dialect))
-        given = ["--sim-bug", *(option for option, value in others if value is not None)]  # the command's own
+        options = (("--sim-bug", sim_bug), ("--sim-fault", sim_fault), ("--sim-dialect", sim_dialect))
+        given = [option for option, value in options if value is not None]  # the command's own
         names = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
         raise UsageError(f"{names} {'applies' if len(given) == 1 else 'apply'} to --target local only")
     with open_target(

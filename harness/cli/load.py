@@ -453,7 +453,7 @@ def command(
             environment |= {"sim.dialects": ",".join(sim_dialect or ()) or "-"}
         # On local the sandbox runs as its own process: it does not share a GIL with the harness.
         with running_target(
-            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or (), subprocess=True
+            settings, sim_bug=sim_bug or (), sim_fault=sim_fault or (), sim_dialect=sim_dialect or (), subprocess=True
         ) as running:
             return _run(
                 out, running.settings, stage, plan.duration_s, environment, run_id=chosen_id, junit_xml=junit_xml

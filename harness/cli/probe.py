@@ -7,8 +7,9 @@ the value seen and the ``[assume]`` line that adopts it, or not seen) and one pe
 document, and writes ``reports/<run-id>/probe/``: ``assumptions.json``, ``assume.toml`` and the
 exchanges as ``exchanges.har`` (HAR 1.2, redacted). ``--run-id`` and ``--reports-dir`` name that
 folder; ``--junit-xml`` writes a case per assumption (broken: a failure; refuted or not seen:
-skipped, saying what was seen). Exit 0 unless the target breaks an [S] fact (1); 2 for usage (a
-write to production without the opt-in, credentials refused); 4 when the target does not answer.
+skipped, saying what was seen); ``--sim-dialect`` makes the embedded sandbox speak a Harbor
+dialect. Exit 0 unless the target breaks an [S] fact (1); 2 for usage (a write to production
+without the opt-in, credentials refused); 4 when the target does not answer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from harness.cli._common import (
     QuietOption,
     ReportsDirOption,
     RunIdOption,
+    SimDialectOption,
     TargetOption,
     TowerOption,
     VerboseOption,
@@ -109,6 +111,7 @@ def command(
     ] = False,
     config: ConfigOption = None,
     allow_production_writes: ProductionWritesOption = False,
+    sim_dialect: SimDialectOption = None,
     reports_dir: ReportsDirOption = None,
     run_id: RunIdOption = None,
     junit_xml: JunitXmlOption = None,
@@ -121,11 +124,12 @@ def command(
         settings = command_settings(context)
         if write:  # before anything is started or sent
             settings.check_writes_allowed("probe --write (a locker held a moment, given back at once)")
-        folder = RunFolder.create(settings.reports_dir, fresh_run_id(settings.reports_dir, run_id))
-        with running_target(settings) as running:
+        with running_target(settings, sim_dialect=sim_dialect or ()) as running:  # refuses a dialect off local
+            folder = RunFolder.create(settings.reports_dir, fresh_run_id(settings.reports_dir, run_id))
             out.say(
                 f"probe: {running.settings.target.name} ({running.settings.target.api_url}), "
                 f"tower {running.settings.tower_id or '-'}, {'writes given back at once' if write else 'read-only'}"
+                + (f", dialect(s) {', '.join(sim_dialect)}" if sim_dialect else "")
             )
             result = probe(running.settings, write=write, run_id=folder.run_id)
         out.print(fit_table(_assumptions_table(result, out), out.console))

@@ -260,7 +260,7 @@ def command(
             environment |= {"sim.dialects": ",".join(sim_dialect or ()) or "-"}
         settings.check_writes_allowed("run the stages (they reserve lockers and create tokens)")
         with running_target(
-            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
+            settings, sim_bug=sim_bug or (), sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
         ) as running:
             return _execute(
                 out,

@@ -229,7 +229,7 @@ def command(
             )
         evidence = EvidenceRequest(asked=reports_dir is not None, run_id=run_id, junit_xml=junit_xml, settings=settings)
         with running_target(
-            settings, sim_bug=sim_bug, sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
+            settings, sim_bug=sim_bug or (), sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
         ) as running:
             if webhooks:
                 return _run_with_webhooks(out, running.settings, choice, running.radio_link, evidence)

@@ -156,6 +156,12 @@ READS: Final[dict[str, Read]] = {
     "getClosestLocation": _closest,
     "getLockerOpenRequest": lambda client, settings, known: None,  # no request id is known without a write
     "listTowerCommands": lambda client, settings, known: f"{len(client.tower_commands(_tower(settings)))} batches",
+    "getTowerConfiguration": lambda client, settings, known: (
+        f"{len(client.tower_configuration(_tower(settings)).commands)} commands"
+    ),
+    "listBleServices": lambda client, settings, known: (
+        ", ".join(str(service.uuid).upper() for service in client.ble_services()) or "no services"
+    ),
 }
 _WHY_SKIPPED: Final = {
     "getLocker": "no locker listed",

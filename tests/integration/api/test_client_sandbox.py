@@ -23,8 +23,9 @@ from harness.api import (
     Scope,
     SessionClaim,
 )
+from harness.ble.protocol import NUS_SERVICE_UUID
 from harness.config import Credentials, Secret, Settings, Target
-from harness.errors import Conflict, Forbidden, NotFound, ProductDefect, ValidationFailed
+from harness.errors import BadRequest, Conflict, Forbidden, NotFound, ProductDefect, ValidationFailed
 from harness.model import LockerStatus, TokenKind, TowerId
 
 TOWER = "0100000000000014"
@@ -75,6 +76,18 @@ async def test_login_operations(client: AsyncHarborClient) -> None:
     sdk = await client.authorize_sdk_user("courier-7")
     assert sdk.token_type.lower() == "bearer"
     assert "courier" not in repr(sdk)
+
+
+@pytest.mark.anyio
+async def test_password_logins(client: AsyncHarborClient) -> None:
+    """Both password logins give a bearer token for the sandbox's identity, without a bearer of their own;
+    a wrong password is Harbor's 400."""
+    for login in (client.login_access_token, client.login_sdk_access_token):
+        token = await login(MAIN.client_id, MAIN.client_secret)
+        assert token.token_type.lower() == "bearer" and token.access_token.reveal()
+        with pytest.raises(BadRequest):
+            await login(MAIN.client_id, "not-the-secret")
+    assert client.session._tokens == {}  # no client-credentials token was fetched for them
 
 
 @pytest.mark.anyio
@@ -174,13 +187,19 @@ async def test_pickup_request_for_an_available_locker_is_refused(client: AsyncHa
 
 @pytest.mark.anyio
 async def test_sdk_operations(client: AsyncHarborClient) -> None:
-    """Session token, commands and events on the SDK API, with the tower_access scope."""
+    """Session token, commands, events, services, configuration and the event reset on the SDK API, with the
+    tower_access scope."""
     session = await client.create_session_token(TOWER, "1.2.3", claims=[SessionClaim.DEVELOPER], duration=60)
     assert session.tower_id == TOWER
     assert session.session_seed and session.session_seed not in repr(session)
     commands = await client.tower_commands(TOWER)
     assert isinstance(commands, list)
     assert isinstance(await client.upload_tower_events(TOWER, []), str)
+    assert NUS_SERVICE_UUID.lower() in {str(service.uuid) for service in await client.ble_services()}
+    configuration = await client.tower_configuration(TOWER.lower())
+    assert configuration.tower_id == TOWER and configuration.commands == ()
+    tower = await client.reset_tower_events(TOWER, "the harness's own test")
+    assert tower.id == TOWER and tower.is_for_test
     assert client.session._tokens.keys() == {Scope.TOWER_ACCESS}
 
 

@@ -135,3 +135,22 @@ def test_the_probe_command_writes_its_folder_and_exits_0(tmp_path: Path) -> None
     assert "create_status [I]" in done.stdout and "listTowerLockers" in done.stdout
     [folder] = list((tmp_path / "reports").glob("*/probe"))
     assert sorted(p.name for p in folder.iterdir()) == ["assume.toml", "assumptions.json", "exchanges.har"]
+
+
+def test_the_probe_command_in_a_sandbox_dialect_refutes_that_assumption_alone(tmp_path: Path) -> None:
+    """``probe --sim-dialect no_token_type``, read-only: the sandbox itself speaks the dialect, and the
+    probe refutes ``token_type_field`` alone, prints the line that adopts it and exits 0."""
+    done = subprocess.run(
+        [str(LOCKER_HARNESS), "probe", "--sim-dialect", "no_token_type"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [table] = list((tmp_path / "reports").glob("*/probe/assumptions.json"))
+    rows = json.loads(table.read_text())["assumptions"]
+    changed = {row["assumption"]: row["outcome"] for row in rows if row["outcome"] in ("refuted", "broken")}
+    assert changed == {"token_type_field": "refuted"}
+    assert "token_type_field = false" in done.stdout.replace("\n", " ")
+    assert "dialect(s) no_token_type" in done.stdout + done.stderr

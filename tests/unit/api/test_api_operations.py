@@ -38,6 +38,11 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "createSessionToken": {"tower_id": TOWER, "version": "1.2.3"},
     "uploadTowerEvents": {"tower_id": TOWER, "batches": [TowerEventBatch(0, 1, "aa", "bb")]},
     "listTowerCommands": {"tower_id": TOWER},
+    "loginAccessToken": {"username": "someone@example.com", "password": "not-a-real-one"},
+    "loginSdkAccessToken": {"username": "someone@example.com", "password": "not-a-real-one"},
+    "listBleServices": {},
+    "getTowerConfiguration": {"tower_id": TOWER},
+    "resetTowerEvents": {"tower_id": TOWER, "reason": "events out of step"},
 }
 
 
@@ -54,6 +59,11 @@ def _document() -> dict[str, tuple[str, str, dict[str, Any]]]:
 OPERATIONS_IN_DOCUMENT = _document()
 
 
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = yaml.safe_load(DOCUMENT.read_text())["components"]["schemas"]
+    return schemas
+
+
 def test_every_operation_id_has_a_builder() -> None:
     """The client covers exactly the operations of contracts/harbor-api.yaml."""
     assert set(OPERATIONS) == set(OPERATIONS_IN_DOCUMENT)
@@ -68,13 +78,20 @@ def test_builder_matches_document(operation_id: str) -> None:
     assert call.method == method
     pattern = re.sub(r"\{[^}]+\}", "[^/]+", template)
     assert re.fullmatch(pattern, call.path), (call.path, template)
-    if "requestBody" in operation and operation["requestBody"].get("required"):
-        assert call.json is not None
+    body = operation.get("requestBody", {})
+    if body.get("required"):
+        [media] = body["content"]
+        form = media == "application/x-www-form-urlencoded"
+        assert (call.data is not None, call.json is not None) == (form, not form), media
+        if form:  # the document's required form fields are sent
+            schema = body["content"][media]["schema"]["$ref"].rsplit("/", 1)[-1]
+            assert set(_schemas()[schema]["required"]) <= set(call.data or {})
     if method == "GET":
         assert call.writes is None and call.hold is None
-    is_locker_write = method in ("POST", "DELETE") and operation_id not in ("authorizeSdkUser", "testToken")
-    assert (call.writes is not None) == is_locker_write
+    is_login = "/login/" in template
+    assert (call.writes is not None) == (method in ("POST", "DELETE") and not is_login)
     assert call.scope.value == ("tower_access" if template.startswith("/sdk/") else "service_provider")
+    assert call.bearer == (operation.get("security") != []), "security: [] is a call without a bearer token"
 
 
 @pytest.mark.parametrize("operation_id", sorted(OPERATIONS_IN_DOCUMENT))
