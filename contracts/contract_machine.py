@@ -211,6 +211,9 @@ class _Branch:
 
     state: LockerState | None
     refusal: Refused | None
+    #: Where the branch only tolerates what the API shows (the other ``occupied_on`` timing), the
+    #: model's own state: adopting the branch keeps it, so a later status is judged by the model.
+    keeps: LockerState | None = None
 
     @property
     def answer(self) -> Answer:
@@ -292,7 +295,7 @@ class LockerFlow(RuleBasedStateMachine):
             return []
         swap = {LockerStatus.RENTED: LockerStatus.OCCUPIED, LockerStatus.OCCUPIED: LockerStatus.RENTED}
         return [
-            _Branch(dataclasses.replace(branch.state, status=swap[branch.state.status]), None)
+            _Branch(dataclasses.replace(branch.state, status=swap[branch.state.status]), None, keeps=branch.state)
             for branch in branches
             if branch.refusal is None
             and branch.state is not None
@@ -343,7 +346,7 @@ class LockerFlow(RuleBasedStateMachine):
 
     def _adopt(self, locker_id: int, branch: _Branch) -> _Branch:
         assert branch.state is not None
-        self.models[locker_id] = branch.state
+        self.models[locker_id] = branch.keeps or branch.state
         return branch
 
     def _promise(self, locker_id: int, command: Command | None, answer: Answer, branches: list[_Branch]) -> str:
@@ -527,6 +530,11 @@ class LockerFlow(RuleBasedStateMachine):
         assumed = self.world.main.api.settings.assume
         shown = read_status(view["status"]["name"], view["status"]["id"], assumed, "", observe=False).status
         if self._judge(f"close_door({locker_id})", locker_id, CloseDoor(), Granted(shown), lo, hi) is None:
+            # The door is shut whatever the API shows: carry on from the model's close, so the wrong
+            # status stays the one violation rather than every later door step's too.
+            predicted = [b.state for b in self._branches(locker_id, CloseDoor(), lo, hi) if b.state is not None]
+            if predicted:
+                self.models[locker_id] = predicted[0]
             return
         lo = self.world.now()
         read = self.world.main.api.get_locker(self.world.tower, locker_id).status

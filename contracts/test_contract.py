@@ -131,9 +131,8 @@ def test_stateful_links_keep_the_contract(stateful_run: StatefulRun) -> None:
 def test_stateful_phase_reaches_the_token_operation(stateful_run: StatefulRun) -> None:
     """The stateful phase follows links as far as a drop-off token: real ids are pinned, links work."""
     # Any 2xx: the document's 201 is a guess of ours (create_status), which a dialect answers 200.
-    reached = sum(
-        count for (op, status), count in stateful_run.answers.items() if op == "createDropoffToken" and 200 <= status < 300
-    )
+    answers = stateful_run.answers.items()
+    reached = sum(count for (op, status), count in answers if op == "createDropoffToken" and 200 <= status < 300)
     if not reached and stateful_run.error is not None:
         pytest.skip("the stateful phase stopped at a failure before a token: see test_stateful_links_keep_the_contract")
     seen = sorted(f"{op} {status}: {count}" for (op, status), count in stateful_run.answers.items())

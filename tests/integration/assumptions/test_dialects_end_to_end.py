@@ -36,6 +36,10 @@ DIALECTS = {
     "no_request_type": ("request_type_field", "HARBOR_ASSUME_REQUEST_TYPE_FIELD=false"),
     "no_token_type": ("token_type_field", "HARBOR_ASSUME_TOKEN_TYPE_FIELD=false"),
 }
+#: Dialects whose answers Harbor's material allows either way [S]: a run with one on names nothing.
+REFUTES_NOTHING = {"keycloak_unauthorized_client"}
+#: The dialect only ``smoke --webhooks`` can see (a signed delivery to a receiver of ours).
+WEBHOOKS_ONLY = "webhook_signature_header"
 #: What the probe cannot see: when a locker turns occupied needs a door opened.
 PROBE_BLIND = {"occupied_on_close"}
 #: The dialect whose whole run (every stage) is in `make test`; the others are -m slow.
@@ -99,6 +103,23 @@ def _check_run(tmp_path: Path, dialect: str, stages: str, *, verdict_stages: str
     assert code == 5 and _refuted(summary) == [assumption], output[-3000:]
 
 
+def test_every_dialect_of_the_sandbox_is_run_here() -> None:
+    """A dialect added to the sandbox needs its end-to-end run here (or a reason it refutes nothing)."""
+    from harness.sim import DIALECT_ASSUMPTIONS
+
+    assert set(DIALECT_ASSUMPTIONS) == set(DIALECTS) | REFUTES_NOTHING | {WEBHOOKS_ONLY}
+    assert all(DIALECT_ASSUMPTIONS[name] == assumption for name, (assumption, _) in DIALECTS.items())
+    assert all(DIALECT_ASSUMPTIONS[name] is None for name in REFUTES_NOTHING)
+
+
+@pytest.mark.parametrize("dialect", sorted(REFUTES_NOTHING))
+def test_a_dialect_harbor_s_material_allows_names_nothing(tmp_path: Path, dialect: str) -> None:
+    """A dialect of [S] answers (Keycloak's older error) is neither a defect nor a finding."""
+    _needs("run")
+    code, summary, output = _run(tmp_path, "run", "--only", "smoke", "--sim-dialect", dialect, "--strict-assumptions")
+    assert code == 0 and _refuted(summary) == [], output[-3000:]
+
+
 def test_a_dialect_run_is_green_names_its_assumption_and_forgets_it_once_adopted(tmp_path: Path) -> None:
     """With one dialect on, every stage: exit 0 naming exactly its assumption; adopted, nothing; strict, exit 5."""
     _needs("run")
@@ -134,6 +155,6 @@ def test_the_probe_refutes_each_dialect_s_assumption_alone(tmp_path: Path, diale
 def test_the_webhook_signature_dialect_is_named_by_smoke_webhooks(tmp_path: Path) -> None:
     """A signature under another header is checked all the same, and smoke --webhooks names the assumption."""
     _needs("smoke")
-    code, _, output = _run(tmp_path, "smoke", "--webhooks", "--sim-dialect", "webhook_signature_header")
+    code, _, output = _run(tmp_path, "smoke", "--webhooks", "--sim-dialect", WEBHOOKS_ONLY)
     assert code == 0, output[-3000:]
     assert "webhook_signature_header [G]" in output and 'webhook_signature_header = "X-Signature"' in output

@@ -23,7 +23,7 @@ from contract_target import ControlPlaneWitness
 from schemathesis.checks import CHECKS
 from schemathesis.core.failures import FailureGroup
 
-from harness.sim import BUG_NAMES
+from harness.sim import BUG_NAMES, DIALECT_NAMES
 from harness.testing import InProcessControl, LocalTarget, fresh_world
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "contracts" / "harbor-api.yaml"
@@ -239,6 +239,19 @@ def test_check_passes_on_the_honest_sandbox(check: str, env: Env) -> None:
 @pytest.mark.parametrize("check", sorted(CATCHES))
 def test_check_fails_with_its_name_when_its_switch_is_on(check: str, env: Env) -> None:
     """With its switch on, the check's scenario fails, and the failure names the check."""
+    env.target.control.set_bugs({CATCHES[check].bug: True})
+    with pytest.raises((AssertionError, FailureGroup)) as failed:
+        CATCHES[check].scenario(env)
+    assert check in _failure_names(failed.value)
+
+
+@pytest.mark.parametrize("check", sorted(CATCHES))
+def test_check_passes_and_fails_alike_with_every_dialect_on(check: str, env: Env) -> None:
+    """With every Harbor dialect on (each flips one guess of ours), the check's scenario still passes, and
+    with its switch on still fails naming the check: a dialect is no defect, and hides none."""
+    env.target.control.set_dialects(dict.fromkeys(DIALECT_NAMES, True))
+    CATCHES[check].scenario(env)
+    fresh_world(env.target.control)  # the dialects stay on (fresh_world keeps them); the lockers are free again
     env.target.control.set_bugs({CATCHES[check].bug: True})
     with pytest.raises((AssertionError, FailureGroup)) as failed:
         CATCHES[check].scenario(env)
