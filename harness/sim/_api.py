@@ -179,6 +179,9 @@ def add_api_routes(app: FastAPI, world: World, authority: BearerAuthority) -> No
     async def authorize_sdk_user(request: Request, body: AuthorizeRequest) -> JSONResponse:
         principal = _principal(request)
         token, _ = authority.issue(principal.client_id, (TOWER_ACCESS,), user_id=body.userId)
+        # token_type here is our guess (Harbor's seen answer has only access_token): no_token_type drops it.
+        if world.dialects.no_token_type:
+            return JSONResponse({"access_token": token})
         return JSONResponse({"access_token": token, "token_type": "bearer"})
 
     async def password_login(request: Request, *, sdk: bool) -> JSONResponse:

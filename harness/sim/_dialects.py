@@ -21,7 +21,8 @@ dialect                           assumption it refutes     the one behaviour it
                                                             closes; the tower and the model turn occupied on the open
                                                             as ever [I]
 ``no_request_type``               ``request_type_field``    locker open request answers carry no ``requestType`` [G]
-``no_token_type``                 ``token_type_field``      the token endpoint's answer has no ``token_type`` [I]
+``no_token_type``                 ``token_type_field``      the token endpoint's and ``login/authorize``'s answers have
+                                                            no ``token_type`` [I] (the password logins keep theirs [S])
 ``webhook_signature_header``      ``webhook_signature_``    signed webhooks carry the signature in ``X-Signature``, not
                                   ``header``                ``X-Harbor-Signature`` (same ``sha256=<hex>`` value) [G]
 ``keycloak_unauthorized_client``  (none: [S] either way)    the token endpoint answers a known client's wrong secret 400

@@ -6,38 +6,12 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
+from .invoking import DEMO, invoke
 
-from harness.cli import app
-from harness.config import ENVIRONMENT
-
-NO_HARBOR_ENV: dict[str, str | None] = dict.fromkeys(ENVIRONMENT)
-DEMO = {"HARBOR_CLIENT_ID": "demo-provider", "HARBOR_CLIENT_SECRET": "demo-secret"}
 TOWER = "0100000000000014"
-
-
-@pytest.fixture(autouse=True)
-def _in_empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, args, env={**NO_HARBOR_ENV, **(env or {})})
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def demo_sandbox() -> Iterator[Any]:
-    """A virtual sandbox reached as a URL target, with the demo identities."""
-    from harness.sim import VirtualSandbox
-
-    with VirtualSandbox() as sandbox:
-        yield sandbox
 
 
 def _suites(path: Path) -> dict[str, ET.Element]:

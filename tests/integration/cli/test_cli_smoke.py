@@ -8,40 +8,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from harness.api import RetryPolicy
-from harness.cli import app
 from harness.config import ENVIRONMENT
 
+from .invoking import DEMO, invoke
+
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
-NO_HARBOR_ENV: dict[str, str | None] = dict.fromkeys(ENVIRONMENT)
-DEMO = {"HARBOR_CLIENT_ID": "demo-provider", "HARBOR_CLIENT_SECRET": "demo-secret"}
-
-
-@pytest.fixture(autouse=True)
-def _in_empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, args, env={**NO_HARBOR_ENV, **(env or {})})
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def demo_sandbox() -> Iterator[Any]:
-    """A second virtual sandbox with the demo identities, reached as a URL target."""
-    from harness.sim import VirtualSandbox
-
-    with VirtualSandbox() as sandbox:
-        yield sandbox
 
 
 def closed_port() -> int:
