@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -34,7 +32,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.api import AsyncHarborClient
 from harness.cli._common import (
     ConfigOption,
     Output,
@@ -44,64 +41,25 @@ from harness.cli._common import (
     run_command,
 )
 from harness.cli._target import command_settings
-from harness.config import Credentials, Settings, Target, TargetKind, parse_target
-from harness.errors import ExitCode, TargetUnreachable, UsageError
-from harness.flow import ControlPlaneOpener, DoorOpener
+from harness.config import parse_target
+from harness.errors import ExitCode
 from harness.ledger import (
     FOREIGN_GRACE_S,
     LEDGER_FILE,
     Ledger,
     LedgerEntry,
-    LedgerHolds,
     LockerClaim,
     Outcome,
     Settlement,
-    UntrustedRow,
-    give_back,
     new_run_id,
     plan,
-    row_target,
 )
 from harness.report import fit_table
-from harness.targets import serves_control_plane_async
+from harness.targets import cleanup_exit_code, give_back_all, ledger_row_matches
 
 __all__ = ["command"]
 
 _DEFAULT_TIMEOUT_S = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Group:
-    """The lockers one identity holds on one target: one client gives them all back."""
-
-    target: str
-    api_url: str | None
-    token_url: str | None
-    client_id: str
-    claims: tuple[LockerClaim, ...]
-
-
-def _groups(claims: Sequence[LockerClaim]) -> list[_Group]:
-    by_key: dict[tuple[str, str, str], list[LockerClaim]] = {}
-    for claim in claims:
-        by_key.setdefault(claim.key, []).append(claim)
-    return [
-        _Group(rows[0].target, rows[0].api_url, rows[0].token_url, rows[0].client_id, tuple(rows))
-        for rows in by_key.values()
-    ]
-
-
-def _credentials(settings: Settings, client_id: str) -> Credentials | None:
-    """The secret the environment holds for ``client_id``, if any."""
-    pairs = ((settings.client_id, settings.client_secret), (settings.second_client_id, settings.second_client_secret))
-    for known_id, secret in pairs:
-        if known_id == client_id and secret is not None:
-            return Credentials(client_id, secret)
-    return None
-
-
-def _settled(group: _Group, outcome: Outcome, note: str) -> list[Settlement]:
-    return [Settlement(claim, outcome=outcome, note=note) for claim in group.claims]
 
 
 class _Progress:
@@ -140,104 +98,6 @@ class _Progress:
         self._progress.advance(self._task)
         if not self._console.is_terminal:
             self._console.print(f"cleanup [{self._count}/{self._total}] {self._current}: {settled.outcome.value}")
-
-
-async def _has_doors(settings: Settings) -> bool:
-    """Whether the target is a virtual sandbox whose doors ``/_sim`` opens; ``TargetUnreachable`` if silent."""
-    target = settings.target
-    url = target.api_url
-    if url is None or target.kind not in (TargetKind.LOCAL, TargetKind.URL):
-        return False
-    return await serves_control_plane_async(url, policy=settings.wire_policy())
-
-
-async def _clean_group(
-    group: _Group,
-    settings: Settings,
-    ledger: Ledger,
-    run_id: str,
-    progress: _Progress,
-    settled: list[Settlement],
-    *,
-    status_timeout: float,
-) -> None:
-    """Give back ``group``'s lockers, appending each one's settlement to ``settled`` as it ends (so
-    what was done survives a timeout that cancels the rest)."""
-    try:
-        target = row_target(group.claims[0], settings)
-    except UntrustedRow as exc:
-        settled += _settled(group, Outcome.UNTRUSTED, f"skipped, not acted on: {exc}")
-        return
-    target_settings = settings.with_target(target)
-    if target.is_production and not settings.allow_production_writes:
-        try:
-            target_settings.check_writes_allowed("give lockers back")
-        except UsageError as exc:
-            settled += _settled(group, Outcome.NEEDS_CREDENTIALS, str(exc))
-            return
-    try:
-        virtual = await _has_doors(target_settings)
-    except TargetUnreachable as exc:
-        if target.kind is TargetKind.LOCAL:
-            # The embedded sandbox lived inside the run's process: its lockers ended with it.
-            settled += _settled(group, Outcome.GONE, "the embedded sandbox ended with its run")
-        else:
-            settled += _settled(group, Outcome.FAILED, str(exc))
-        return
-    credentials = _credentials(settings, group.client_id)
-    if credentials is None:
-        settled += _settled(
-            group,
-            Outcome.NEEDS_CREDENTIALS,
-            f"held by client {group.client_id!r}: set HARBOR_CLIENT_ID and HARBOR_CLIENT_SECRET to its credentials",
-        )
-        return
-    holds = LedgerHolds(ledger, target_settings, run_id=run_id, client_id=group.client_id)
-    assert target.api_url is not None
-    doors: AbstractAsyncContextManager[DoorOpener | None] = (
-        ControlPlaneOpener(target.api_url, policy=target_settings.wire_policy()) if virtual else nullcontext(None)
-    )
-    async with (
-        doors as opener,
-        AsyncHarborClient(target_settings, credentials=credentials, holds=holds) as client,
-    ):
-        for claim in group.claims:
-            progress.working_on(claim)
-            done = await give_back(client, opener, claim, status_timeout=status_timeout)
-            if done.outcome.done:
-                ledger.release(claim.row_ids, f"cleanup {run_id}: {done.outcome.value}")
-                holds.returned(claim.locker_id, note=f"cleanup {run_id}: its own pickup")
-            settled.append(done)
-            progress.done(done)
-
-
-async def _clean(
-    groups: list[_Group], settings: Settings, ledger: Ledger, run_id: str, *, timeout: float, status_timeout: float
-) -> list[Settlement]:
-    settled: list[Settlement] = []
-    total = sum(len(group.claims) for group in groups)
-    deadline = time.monotonic() + timeout
-    with _Progress(total) as progress:
-        for group in groups:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                settled += _settled(group, Outcome.FAILED, f"cleanup ran out of its {timeout:g} s")
-                continue
-            try:
-                async with asyncio.timeout(remaining):
-                    await _clean_group(
-                        group, settings, ledger, run_id, progress, settled, status_timeout=status_timeout
-                    )
-            except TimeoutError:
-                # The lockers given back before the timeout are in ``settled`` already (their rows
-                # released): only the rest ran out.
-                seen = {id(s.claim) for s in settled}
-                settled += [
-                    Settlement(claim, outcome=Outcome.FAILED, note=f"cleanup ran out of its {timeout:g} s")
-                    for claim in group.claims
-                    if id(claim) not in seen
-                ]
-    return settled
 
 
 def _table(settled: Sequence[Settlement], live: Sequence[LedgerEntry], out: Output, *, title: str = "cleanup") -> Table:
@@ -302,23 +162,6 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _exit_code(settled: Sequence[Settlement], live: Sequence[LedgerEntry]) -> int:
-    outcomes = {done.outcome for done in settled}
-    if outcomes & {Outcome.FAILED, Outcome.NEEDS_TOWER, Outcome.UNTRUSTED}:
-        return ExitCode.INFRASTRUCTURE
-    if any(not entry.process.local for entry in live):
-        return ExitCode.INFRASTRUCTURE  # another host's holds: nobody here can tell they will be given back
-    if Outcome.NEEDS_CREDENTIALS in outcomes:
-        return ExitCode.USAGE
-    return ExitCode.OK
-
-
-def _matches(entry: LedgerEntry, wanted: Target) -> bool:
-    if wanted.kind in (TargetKind.LOCAL, TargetKind.SANDBOX, TargetKind.PRODUCTION):
-        return entry.target == wanted.kind.value
-    return entry.api_url == wanted.api_url or entry.target == wanted.name
-
-
 def command(
     context: typer.Context,
     only_target: Annotated[
@@ -358,7 +201,7 @@ def command(
             out.say(f"cleanup: no ledger at {path}: nothing was recorded, nothing to give back")
             return ExitCode.OK
         with Ledger(path) as ledger:
-            entries = [e for e in ledger.entries(open_only=True) if wanted is None or _matches(e, wanted)]
+            entries = [e for e in ledger.entries(open_only=True) if wanted is None or ledger_row_matches(e, wanted)]
             work = plan(entries, force=force)
             lockers = len(work.claims)
             scope = f" on {out.redactor.text(wanted.name)}" if wanted is not None else ""
@@ -382,17 +225,19 @@ def command(
                     out.print(fit_table(_table([], work.live, out), out.console))
                 out.say("cleanup: nothing left held" + (" by runs that ended" if work.live else ""))
                 ledger.prune()
-                return _exit_code([], work.live)
-            settled = asyncio.run(
-                _clean(
-                    _groups(work.claims),
-                    settings,
-                    ledger,
-                    new_run_id(),
-                    timeout=timeout,
-                    status_timeout=settings.status_timeout,
+                return cleanup_exit_code([], work.live)
+            with _Progress(len(work.claims)) as progress:
+                settled = asyncio.run(
+                    give_back_all(
+                        work.claims,
+                        settings,
+                        ledger,
+                        new_run_id(),
+                        progress,
+                        timeout=timeout,
+                        status_timeout=settings.status_timeout,
+                    )
                 )
-            )
             ledger.prune()
         out.print(fit_table(_table(settled, work.live, out), out.console))
         counts: dict[Outcome, int] = {}
@@ -400,7 +245,7 @@ def command(
             counts[done.outcome] = counts.get(done.outcome, 0) + 1
         told = "cleanup: " + ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items())
         out.say(told)
-        code = _exit_code(settled, work.live)
+        code = cleanup_exit_code(settled, work.live)
         out.verdict(f"{told}; exit {int(code)}")
         return code
 

@@ -11,6 +11,8 @@ instead of wiring a target of its own:
 - ``subscribe_webhooks``: have a virtual sandbox deliver its webhooks to a receiver.
 - ``door_opener`` and ``radio``: how doors open, over Bluetooth LE on the virtual radio (in this
   process or a sandbox URL's) or the OS's, or through a sandbox's control plane.
+- ``give_back_all``: what crashed runs left held, given back on the targets their ledger rows
+  name (``locker-harness cleanup``), with ``cleanup_exit_code`` its verdict.
 - ``smoke_delivery``: one delivery as ``locker-harness smoke`` makes it; ``ble_deliveries``:
   deliveries over Bluetooth LE with every BLE phase timed, as ``locker-harness hw`` makes them.
 
@@ -18,6 +20,7 @@ Importing this package is cheap: the sandbox (FastAPI, uvicorn) and the BLE stac
 bumble) load when a target needs them.
 """
 
+from harness.targets._cleanup import CleanupProgress, cleanup_exit_code, give_back_all, ledger_row_matches
 from harness.targets._deliveries import BleDeliveries, DeliveryChoice, ble_deliveries, smoke_delivery
 from harness.targets._doors import ble_door_opener, door_opener, radio
 from harness.targets._probe import (
@@ -41,6 +44,7 @@ __all__ = [
     "WEBHOOKS_PATH",
     "AnnouncedRadio",
     "BleDeliveries",
+    "CleanupProgress",
     "DeliveryChoice",
     "LocalTarget",
     "RadioLink",
@@ -49,8 +53,11 @@ __all__ = [
     "announced_radio",
     "ble_deliveries",
     "ble_door_opener",
+    "cleanup_exit_code",
     "door_opener",
     "embedded_sandbox",
+    "give_back_all",
+    "ledger_row_matches",
     "open_target",
     "radio",
     "serves_control_plane",

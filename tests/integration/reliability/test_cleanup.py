@@ -198,7 +198,7 @@ def test_without_virtual_doors_an_occupied_locker_needs_the_tower(
     async def no_doors(url: str, **_: object) -> bool:
         return False
 
-    monkeypatch.setattr("harness.cli.cleanup.serves_control_plane_async", no_doors)
+    monkeypatch.setattr("harness.targets._cleanup.serves_control_plane_async", no_doors)
     code, stdout = _cleanup_here()
     assert code == ExitCode.INFRASTRUCTURE, stdout
     assert "locker 1404 (door 4) on tower 0100000000000014 holds the test item: pick it up at the tower" in (
