@@ -171,6 +171,11 @@ class DoorOpener(Protocol):
     door (the control plane). Without it the flow assumes a person may close the door as soon as
     it opens, before the flow reads the status: the status right after an open may then already
     be the one after the close, and both of the model's predictions are accepted.
+
+    An opener may say ``door_events_reach_the_api_at_once = True`` when the API hears of the door
+    the moment it opens (a sandbox's control plane). Without it the tower reports its door events
+    when it syncs [I]: a status right after the open that still shows the one from before says
+    nothing of when the target turns a locker occupied (``occupied_on``).
     """
 
     async def open(self, locker: Locker, token: LockerToken) -> int:
@@ -193,6 +198,8 @@ class ControlPlaneOpener:
 
     #: Only ``wait_closed`` closes a door: nobody stands at a control-plane door.
     door_closes_itself = False
+    #: The sandbox's REST views hear of the door as its firmware opens it: no sync to wait for.
+    door_events_reach_the_api_at_once = True
 
     def __init__(
         self,
@@ -612,7 +619,8 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
         run.expect(step, shown, set(histories), f"locker_{predicted.wire_name}_while_door_open")
         run.state = histories[shown]
         if first_dropoff:
-            _observe_occupied_on(run, shown, door_known_open=not closes_itself)
+            at_once = getattr(run.opener, "door_events_reach_the_api_at_once", False)
+            _observe_occupied_on(run, shown, door_known_open=not closes_itself, heard_at_once=at_once)
         return None, shown
 
     async def close_door(step: Step) -> tuple[None, LockerStatus]:
@@ -644,16 +652,18 @@ async def _deliver(run: _Run, wanted_type: int | None, wanted_locker: int | None
     run.locker = dataclasses.replace(run.locker, status=LockerStatus.AVAILABLE)
 
 
-def _observe_occupied_on(run: _Run, shown: LockerStatus, *, door_known_open: bool) -> None:
+def _observe_occupied_on(run: _Run, shown: LockerStatus, *, door_known_open: bool, heard_at_once: bool) -> None:
     """What the status right after a first drop-off open says of ``occupied_on``.
 
     Occupied while the door is known to be open: the target turned it occupied on the open.
-    Rented: not on the open; the status read once it shows occupied says so (``read_status``).
-    Occupied where a person may have closed the door already says nothing either way.
+    Rented, where the API hears of the door at once: not on the open; the status read once it
+    shows occupied says so (``read_status``). Rented where the tower reports its door events when
+    it syncs (BLE) is the status from before; occupied where a person may have closed the door
+    already: neither says anything either way.
     """
     if shown is LockerStatus.OCCUPIED and door_known_open:
         record("occupied_on", "open", f"{run._locker_path()}: occupied while the drop-off door was open")
-    elif shown is LockerStatus.RENTED:
+    elif shown is LockerStatus.RENTED and heard_at_once:
         run.rented_while_open = True
 
 

@@ -62,6 +62,9 @@ def test_run_on_a_sandbox_url_has_a_passing_hw_stage(
     )
     assert result.exit_code == ExitCode.OK, result.output
     [run] = (tmp_path / "reports").iterdir()
-    [stage] = json.loads((run / "summary.json").read_text())["stages"]
+    summary = json.loads((run / "summary.json").read_text())
+    [stage] = summary["stages"]
     assert stage["name"] == "hw" and stage["verdict"] == "passed", stage
     assert stage["figures"]["passed"] >= 5, stage["figures"]
+    # The honest sandbox confirms every guess of ours, over BLE too (its tower reports at its sync).
+    assert summary.get("assumptions_refuted", []) == [], summary["assumptions_refuted"]

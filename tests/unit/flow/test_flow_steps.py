@@ -404,9 +404,11 @@ class OccupiedOnOpen(FakeDoors):
 class OccupiedOnClose(FakeDoors):
     """A target whose API shows the locker occupied only once the drop-off door closed (the dialect's reading)."""
 
-    def __init__(self, harbor: FakeHarbor) -> None:
+    def __init__(self, harbor: FakeHarbor, *, heard_at_once: bool = True) -> None:
         super().__init__(harbor)
         self.reports = False  # the open is not heard of; the close turns the locker occupied
+        #: True: the API hears of the door as it opens (a control plane); False: at the tower's sync (BLE).
+        self.door_events_reach_the_api_at_once = heard_at_once
 
 
 @pytest.mark.anyio
@@ -438,6 +440,16 @@ async def test_occupied_where_a_person_may_have_closed_says_nothing() -> None:
     with observing() as seen:
         await deliver(harbor, OccupiedOnOpen(harbor, door_known_open=False))
     assert seen.entries() == []
+
+
+@pytest.mark.anyio
+async def test_rented_after_an_open_the_tower_reports_at_its_sync_says_nothing() -> None:
+    """Over BLE the tower tells Harbor of the door when it syncs [I]: rented right after the open is the
+    status from before, no sign of when the target turns a locker occupied (no false finding)."""
+    harbor = FakeHarbor([locker(1401)])
+    with observing() as seen:
+        await deliver(harbor, OccupiedOnClose(harbor, heard_at_once=False))
+    assert [entry for entry in seen.entries() if entry.assumption == "occupied_on"] == []
 
 
 @pytest.mark.anyio
