@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +78,16 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fin
         )
         for case, (env, _) in CASES.items()
     }
-    results: dict[str, Finished] = {}
+
+    def finish(child: subprocess.Popen[str]) -> Finished:
+        # Each child's own time: awaited side by side, so one child's end is not held up by another's.
+        output, _ = child.communicate(timeout=60)
+        return Finished(child.returncode, output, time.monotonic() - started)
+
     try:
-        for case, child in children.items():
-            output, _ = child.communicate(timeout=60)
-            results[case] = Finished(child.returncode, output, time.monotonic() - started)
+        with ThreadPoolExecutor(max_workers=len(children)) as pool:
+            futures = {case: pool.submit(finish, child) for case, child in children.items()}
+            results = {case: future.result() for case, future in futures.items()}
         yield results
     finally:
         for child in children.values():
