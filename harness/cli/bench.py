@@ -19,7 +19,7 @@ from harness.cli._target import command_settings
 from harness.config import Target
 from harness.errors import ExitCode, UsageError
 from harness.load import BENCHMARKS, BenchOptions, medians_table, run_benchmarks
-from harness.report import fit_table, new_run_id
+from harness.report import new_run_id
 
 __all__ = ["command"]
 
@@ -55,7 +55,7 @@ def command(
             table.add_column(column, justify="left" if column == "benchmark" else "right")
         for row in rows:
             table.add_row(*row.values())
-        out.print(fit_table(table, out.console))
+        out.print(table)
         out.say(f"figures: {folder / 'bench.json'}")
         missed = [comparison.key for comparison in comparisons if not comparison.met]
         if missed:

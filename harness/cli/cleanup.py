@@ -54,7 +54,6 @@ from harness.ledger import (
     new_run_id,
     plan,
 )
-from harness.report import fit_table
 from harness.targets import cleanup_exit_code, give_back_all, ledger_row_matches
 
 __all__ = ["command"]
@@ -218,11 +217,11 @@ def command(
             if dry_run:
                 to_do = [Settlement(claim, outcome=Outcome.IN_USE, note="to look at") for claim in work.claims]
                 table = _table(to_do, work.live, out, title="cleanup (dry run: nothing changed)")
-                out.print(fit_table(table, out.console))
+                out.print(table)
                 return ExitCode.OK
             if not work.claims:
                 if work.live:
-                    out.print(fit_table(_table([], work.live, out), out.console))
+                    out.print(_table([], work.live, out))
                 out.say("cleanup: nothing left held" + (" by runs that ended" if work.live else ""))
                 ledger.prune()
                 return cleanup_exit_code([], work.live)
@@ -239,7 +238,7 @@ def command(
                     )
                 )
             ledger.prune()
-        out.print(fit_table(_table(settled, work.live, out), out.console))
+        out.print(_table(settled, work.live, out))
         counts: dict[Outcome, int] = {}
         for done in settled:
             counts[done.outcome] = counts.get(done.outcome, 0) + 1

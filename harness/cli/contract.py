@@ -39,7 +39,7 @@ from harness.cli._common import (
 )
 from harness.cli._target import command_settings, running_target
 from harness.config import Settings
-from harness.report import TargetInfo, fit_table, run_table
+from harness.report import TargetInfo, run_table
 from harness.run import PytestStage, Stage, execute, new_context
 
 __all__ = ["BudgetOption", "NoControlPlaneOption", "SeedOption", "command", "run_suite"]
@@ -143,7 +143,7 @@ def _execute(
     )
     # A frozen dataclass's name is read-only; the Stage protocol spells it as a plain attribute.
     run = execute([cast(Stage, stage)], context)
-    out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
+    out.print(run_table(run, redactor=out.redactor))
     failures = [failure for result in run.stages for failure in result.failures]
     # Tests that failed for one reason (a fixture every test needs) are one line, with how many.
     by_reason: dict[tuple[str, str], list[str]] = {}

@@ -37,7 +37,7 @@ from harness.history import (
     compare,
     parse_tolerance,
 )
-from harness.report import VERDICT_STYLES, Verdict, fit_table
+from harness.report import VERDICT_STYLES, Verdict
 
 __all__ = ["command", "compare_command"]
 
@@ -173,7 +173,7 @@ def command(
         if not records:
             out.say(f"no runs recorded yet in {settings.state_dir}: run `locker-harness run` first")
             return ExitCode.OK
-        out.print(fit_table(history_table(records, out), out.console))
+        out.print(history_table(records, out))
         return ExitCode.OK
 
     run_command(body, verbose=verbose)
@@ -208,7 +208,7 @@ def compare_command(
         if as_json:
             _print_json(out, comparison.as_json())
             return comparison.exit_code
-        out.print(fit_table(comparison_table(comparison), out.console))
+        out.print(comparison_table(comparison))
         regressions = comparison.regressions
         if regressions:
             names = ", ".join(f"{c.stage}/{c.step} ({'+'.join(c.regressions)})" for c in regressions)

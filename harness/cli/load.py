@@ -63,7 +63,7 @@ from harness.load import (
     run_worker,
     worker_command,
 )
-from harness.report import TargetInfo, fit_table, gate_table
+from harness.report import TargetInfo, gate_table
 from harness.run import LoadStage, execute, new_context
 from harness.stopping import terminated
 
@@ -115,7 +115,7 @@ def step_table(summary: LoadSummary) -> Table:
 
 
 def _report(out: Output, summary: LoadSummary) -> None:
-    out.print(fit_table(step_table(summary), out.console))
+    out.print(step_table(summary))
     record = summary.record
     flows = ", ".join(f"{count} {outcome}" for outcome, count in record.flows.items() if count)
     out.say(
@@ -136,7 +136,7 @@ def _report(out: Output, summary: LoadSummary) -> None:
         out.say(f"  error x{count}: {reason}")
     lines = summary.gate_lines()
     if lines:
-        out.print(fit_table(gate_table(lines, title="gates (✓ held, ✗ breached, - not measured)"), out.console))
+        out.print(gate_table(lines, title="gates (✓ held, ✗ breached, - not measured)"))
     if summary.aborted is not None:
         out.say(f"ABORTED: {summary.aborted.describe()}")
     for result in summary.breaches:

@@ -41,7 +41,7 @@ from harness.cli._common import (
 from harness.cli._target import command_settings, running_target
 from harness.errors import ExitCode
 from harness.probe import ProbeResult, probe, write_folder
-from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, RunFolder, fit_table, write_junit
+from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, RunFolder, write_junit
 
 __all__ = ["command"]
 
@@ -132,8 +132,8 @@ def command(
                 + (f", dialect(s) {', '.join(sim_dialect)}" if sim_dialect else "")
             )
             result = probe(running.settings, write=write, run_id=folder.run_id)
-        out.print(fit_table(_assumptions_table(result, out), out.console))
-        out.print(fit_table(_operations_table(result, out), out.console))
+        out.print(_assumptions_table(result, out))
+        out.print(_operations_table(result, out))
         written = write_folder(
             result, folder.stage_dir("probe"), out.redactor, when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         )

@@ -51,7 +51,6 @@ from harness.report import (
     TargetInfo,
     build_html,
     findings_table,
-    fit_table,
     gate_table,
     run_table,
 )
@@ -175,13 +174,13 @@ def _execute(
         with RichProgress(out) as progress:
             context.observer = progress
             run: RunResult = execute(stages, context, skipped=skipped, history=history)
-    out.print(fit_table(run_table(run, redactor=out.redactor), out.console))
+    out.print(run_table(run, redactor=out.redactor))
     for stage in run.stages:
         if stage.gates:
-            out.print(fit_table(gate_table(stage.gates, title=f"{stage.name} gates"), out.console))
+            out.print(gate_table(stage.gates, title=f"{stage.name} gates"))
     refuted = run.findings()
     if refuted:
-        out.print(fit_table(findings_table(refuted, redactor=out.redactor), out.console))
+        out.print(findings_table(refuted, redactor=out.redactor))
     out.say(f"reports: {context.reports_dir}")
     tell_junit(out, run, context.folder, junit_xml)
     tell_evidence(out, run.evidence_lost, recorded=True)

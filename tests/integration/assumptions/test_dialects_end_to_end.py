@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.sim import DIALECT_ASSUMPTIONS
+
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
 
 #: dialect -> (the assumption it refutes, the HARBOR_ASSUME_* line that adopts what it answers).
@@ -105,8 +107,6 @@ def _check_run(tmp_path: Path, dialect: str, stages: str, *, verdict_stages: str
 
 def test_every_dialect_of_the_sandbox_is_run_here() -> None:
     """A dialect added to the sandbox needs its end-to-end run here (or a reason it refutes nothing)."""
-    from harness.sim import DIALECT_ASSUMPTIONS
-
     assert set(DIALECT_ASSUMPTIONS) == set(DIALECTS) | REFUTES_NOTHING | {WEBHOOKS_ONLY}
     assert all(DIALECT_ASSUMPTIONS[name] == assumption for name, (assumption, _) in DIALECTS.items())
     assert all(DIALECT_ASSUMPTIONS[name] is None for name in REFUTES_NOTHING)
