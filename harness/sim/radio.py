@@ -371,8 +371,8 @@ class TowerPeripheral:
 
     def _watch_idle(self, connection: Connection, link: _Link) -> None:
         """Drop the link once the central sent nothing on it for the idle timeout (the
-        ``ble_idle_timeout`` fault's while it is on, else ``idle_timeout``); a changed timeout applies
-        within a second."""
+        ``ble_idle_timeout`` fault's while it is on, else ``idle_timeout``); a fault's changed timeout
+        applies within a second, a configured one at once (``rewatch_idle``)."""
         loop = asyncio.get_running_loop()
         timeout = self.server.faults.idle_timeout() or self.settings().idle_timeout
         idle = loop.time() - link.last_write
@@ -381,6 +381,17 @@ class TowerPeripheral:
             self._spawn(self._drop(connection))
             return
         link.idle_check = loop.call_later(min(timeout - idle, 1.0), self._watch_idle, connection, link)
+
+    def rewatch_idle(self) -> None:
+        """Measure every live link against the idle timeout now in force (a changed one applies at
+        once, not at the next scheduled check). On the radio's loop."""
+        for handle, link in list(self._links.items()):
+            connection = self.device.lookup_connection(handle)
+            if connection is None:
+                continue
+            if link.idle_check is not None:
+                link.idle_check.cancel()
+            self._watch_idle(connection, link)
 
     def _on_write(self, connection: Connection, value: bytes) -> None:
         link = self._links.get(connection.handle)
@@ -441,7 +452,7 @@ class VirtualRadio:
 
     ``start()`` brings the towers on the air (idempotent); ``link`` is what a client's virtual bleak
     backend needs; ``stop()`` powers everything off and ends the thread. ``configure`` sets the
-    MTU the towers grant and their idle timeout, from the next connection on.
+    MTU the towers grant new connections and their idle timeout.
     """
 
     def __init__(
@@ -551,13 +562,18 @@ class VirtualRadio:
         return self.describe()
 
     def configure(self, *, mtu: int | None = None, idle_timeout: float | None = None) -> LinkSettings:
-        """The MTU the towers grant (23..247) and the idle time after which they drop a link, from
-        the next connection on; what is not given stays. Returns the settings now in force."""
+        """The MTU the towers grant (23..247), from the next connection on, and the idle time after
+        which they drop a link, on live links too; what is not given stays. Returns the settings now
+        in force."""
         current = self.link_settings
         self.link_settings = LinkSettings(
             mtu=current.mtu if mtu is None else mtu,
             idle_timeout=current.idle_timeout if idle_timeout is None else idle_timeout,
         )
+        loop = self._loop
+        if idle_timeout is not None and loop is not None and not loop.is_closed():
+            for peripheral in list(self._peripherals):
+                loop.call_soon_threadsafe(peripheral.rewatch_idle)
         return self.link_settings
 
     def start(self, timeout: float = 10.0) -> VirtualRadio:
