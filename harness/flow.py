@@ -677,8 +677,9 @@ async def _give_back(run: _Run) -> Released:
 
     Where the harness is the person at the door (``door_closes_itself`` false: a sandbox's control
     plane), a stop in the middle of an opening may have left the door open whatever the model
-    knew: the door is closed first (closing a shut door changes nothing), and a test item found
-    inside is taken out as a courier would (a pickup token, the door opened and closed).
+    knew: the door is closed first (closing a shut door changes nothing). A test item inside is
+    taken out as a courier would (a pickup token, the door opened and closed: by the harness at a
+    control-plane door, by the person at a tower's, as in the delivery itself).
     """
     assert run.locker is not None
     locker_id = run.locker.id
@@ -700,14 +701,18 @@ async def _give_back(run: _Run) -> Released:
                     raise _Stuck(f"its door was left open ({exc}): close it, then release it") from None
                 predicted = apply(predicted, CloseDoor(), run._now())
                 actions.append("its door closed")
-            if predicted.status is LockerStatus.OCCUPIED and person_here:
-                pickup = await run.client.create_pickup_token(run.tower_id, locker_id, 300, run.client_info)
-                await run.opener.open(run.locker, pickup)
-                await run.opener.wait_closed(run.locker, timeout=min(run.status_timeout, _CLEANUP_TIMEOUT / 2))
+            if predicted.status is LockerStatus.OCCUPIED:
+                try:
+                    pickup = await run.client.create_pickup_token(run.tower_id, locker_id, 300, run.client_info)
+                    await run.opener.open(run.locker, pickup)
+                    await run.opener.wait_closed(run.locker, timeout=min(run.status_timeout, _CLEANUP_TIMEOUT / 2))
+                except HarnessError as exc:
+                    raise _Stuck(
+                        f"it holds the test item, and taking it out failed ({exc}): pick it up (pickup token) "
+                        "or reset it in Harbor Console"
+                    ) from None
                 predicted = available(predicted)
                 actions.append("took the test item out (a pickup token, its door opened and closed)")
-            elif predicted.status is LockerStatus.OCCUPIED:
-                raise _Stuck("it holds the test item: pick it up (pickup token) or reset it in Harbor Console")
             status = await run.read_status()
             if predicted.status is LockerStatus.AVAILABLE and status is LockerStatus.AVAILABLE and not actions:
                 return _released(run, locker_id, actions, True, f"locker {locker_id} was not held")

@@ -48,6 +48,13 @@ class RigConfig:
     sim_dialects: tuple[str, ...] = ()
 
 
+#: Why a meta-test that plants a bug switch skips off local.
+SWITCHES_NEED_LOCAL = (
+    "the bug-switch meta-tests need the embedded sandbox (local target): a bench, or a sandbox URL used "
+    "as one, is never switched or reset"
+)
+
+
 async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.02) -> float:
     """Poll ``probe`` until it holds; the seconds it took. Bounded by ``timeout`` (then TimeoutError)."""
     start = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import test_open_available
-from hw_rig import Rig
+from hw_rig import SWITCHES_NEED_LOCAL, Rig
 
 pytestmark = pytest.mark.anyio
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 async def test_open_available_test_fails_when_the_tower_opens_a_held_locker(rig: Rig) -> None:
     """With the bug on, the rig test fails on its held-locker assertion, and on nothing else."""
     if not rig.virtual:
-        pytest.skip("the bug switches exist only in the virtual sandbox (local target)")
+        pytest.skip(SWITCHES_NEED_LOCAL)
     try:
         rig.sandbox.world.reset()
         rig.sandbox.control.set_bugs({"open_available_opens_held": True})

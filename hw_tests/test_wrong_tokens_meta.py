@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import test_wrong_tokens
-from hw_rig import Rig
+from hw_rig import SWITCHES_NEED_LOCAL, Rig
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +48,7 @@ async def test_each_wrong_token_test_fails_for_its_bug(rig: Rig, bug: str) -> No
     """With the sandbox's ``bug`` on, the wrong-token tests it concerns fail because the door opened;
     the others still pass."""
     if not rig.virtual:
-        pytest.skip("the bug switches exist only in the virtual sandbox (local target)")
+        pytest.skip(SWITCHES_NEED_LOCAL)
     outcomes: dict[str, str] = {}
     try:
         for name in WRONG_TOKEN_TESTS:

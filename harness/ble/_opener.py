@@ -225,15 +225,23 @@ class BleDoorOpener:
 
     async def wait_closed(self, locker: _Locker, *, timeout: float) -> None:
         """Poll the door until it is shut, sync the tower's events, end the session; a lost link is
-        reconnected and the wait resumed while ``retries`` allow (bounded by ``timeout`` in all)."""
+        reconnected and the wait resumed while ``retries`` allow (bounded by ``timeout`` in all).
+
+        Where no session of this opener holds the locker open (a give-back after the link was lost),
+        the door is watched over a new link and session by its label, as a resumed wait is: what the
+        door is, and the tower's events, are learned, not guessed."""
         client: TowerClient | None = self._open.pop(locker.id, None)
-        if client is None:
+        door = _door_label(locker)
+        if client is None and door is None:
             raise BleLinkError(
-                f"no BLE session holds locker {locker.id} open", code=0, phase="door", locker_id=locker.id
+                f"no BLE session holds locker {locker.id} open, and CHECK_ALL_LOCKER_DOORS knows no door "
+                f"of its name {getattr(locker, 'name', '')!r}: whether its door is shut is not known",
+                code=0,
+                phase="door",
+                locker_id=locker.id,
             )
         deadline = time.monotonic() + timeout
-        door = _door_label(locker)
-        opened_at_ns = client.opened_at_ns
+        opened_at_ns = client.opened_at_ns if client is not None else None
         for attempt in range(self.retries + 1):
             try:
                 if client is None:  # resuming: a new link and session, watching the door by its label

@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from harness._version import __version__
 from harness.config import PRODUCTION_WRITES_FLAG
 from harness.errors import ExitCode, HarnessError, UsageError
+from harness.flow import Released
 from harness.redaction import RedactingFilter, Redactor, redactor
 from harness.report import RunFolder, RunResult, check_run_id, fit_table, write_run_junit
 from harness.stopping import stop_exit_code, terminated
@@ -47,6 +48,7 @@ __all__ = [
     "TargetOption",
     "TowerOption",
     "VerboseOption",
+    "cleanup_line",
     "fresh_run_id",
     "root",
     "run_command",
@@ -343,3 +345,10 @@ def run_command(body: Callable[[Output], int], *, verbose: bool, quiet: bool = F
         context = click.get_current_context(silent=True)
         tell_verdict(out, context.info_name if context is not None and context.info_name else "locker-harness", code)
     raise typer.Exit(code)
+
+
+def cleanup_line(released: Released) -> str:
+    """What a failed delivery gave back, for the console; where it could not, where the hold is kept."""
+    if released.ok:
+        return f"cleanup: {released.note}"
+    return f"cleanup: {released.note} (the cleanup ledger keeps it: `locker-harness cleanup` tries again)"

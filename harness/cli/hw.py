@@ -33,13 +33,14 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
+    cleanup_line,
     run_command,
 )
 from harness.cli._evidence import EvidenceRequest
 from harness.cli._target import command_settings, running_target
 from harness.config import BleBackend, TargetKind
 from harness.errors import ExitCode, HarnessError, UsageError
-from harness.flow import Delivery
+from harness.flow import Delivery, FlowEvent, Released
 from harness.metrics import Latencies
 from harness.report import (
     CaseOutcome,
@@ -53,7 +54,7 @@ from harness.report import (
     verdict_of,
 )
 from harness.run import RunContext
-from harness.targets import BleDeliveries, ble_deliveries
+from harness.targets import BleDeliveries, ble_deliveries, radio
 
 __all__ = ["command", "phase_table", "tower_table"]
 
@@ -183,14 +184,22 @@ def command(
         def delivered(number: int, delivery: Delivery) -> None:
             out.detail(f"  delivery {number}/{cycles}: locker {delivery.locker.id}, {delivery.total_ns / 1e6:.1f} ms")
 
+        released: list[Released] = []
+
+        def gave_back(event: FlowEvent) -> None:
+            if isinstance(event, Released):
+                released.append(event)
+
         evidence = EvidenceRequest(asked=reports_dir is not None, run_id=run_id, junit_xml=junit_xml, settings=settings)
         environment = {"hw.cycles": str(cycles), "ble": settings.ble.value}
 
         with running_target(settings, mtu=mtu) as running:
+            if virtual and not local and running.settings.tower_id is None:
+                radio(running.settings)  # a URL that serves no radio says so, rather than "no tower"
             tower_id = running.settings.tower()
             if local:
-                radio = "virtual radio" if virtual else "the OS's Bluetooth"
-                out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {radio}")
+                over = "virtual radio" if virtual else "the OS's Bluetooth"
+                out.say(f"hw: {cycles} deliveries on tower {tower_id} of target local over the {over}")
             elif virtual:
                 where = f"tower {tower_id} of target {settings.target.name}"
                 out.say(f"hw: {cycles} deliveries on {where} over the virtual radio it serves")
@@ -198,9 +207,17 @@ def command(
                 out.say(f"hw: {cycles} deliveries on bench tower {tower_id} of target {settings.target.name}")
             try:
                 measured = asyncio.run(
-                    ble_deliveries(running.settings, cycles, radio_link=running.radio_link, delivered=delivered)
+                    ble_deliveries(
+                        running.settings,
+                        cycles,
+                        radio_link=running.radio_link,
+                        delivered=delivered,
+                        listeners=[gave_back],
+                    )
                 )
             except HarnessError as error:
+                for event in released:
+                    out.say(cleanup_line(event))
 
                 def broken(context: RunContext, error: HarnessError = error) -> StageResult:
                     return _stage(cycles, Latencies(), open_p95_ms, error)

@@ -42,6 +42,7 @@ from harness.cli._common import (
     TargetOption,
     TowerOption,
     VerboseOption,
+    cleanup_line,
     run_command,
 )
 from harness.cli._evidence import EvidenceRequest
@@ -114,7 +115,7 @@ class _Progress:
         if self.finished:
             self.out.print(self.table())
         if self.released is not None:
-            self.out.say(f"cleanup: {self.released.note}")
+            self.out.say(cleanup_line(self.released))
 
 
 def _run(

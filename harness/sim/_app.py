@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -78,7 +79,21 @@ async def _invalid(request: Request, exc: Exception) -> Response:
         if error.get("type") == "json_invalid":
             reason = error.get("ctx", {}).get("error", "")
             return JSONResponse({"detail": f"The body is not valid JSON: {reason}".rstrip(": ")}, status_code=400)
-    return await request_validation_exception_handler(request, exc)
+    # Python's JSON reader takes NaN, Infinity and 1e999, which no JSON answer may carry: the 422
+    # names such an input as text rather than failing to render (a 500 for a bad value).
+    errors = [_json_safe(error) for error in exc.errors()]
+    return await request_validation_exception_handler(request, RequestValidationError(errors, body=exc.body))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float written as text (``"nan"``, ``"inf"``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def create_app(settings: SimSettings | None = None) -> SandboxApp:

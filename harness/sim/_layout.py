@@ -97,7 +97,7 @@ def _tower_175() -> tuple[TowerSpec, list[LockerSpec]]:
         )
         for label in range(1, 13)
     ]
-    return TowerSpec(tower_id, "Virtual Tower 175", "1.2.3", 2, tuple(s.id for s in lockers)), lockers
+    return TowerSpec(tower_id, "Second Tower 175", "1.2.3", 2, tuple(s.id for s in lockers)), lockers
 
 
 def seeded_layout() -> Layout:

@@ -43,7 +43,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bumble import core, gatt, hci, ll
+from bumble import att, core, gatt, hci, ll
 from bumble.controller import Controller
 from bumble.device import AdvertisingEventProperties, AdvertisingParameters, Connection, Device
 from bumble.host import Host
@@ -255,11 +255,11 @@ class _TowerDevice(Device):
     """A tower's bumble device that notes each ATT PDU a central sends it: the idle timeout counts from
     the last one (GATT discovery and reads are activity, as they are to a real link layer)."""
 
-    heard: Callable[[int], None] = staticmethod(lambda _handle: None)
+    heard: Callable[[int, int], None] = staticmethod(lambda _handle, _opcode: None)
 
     def on_gatt_pdu(self, connection_handle: int, pdu: bytes) -> None:
         # bumble registers this bound method for the ATT channel; its decorator maps the handle.
-        self.heard(connection_handle)
+        self.heard(connection_handle, pdu[0] if pdu else 0)
         super().on_gatt_pdu(connection_handle, pdu)
 
 
@@ -286,6 +286,7 @@ class _Link:
     last_write: float  # when the central last sent anything (an ATT PDU), on the radio loop's clock
     idle_check: asyncio.TimerHandle | None = None
     lost: bool = False  # a supervision timeout is under way: nothing more is served
+    last_opcode: int = 0  # the ATT opcode of the central's last PDU (a command, a request)
 
 
 class TowerPeripheral:
@@ -359,10 +360,11 @@ class TowerPeripheral:
         self._watch_idle(connection, link)
         connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._forget(connection.handle))
 
-    def _heard(self, handle: int) -> None:
+    def _heard(self, handle: int, opcode: int) -> None:
         link = self._links.get(handle)
         if link is not None:
             link.last_write = asyncio.get_running_loop().time()
+            link.last_opcode = opcode
 
     def _forget(self, handle: int) -> None:
         link = self._links.pop(handle, None)
@@ -400,9 +402,12 @@ class TowerPeripheral:
         link.last_write = asyncio.get_running_loop().time()
         limit = connection.att_mtu - assumptions.ATT_WRITE_OVERHEAD
         if len(value) > limit:
-            # An ATT server drops a PDU longer than the MTU; the phone hears nothing back.
             log.warning("tower %s: %d-byte write over MTU %d dropped", self.identity.tower_id, len(value), limit + 3)
-            return
+            if link.last_opcode == att.Opcode.ATT_WRITE_COMMAND:
+                return  # an ATT server drops a command longer than the MTU; the phone hears nothing back
+            # A write request, or a long write (prepare + execute): the UART's RX takes MTU - 3 bytes at
+            # most, and the phone hears an error answer.
+            raise att.ATT_Error(att.ATT_INVALID_ATTRIBUTE_LENGTH_ERROR, message=f"over MTU - 3 ({limit} bytes)")
         session = link.session
         try:
             packets = link.reassembler.feed(bytes(value))

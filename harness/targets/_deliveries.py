@@ -96,11 +96,13 @@ async def ble_deliveries(
     *,
     radio_link: RadioLink | None = None,
     delivered: Callable[[int, Delivery], None] | None = None,
+    listeners: Sequence[Listener] = (),
 ) -> BleDeliveries:
     """``count`` deliveries on ``settings.tower()`` with doors opened over Bluetooth LE: every BLE
     phase's latency, and what each tower showed (advertisement layout, MTU, GET_DEVICE_INFO). The
     radio is the settings' (``radio_link``: the embedded sandbox's virtual one; on a sandbox URL, the
-    one it serves to other processes); ``delivered`` hears each delivery as it ends. Holds go to the
+    one it serves to other processes); ``delivered`` hears each delivery as it ends, ``listeners`` the
+    flow's events (what a failed delivery gave back among them). Holds go to the
     cleanup ledger: a bench tower's lockers are Harbor's sandbox's, and ``locker-harness cleanup``
     gives them back after a crash."""
     from harness.ble import PhaseTimer  # bleak only when deliveries are made
@@ -120,7 +122,9 @@ async def ble_deliveries(
                 opener.status_visible(event.locker_id)
 
         for number in range(1, count + 1):
-            delivery = await run_delivery(client, opener, tower_id=tower_id, listeners=[status_seen, holds.listener])
+            delivery = await run_delivery(
+                client, opener, tower_id=tower_id, listeners=[*listeners, status_seen, holds.listener]
+            )
             if delivered is not None:
                 delivered(number, delivery)
         towers = list(opener.towers.values())

@@ -20,7 +20,7 @@ from harness.ble import BleDoorOpener, BleLinkError, PhaseTimer, Radio, SdkCode,
 from harness.ble import protocol as blink
 from harness.config import Settings
 from harness.errors import ExitCode
-from harness.flow import Step, StepFinished, run_delivery
+from harness.flow import Released, Step, StepFinished, run_delivery
 from harness.model import LockerStatus
 from harness.sim import VirtualSandbox
 
@@ -130,7 +130,9 @@ async def test_a_client_that_ignores_the_mtu_fails_with_a_clear_error(
 
 async def test_the_tower_drops_a_write_longer_than_the_mtu(sandbox: VirtualSandbox) -> None:
     """A central that sends an over-long ATT write anyway (bumble itself does not check) gets no answer:
-    the tower's ATT server drops it; the next well-formed write is answered as ever."""
+    the tower's ATT server drops it. A long write with response (prepare + execute) gets an ATT error
+    (invalid attribute length), not an acknowledgement. The next well-formed write is answered as ever."""
+    from bumble import att
     from bumble.device import Device, Peer
     from bumble.hci import Address
     from bumble.host import Host
@@ -142,7 +144,7 @@ async def test_the_tower_drops_a_write_longer_than_the_mtu(sandbox: VirtualSandb
     request = blink.encode_packet({blink.Field.PACKET_TYPE: blink.PacketType.CHECK_LOCKER_DOOR})
     assert len(request) <= 20
 
-    async def exchange() -> tuple[list[bytes], list[bytes]]:
+    async def exchange() -> tuple[list[bytes], int | None, list[bytes]]:
         controller = link.central_controller("raw-writer", "C0:00:00:00:FF:02")
         device = Device(
             name="raw", address=Address("C0:00:00:00:FF:02"), host=Host(controller, AsyncPipeSink(controller))
@@ -160,19 +162,27 @@ async def test_the_tower_drops_a_write_longer_than_the_mtu(sandbox: VirtualSandb
         late: list[bytes] = []
         with contextlib.suppress(TimeoutError):
             late.append(await asyncio.wait_for(replies.get(), 0.3))  # bounded: an answer would come in ms
+        refused: int | None = None
+        try:
+            await peer.write_value(rx, request + bytes(300), with_response=True)
+        except att.ATT_Error as error:
+            refused = error.error_code
+        with contextlib.suppress(TimeoutError):
+            late.append(await asyncio.wait_for(replies.get(), 0.3))
         await peer.write_value(rx, request, with_response=False)
         reassembler, answered = blink.Reassembler(), []
         while not answered:  # the reply comes in MTU - 3 byte notifications
             answered = reassembler.feed(await asyncio.wait_for(replies.get(), 5.0))
         await connection.disconnect()
         await device.power_off()
-        return late, answered
+        return late, refused, answered
 
     assert link.loop is not None
-    late, answered = await asyncio.wait_for(
+    late, refused, answered = await asyncio.wait_for(
         asyncio.wrap_future(asyncio.run_coroutine_threadsafe(exchange(), link.loop)), 10.0
     )
     assert late == []
+    assert refused == att.ATT_INVALID_ATTRIBUTE_LENGTH_ERROR
     assert blink.decode_packet(answered[0])[blink.Field.ERROR_CODE] == blink.FirmwareCode.AUTH_NO_SESSION
 
 
@@ -327,6 +337,35 @@ async def test_a_link_lost_while_the_door_is_open_without_retries_is_exit_4(
                 await opener.wait_closed(locker, timeout=5.0)
             assert not opener._open  # no link left open
     assert failed.value.phase == "door" and failed.value.exit_code is ExitCode.INFRASTRUCTURE
+
+
+@pytest.mark.parametrize("after", [Step.OPEN_FOR_DROPOFF, Step.CLOSE_AFTER_DROPOFF])
+async def test_a_link_lost_after_the_drop_off_without_retries_still_takes_the_item_out(
+    settings: Settings, backend: Radio, sandbox: VirtualSandbox, after: Step
+) -> None:
+    """The link is lost with the test item inside (while the phone watches the door, or while it syncs
+    the tower's events after the close), no retries: the delivery fails with exit 4 naming the phase,
+    and the give-back learns the door's state over a new link (it does not claim the door was left
+    open), takes the item out with a pickup token, and leaves the locker available."""
+    sandbox.radio.person.dwell = 0.3 if after is Step.OPEN_FOR_DROPOFF else 0.05
+    events: list[Any] = []
+
+    def lose_the_link(event: Any) -> None:
+        events.append(event)
+        if isinstance(event, StepFinished) and event.step is after and event.ok:
+            sandbox.control.set_faults("ble_supervision_timeout", count=1)
+
+    async with (
+        AsyncHarborClient(settings) as api,
+        BleDoorOpener.for_api(api, backend, timer=PhaseTimer(), response_timeout=2.0) as opener,
+    ):
+        with pytest.raises(BleLinkError) as failed:
+            await run_delivery(api, opener, tower_id=TOWER, status_timeout=5.0, listeners=[lose_the_link])
+    assert failed.value.exit_code is ExitCode.INFRASTRUCTURE
+    released = [event for event in events if isinstance(event, Released)]
+    assert len(released) == 1 and released[0].ok, released
+    assert "took the test item out" in released[0].note and "left open" not in released[0].note
+    assert _held(sandbox) == {}
 
 
 async def test_a_lost_open_reply_is_resumed_from_the_open_door(

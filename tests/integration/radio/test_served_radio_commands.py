@@ -43,6 +43,35 @@ def test_hw_on_a_sandbox_url_opens_its_doors_over_the_radio_it_serves(
         assert f"│ {phase} " in result.stdout, phase
 
 
+def test_hw_says_what_a_failed_delivery_gave_back(
+    served: VirtualSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link lost in the first delivery (a supervision timeout, no retries): exit 4 naming the phase,
+    and, as ``smoke`` does, one ``cleanup:`` line saying what was given back; nothing is left held."""
+    monkeypatch.chdir(tmp_path)
+    served.control.reset()
+    served.control.set_faults("ble_supervision_timeout", count=1)
+    try:
+        result = CliRunner().invoke(app, ["hw", "-n", "2", "--target", served.url], env=_env(tmp_path, served.url))
+    finally:
+        served.control.set_faults("none")
+    assert result.exit_code == ExitCode.INFRASTRUCTURE, result.output
+    assert "phase=" in result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("cleanup: ")]
+    assert "given back" in line, line
+    held = [x for x in served.control.state()["lockers"] if x["status"] not in ("available", "out_of_service")]
+    assert held == []
+
+
+def test_hw_on_a_sandbox_url_that_serves_no_radio_says_so_even_without_a_tower(tmp_path: Path) -> None:
+    """A sandbox serving HTTP alone (``sim --no-radio``), no tower named: the one line names the missing
+    radio (the cause), not the missing tower id; exit 2."""
+    with VirtualSandbox() as http_only:  # in a thread: its radio is served to no other process
+        result = CliRunner().invoke(app, ["hw", "--target", http_only.url], env=_env(tmp_path, http_only.url))
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "serves no virtual radio" in result.stderr and "--tower" not in result.stderr, result.stderr
+
+
 def test_hw_mtu_on_a_sandbox_url_points_at_its_control_plane(served: VirtualSandbox, tmp_path: Path) -> None:
     """`--mtu` sets the embedded sandbox's MTU; on a URL it is one line naming POST /_sim/radio, exit 2."""
     result = CliRunner().invoke(app, ["hw", "--mtu", "23", "--target", served.url], env=_env(tmp_path, served.url))

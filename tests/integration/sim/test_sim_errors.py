@@ -175,3 +175,21 @@ def test_release_body_is_absent_or_empty_never_null(demo: Party) -> None:
     null = demo.http.post(path, content=b"null", headers={"Content-Type": "application/json"})
     assert null.status_code == 422
     assert demo.http.post(path).status_code == 200  # no body at all
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_sim/radio", '{"idle_timeout": NaN}'),
+        ("/_sim/radio", '{"idle_timeout": 1e999}'),
+        ("/_sim/radio", '{"connection_interval": -Infinity}'),
+        ("/_sim/clock/advance", '{"seconds": NaN}'),
+    ],
+)
+def test_a_non_finite_number_is_a_422_not_a_crash(sandbox: VirtualSandbox, path: str, body: str) -> None:
+    """NaN, Infinity and 1e999 pass Python's JSON reader but no range: a 422 that names the input as
+    text (a JSON answer cannot carry them), never a 500 from rendering the error."""
+    answer = httpx.post(sandbox.url + path, content=body, headers={"content-type": "application/json"}, timeout=5)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["input"] in ("nan", "inf", "-inf"), error

@@ -11,6 +11,13 @@ from harness.sim._layout import BACKGROUND_TENANT, initial_statuses, seeded_layo
 from harness.sim._world import World
 
 
+def test_every_seeded_tower_name_fits_the_advertisement() -> None:
+    """A tower's name is on the air in the scan record's 16 bytes [40,56) (reference 9.1): a seeded name
+    that did not fit would read one way over GET_DEVICE_INFO and the control plane, another on the air."""
+    for tower in seeded_layout().towers.values():
+        assert len(tower.name.encode()) <= 16, tower.name
+
+
 def test_seed_zero_is_the_designed_world() -> None:
     """Towers 14 and 175 with their ids, labels, types, low and out-of-service lockers, as designed."""
     layout = seeded_layout()
