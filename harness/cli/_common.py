@@ -9,6 +9,7 @@ passing through the redactor.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import sys
 import traceback
@@ -141,6 +142,26 @@ RunIdOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _writable_file(path: Path | None) -> Path | None:
+    """A file the run can write at its end, checked before the run (a path it cannot write would
+    lose that evidence after minutes of work): its folder exists or can be made, and is writable."""
+    if path is None:
+        return None
+    try:
+        if path.is_dir():
+            raise typer.BadParameter(f"{path} is a folder; name a file")
+        existing = next(folder for folder in path.absolute().parents if folder.exists())
+    except (ValueError, OSError) as error:  # a NUL byte, a name too long
+        raise typer.BadParameter(f"{path!s:.200}: {error}") from None
+    if not existing.is_dir():
+        raise typer.BadParameter(f"{existing} is a file, so {path} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise typer.BadParameter(f"{path} is not writable")
+    return path
+
+
 JunitXmlOption = Annotated[
     Path | None,
     typer.Option(
@@ -148,6 +169,7 @@ JunitXmlOption = Annotated[
         help="Also write the run's JUnit (every stage, one file) here, for CI.",
         show_default=False,
         dir_okay=False,
+        callback=_writable_file,
     ),
 ]
 
@@ -278,7 +300,10 @@ def tell_evidence(out: Output, lost: Sequence[str], *, recorded: bool) -> None:
     """Say where a run's evidence went: the history row, or what of the evidence could not be
     written (a full disk); the table above is then the only record of what was measured."""
     for line in lost:
-        out.say(f"EVIDENCE NOT WRITTEN: {line}")
+        if out.quiet:  # -q still says why the exit code is 4
+            out.error(f"evidence not written: {line}")
+        else:
+            out.say(f"EVIDENCE NOT WRITTEN: {line}")
     if recorded:
         written = not any("history row" in line for line in lost)
         out.say("history: the run is recorded (locker-harness history)" if written else "history: NOT recorded")

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.markdown import Markdown
 
-from harness.cli._common import ConfigOption, Output, VerboseOption, run_command
+from harness.cli._common import ConfigOption, Output, ReportsDirOption, VerboseOption, run_command
 from harness.cli._target import command_settings
 from harness.errors import ExitCode, UsageError
 from harness.report import RunFolder, build_html, resolve_run_id
@@ -42,12 +42,18 @@ def find_run(reports_dir: Path, reference: str | None) -> RunFolder:
             "or a folder under reports/"
         )
     runs = [p for p in reports_dir.glob("*") if (p / "allure-results").is_dir()] if reports_dir.is_dir() else []
+    where = "a run written elsewhere is named by --reports-dir (or HARBOR_REPORTS_DIR), or by its folder"
     if not runs:
-        raise UsageError(f"no runs under {reports_dir}: run `locker-harness run` first")
+        raise UsageError(f"no runs under {reports_dir}: run `locker-harness run` first; {where}")
     runs.sort(key=_started)
     if reference is None:
         return RunFolder(runs[-1])
-    run_id = resolve_run_id(reference, [p.name for p in runs], where=f"under {reports_dir}")
+    try:
+        run_id = resolve_run_id(reference, [p.name for p in runs], where=f"under {reports_dir}")
+    except UsageError as error:
+        if not str(error).startswith("no run"):
+            raise
+        raise UsageError(f"{error}; {where}") from None
     return RunFolder(reports_dir / run_id)
 
 
@@ -67,6 +73,7 @@ def command(
         typer.Argument(help="Run id, unique prefix, random tail, run folder or a file in one (default: the latest)."),
     ] = None,
     html: Annotated[bool, typer.Option("--html", help="Write the one-file HTML report (needs Node.js 20+).")] = False,
+    reports_dir: ReportsDirOption = None,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:

@@ -286,7 +286,8 @@ def _from_table(table: Mapping[str, Any], where: str) -> list[Gate]:
 
 def latency_limits(results: Iterable[GateResult]) -> list[LatencyLimit]:
     """The latency gates as lines on the overview plot, each on its group's panel: an overall gate on
-    every panel, a ``delivery`` gate on the delivery end to end, a step's on its group's."""
+    every panel of requests (not a flow's end to end), a ``delivery`` gate on the delivery end to end, a
+    step's on its group's."""
     limits = []
     for result in results:
         gate = result.gate

@@ -223,7 +223,8 @@ def plot_overview(
             if row == len(groups) - 1:
                 axes.set_xlabel("seconds since the first request")
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="svg", metadata={"Date": None})
+        # "tight": the legends right of the panels grow the figure rather than run off its edge.
+        figure.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
     return path
 
 
@@ -244,8 +245,10 @@ def _panel(
         line.set_gid(f"{group}: {label}")
         top = max([top, *(y for y in ys if not math.isnan(y))])
     named_above: list[str] = []
+    whole_flows = group.endswith("(end to end)")
     for limit in limits:
-        if limit.group not in (None, group):
+        # An overall gate bounds every request, and a flow's end to end is many requests: not its line.
+        if limit.group != group and (limit.group is not None or whole_flows):
             continue
         text = f"{limit.name} {limit.limit_ms:g} ms"
         if top and limit.limit_ms > top * _LIMIT_HEADROOM:
@@ -265,7 +268,7 @@ def _panel(
     axes.set_title(group, fontsize=9, loc="left")
     axes.grid(True, alpha=0.3)
     rates = axes.twinx()
-    unit = "flows/s" if group.endswith("(end to end)") else "requests/s"
+    unit = "flows/s" if whole_flows else "requests/s"
     rate = rates.step(xs, [p.per_s for p in points], where="mid", color="0.55", linewidth=1.0, label=unit)[0]
     rate.set_gid(f"{group}: {unit}")
     failed = [p.failures / p.width_s for p in points]

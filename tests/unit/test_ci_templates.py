@@ -222,7 +222,8 @@ def test_the_gitlab_template_s_script_installs_a_pinned_commit_and_runs_green(
 @pytest.mark.parametrize("template", [GITHUB, GITLAB], ids=lambda t: t.name)
 def test_a_sandbox_job_without_the_second_identity_fails_loudly(template: Path, tmp_path: Path) -> None:
     """The sandbox job's first step stops it, naming what is missing, when the second identity is not set
-    (the property checks would skip and the job pass); with every variable set it goes on."""
+    (the property checks cannot run, and the run would say so only at its end); with every variable set
+    it goes on."""
     if template is GITHUB:
         _, steps = _github_job("sandbox")
         check = steps[0]
@@ -254,3 +255,24 @@ def test_the_templates_pass_their_ci_schemas(template: Path, tmp_path: Path) -> 
     broken.write_text(template.read_text().replace(*wrong, 1))
     refused = subprocess.run([str(checker), *schema, str(broken)], capture_output=True, text=True, check=False)
     assert refused.returncode != 0
+
+
+def test_the_gitlab_sandbox_after_script_prints_the_summary_even_when_cleanup_fails(tmp_path: Path) -> None:
+    """A failing after_script command ends after_script: the summary comes first, and a cleanup that
+    cannot reach the sandbox (exit 4) is said, not fatal to what follows."""
+    _, _, after = _gitlab_job("locker-harness:sandbox")
+    run = tmp_path / "reports" / "20261207-000000-abcdef"
+    run.mkdir(parents=True)
+    (run / "summary.md").write_text("## locker-harness run\n")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "locker-harness"
+    fake.write_text("#!/bin/sh\necho 'error: the sandbox did not answer' >&2\nexit 4\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    for command in after:  # GitLab runs each line; the first failing one ends after_script
+        done = _bash(command, cwd=tmp_path, env=env)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        if "summary.md" in command:
+            assert "## locker-harness run" in done.stdout
+    assert "summary.md" in after[0]

@@ -128,3 +128,32 @@ def test_a_full_disk_keeps_what_was_measured(workdir: Path, monkeypatch: pytest.
     assert result.exit_code == 4, result.output
     assert "history row could not be written (database or disk is full)" in result.output
     assert "history: NOT recorded" in result.output
+
+
+def test_quiet_still_says_what_evidence_was_lost(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-q`` prints the verdict line and errors: the evidence a full disk lost is one of them, so exit 4
+    comes with its reason."""
+    import errno
+
+    import harness.run._execute
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(harness.run._execute, "finish_reports", disk_full)
+    result = runner.invoke(app, ["run", "--only", "smoke", "-q"])
+    assert result.exit_code == 4, result.output
+    assert "error: evidence not written: the reports under" in result.stderr
+    assert "No space left on device" in result.stderr
+
+
+def test_report_finds_a_run_written_with_reports_dir(workdir: Path) -> None:
+    """A run written with ``--reports-dir`` is found by ``report --reports-dir``; without it the error
+    says how to name such a run."""
+    result = runner.invoke(app, ["smoke", "--reports-dir", "elsewhere", "--run-id", "mine", "-q"])
+    assert result.exit_code == 0, result.output
+    lost = runner.invoke(app, ["report", "mine"])
+    assert lost.exit_code == 2 and "--reports-dir" in lost.stderr, lost.output
+    found = runner.invoke(app, ["report", "mine", "--reports-dir", "elsewhere"])
+    assert found.exit_code == 0, found.output
+    assert "smoke" in found.stdout

@@ -81,3 +81,18 @@ def test_junit_xml_must_be_a_file_path(tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     code, _, stderr = invoke(["run", "--junit-xml", "folder"])
     assert code == 2 and "--junit-xml" in stderr
+
+
+@pytest.mark.parametrize("command", [["run", "--only", "smoke"], ["load", "-d", "1"], ["smoke"], ["hw"], ["probe"]])
+@pytest.mark.parametrize("where", ["a-file/x.xml", "a-folder", "bad\0name.xml"])
+def test_a_junit_path_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, command: list[str], where: str
+) -> None:
+    """``--junit-xml`` under a file, onto a folder, or with a NUL: one line and exit 2 before anything
+    runs (found only at the end, it had cost the run and turned a passed one into exit 4)."""
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    code, stdout, stderr = invoke([*command, "--junit-xml", where])
+    assert code == 2, stdout + stderr
+    assert "--junit-xml" in stderr and stderr.count("\n") == 1, stderr
+    assert not (tmp_path / "reports").exists()

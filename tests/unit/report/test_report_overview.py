@@ -75,6 +75,7 @@ def test_the_overview_names_every_series_slo_line_and_stall(
     assert {"delivery: stall 1 s every 10 s #1", "delivery: stall 1 s every 10 s #3"} <= ids
     assert "delivery: stall 1 s every 10 s #4" not in ids  # three stalls in thirty seconds
     assert "delivery (end to end): flows/s" in ids
+    assert "delivery (end to end): SLO p99 12 ms" not in ids  # a per-request gate; a flow is many requests
     for words in ("delivery", "browsing", "seconds since the first request", "SLO p99 12 ms", "stall 1 s every 10 s"):
         assert words in text, words
     page = (folder.plots_dir / "index.html").read_text()
