@@ -174,14 +174,16 @@ def row_target(claim: LockerClaim, settings: Settings) -> Target:
     """The target ``claim``'s rows were written against, derived from their URLs alone.
 
     Raises ``UntrustedRow`` (with the reason) when the label disagrees with the URL, when the
-    token URL would send the secret to a host the API URL does not vouch for, or when plain
-    http to another machine is not allowed by ``settings``."""
+    token URL would send the secret to a host the API URL does not vouch for, when plain http to
+    another machine is not allowed by ``settings``, or when the token URL is neither the one the
+    API URL implies nor the one ``settings`` configure for that API URL."""
     if claim.api_url is None:
         raise UntrustedRow("the row names no API URL")
     try:
         api_host = url_host(claim.api_url)
         token_host = url_host(claim.token_url) if claim.token_url else None
         target = parse_target(claim.api_url, token_url=claim.token_url, source="the row's API URL")
+        implied = parse_target(claim.api_url, source="the row's API URL").token_url
     except (HostError, UsageError) as exc:
         raise UntrustedRow(f"its URLs cannot be used: {exc}") from None
     label = claim.target
@@ -192,8 +194,8 @@ def row_target(claim: LockerClaim, settings: Settings) -> Target:
                 + (f" and {token_host}" if token_host and token_host != api_host else "")
                 + ": an embedded sandbox only ever listens on this machine"
             )
-        return Target.local().running_at(target.api_url or claim.api_url, target.token_url)
-    if "://" in label:
+        target = Target.local().running_at(target.api_url or claim.api_url, target.token_url)
+    elif "://" in label:
         try:
             named = parse_target(label, source="the row's target")
         except UsageError as exc:
@@ -221,6 +223,14 @@ def row_target(claim: LockerClaim, settings: Settings) -> Target:
                 f"its {what} {url} is plain http to another machine: the client secret would travel in clear "
                 "(set HARBOR_ALLOW_INSECURE_HTTP=1 if that network is yours)"
             )
+    # The secret goes only where the row's API URL implies its token endpoint is, or where this
+    # configuration says it is for that API: never to a token URL the row alone names.
+    configured = settings.target.token_url if settings.target.api_url == target.api_url else None
+    if target.token_url not in (implied, configured):
+        raise UntrustedRow(
+            f"its token URL {target.token_url} is neither the one its API URL implies ({implied}) nor one this "
+            "configuration names for that API: the client secret would go where the row alone says"
+        )
     return target
 
 

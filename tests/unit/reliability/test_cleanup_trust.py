@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from harness.config import Settings, TargetKind
+from harness.config import Settings, TargetKind, parse_target
 from harness.ledger import (
     FOREIGN_GRACE_S,
     EntryState,
@@ -73,11 +73,28 @@ def test_force_never_touches_a_live_run_of_this_host() -> None:
         ("sandbox", "https://api.sandbox.harborlockers.com",
          "https://accounts.sandbox.harborlockers.com" + TOKEN_PATH, TargetKind.SANDBOX),
         ("http://127.0.0.1:9000", "http://127.0.0.1:9000", "http://127.0.0.1:9000" + TOKEN_PATH, TargetKind.URL),
-        ("https://staging.example", "https://staging.example", "https://kc.example" + TOKEN_PATH, TargetKind.URL),
     ],
 )  # fmt: skip
 def test_rows_that_add_up_are_trusted(label: str, api_url: str, token_url: str, kind: TargetKind) -> None:
     assert row_target(_claim(label, api_url, token_url), Settings()).kind is kind
+
+
+def test_a_token_url_the_row_alone_names_is_refused_and_one_the_configuration_names_is_trusted() -> None:
+    """A row of a URL target whose token endpoint is on another host (a Keycloak of its own) is trusted
+    only where this configuration names that token URL for that API URL: a crafted row (any host, or
+    another port of this machine) never gets the secret sent where it alone says."""
+    keycloak = "https://kc.example" + TOKEN_PATH
+    claim = _claim("https://staging.example", "https://staging.example", keycloak)
+    with pytest.raises(UntrustedRow, match="row alone says"):
+        row_target(claim, Settings())
+    configured = Settings(target=parse_target("https://staging.example", token_url=keycloak))
+    assert row_target(claim, configured).token_url == keycloak
+    for crafted in (
+        _claim("http://127.0.0.1:44291", "http://127.0.0.1:44291", "https://evil.example" + TOKEN_PATH),
+        _claim("local", "http://127.0.0.1:8765", "http://127.0.0.1:38283" + TOKEN_PATH),
+    ):
+        with pytest.raises(UntrustedRow, match="row alone says"):
+            row_target(crafted, configured)
 
 
 @pytest.mark.parametrize(
