@@ -9,12 +9,14 @@ locker in the cleanup ledger (under the parent run's id, ``LOCKER_HARNESS_RUN_ID
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
 import allure
 import httpx
 import pytest
+import requests
 from contract_checks import use_witness
 from contract_report import report_calls
 from contract_session import remember, serving
@@ -22,6 +24,7 @@ from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlan
 
 from harness.api import guard_hooks
 from harness.config import Settings, TargetKind
+from harness.hosts import trusts_env_proxies
 from harness.ledger import ledger_holds
 from harness.model import TowerId
 from harness.pytest_plugin import ControlPlane, HarborOptions
@@ -70,7 +73,8 @@ def contract_target(
     local = harbor_target.target.kind is TargetKind.LOCAL
     bearer = BearerToken(harbor_target, timeout=harbor_target.timeout)
     hooks = guard_hooks(harbor_target.wire_policy())
-    with httpx.Client(base_url=url, timeout=harbor_target.timeout, event_hooks=hooks) as http:
+    direct = not trusts_env_proxies(url, harbor_target.target.token_url)
+    with httpx.Client(base_url=url, timeout=harbor_target.timeout, event_hooks=hooks, trust_env=not direct) as http:
         # The second seeded tower is known on a virtual sandbox; elsewhere only the configured one is.
         control: ClockControl | None = harbor_control_plane.control
         if control is not None and local:
@@ -89,8 +93,22 @@ def contract_target(
         # lazy: each answer is written with the next write (the next call's row or a clean slate),
         # one commit a call instead of two; the suite's pace is its examples' pace
         holds = ledger_holds(harbor_target, client_id=actor, lazy=True)
-        target = ContractTarget(harbor_target, actor, bearer, pins, witness, http, control=clock, app=app, holds=holds)
-        with use_witness(witness), serving(target):
+        # A target on this machine is called directly: a proxy from the environment would carry the
+        # client secret and tokens, in clear, off it.
+        session = _direct_session() if direct and app is None else None
+        target = ContractTarget(
+            harbor_target, actor, bearer, pins, witness, http, control=clock, app=app, holds=holds, session=session
+        )
+        with use_witness(witness), serving(target), contextlib.ExitStack() as closing:
+            if session is not None:
+                closing.callback(session.close)
             yield target
         target.clean_slate()  # leave nothing held behind
         holds.flush()  # the answers no later write carried
+
+
+def _direct_session() -> requests.Session:
+    """A requests session that takes no proxy from the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    return session

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
 import httpx
+import requests
 from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, operation_id
 from schemathesis import Response
 
@@ -34,6 +35,7 @@ from harness.api import Hold, HoldAction, HoldKind, guard_hooks
 from harness.assumptions import Assumed, observe_answer, read_status
 from harness.config import Settings
 from harness.errors import InfrastructureError, ServerError
+from harness.hosts import trusts_env_proxies
 from harness.ledger import LedgerHolds
 from harness.model import LockerState, LockerStatus, TokenKind, TowerId
 from harness.redaction import redactor
@@ -184,7 +186,9 @@ class BearerToken:
     def value(self) -> str:
         if time.monotonic() >= self._renew_at:
             try:
-                with httpx.Client(timeout=self._timeout, event_hooks=self._hooks) as http:
+                with httpx.Client(
+                    timeout=self._timeout, event_hooks=self._hooks, trust_env=trusts_env_proxies(self._url)
+                ) as http:
                     answer = http.post(self._url, data=self._form)
             except httpx.RequestError as exc:
                 raise InfrastructureError(f"the token endpoint does not answer ({type(exc).__name__})") from None
@@ -304,6 +308,8 @@ class ContractTarget:
     http: httpx.Client
     control: ClockControl | None = None
     app: Any = None  # the embedded sandbox's ASGI app: Schemathesis calls it in process
+    #: The requests session Schemathesis calls a URL target over (``None``: its own, env proxies and all).
+    session: requests.Session | None = None
     #: The cleanup ledger's hook: every call that may hold a locker is a row (``None``: none written).
     holds: LedgerHolds | None = None
     stats: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -315,6 +321,8 @@ class ContractTarget:
         transport: dict[str, Any] = (
             {"app": self.app} if self.app is not None else {"base_url": str(self.http.base_url).rstrip("/")}
         )
+        if self.app is None and self.session is not None:
+            transport["session"] = self.session
         return {**transport, "headers": self.bearer.headers()}
 
     def call(self, case: Case, **kwargs: Any) -> Response:

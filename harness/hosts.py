@@ -39,6 +39,7 @@ __all__ = [
     "canonical_url",
     "harbor_host",
     "is_loopback_host",
+    "trusts_env_proxies",
     "url_host",
 ]
 
@@ -162,6 +163,21 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback
+
+
+def trusts_env_proxies(*urls: str | None) -> bool:
+    """Whether an HTTP client for ``urls`` may take a proxy from the environment (``HTTP_PROXY`` and
+    kin): not when one is this machine's, where plain http is allowed only because nothing leaves it
+    (a proxy would carry the client secret, in clear, to wherever it runs)."""
+    for url in urls:
+        if not url:
+            continue
+        try:
+            if is_loopback_host(url_host(url)):
+                return False
+        except HostError:
+            continue  # the guard at the wire refuses it before anything is sent
+    return True
 
 
 def harbor_host(host: str) -> HarborHost | None:

@@ -23,6 +23,7 @@ from harness.api._core import Action, Exchange, HarborSession, Outcome, RetryPol
 from harness.api._holds import Holds
 from harness.api._wire import async_guard_hooks, guard_hooks
 from harness.config import Credentials, Settings
+from harness.hosts import trusts_env_proxies
 from harness.redaction import Redactor
 
 __all__ = ["AsyncHarborClient", "HarborClient"]
@@ -120,6 +121,7 @@ class HarborClient(_Base):
             timeout=_timeout(settings),
             headers=_HEADERS,
             event_hooks=guard_hooks(settings.wire_policy()),
+            trust_env=trusts_env_proxies(settings.target.api_url, settings.target.token_url),
         )
 
     def close(self) -> None:
@@ -218,6 +220,7 @@ class AsyncHarborClient(_Base):
             timeout=_timeout(settings),
             headers=_HEADERS,
             event_hooks=async_guard_hooks(settings.wire_policy()),
+            trust_env=trusts_env_proxies(settings.target.api_url, settings.target.token_url),
         )
 
     async def aclose(self) -> None:

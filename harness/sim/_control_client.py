@@ -36,8 +36,13 @@ class SimControl:
         event_hooks: Mapping[str, list[Callable[[httpx.Request], Any]]] | None = None,
     ) -> None:
         """``event_hooks``: httpx's request hooks (the harness passes its guard at the wire)."""
+        # trust_env=False: a control plane is reached directly, never through a proxy the environment names.
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/_sim", timeout=timeout, transport=transport, event_hooks=event_hooks
+            base_url=base_url.rstrip("/") + "/_sim",
+            timeout=timeout,
+            transport=transport,
+            event_hooks=event_hooks,
+            trust_env=False,
         )
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import httpx
 
 from harness.api import guard_hooks
 from harness.errors import InfrastructureError, TargetUnreachable
-from harness.hosts import WirePolicy
+from harness.hosts import WirePolicy, trusts_env_proxies
 
 __all__ = ["WEBHOOKS_PATH", "WebhooksNotDelivered", "subscribe_webhooks"]
 
@@ -33,7 +33,9 @@ def subscribe_webhooks(api_url: str, receiver_url: str, *, secret: str | None = 
     if secret is not None:
         body["secret"] = secret
     try:
-        with httpx.Client(timeout=_TIMEOUT, event_hooks=guard_hooks(policy)) as http:
+        with httpx.Client(
+            timeout=_TIMEOUT, event_hooks=guard_hooks(policy), trust_env=trusts_env_proxies(api_url)
+        ) as http:
             answer = http.post(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", json=body)
     except httpx.RequestError as exc:
         raise TargetUnreachable(f"{api_url} does not answer ({type(exc).__name__})", url=api_url) from None
