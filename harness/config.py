@@ -396,10 +396,12 @@ def _read_bytes(path: Path, *, explicit: bool) -> bytes | None:
         return None
     except OSError as exc:
         raise UsageError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # before fdopen, which refuses a directory with its own error
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise UsageError(f"configuration file {path} is {what}")
     with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"configuration file {path} is not a regular file")
         if info.st_size > MAX_CONFIG_BYTES:
             raise UsageError(f"configuration file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
         raw = file.read(MAX_CONFIG_BYTES + 1)

@@ -125,6 +125,7 @@ CASES = [
     Bad("config nested too deep", ["smoke"], 2, "nested too deeply",
         files={"locker-harness.toml": "a = " + "[" * 5000 + "]" * 5000 + "\n"}),
     Bad("config that is a device", ["smoke"], 2, "/dev/zero is not a regular file", env={"HARBOR_CONFIG": "/dev/zero"}),
+    Bad("config that is a folder", ["smoke"], 2, "configuration file . is a folder", env={"HARBOR_CONFIG": "."}),
     Bad("NUL in the state folder", ["smoke"], 2, "holds a control character",
         files={"locker-harness.toml": 'state_dir = "a\\u0000b"\n'}),
     Bad("too many Locust processes", ["load", "--processes", "100000"], 2, "processes must be between 1 and"),
