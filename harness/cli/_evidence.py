@@ -13,8 +13,9 @@ from pathlib import Path
 
 from harness.cli._common import Output, fresh_run_id, tell_evidence, tell_junit, tell_verdict
 from harness.config import Settings
+from harness.errors import ExitCode
 from harness.history import History
-from harness.report import RunResult, StageResult, TargetInfo
+from harness.report import StageResult, TargetInfo
 from harness.run import RunContext, execute, new_context
 
 __all__ = ["EvidenceRequest"]
@@ -52,11 +53,12 @@ class EvidenceRequest:
         *,
         code: int,
         environment: Mapping[str, str],
-    ) -> RunResult | None:
-        """Write the stage ``result`` builds as a run's evidence, and the verdict line of the command's
-        exit ``code``; ``None`` when no evidence was asked for."""
+    ) -> int:
+        """Write the stage ``result`` builds as a run's evidence, and the verdict line; returns the
+        command's exit code: ``code``, or 4 for a green one whose evidence could not be written (as
+        the run's history row says)."""
         if not self.asked:
-            return None
+            return code
         target = TargetInfo(settings.target.name, settings.target.api_url, settings.tower_id)
         with History.open(settings.state_dir) as history:
             context = new_context(
@@ -71,5 +73,7 @@ class EvidenceRequest:
         out.say(f"reports: {context.reports_dir}")
         tell_junit(out, run, context.folder, self.junit_xml)
         tell_evidence(out, run.evidence_lost, recorded=True)
+        if run.evidence_lost and code == ExitCode.OK:
+            code = ExitCode.INFRASTRUCTURE
         tell_verdict(out, name, code, run_id=run.run_id, where=context.reports_dir)
-        return run
+        return code

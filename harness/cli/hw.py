@@ -224,7 +224,7 @@ def command(
 
                 evidence.write(out, running.settings, "hw", broken, code=error.exit_code, environment=environment)
                 raise
-            code = ExitCode.OK
+            code: int = ExitCode.OK
             latencies = measured.latencies
             out.print(phase_table(latencies, f"BLE phases over {cycles} deliveries ({2 * cycles} opens)"))
             out.print(tower_table(measured))
@@ -233,7 +233,7 @@ def command(
                 if p95 > open_p95_ms:
                     out.error(f"open p95 {p95:.2f} ms exceeds --open-p95-ms {open_p95_ms:g}")
                     code = ExitCode.SLO_BREACH
-            evidence.write(
+            code = evidence.write(
                 out,
                 running.settings,
                 "hw",

@@ -138,7 +138,7 @@ def _run(
         recorder.close()
         duration_ns = time.perf_counter_ns() - started
         if evidence is not None:
-            evidence.write(
+            code = evidence.write(
                 out,
                 settings,
                 "smoke",

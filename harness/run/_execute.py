@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,8 @@ from harness.run._smoke import SmokeStage
 __all__ = ["StageFactory", "available_stages", "execute", "findings_dir", "select_stages"]
 
 StageFactory = Callable[[], Stage]
+
+log = logging.getLogger(__name__)
 
 
 def _built(module: str) -> bool:
@@ -103,7 +106,8 @@ def select_stages(
 def _crashed(stage: Stage, error: BaseException, context: RunContext, started_ms: int) -> StageResult:
     """A stage that raised: classify the error, keep its evidence, say it in Allure."""
     failure = Failure.from_exception(error, f"{stage.name} stage")
-    context.allure.write(
+    _allure_if_room(
+        context,
         AllureTest(
             name=f"{stage.name} stage",
             full_name=f"locker-harness.{stage.name}.stage",
@@ -112,14 +116,15 @@ def _crashed(stage: Stage, error: BaseException, context: RunContext, started_ms
             start_ms=started_ms,
             stop_ms=int(time.time() * 1000),
             failure=failure,
-        )
+        ),
     )
     return StageResult(stage.name, failure.kind.verdict, reason=failure.message.splitlines()[0], failures=[failure])
 
 
 def _skipped_in_allure(result: StageResult, context: RunContext) -> None:
     now_ms = int(time.time() * 1000)
-    context.allure.write(
+    _allure_if_room(
+        context,
         AllureTest(
             name=f"{result.name} stage",
             full_name=f"locker-harness.{result.name}.stage",
@@ -128,8 +133,17 @@ def _skipped_in_allure(result: StageResult, context: RunContext) -> None:
             start_ms=now_ms,
             stop_ms=now_ms,
             description=f"skipped: {result.reason}",
-        )
+        ),
     )
+
+
+def _allure_if_room(context: RunContext, test: AllureTest) -> None:
+    """Write ``test`` to the run's Allure results; on a full disk, go on: the stage's verdict is still
+    told and recorded, and the reports' own writing says what evidence was lost."""
+    try:
+        context.allure.write(test)
+    except OSError as error:
+        log.warning("the Allure result of %s could not be written (%s)", test.name, error.strerror)
 
 
 def findings_dir(context: RunContext, stage: str) -> Path:

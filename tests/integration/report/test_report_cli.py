@@ -157,3 +157,40 @@ def test_report_finds_a_run_written_with_reports_dir(workdir: Path) -> None:
     found = runner.invoke(app, ["report", "mine", "--reports-dir", "elsewhere"])
     assert found.exit_code == 0, found.output
     assert "smoke" in found.stdout
+
+
+def test_a_disk_full_from_the_first_write_is_no_internal_error(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk full before anything is written (the stage's own files, its Allure result, the reports):
+    the run says what it could, exits 4, and is no "internal error (a harness bug)"."""
+    import errno
+
+    import harness.report._allure
+    import harness.run._execute
+    import harness.run._smoke
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(harness.run._smoke.SmokeStage, "run", disk_full)
+    monkeypatch.setattr(harness.report._allure.AllureWriter, "write", disk_full)
+    monkeypatch.setattr(harness.run._execute, "finish_reports", disk_full)
+    result = runner.invoke(app, ["run", "--only", "smoke"])
+    assert result.exit_code == 4, result.output
+    assert "internal error" not in result.output and "No space left on device" in result.output
+
+
+def test_smoke_whose_evidence_cannot_be_written_exits_4_as_its_history_says(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``smoke --run-id`` that passes but cannot write its evidence exits 4, as its history row says."""
+    import errno
+
+    import harness.run._execute
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(harness.run._execute, "finish_reports", disk_full)
+    result = runner.invoke(app, ["smoke", "--run-id", "full"])
+    assert result.exit_code == 4, result.output
+    assert "EVIDENCE NOT WRITTEN" in result.output
