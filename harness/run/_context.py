@@ -22,6 +22,7 @@ __all__ = [
     "RunContext",
     "RunObserver",
     "Stage",
+    "StageInterrupted",
     "new_context",
 ]
 
@@ -129,6 +130,15 @@ class Stage(Protocol):
     def run(self, context: RunContext) -> StageResult:
         """Run within ``context.budget``; report what was found, never raise for a failed check."""
         ...
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended a stage that had measured something first: the run stops, and keeps
+    ``result`` (a defect found before the stop is still a defect) instead of a bare "interrupted"."""
+
+    def __init__(self, result: StageResult) -> None:
+        super().__init__(f"{result.name} interrupted")
+        self.result = result
 
 
 def new_context(

@@ -25,7 +25,7 @@ from harness.report import (
     Verdict,
     finish_reports,
 )
-from harness.run._context import STAGE_ORDER, RunContext, Stage
+from harness.run._context import STAGE_ORDER, RunContext, Stage, StageInterrupted
 from harness.run._load_stage import LoadStage
 from harness.run._pytest_stage import HardwareStage, PytestStage
 from harness.run._smoke import SmokeStage
@@ -207,6 +207,10 @@ def execute(
             with observing() as seen:
                 result = stage.run(context)
             _judge_assumptions(result, seen.entries(), context)
+        except StageInterrupted as stopped:
+            run.interrupted = True
+            result = stopped.result  # what it measured before the stop, a defect among it
+            result.reason = "; ".join(filter(None, ["interrupted", result.reason]))
         except KeyboardInterrupt:
             run.interrupted = True
             result = StageResult.skipped(stage.name, "interrupted")

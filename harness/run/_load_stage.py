@@ -55,7 +55,7 @@ from harness.load import (
     sweep_leftovers,
 )
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
-from harness.run._context import RunContext
+from harness.run._context import RunContext, StageInterrupted
 from harness.targets import serves_control_plane
 
 __all__ = ["LoadStage"]
@@ -231,11 +231,11 @@ class LoadStage:
             if ended is None:
                 raise
             raise ended from None  # what ended the run says more than a summary that could not be written
-        if ended is not None:
+        if ended is not None and not isinstance(ended, KeyboardInterrupt):
             raise ended
         result = _stage_result(self.name, summary, [written, files.html, files.stats_csv, files.log], stalls=stalls)
-        if interrupted:
-            raise KeyboardInterrupt  # after the evidence is on disk and nothing is held
+        if interrupted:  # after the evidence is on disk and nothing is held; what it found is kept
+            raise StageInterrupted(result)
         return result
 
     def _held_before(self, context: RunContext, *, doors: bool) -> frozenset[HeldLocker]:
