@@ -69,6 +69,8 @@ WEBHOOK_SOURCES: Final[Mapping[str, str]] = {
 #: Receivers one sandbox delivers to at most (each has a thread of its own).
 MAX_RECEIVERS: Final = 16
 _USER_AGENT: Final = "harbor-virtual-sandbox"
+#: Harbor's domain: no receiver under it, however spelt (the sandbox's own copy: it shares no client code).
+_HARBOR_DOMAIN: Final = "harborlockers.com"
 
 
 def check_webhook_url(url: str, *, allow_non_loopback: bool = False) -> str:
@@ -81,6 +83,12 @@ def check_webhook_url(url: str, *, allow_non_loopback: bool = False) -> str:
         raise ValueError(f"webhook URL {url!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"webhook URL {url!r} must be http:// or https:// with a host")
+    try:
+        wire_host = httpx.URL(url).host.rstrip(".").lower()  # the host httpx connects to (IDNA dots and all)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"webhook URL {url!r} is not a URL: {exc}") from None
+    if wire_host == _HARBOR_DOMAIN or wire_host.endswith("." + _HARBOR_DOMAIN):
+        raise ValueError(f"webhook URL {url!r} is on Harbor's own hosts: a virtual sandbox never posts to Harbor")
     if not allow_non_loopback and not _is_loopback(host):
         raise ValueError(
             f"webhook URL {url!r} is not on loopback: the sandbox delivers to 127.0.0.1, ::1 or localhost "

@@ -197,6 +197,13 @@ def test_only_loopback_receivers_unless_allowed(control: SimControl) -> None:
         webhooks=(Webhook("https://example.com/hook"),), webhook_delivery=WebhookDelivery(allow_non_loopback=True)
     )
     assert allowed.webhooks[0].url == "https://example.com/hook"
+    for harbor in (
+        "https://api.harborlockers\uff0ecom/hook",
+        "https://API.HarborLockers.com./x",
+        "https://harborlockers.com",
+    ):
+        with pytest.raises(ValueError, match="Harbor's own hosts"):  # even where other hosts are allowed
+            SimSettings(webhooks=(Webhook(harbor),), webhook_delivery=WebhookDelivery(allow_non_loopback=True))
     for url in ("http://localhost:1/x", "http://127.0.0.1:1/x", "http://[::1]:1/x"):
         control.add_webhook(url)
     assert len(control.webhooks()) == 3
