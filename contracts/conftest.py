@@ -16,6 +16,7 @@ import allure
 import httpx
 import pytest
 from contract_checks import use_witness
+from contract_holds import RunHolds
 from contract_report import report_calls
 from contract_session import remember, serving
 from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
@@ -78,7 +79,7 @@ def contract_target(
         # A shared sandbox's clock is never moved: a clean slate there gives back over REST instead.
         clock = control if harbor_control_plane.exclusive else None
         others = (LOCAL_OTHER_TOWER,) if control is not None and tower != LOCAL_OTHER_TOWER else ()
-        pins = load_pins(http, bearer, tower, others)
+        pins = load_pins(http, bearer, tower, others, shared=not harbor_control_plane.exclusive)
         actor = harbor_target.credentials().client_id
         witness: ControlPlaneWitness | ApiWitness = (
             ControlPlaneWitness(control, actor)
@@ -88,7 +89,7 @@ def contract_target(
         app = request.getfixturevalue("virtual_sandbox").app if local else None
         # lazy: each answer is written with the next write (the next call's row or a clean slate),
         # one commit a call instead of two; the suite's pace is its examples' pace
-        holds = ledger_holds(harbor_target, client_id=actor, lazy=True)
+        holds = RunHolds(ledger_holds(harbor_target, client_id=actor, lazy=True))
         target = ContractTarget(harbor_target, actor, bearer, pins, witness, http, control=clock, app=app, holds=holds)
         with use_witness(witness), serving(target):
             yield target
