@@ -18,6 +18,7 @@ import httpx
 import pytest
 import requests
 from contract_checks import use_witness
+from contract_holds import RunHolds
 from contract_report import report_calls
 from contract_session import remember, serving
 from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
@@ -82,7 +83,7 @@ def contract_target(
         # A shared sandbox's clock is never moved: a clean slate there gives back over REST instead.
         clock = control if harbor_control_plane.exclusive else None
         others = (LOCAL_OTHER_TOWER,) if control is not None and tower != LOCAL_OTHER_TOWER else ()
-        pins = load_pins(http, bearer, tower, others)
+        pins = load_pins(http, bearer, tower, others, shared=not harbor_control_plane.exclusive)
         actor = harbor_target.credentials().client_id
         witness: ControlPlaneWitness | ApiWitness = (
             ControlPlaneWitness(control, actor)
@@ -92,7 +93,7 @@ def contract_target(
         app = request.getfixturevalue("virtual_sandbox").app if local else None
         # lazy: each answer is written with the next write (the next call's row or a clean slate),
         # one commit a call instead of two; the suite's pace is its examples' pace
-        holds = ledger_holds(harbor_target, client_id=actor, lazy=True)
+        holds = RunHolds(ledger_holds(harbor_target, client_id=actor, lazy=True))
         # A target on this machine is called directly: a proxy from the environment would carry the
         # client secret and tokens, in clear, off it.
         session = _direct_session() if direct and app is None else None

@@ -57,8 +57,9 @@ from harness.model import (
 from harness.testing import fresh_world
 
 if TYPE_CHECKING:
+    from contract_holds import RunHolds
+
     from harness.api import HarborClient
-    from harness.ledger import LedgerHolds
     from harness.sim import SimControl
 
 __all__ = ["INVARIANTS", "FlowWorld", "IssuedToken", "LockerFlow", "Party"]
@@ -85,12 +86,13 @@ INVARIANTS: Final = (TWO_PARTIES, ANOTHERS_LOCKER, DOORS, AVAILABLE_LIST, STATUS
 @dataclass(frozen=True, slots=True)
 class Party:
     """One service provider: its client id (the holder the model names), its API client, and the
-    cleanup ledger's hook that client writes its holds through (``None``: no ledger)."""
+    record of what this run asked that client to hold (its ``holds`` hook, which also writes the
+    cleanup ledger when it has one)."""
 
     name: str  # "main" or "second": how steps are printed
     client_id: str
     api: HarborClient
-    holds: LedgerHolds | None = None
+    holds: RunHolds
 
 
 @dataclass
@@ -133,11 +135,11 @@ class FlowWorld:
         assert self.control is not None and self.exclusive, "only a sandbox of this run's own is reseeded"
         fresh_world(self.control)
         for party in self.parties:
-            if party.holds is not None:
-                party.holds.given_back(note="properties suite: the sandbox seeded again")
+            party.holds.given_back(note="properties suite: the sandbox seeded again")
 
     def give_back(self) -> None:
-        """Give back what both parties hold (a shared sandbox must be left as found); bounded. With
+        """Give back what both parties hold of what this run asked them to hold (a shared sandbox must be
+        left as found, the identities' other holds included: they may be another run's); bounded. With
         the tower's doors (a control plane) an item inside is taken out as a courier would: a pickup
         token, the door opened and closed. The ledger rows of every locker no longer held are closed
         (a reservation that expired on its own included)."""
@@ -150,8 +152,7 @@ class FlowWorld:
                     with contextlib.suppress(HarborAPIError):
                         self._give_back_one(party, locker_id)
                 held = self._held(party)
-            if party.holds is not None:
-                party.holds.given_back(note="properties suite: given back", still_held=held)
+            party.holds.given_back(note="properties suite: given back", still_held=held)
 
     def _give_back_one(self, party: Party, locker_id: int) -> None:
         """One step back towards available: close an open door, empty an occupied locker, or release."""
@@ -173,8 +174,12 @@ class FlowWorld:
         party.api.release_locker(self.tower, locker_id)
 
     def _held(self, party: Party) -> list[int]:
-        """The lockers of the tower ``party`` holds."""
-        return [locker.id for locker in party.api.assigned_lockers() if locker.tower_id == self.tower]
+        """The lockers of the tower ``party`` holds that this run asked it to hold (the others are
+        forgotten: seen free)."""
+        holding = {(locker.tower_id, locker.id) for locker in party.api.assigned_lockers()}
+        for place in party.holds.places() - holding:
+            party.holds.forget(*place)
+        return sorted(locker_id for tower, locker_id in party.holds.places() & holding if tower == self.tower)
 
 
 @dataclass(frozen=True)

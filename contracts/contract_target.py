@@ -11,7 +11,10 @@
 - **A clean slate between examples.** With a control plane, the virtual clock moves past every
   hold the REST API can create (a week): one call, it keeps planted bug switches and faults, and a
   hold that outlives its time (a reservation that never expires) shows as the defect it is. Without
-  one (Harbor's sandbox), the suite gives back what its identity holds (assigned lockers, released).
+  one (Harbor's sandbox, a sandbox others share), the suite releases what this run itself asked to
+  hold (``RunHolds``) and its identity still holds: never the identity's other holds, which may be
+  another run's (a ``load`` of the same identity, on any tower). On such a target the pinned lockers
+  leave out those the identity held when the suite started.
 - **The cleanup ledger.** Every call that may hold a locker (a reserve, a token, an open request) is
   a ledger row written before the call and settled after it (``LedgerHolds``, as the API client
   does), so ``locker-harness cleanup`` can give back what a killed run left; a clean slate closes
@@ -29,6 +32,7 @@ from typing import Any, Final, TypeGuard
 import httpx
 import requests
 from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, operation_id
+from contract_holds import RunHolds
 from schemathesis import Response
 
 from harness.api import Hold, HoldAction, HoldKind, guard_hooks
@@ -36,7 +40,6 @@ from harness.assumptions import Assumed, observe_answer, read_status
 from harness.config import Settings
 from harness.errors import InfrastructureError, ServerError
 from harness.hosts import trusts_env_proxies
-from harness.ledger import LedgerHolds
 from harness.model import LockerState, LockerStatus, TokenKind, TowerId
 from harness.redaction import redactor
 from harness.testing import ClockControl, free_every_hold
@@ -308,10 +311,10 @@ class ContractTarget:
     http: httpx.Client
     control: ClockControl | None = None
     app: Any = None  # the embedded sandbox's ASGI app: Schemathesis calls it in process
+    #: What this run asked to hold, and the cleanup ledger's hook (every call that may hold a locker is a row).
+    holds: RunHolds = field(default_factory=RunHolds)
     #: The requests session Schemathesis calls a URL target over (``None``: its own, env proxies and all).
     session: requests.Session | None = None
-    #: The cleanup ledger's hook: every call that may hold a locker is a row (``None``: none written).
-    holds: LedgerHolds | None = None
     stats: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Whether a call since the last clean slate may have left something held.
     dirty: bool = True
@@ -347,8 +350,8 @@ class ContractTarget:
     def _call(self, case: Case, **kwargs: Any) -> Response:
         if self.app is None:  # Schemathesis sends it over its own session: the guard at the wire, here
             self.settings.wire_policy().check(case.method, str(self.http.base_url).rstrip("/") + case.formatted_path)
-        hold = _hold(case) if self.holds is not None else None
-        if self.holds is None or hold is None:
+        hold = _hold(case)
+        if hold is None:
             return case.call(**kwargs)
         holds = self.holds
         holds.before(hold)
@@ -383,7 +386,7 @@ class ContractTarget:
             still_held = self._held_in_model()
         else:
             still_held = self.give_back()
-        if self.holds is not None and still_held is not None:
+        if still_held is not None:
             self.holds.given_back(note="contract suite: a clean slate", still_held=still_held)
         self.dirty = False
 
@@ -416,21 +419,28 @@ class ContractTarget:
                 self.dirty = True
 
     def give_back(self) -> tuple[int, ...] | None:
-        """Release every locker this identity holds (bounded: two releases a locker); the lockers it
-        still holds after, or ``None`` if the target would not say."""
+        """Release the lockers this run asked to hold that its identity still holds (bounded: two
+        releases a locker); the identity's other holds are another run's, and stay. The lockers of
+        this run still held after, or ``None`` if the target would not say."""
         headers = self.bearer.headers()
-        held = self._assigned(headers)
+        mine = self._still_mine(headers)
         for _ in range(_GIVE_BACK_ROUNDS):
-            if not held:
+            if not mine:
                 break
-            for locker in held[:50]:
-                self.http.post(
-                    f"/api/v1/towers/{locker['towerId']}/lockers/{locker['id']}/release-locker",
-                    json={},
-                    headers=headers,
-                )
-            held = self._assigned(headers)
-        return None if held is None else tuple(int(locker["id"]) for locker in held)
+            for tower, locker_id in sorted(mine)[:50]:
+                self.http.post(f"/api/v1/towers/{tower}/lockers/{locker_id}/release-locker", json={}, headers=headers)
+            mine = self._still_mine(headers)
+        return None if mine is None else tuple(sorted(locker_id for _, locker_id in mine))
+
+    def _still_mine(self, headers: Mapping[str, str]) -> set[tuple[TowerId, int]] | None:
+        """This run's lockers the identity holds now (the others are forgotten: seen free)."""
+        held = self._assigned(headers)
+        if held is None:
+            return None
+        holding = {(TowerId(locker["towerId"]), int(locker["id"])) for locker in held}
+        for place in self.holds.places() - holding:
+            self.holds.forget(*place)
+        return set(self.holds.places() & holding)
 
     def _assigned(self, headers: Mapping[str, str]) -> list[dict[str, Any]] | None:
         """The lockers this identity holds (those with ids the suite can act on); ``None`` if unreadable."""
@@ -448,16 +458,32 @@ class ContractTarget:
         ]
 
 
-def load_pins(http: httpx.Client, bearer: BearerToken, tower: TowerId, other_towers: tuple[TowerId, ...] = ()) -> Pins:
-    """The target's real ids: the lockers of the configured tower (and others named), the locations."""
+def load_pins(
+    http: httpx.Client,
+    bearer: BearerToken,
+    tower: TowerId,
+    other_towers: tuple[TowerId, ...] = (),
+    *,
+    shared: bool = False,
+) -> Pins:
+    """The target's real ids: the lockers of the configured tower (and others named), the locations.
+    On a ``shared`` sandbox the lockers the identity holds already are left out: they may be another
+    run's (the suite's calls would release them or find them moving under it)."""
     headers = bearer.headers()
+    spared: set[tuple[TowerId, int]] = set()
+    if shared:
+        held = http.get("/api/v1/users/me/assigned-lockers", headers=headers)
+        found = held.json() if held.status_code == 200 else []
+        for locker in found if isinstance(found, list) else []:
+            if isinstance(locker, dict) and _is_id(locker.get("id")) and _is_tower(locker.get("towerId")):
+                spared.add((TowerId(locker["towerId"]), int(locker["id"])))
     lockers: dict[TowerId, tuple[int, ...]] = {}
     for name in (tower, *other_towers):
         answer = http.get(f"/api/v1/towers/{name}/lockers", headers=headers)
         if answer.status_code != 200:
             raise InfrastructureError(f"listing the lockers of tower {name} answered {answer.status_code}")
         found_ids = (_as_id(locker.get("id")) for locker in answer.json() if isinstance(locker, dict))
-        ids = tuple(locker_id for locker_id in found_ids if locker_id is not None)
+        ids = tuple(locker_id for locker_id in found_ids if locker_id is not None and (name, locker_id) not in spared)
         if ids:
             lockers[name] = ids
     answer = http.get("/api/v1/locations/", headers=headers)

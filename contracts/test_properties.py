@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import hypothesis
 import pytest
+from contract_holds import RunHolds
 from contract_machine import FlowWorld, LockerFlow, Party
 from contract_oracles import CLOCK_ORACLES, RACE_ORACLES, TOKEN_ORACLES
 
@@ -52,8 +53,10 @@ def flow_world(harbor_target: Settings, harbor_control_plane: ControlPlane, towe
     if control is not None and exclusive:
         fresh_world(control)
     # Each party's reservations and tokens go to the cleanup ledger, under one run (the parent's, if any).
-    main_holds = ledger_holds(harbor_target)
-    second_holds = ledger_holds(harbor_target, run_id=main_holds.run_id, client_id=second.client_id)
+    # Each party's record is also what a give-back on a shared sandbox may touch (contract_holds).
+    main_ledger = ledger_holds(harbor_target)
+    main_holds = RunHolds(main_ledger)
+    second_holds = RunHolds(ledger_holds(harbor_target, run_id=main_ledger.run_id, client_id=second.client_id))
     with (
         HarborClient(harbor_target, holds=main_holds) as main_api,
         HarborClient(harbor_target, credentials=second, holds=second_holds) as second_api,

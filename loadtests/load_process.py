@@ -44,6 +44,9 @@ _REFRESH_MARGIN_S: Final = 30.0
 _SCHEDULE_LEAD_NS: Final = 50_000_000
 #: At most this many unserved arrivals are recorded one by one when a run ends.
 _MAX_UNSERVED: Final = 1_000_000
+#: Seconds the token endpoint is left alone after a failed token request, doubled at each failure
+#: in a row up to the last: a token endpoint in trouble is not hammered by every user's every step.
+_TOKEN_BACKOFF_S: Final = (0.5, 8.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +147,17 @@ class GuardedClient:
 
 
 class Bearer:
-    """One service-provider bearer token per process, fetched once and renewed before it expires."""
+    """One service-provider bearer token per process, fetched once and renewed before it expires.
 
-    def __init__(self, token_url: str, credentials: Credentials, record: LoadRecord) -> None:
+    A token request is a request to the target like any other: it takes the pacer's slot (Harbor's
+    sandbox counts it against the same budget). After a failed one the endpoint is left alone for a
+    while (``_TOKEN_BACKOFF_S``, doubled at each failure in a row): the users that need a token wait
+    for the next try, each for its own step, instead of sending one request each.
+    """
+
+    def __init__(
+        self, token_url: str, credentials: Credentials, record: LoadRecord, stopping: StopSignal | None = None
+    ) -> None:
         self._token_url = token_url
         self._form = urllib.parse.urlencode(
             {
@@ -160,6 +171,11 @@ class Bearer:
         self._headers: dict[str, str] | None = None
         self._refresh_at = 0.0
         self._lock = gevent.lock.Semaphore()
+        self._stopping = stopping if stopping is not None else StopSignal()  # falsy until set
+        #: The process's pacer, if it has one: token requests keep to its budget too.
+        self.pacer: Pacer | None = None
+        self._retry_at = 0.0  # time.monotonic() before which no token request is sent
+        self._failures = 0  # failed token requests in a row
 
     def headers(self, client: HttpClient) -> dict[str, str]:
         """``Authorization`` (and ``Accept``) for the next request; fetches a token if needed."""
@@ -168,9 +184,31 @@ class Bearer:
             return headers
         with self._lock:  # one greenlet fetches; the others wait and reuse its token
             if self._headers is None or time.monotonic() >= self._refresh_at:
-                self._fetch(client)
+                self._wait_for_retry()
+                if self.pacer is not None:
+                    self.pacer.wait_through_stop()
+                try:
+                    self._fetch(client)
+                except TokenUnavailable:
+                    first, cap = _TOKEN_BACKOFF_S
+                    self._retry_at = time.monotonic() + min(cap, first * 2**self._failures)
+                    self._failures += 1
+                    raise
+                self._failures = 0
         assert self._headers is not None
         return self._headers
+
+    def _wait_for_retry(self) -> None:
+        """Wait out the backoff after a failed token request (no longer than the stop's deadline);
+        ``TokenUnavailable``, with nothing sent, if the stop's deadline comes first."""
+        while (wait := self._retry_at - time.monotonic()) > 0:
+            if self._stopping.pause(wait):
+                rest = min(self._retry_at, self._stopping.deadline) - time.monotonic()
+                if rest > 0:
+                    gevent.sleep(rest)
+                if time.monotonic() < self._retry_at:
+                    raise TokenUnavailable("authenticate: the token endpoint failed just before; the run is stopping")
+                return
 
     def forget(self) -> None:
         """Drop the token (a 401 said it is no longer good)."""
@@ -389,11 +427,11 @@ class LoadProcess:
         token_url = settings.target.token_url or target.token_url
         assert token_url is not None
         record = LoadRecord()
-        process = cls(
-            options, settings.credentials().client_id, Bearer(token_url, settings.credentials(), record), record
-        )
+        stopping = StopSignal()
+        bearer = Bearer(token_url, settings.credentials(), record, stopping)
+        process = cls(options, settings.credentials().client_id, bearer, record, stopping=stopping)
         if options.max_rps > 0:
-            process.pacer = Pacer(options.max_rps / options.workers, process.stopping)
+            process.pacer = bearer.pacer = Pacer(options.max_rps / options.workers, process.stopping)
         if options.mode == "open":
             process.arrivals = Arrivals(options.rate, options.workers, options.worker_index)
         process.settings = settings

@@ -141,14 +141,19 @@ class LedgerHolds:
         settle = self._take_unsettled()
         self._guard(lambda: self.ledger.release_owned(self.owner, locker_id, note, up_to=up_to, settle=settle))
 
-    def given_back(self, *, note: str = "given back: nothing held", still_held: Iterable[int] = ()) -> None:
+    def given_back(
+        self, *, note: str = "given back: nothing held", still_held: Iterable[int] = (), keep_unplaced: bool = False
+    ) -> None:
         """This owner holds nothing any more but the lockers ``still_held`` (a sandbox seeded again, its
         clock moved past every hold, a give-back that read what is left): close its other open rows,
         in one commit with the outcomes still waiting. Call it with none of the owner's calls in flight:
-        a call that lands after it would hold a locker no open row names."""
+        a call that lands after it would hold a locker no open row names. ``keep_unplaced`` keeps the
+        rows that name no locker open (a give-back that released only lockers it could name)."""
         settle = self._take_unsettled()
         kept = tuple(still_held)
-        self._guard(lambda: self.ledger.release_owner(self.owner, note, keep=kept, settle=settle))
+        self._guard(
+            lambda: self.ledger.release_owner(self.owner, note, keep=kept, settle=settle, keep_unplaced=keep_unplaced)
+        )
 
     def flush(self) -> None:
         """Write the outcomes still waiting (``lazy``): call it when the client stops."""

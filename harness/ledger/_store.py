@@ -376,13 +376,21 @@ class Ledger:
             return cursor.rowcount
 
     def release_owner(
-        self, owner: str, note: str, *, keep: Iterable[int] = (), settle: Sequence[Settlement] = ()
+        self,
+        owner: str,
+        note: str,
+        *,
+        keep: Iterable[int] = (),
+        settle: Sequence[Settlement] = (),
+        keep_unplaced: bool = False,
     ) -> int:
         """Mark all of ``owner``'s open rows released, but those of the lockers in ``keep`` (and, if
-        any are kept, rows that name no locker: one of them may be a kept locker's), after writing
-        ``settle`` in the same commit; how many changed."""
+        any are kept or ``keep_unplaced``, rows that name no locker: one of them may be a kept locker's),
+        after writing ``settle`` in the same commit; how many changed."""
         kept = sorted(set(keep))
         spared = f" AND locker_id IS NOT NULL AND locker_id NOT IN ({','.join('?' * len(kept))})" if kept else ""
+        if keep_unplaced and not kept:
+            spared = " AND locker_id IS NOT NULL"
         with self._write(transaction=bool(settle)) as db:
             if settle:
                 self._settle(db, settle)

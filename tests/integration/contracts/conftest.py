@@ -20,7 +20,8 @@ CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
 if str(CONTRACTS) not in sys.path:
     sys.path.insert(0, str(CONTRACTS))
 
-from contract_machine import FlowWorld, Party  # noqa: E402  # needs CONTRACTS on the path
+from contract_holds import RunHolds  # noqa: E402  # needs CONTRACTS on the path
+from contract_machine import FlowWorld, Party  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +36,11 @@ def planted_world(planted: LocalTarget) -> Iterator[FlowWorld]:
     """The two parties of the planted sandbox and the three lockers the scenarios use."""
     settings = planted.settings
     second = settings.second_credentials()
-    with HarborClient(settings) as main, HarborClient(settings, credentials=second) as other:
+    mine, others = RunHolds(), RunHolds()
+    with HarborClient(settings, holds=mine) as main, HarborClient(settings, credentials=second, holds=others) as other:
         yield FlowWorld(
-            main=Party("main", settings.credentials().client_id, main),
-            second=Party("second", second.client_id, other),
+            main=Party("main", settings.credentials().client_id, main, mine),
+            second=Party("second", second.client_id, other, others),
             tower=settings.tower(),
             lockers=(1401, 1402, 1403),
             control=planted.control,

@@ -1,5 +1,7 @@
 """``props`` and ``contract`` against a sandbox others share: never reseeded, its clock never moved,
-another tenant's holds untouched, unless the run says it is the sandbox's only user (``--exclusive``)."""
+another tenant's holds untouched, unless the run says it is the sandbox's only user (``--exclusive``).
+The suite's own identity's other holds (another run of it, a ``load`` alongside) are untouched too:
+a give-back releases only what the run itself asked to hold."""
 
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
 THIRD = Identity("third-tenant", "third-tenant-secret")
 #: Lockers the third tenant holds while the suites run (not among the first available ones).
 THIRDS = (1420, 1421)
+#: Lockers the suite's own identity holds for another run while the suites run: on the tower under
+#: test and on another tower (as a ``load`` of the same identity alongside would).
+OTHER_TOWER = "0100000000000175"
+OTHER_RUNS = ((TOWER, 1422), (OTHER_TOWER, 17501), (OTHER_TOWER, 17502))
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +41,24 @@ def _third_holds(sandbox: VirtualSandbox) -> None:
     with HarborClient(settings, credentials=credentials) as third:
         for locker in THIRDS:
             third.reserve(TOWER, locker, 3600)
+
+
+def _another_run_holds(sandbox: VirtualSandbox) -> None:
+    """The suite's own identity (demo-provider) holds lockers for a run other than the suite's."""
+    settings = load_settings({"target": sandbox.url, "tower_id": TOWER}, environ={}, cwd=Path("/nonexistent-dir"))
+    main = DEMO_IDENTITIES[0]
+    with HarborClient(settings, credentials=Credentials(main.client_id, Secret(main.client_secret))) as other_run:
+        for tower, locker in OTHER_RUNS:
+            other_run.reserve(tower, locker, 3600)
+
+
+def _other_runs_lockers(sandbox: VirtualSandbox) -> dict[int, str]:
+    wanted = {locker for _, locker in OTHER_RUNS}
+    return {
+        locker["id"]: f"{locker['status']} by {locker.get('holder')}"
+        for locker in sandbox.control.state()["lockers"]
+        if locker["id"] in wanted
+    }
 
 
 def _thirds_lockers(sandbox: VirtualSandbox) -> dict[int, str]:
@@ -80,11 +104,14 @@ def test_a_shared_sandbox_is_left_as_found(sandbox: VirtualSandbox, tmp_path: Pa
     checks that need a reseed or a clock say why they skipped."""
     sandbox.control.reset()
     _third_holds(sandbox)
+    _another_run_holds(sandbox)
     before = _thirds_lockers(sandbox)
     done = _suite(sandbox, tmp_path, suite)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert _thirds_lockers(sandbox) == before == dict.fromkeys(THIRDS, "reserved by third-tenant")
+    owner = DEMO_IDENTITIES[0].client_id
+    assert _other_runs_lockers(sandbox) == {locker: f"reserved by {owner}" for _, locker in OTHER_RUNS}, output
     assert sandbox.control.state()["clock_offset"] == 0, output
 
 
