@@ -25,6 +25,7 @@ from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlan
 
 from harness.api import guard_hooks
 from harness.config import Settings, TargetKind
+from harness.errors import UsageError
 from harness.hosts import trusts_env_proxies
 from harness.ledger import ledger_holds
 from harness.model import TowerId
@@ -62,6 +63,16 @@ def _operation_in_allure(request: pytest.FixtureRequest) -> None:
     label = getattr(request.node, "operation_label", None)
     if isinstance(label, str):
         allure.dynamic.parameter("operation", label)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _writes_allowed(harbor_target: Settings) -> None:
+    """The suites reserve lockers and create tokens (and fuzz the logins): on production only with the
+    opt-in, as ``locker-harness contract`` and ``props`` ask it, however pytest was called."""
+    try:
+        harbor_target.check_writes_allowed("run the contract and property suites (they reserve lockers)")
+    except UsageError as exc:
+        pytest.exit(f"locker-harness: {exc}", returncode=int(exc.exit_code))
 
 
 @pytest.fixture(scope="session")

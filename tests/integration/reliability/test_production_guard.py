@@ -174,3 +174,19 @@ def test_cleanup_acts_on_no_row_it_cannot_trust(
     assert [r for r in proxy.captured if r.scheme == "http"] == [], output
     assert done.returncode != 0, output
     assert "untrusted" in output, output
+
+
+def test_the_suites_called_by_pytest_refuse_production_before_any_request(proxy: CaptureProxy, tmp_path: Path) -> None:
+    """``pytest contracts/test_contract.py --harbor-target <production, spelt around>``: the suites stop at
+    once (exit 2) without the opt-in, as ``locker-harness contract`` does; nothing reaches the proxy (the
+    fuzzed logins went there)."""
+    root = Path(__file__).resolve().parents[3]
+    env = _env(proxy, tmp_path / "state")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "contracts/test_contract.py", "-q", "-p", "no:cacheprovider",
+         "--harbor-target", SPELLINGS[0], "--harbor-tower", PRODUCTION_TOWER],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "production" in done.stdout + done.stderr
+    assert proxy.captured == []
