@@ -97,6 +97,7 @@ def test_sigterm_on_load_gives_back_writes_evidence_and_stops_loading(sandbox: V
     (summary_path,) = tmp_path.glob("reports/*/load/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["interrupted"] is True and summary["cleanup"]["sweep"]["found"] == 0
+    assert summary["exit_code"] == ExitCode.TERMINATED, "the stage's summary disagrees with the run's exit code"
     with sqlite3.connect(tmp_path / "state" / "history.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     assert _held(sandbox) == []
