@@ -29,22 +29,27 @@ what it holds, also when the run is stopped early by SIGINT or SIGTERM. The stop
 Locust gets a stop timeout (``--stop-timeout``, else three request timeouts), so a user in the
 middle of a request is not killed but reads its answer, sees the stop before its next step, gives
 back and ends. Only a user still busy when the timeout ends is killed (``on_stop`` then gives back
-from a fresh look at the locker, and the harness's sweep checks what is left).
+from a fresh look at the locker, and the harness's sweep checks what is left). With
+``--harness-lifeline`` (the harness passes it) the run also ends so when standard input closes:
+the harness that started Locust is gone, and nobody else would stop it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Final, TypeVar, cast
 
 import gevent
+import gevent.os
 from load_flows import DELIVERY, Conversation
 from load_process import GuardedClient, LoadOptions, LoadProcess, TokenRefused
 from locust import FastHttpUser, between, constant, events, task
@@ -65,6 +70,9 @@ _FATAL_MESSAGE = "locker_harness_fatal"
 _user_ids = itertools.count(1)
 #: Request timeouts a stopping user may take to finish its request and give its locker back.
 _STOP_TIMEOUTS: Final = 3
+#: Seconds a forked worker whose harness is gone waits for its master to end the run (the master
+#: reads the same pipe) before it stops its own users and quits.
+_MASTER_GRACE_S: Final = 5.0
 _Listener = TypeVar("_Listener", bound=Callable[..., None])
 
 
@@ -117,6 +125,11 @@ def _arguments(parser: Any) -> None:
     group.add_argument("--harness-timeout", type=float, default=10.0, help="seconds for one request")
     group.add_argument("--harness-result", default="", help="where the master writes the merged record (JSON)")
     group.add_argument("--harness-run-id", default="", help="the run id the cleanup ledger's rows are kept under")
+    group.add_argument(
+        "--harness-lifeline",
+        action="store_true",
+        help="stop the run when standard input closes (the process that started Locust is gone)",
+    )
 
 
 @_listen(events.init)
@@ -131,6 +144,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.register_message(_RECORD_MESSAGE, _receive_record)
         runner.register_message(_FATAL_MESSAGE, _receive_fatal)
+    if parsed is not None and getattr(parsed, "harness_lifeline", False):
+        gevent.spawn(_watch_lifeline, environment)
 
 
 def _receive_record(environment: Environment, msg: Any, **_: Any) -> None:
@@ -188,6 +203,30 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _Run.started = time.monotonic()
         _Run.started_at = time.time()
         gevent.spawn_later(options.duration_s, _finish, environment)
+
+
+def _watch_lifeline(environment: Environment) -> None:
+    """Read standard input to its end, then end the run as at its duration's end.
+
+    The harness holds the only writing end of this pipe, so it closes when the harness is gone,
+    also when it was killed with no chance to stop Locust (SIGKILL, the OOM killer): without this
+    the run would go on loading the target until its ``-t`` backstop. Forked workers read the same
+    pipe; their master ends the run for them, and a worker whose master does not within
+    ``_MASTER_GRACE_S`` (another host's, or gone too) quits by itself, its users giving back.
+    """
+    stdin = sys.stdin.fileno()
+    with contextlib.suppress(OSError):  # a closed or unreadable stdin is a lifeline already cut
+        gevent.os.make_nonblocking(stdin)
+        while gevent.os.nb_read(stdin, 4096):  # nobody writes; b"" once the writer is gone
+            pass
+    runner = environment.runner
+    if runner is None or _Run.finishing:
+        return
+    logger.warning("the process that started this Locust is gone: stopping the run")
+    if isinstance(runner, WorkerRunner):
+        gevent.sleep(_MASTER_GRACE_S)  # a worker its master quit has exited by then
+        logger.warning("the master did not end the run: this worker stops its users and quits")
+    _finish(environment)
 
 
 def _fail(environment: Environment, message: str) -> None:

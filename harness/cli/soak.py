@@ -8,6 +8,7 @@ Exit 0 green, 1 a violation, 3 memory grew past the margin, 4 could not run.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -54,6 +55,19 @@ def _table(figures: SoakFigures, margin: float) -> Table:
     return table
 
 
+def _stopped(figures: SoakFigures, sigterm: bool) -> str:
+    """What a stopped soak says: the figures are partial, and what its sandbox still held, if anything."""
+    stopped = "terminated (SIGTERM)" if sigterm else "interrupted"
+    said = f"{stopped} after {figures.deliveries} deliveries: the figures so far"
+    held = figures.lockers_left_held
+    if not held:
+        return f"{said}; every worker gave back what it held (nothing was left held)"
+    return (
+        f"{said}; locker(s) {', '.join(map(str, held))} were still held when the soak's own sandbox "
+        "stopped with it (`locker-harness cleanup` closes their ledger rows)"
+    )
+
+
 def command(
     context: typer.Context,
     deliveries: Annotated[
@@ -66,7 +80,9 @@ def command(
     rss_margin: Annotated[
         float,
         typer.Option(
-            "--rss-margin", help="Largest RSS growth after the warm-up, as a fraction (0.10 = 10 %).", min=0.0
+            "--rss-margin",
+            help="Largest RSS growth after the warm-up, as a fraction (0.10 = 10 %; finite).",
+            min=0.0,
         ),
     ] = 0.10,
     sample_every: Annotated[
@@ -80,6 +96,8 @@ def command(
     """Make many deliveries against local and watch the sandbox's memory: violations, 5xx and RSS growth."""
 
     def body(out: Output) -> int:
+        if not math.isfinite(rss_margin):  # inf passes ``min`` and would switch the memory gate off
+            raise UsageError(f"--rss-margin must be a finite fraction of 0 or more, not {rss_margin!r}")
         settings = command_settings(context)
         if settings.target.kind is not TargetKind.LOCAL:
             raise UsageError("the soak runs against local only: it watches the sandbox process's memory")
@@ -101,8 +119,7 @@ def command(
         report = write_soak_figures(figures, settings.reports_dir, rss_margin=rss_margin, redactor=out.redactor)
         out.say(f"figures: {report}")
         if figures.interrupted:
-            stopped = "terminated (SIGTERM)" if terminated() else "interrupted"
-            out.say(f"{stopped} after {figures.deliveries} deliveries: the figures so far; each worker gave back")
+            out.say(_stopped(figures, terminated()))
         for line in (figures.violations + figures.infrastructure)[:5]:
             out.say(f"  {line}")
         return soak_verdict(figures, asked=deliveries, rss_margin=rss_margin)

@@ -7,6 +7,12 @@ with SIGTERM, which Locust handles in a greenlet of its own (a SIGINT would surf
 exception inside whichever user runs at that instant); its users give back what they hold and
 the master writes the record. Every wait is bounded: a Locust that does not stop is killed.
 
+Locust's standard input is a pipe whose writing end only the harness holds (``--harness-lifeline``):
+should the harness die without stopping it (SIGKILL, the OOM killer), the pipe closes and Locust
+ends the run by itself, its users giving back, as the virtual sandbox does with
+``--stop-when-stdin-closes``. Its ``-t`` backstop alone would let it load the target for the rest
+of the run.
+
 Locust gets a stop timeout (``--stop-timeout``): a stopping user finishes the request it has on
 the wire and gives its locker back instead of being killed mid-request, which would leave it not
 knowing whether that request landed.
@@ -196,6 +202,7 @@ def locust_command(
         "--loglevel", "INFO",
         "--harness-duration", repr(duration_s),
         "--harness-result", str(files.record),
+        "--harness-lifeline",
     ]  # fmt: skip
     if processes > 1:
         # Its own master and forked workers meet on a free loopback port: Locust's default (every
@@ -225,6 +232,7 @@ def worker_command(locustfile: Path, worker: LocustWorker) -> list[str]:
         "--master-host", worker.master_host,
         "--master-port", str(worker.master_port),
         "--loglevel", "INFO",
+        "--harness-lifeline",
     ]  # fmt: skip
     if worker.processes > 1:
         command += ["--processes", str(worker.processes)]
@@ -349,7 +357,13 @@ def run_locust(
         deadline = min(deadline, finish_by - STOP_MAX_S)
     with files.log.open("wb") as output:
         process = subprocess.Popen(
-            list(command), env=dict(env), cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.PIPE,  # its lifeline: held open by this process only, closed when it dies
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         interrupted = stopped_early = False
         try:
@@ -396,6 +410,7 @@ def run_worker(
         list(command),
         env=dict(env),
         cwd=cwd,
+        stdin=subprocess.PIPE,  # its lifeline (see the module's docstring)
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -430,6 +445,7 @@ def _stop(process: subprocess.Popen[Any]) -> None:
     A second Ctrl-C while waiting kills at once."""
     if process.poll() is not None:
         _kill_group(process)  # a forked worker that outlived its master
+        _close_lifeline(process)
         return
     try:
         process.send_signal(signal.SIGTERM)
@@ -439,6 +455,14 @@ def _stop(process: subprocess.Popen[Any]) -> None:
     # Whatever of Locust's session is left (the master that would not stop, a worker it forked
     # that outlived it) is killed: nothing of a load run may go on loading the target.
     _kill_group(process)
+    _close_lifeline(process)
+
+
+def _close_lifeline(process: subprocess.Popen[Any]) -> None:
+    """Close this end of Locust's stdin once it is over (each run would otherwise keep a pipe open)."""
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
 
 
 def _kill_group(process: subprocess.Popen[Any]) -> None:

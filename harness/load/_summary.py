@@ -97,6 +97,8 @@ class LoadSummary:
     error_code: ExitCode = ExitCode.INFRASTRUCTURE
     #: An abort gate breached while the run went: the run was stopped there.
     aborted: Abort | None = None
+    #: What an ``interrupted`` run exits with, as the run does: 130 after Ctrl-C, 143 after SIGTERM.
+    stop_code: ExitCode = ExitCode.INTERRUPTED
     steps: list[StepRow] = field(init=False)
     overall: StepRow = field(init=False)
     flows: list[StepRow] = field(init=False)
@@ -128,6 +130,7 @@ class LoadSummary:
         error: str = "",
         error_code: ExitCode = ExitCode.INFRASTRUCTURE,
         aborted: Abort | None = None,
+        stop_code: ExitCode = ExitCode.INTERRUPTED,
     ) -> LoadSummary:
         """The summary with every gate measured against ``record``."""
         results = [GateResult(gate, _measure(record, gate.step, gate.metric)) for gate in gates]
@@ -144,6 +147,7 @@ class LoadSummary:
             error,
             error_code,
             aborted,
+            stop_code,
         )
 
     # -- verdict --------------------------------------------------------------------------------
@@ -170,7 +174,17 @@ class LoadSummary:
 
     @property
     def verdict(self) -> tuple[ExitCode, str]:
-        """The exit code and why, the first that applies: a violation is a defect (1); else the
+        """The exit code and why. A run stopped from outside exits as the run does (``stop_code``),
+        what the figures so far would have said added to the reason; else ``judged``."""
+        code, reason = self.judged
+        if not self.interrupted:
+            return code, reason
+        stopped = "terminated (SIGTERM)" if self.stop_code is ExitCode.TERMINATED else "interrupted"
+        return self.stop_code, f"{stopped}; the figures so far: {reason}" if reason else stopped
+
+    @property
+    def judged(self) -> tuple[ExitCode, str]:
+        """The figures' verdict, the first that applies: a violation is a defect (1); else the
         error that ended the run; else an abort gate that stopped it, or a breach (3); else missing
         workers, a sweep that could not look, lockers the users left held or an empty run make it
         infrastructure (4)."""

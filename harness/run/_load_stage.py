@@ -56,6 +56,7 @@ from harness.load import (
 )
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, Figure, StageResult, Verdict
 from harness.run._context import RunContext, StageInterrupted
+from harness.stopping import stop_exit_code
 from harness.targets import serves_control_plane
 
 __all__ = ["LoadStage"]
@@ -224,6 +225,7 @@ class LoadStage:
             error=f"{type(problem).__name__}: {problem}" if problem is not None else "",
             error_code=problem.exit_code if isinstance(problem, HarnessError) else ExitCode.INFRASTRUCTURE,
             aborted=_timed(watch.abort, facts),
+            stop_code=stop_exit_code(),
         )
         try:
             written = _write_summary(summary, files, context, tower_id)
@@ -351,7 +353,7 @@ def _stage_result(
             Failure(
                 FailureKind.INFRASTRUCTURE,
                 "load cleanup",
-                f"{summary.reason}: {given_back}" if given_back else summary.reason,
+                f"{summary.judged[1]}: {given_back}" if given_back else summary.judged[1],
                 "InfrastructureError",
             )
         )
@@ -367,7 +369,7 @@ def _stage_result(
             )
         )
     figures: dict[str, Figure] = dict(summary.key_figures())
-    exit_code, reason = summary.verdict
+    exit_code, reason = summary.judged  # a stop from outside is the run's to report, not the stage's
     return StageResult(
         name,
         _VERDICTS[int(exit_code)],

@@ -49,6 +49,9 @@ SOAK_LOCKERS: Final = tuple(n for n in range(1401, 1425) if n not in (1412, 1424
 _DELIVERY: Final = "delivery"
 #: The first share of deliveries is warm-up: the RSS baseline is taken when it ends.
 _WARM_UP: Final = 0.10
+#: Seconds the workers of a stopped soak may take to give back what they hold (one delivery's
+#: give-back is bounded by the flow's own cleanup timeout; they run side by side).
+_GIVE_BACK_S: Final = 30.0
 
 
 @dataclass
@@ -243,13 +246,16 @@ async def _soak(
 
         marks = asyncio.create_task(mark())
         began = time.perf_counter()
-        workers = [soak.worker(locker) for locker in SOAK_LOCKERS[:concurrency]]
+        workers = [asyncio.create_task(soak.worker(locker)) for locker in SOAK_LOCKERS[:concurrency]]
         try:
             await asyncio.gather(*workers)
         except asyncio.CancelledError:
-            # A stop (Ctrl-C, SIGTERM: asyncio cancels this task). Every worker's delivery gave back
-            # what it held as it was cancelled; the figures so far are the soak's evidence.
+            # A stop (Ctrl-C, SIGTERM: asyncio cancels this task, and the gather every worker). Each
+            # worker's delivery gives back what it holds as it is cancelled; the gather ends as the
+            # first worker does, so wait for the others (bounded): asyncio.run would cancel their
+            # give-backs half-way. The figures so far are the soak's evidence.
             figures.interrupted = True
+            await asyncio.wait(workers, timeout=_GIVE_BACK_S)
         figures.wall_s = time.perf_counter() - began
         figures.rss_end_mib = sampler.now() / 2**20
         marks.cancel()

@@ -97,6 +97,7 @@ def test_sigterm_on_load_gives_back_writes_evidence_and_stops_loading(sandbox: V
     (summary_path,) = tmp_path.glob("reports/*/load/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["interrupted"] is True and summary["cleanup"]["sweep"]["found"] == 0
+    assert summary["exit_code"] == ExitCode.TERMINATED, "the stage's summary disagrees with the run's exit code"
     with sqlite3.connect(tmp_path / "state" / "history.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     assert _held(sandbox) == []
@@ -120,8 +121,8 @@ def test_sigterm_on_run_stops_its_stages_and_exits_143(sandbox: VirtualSandbox, 
 
 
 def test_sigterm_on_soak_leaves_nothing_running(tmp_path: Path) -> None:
-    """``soak`` terminated mid-way: exit 143, the figures so far written, and its sandbox process (all
-    its load lands there) gone."""
+    """``soak`` terminated mid-way: exit 143, the figures so far written, every worker's locker given
+    back, and its sandbox process (all its load lands there) gone."""
     process = _start(["soak", "-n", "100000", "-c", "4"], tmp_path)
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 60)
@@ -135,7 +136,11 @@ def test_sigterm_on_soak_leaves_nothing_running(tmp_path: Path) -> None:
     assert _none_alive(family) == []
     assert "terminated (SIGTERM) after" in stdout
     (figures,) = tmp_path.glob("reports/soak-*.json")
-    assert json.loads(figures.read_text())["interrupted"] is True
+    written = json.loads(figures.read_text())
+    assert written["interrupted"] is True
+    # Stopped while its workers held lockers: each gave back before the soak read its sandbox.
+    assert written["lockers_left_held"] == [], "a worker's give-back was cut off"
+    assert "every worker gave back what it held (nothing was left held)" in stdout
 
 
 def _busy(control: SimControl) -> bool:

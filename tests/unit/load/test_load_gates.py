@@ -166,6 +166,24 @@ def test_the_error_that_ended_the_run_is_its_exit_code_after_defects() -> None:
     assert failed.exit_code is ExitCode.DEFECT
 
 
+@pytest.mark.parametrize("stop_code", [ExitCode.INTERRUPTED, ExitCode.TERMINATED])
+def test_a_stopped_run_exits_as_the_run_does_and_keeps_what_its_figures_said(stop_code: ExitCode) -> None:
+    """Ctrl-C (130) or SIGTERM (143): the summary's exit code is the run's, the figures' verdict kept in the reason."""
+    record = _steady()
+    record.violation(record.step("reserve"), "double_booking", "reserve", 1401, "held by another user")
+    summary = LoadSummary.build(
+        record, SloGates(), duration_s=2.0, plan={}, sweep=Sweep(checked=True), interrupted=True, stop_code=stop_code
+    )
+    document = summary.as_json()
+    assert document["exit_code"] == stop_code and document["interrupted"] is True
+    assert "the figures so far: oracle violations: 1 double_booking" in document["reason"]
+    assert summary.judged[0] is ExitCode.DEFECT
+    clean = LoadSummary.build(
+        _steady(), SloGates(), duration_s=2.0, plan={}, sweep=Sweep(checked=True), interrupted=True, stop_code=stop_code
+    )
+    assert clean.verdict == (stop_code, "terminated (SIGTERM)" if stop_code is ExitCode.TERMINATED else "interrupted")
+
+
 def test_delivery_failure_ratio_is_aborted_over_the_deliveries_that_ended() -> None:
     """Measured from the flows: aborted over completed and aborted; interrupted and no-locker flows did not fail."""
     record = _steady()  # one completed delivery
