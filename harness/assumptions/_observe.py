@@ -236,6 +236,8 @@ class Finding:
     #: ``HARBOR_ASSUME_*=...`` that adopts it, where a flat value fits.
     env: str | None = None
     stages: tuple[str, ...] = ()
+    #: The value the ``adopt`` line carries (a table's entries merge across stages).
+    value: object = None
 
     @property
     def message(self) -> str:
@@ -306,7 +308,10 @@ def findings(entries: Sequence[Seen], assumed: Assumed, *, stage: str | None = N
         unknown = [
             str(s.seen[UNKNOWN_STATUS]) for s in seen_list if isinstance(s.seen, Mapping) and UNKNOWN_STATUS in s.seen
         ]
-        seen_text = "; ".join(_shown(s.seen) for s in seen_list)
+        if entry.kind in (Kind.STATUS_IDS, Kind.STATUS_NAMES) and value:
+            seen_text = _shown(value)  # one table, not a fragment per answer
+        else:
+            seen_text = "; ".join(dict.fromkeys(_shown(s.seen) for s in seen_list))
         if unknown and not value:
             adopt = f'status_names = {{ <one of ours> = "{unknown[0]}" }} if {unknown[0]!r} is one of the six'
             env = None
@@ -323,6 +328,7 @@ def findings(entries: Sequence[Seen], assumed: Assumed, *, stage: str | None = N
                 adopt=adopt,
                 env=env,
                 stages=(stage,) if stage else (),
+                value=value,
             )
         )
     return result
@@ -347,6 +353,11 @@ def merge_findings(found: Sequence[Finding]) -> list[Finding]:
             continue
         seen = known.seen if finding.seen in known.seen.split("; ") else f"{known.seen}; {finding.seen}"
         stages = tuple(dict.fromkeys((*known.stages, *finding.stages)))
+        adopt, env, value = known.adopt, known.env, known.value
+        if isinstance(known.value, Mapping) and isinstance(finding.value, Mapping) and finding.value:
+            # A table's line adopts every entry any stage saw differ (one stage saw declined, another occupied).
+            value = {**known.value, **finding.value}
+            adopt, env, seen = adopt_line(known.assumption, value), env_line(known.assumption, value), _shown(value)
         merged[finding.assumption] = Finding(
             known.assumption,
             known.mark,
@@ -354,9 +365,10 @@ def merge_findings(found: Sequence[Finding]) -> list[Finding]:
             seen,
             known.where,
             known.count + finding.count,
-            known.adopt,
-            known.env,
+            adopt,
+            env,
             stages,
+            value,
         )
     return sorted(merged.values(), key=lambda f: list(ASSUMPTIONS).index(f.assumption))
 

@@ -116,3 +116,22 @@ def test_lines_that_adopt_read_as_toml_and_environment() -> None:
     assert tomllib.loads(line) == {"status_names": {"out_of_service": "out of service"}}
     assert env_line("create_status", 200) == "HARBOR_ASSUME_CREATE_STATUS=200"
     assert env_line("locker_fields", True) is None
+
+
+def test_a_table_seen_in_two_stages_is_adopted_whole_by_one_line() -> None:
+    """One stage saw reserved/occupied shifted, another declined: the run's line adopts all three (a line
+    from the first stage alone left declined refuted after adopting it), and the seen column is one table
+    however many answers showed it."""
+    from harness.assumptions import Seen, findings, merge_findings
+
+    assumed = Assumed()
+    first = findings(
+        [Seen("status_ids", {"reserved": 12}, "POST a", 3), Seen("status_ids", {"occupied": 14}, "GET b", 2),
+         Seen("status_ids", {"reserved": 12}, "POST c", 1)],
+        assumed, stage="smoke",
+    )  # fmt: skip
+    second = findings([Seen("status_ids", {"declined": 15}, "POST d", 1)], assumed, stage="contract")
+    [merged] = merge_findings([*first, *second])
+    assert merged.adopt == adopt_line("status_ids", {"reserved": 12, "occupied": 14, "declined": 15})
+    assert merged.seen.count("reserved") == 1 and "declined" in merged.seen
+    assert merged.stages == ("smoke", "contract") and merged.count == 7
