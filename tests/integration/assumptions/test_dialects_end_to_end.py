@@ -158,3 +158,12 @@ def test_the_webhook_signature_dialect_is_named_by_smoke_webhooks(tmp_path: Path
     code, _, output = _run(tmp_path, "smoke", "--webhooks", "--sim-dialect", WEBHOOKS_ONLY)
     assert code == 0, output[-3000:]
     assert "webhook_signature_header [G]" in output and 'webhook_signature_header = "X-Signature"' in output
+
+
+def test_smoke_webhooks_reads_a_late_occupied_as_the_occupied_on_guess(tmp_path: Path) -> None:
+    """``LOCKER_TOKEN_USED`` saying rented, from a sandbox that turns lockers occupied on the close: the
+    ``occupied_on`` [I] reading refuted (exit 0, the line named), not a product defect (it was exit 1)."""
+    _needs("smoke")
+    code, _, output = _run(tmp_path, "smoke", "--webhooks", "--sim-dialect", "occupied_on_close")
+    assert code == 0, output[-3000:]
+    assert "occupied_on [I]" in output and 'occupied_on = "close"' in output

@@ -76,8 +76,8 @@ def test_a_delivery_as_documented_passes_the_check() -> None:
     [
         ([envelope("LOCKER_TOKEN_CREATED", "rented")], "no LOCKER_TOKEN_USED for locker 1401 arrived"),
         (
-            [envelope("LOCKER_TOKEN_CREATED", "rented"), envelope("LOCKER_TOKEN_USED", "rented")],
-            "LOCKER_TOKEN_USED says locker_status 'rented', not 'occupied'",
+            [envelope("LOCKER_TOKEN_CREATED", "rented"), envelope("LOCKER_TOKEN_USED", "available")],
+            "LOCKER_TOKEN_USED says locker_status 'available', not 'occupied'",
         ),
         (
             [envelope("LOCKER_TOKEN_USED", "occupied"), envelope("LOCKER_TOKEN_CREATED", "rented")],
@@ -95,7 +95,7 @@ def test_a_delivery_as_documented_passes_the_check() -> None:
             "is not an ISO time with an offset",
         ),
     ],
-    ids=["used missing", "used says rented", "out of order", "field type", "data timestamp without offset"],
+    ids=["used missing", "used says available", "out of order", "field type", "data timestamp without offset"],
 )
 def test_each_way_a_delivery_can_be_wrong_is_named(bodies: list[dict[str, Any]], problem: str) -> None:
     """Each departure from section 6 (missing, wrong status, order, a field's type) is named."""
@@ -104,6 +104,18 @@ def test_each_way_a_delivery_can_be_wrong_is_named(bodies: list[dict[str, Any]],
             post(receiver, body)
         problems = check_delivery(receiver.deliveries, locker_id=1401, tower_id=TOWER)
     assert any(problem in line for line in problems), problems
+
+
+def test_used_saying_rented_refutes_occupied_on_and_is_no_problem() -> None:
+    """A target that turns the locker occupied on the close says rented at LOCKER_TOKEN_USED: the
+    occupied_on [I] reading refuted, as REST's late occupied is, not a broken promise."""
+    with WebhookReceiver() as receiver, observing() as seen:
+        post(receiver, envelope("LOCKER_TOKEN_CREATED", "rented"))
+        post(receiver, envelope("LOCKER_TOKEN_USED", "rented"))
+        problems = check_delivery(receiver.deliveries, locker_id=1401, tower_id=TOWER)
+    assert problems == []
+    [finding] = findings(seen.entries(), Assumed())
+    assert finding.adopt == 'occupied_on = "close"'
 
 
 def test_a_bad_signature_is_a_problem_and_another_header_refutes_the_guess() -> None:
