@@ -223,6 +223,11 @@ def test_receivers_are_removed_one_or_all(control: SimControl, receiver: Receive
 def test_settings_webhooks_get_events_from_the_start_and_stop_with_the_sandbox() -> None:
     """``SimSettings(webhooks=...)`` delivers from the first event; stopping the sandbox ends delivery
     (a request held by the receiver included) within the POST timeout, and nothing arrives after."""
+
+    def webhook_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("harness-sim-webhook") and t.is_alive()}
+
+    others = webhook_threads()  # other sandboxes of this worker process (a module's fixture) keep theirs
     with Receiver() as receiver:
         stopping = dataclasses.replace(FAST, timeout=1.0)
         sandbox = VirtualSandbox(SimSettings(webhooks=(Webhook(receiver.url, "k"),), webhook_delivery=stopping))
@@ -241,7 +246,7 @@ def test_settings_webhooks_get_events_from_the_start_and_stop_with_the_sandbox()
             started = time.perf_counter()
             sandbox.stop()
         assert time.perf_counter() - started < stopping.timeout + 2.0
-        assert not [t for t in threading.enumerate() if t.name.startswith("harness-sim-webhook") and t.is_alive()]
+        assert webhook_threads() <= others
         receiver.release()
         assert len(receiver.received) == 2  # the held one was received; nothing after
 
