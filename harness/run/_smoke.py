@@ -10,7 +10,9 @@ tower's, with none to reach, skips the stage with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import secrets
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,17 +20,23 @@ from typing import TYPE_CHECKING
 import httpx
 
 from harness.config import TargetKind
-from harness.errors import BluetoothUnavailable, UsageError
+from harness.errors import BluetoothUnavailable, ProductDefect, UsageError
 from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdict_of
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
 from harness.run._context import RunContext
-from harness.targets import serves_control_plane_async, smoke_delivery
+from harness.targets import serves_control_plane_async, smoke_delivery, subscribed_webhooks
+from harness.webhooks import WebhookEvent, WebhookReceiver, check_delivery
 
 if TYPE_CHECKING:
     from harness.flow import FlowEvent, Listener
 
 __all__ = ["SmokeStage", "recording", "smoke_recorder", "smoke_result"]
+
+#: Seconds the stage waits for the delivery's webhooks after it ends (they come within milliseconds).
+_WEBHOOK_WAIT_S = 10.0
+#: The webhooks a drop-off delivery causes, in order [S].
+_DROPOFF_EVENTS = ("LOCKER_TOKEN_CREATED", "LOCKER_TOKEN_USED")
 
 
 class SmokeStage:
@@ -84,22 +92,47 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
     capture = CapturingTransport(httpx.AsyncHTTPTransport(), context.redactor)
     listen = recording(recorder, capture=capture, progress=lambda step: context.progress("smoke", step))
     firmware: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
-            await smoke_delivery(
-                settings,
-                radio_link=context.radio_link,
-                listeners=[listen],
-                transport=capture,
-                redactor=context.redactor,
-                run_id=context.run_id,  # for `locker-harness cleanup` after a crash
-                firmware=firmware,
-            )
-    finally:
-        version = firmware.get(settings.tower())
-        if version and not context.target.firmware:  # the reports' environment names it
-            context.target = dataclasses.replace(context.target, firmware=version)
+    with contextlib.ExitStack() as stack:
+        # On the embedded sandbox the delivery's webhooks are received as an integrator's endpoint
+        # would, and checked (`smoke --webhooks`): what they show of our guesses is the run's too.
+        receiver: WebhookReceiver | None = None
+        if kind is TargetKind.LOCAL:
+            secret = secrets.token_hex(16)
+            context.redactor.register(secret)
+            receiver = stack.enter_context(WebhookReceiver(secret=secret, assumed=settings.assume))
+            stack.enter_context(subscribed_webhooks(url, receiver.url, secret=secret, policy=settings.wire_policy()))
+        try:
+            async with asyncio.timeout(max(context.budget.remaining(), 0.001)):
+                delivery = await smoke_delivery(
+                    settings,
+                    radio_link=context.radio_link,
+                    listeners=[listen],
+                    transport=capture,
+                    redactor=context.redactor,
+                    run_id=context.run_id,  # for `locker-harness cleanup` after a crash
+                    firmware=firmware,
+                )
+        finally:
+            version = firmware.get(settings.tower())
+            if version and not context.target.firmware:  # the reports' environment names it
+                context.target = dataclasses.replace(context.target, firmware=version)
+        if receiver is not None:
+            context.progress("smoke", "webhooks")
+            await asyncio.to_thread(_check_webhooks, receiver, delivery.locker.id, delivery.locker.tower_id)
     return None
+
+
+def _check_webhooks(receiver: WebhookReceiver, locker_id: int, tower_id: str) -> None:
+    """The delivery's two webhooks, as section 6 documents them [S]; ``ProductDefect`` naming what is not."""
+
+    def both_arrived(events: list[object]) -> bool:
+        read = [WebhookEvent.read(body)[0] for body in events]
+        return set(_DROPOFF_EVENTS) <= {e.source for e in read if e is not None and e.locker_id == locker_id}
+
+    receiver.wait_for(both_arrived, timeout=_WEBHOOK_WAIT_S)
+    problems = check_delivery(receiver.deliveries, locker_id=locker_id, tower_id=tower_id, signed=True)
+    if problems:
+        raise ProductDefect(f"webhooks of locker {locker_id}: {'; '.join(problems)}", check="webhooks_as_documented")
 
 
 def recording(

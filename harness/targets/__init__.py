@@ -38,7 +38,7 @@ from harness.targets._sandbox import (
     open_target,
     throwaway_credentials,
 )
-from harness.targets._webhooks import WEBHOOKS_PATH, WebhooksNotDelivered, subscribe_webhooks
+from harness.targets._webhooks import WEBHOOKS_PATH, WebhooksNotDelivered, subscribe_webhooks, subscribed_webhooks
 
 __all__ = [
     "WEBHOOKS_PATH",
@@ -64,6 +64,7 @@ __all__ = [
     "serves_control_plane_async",
     "smoke_delivery",
     "subscribe_webhooks",
+    "subscribed_webhooks",
     "throwaway_credentials",
     "with_served_tower",
 ]

@@ -8,6 +8,8 @@ is "could not test" (``WebhooksNotDelivered``), never a quiet pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 import httpx
@@ -16,7 +18,7 @@ from harness.api import guard_hooks
 from harness.errors import InfrastructureError, TargetUnreachable
 from harness.hosts import WirePolicy, trusts_env_proxies
 
-__all__ = ["WEBHOOKS_PATH", "WebhooksNotDelivered", "subscribe_webhooks"]
+__all__ = ["WEBHOOKS_PATH", "WebhooksNotDelivered", "subscribe_webhooks", "subscribed_webhooks"]
 
 #: The control plane's route that registers a receiver.
 WEBHOOKS_PATH: Final = "/_sim/webhooks"
@@ -45,3 +47,22 @@ def subscribe_webhooks(api_url: str, receiver_url: str, *, secret: str | None = 
         )
     if not answer.is_success:
         raise InfrastructureError(f"POST {WEBHOOKS_PATH} answered {answer.status_code}: {answer.text[:200]}")
+
+
+@contextmanager
+def subscribed_webhooks(
+    api_url: str, receiver_url: str, *, secret: str | None = None, policy: WirePolicy
+) -> Iterator[None]:
+    """``subscribe_webhooks`` for the block, the receiver removed after it (best effort): a sandbox that
+    goes on serving other stages does not go on posting to a receiver that is gone."""
+    subscribe_webhooks(api_url, receiver_url, secret=secret, policy=policy)
+    try:
+        yield
+    finally:
+        try:
+            with httpx.Client(
+                timeout=_TIMEOUT, event_hooks=guard_hooks(policy), trust_env=trusts_env_proxies(api_url)
+            ) as http:
+                http.delete(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", params={"url": receiver_url})
+        except httpx.RequestError:
+            pass  # the sandbox is gone too: nothing posts to the receiver any more
