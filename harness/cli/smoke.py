@@ -232,9 +232,16 @@ def command(
         with running_target(
             settings, sim_bug=sim_bug or (), sim_fault=sim_fault or (), sim_dialect=sim_dialect or ()
         ) as running:
-            if webhooks:
-                return _run_with_webhooks(out, running.settings, choice, running.radio_link, evidence)
-            return _run(out, running.settings, choice, running.radio_link, evidence=evidence)
+            # What the answers showed of our guesses is said with or without --webhooks.
+            with observing() as seen:
+                if webhooks:
+                    code = _run_with_webhooks(out, running.settings, choice, running.radio_link, evidence)
+                else:
+                    code = _run(out, running.settings, choice, running.radio_link, evidence=evidence)
+            refuted = findings(seen.entries(), running.settings.assume)
+            if refuted:
+                out.print(findings_table(refuted, redactor=out.redactor))
+            return code
 
     run_command(body, verbose=verbose, quiet=quiet)
 
@@ -249,7 +256,7 @@ def _run_with_webhooks(
     """The delivery with a receiver registered first; then the webhooks it should have caused, checked."""
     secret = secrets.token_hex(16)
     redactor().register(secret)
-    with WebhookReceiver(secret=secret, assumed=settings.assume) as receiver, observing() as seen:
+    with WebhookReceiver(secret=secret, assumed=settings.assume) as receiver:
         assert settings.target.api_url is not None
         subscribe_webhooks(settings.target.api_url, receiver.url, secret=secret, policy=settings.wire_policy())
         out.say(f"webhooks: a receiver at {receiver.url}, registered with the sandbox")
@@ -267,9 +274,6 @@ def _run_with_webhooks(
         receiver.wait_for(both_arrived, timeout=WEBHOOK_WAIT_S)
         problems = check_delivery(receiver.deliveries, locker_id=locker.id, tower_id=locker.tower_id, signed=True)
         _show_webhooks(out, receiver, locker.id)
-    refuted = findings(seen.entries(), settings.assume)
-    if refuted:
-        out.print(findings_table(refuted, redactor=out.redactor))
     if problems:
         out.error(f"webhooks of locker {locker.id}: {'; '.join(problems)}")
         return ExitCode.DEFECT

@@ -169,3 +169,11 @@ def test_smoke_webhooks_reads_a_late_occupied_as_the_occupied_on_guess(tmp_path:
     code, _, output = _run(tmp_path, "smoke", "--webhooks", "--sim-dialect", "occupied_on_close")
     assert code == 0, output[-3000:]
     assert "occupied_on [I]" in output and 'occupied_on = "close"' in output
+
+
+def test_smoke_alone_names_what_its_answers_refuted(tmp_path: Path) -> None:
+    """``smoke`` without ``--webhooks`` says which guess its delivery's answers refuted, as the run does."""
+    _needs("smoke")
+    code, _, output = _run(tmp_path, "smoke", "--sim-dialect", QUICK)
+    assert code == 0, output[-3000:]
+    assert "create_status [I]" in output and "create_status = 200" in output
