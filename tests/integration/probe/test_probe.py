@@ -58,6 +58,8 @@ def test_against_local_every_assumption_seen_is_confirmed(local: LocalTarget, tm
         assert outcomes[seen] is Outcome.CONFIRMED, seen
     assert all(op.asked.value != "differs from the document" for op in result.operations), result.operations
     assert all("given back" in op.note for op in result.operations[-2:]), result.operations[-2:]
+    # The read the writes asked is not also a "not asked (--write asks it)" row.
+    assert not [op for op in result.operations if op.operation == "getLockerOpenRequest"], result.operations
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
