@@ -300,7 +300,10 @@ def command(
         float | None, typer.Option("--duration", "-d", help="Seconds of load, at most 3600 (default 10).")
     ] = None,
     processes: Annotated[
-        int | None, typer.Option("--processes", help="Locust worker processes on this host (default 1).", min=1)
+        int | None,
+        typer.Option(
+            "--processes", help="Locust worker processes on this host (default 1; at most two per core).", min=1
+        ),
     ] = None,
     spawn_rate: Annotated[
         float | None,
