@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -55,12 +55,9 @@ from harness.redaction import redactor
 from harness.report import findings_table
 from harness.run import recording, smoke_recorder, smoke_result
 from harness.targets import DeliveryChoice, RadioLink, smoke_delivery, subscribe_webhooks
-from harness.webhooks import WebhookEvent, WebhookReceiver, check_delivery
+from harness.webhooks import WebhookEvent, WebhookReceiver, check_dropoff
 
 __all__ = ["command"]
-
-#: Seconds ``--webhooks`` waits for the delivery's events after it ends.
-WEBHOOK_WAIT_S: Final = 10.0
 
 
 def _ms(duration_ns: int) -> str:
@@ -265,14 +262,7 @@ def _run_with_webhooks(
         if code != ExitCode.OK or not delivered:
             return code
         locker = delivered[0].locker
-
-        def both_arrived(events: list[object]) -> bool:
-            read = [WebhookEvent.read(body)[0] for body in events]
-            sources = {event.source for event in read if event is not None and event.locker_id == locker.id}
-            return {"LOCKER_TOKEN_CREATED", "LOCKER_TOKEN_USED"} <= sources
-
-        receiver.wait_for(both_arrived, timeout=WEBHOOK_WAIT_S)
-        problems = check_delivery(receiver.deliveries, locker_id=locker.id, tower_id=locker.tower_id, signed=True)
+        problems = check_dropoff(receiver, locker_id=locker.id, tower_id=locker.tower_id, signed=True)
         _show_webhooks(out, receiver, locker.id)
     if problems:
         out.error(f"webhooks of locker {locker.id}: {'; '.join(problems)}")

@@ -26,17 +26,12 @@ from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
 from harness.run._context import RunContext
 from harness.targets import serves_control_plane_async, smoke_delivery, subscribed_webhooks
-from harness.webhooks import WebhookEvent, WebhookReceiver, check_delivery
+from harness.webhooks import WebhookReceiver, check_dropoff
 
 if TYPE_CHECKING:
     from harness.flow import FlowEvent, Listener
 
 __all__ = ["SmokeStage", "recording", "smoke_recorder", "smoke_result"]
-
-#: Seconds the stage waits for the delivery's webhooks after it ends (they come within milliseconds).
-_WEBHOOK_WAIT_S = 10.0
-#: The webhooks a drop-off delivery causes, in order [S].
-_DROPOFF_EVENTS = ("LOCKER_TOKEN_CREATED", "LOCKER_TOKEN_USED")
 
 
 class SmokeStage:
@@ -124,13 +119,7 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
 
 def _check_webhooks(receiver: WebhookReceiver, locker_id: int, tower_id: str) -> None:
     """The delivery's two webhooks, as section 6 documents them [S]; ``ProductDefect`` naming what is not."""
-
-    def both_arrived(events: list[object]) -> bool:
-        read = [WebhookEvent.read(body)[0] for body in events]
-        return set(_DROPOFF_EVENTS) <= {e.source for e in read if e is not None and e.locker_id == locker_id}
-
-    receiver.wait_for(both_arrived, timeout=_WEBHOOK_WAIT_S)
-    problems = check_delivery(receiver.deliveries, locker_id=locker_id, tower_id=tower_id, signed=True)
+    problems = check_dropoff(receiver, locker_id=locker_id, tower_id=tower_id, signed=True)
     if problems:
         raise ProductDefect(f"webhooks of locker {locker_id}: {'; '.join(problems)}", check="webhooks_as_documented")
 

@@ -7,15 +7,24 @@ smoke --webhooks`` and the pytest plugin's ``harbor_webhooks`` fixture register 
 the embedded sandbox (``harness.targets.subscribe_webhooks``).
 """
 
-from harness.webhooks._events import DATA_FIELDS, DROPOFF_EVENTS, WebhookEvent, check_delivery
+from harness.webhooks._events import (
+    DATA_FIELDS,
+    DROPOFF_EVENTS,
+    DROPOFF_WAIT_S,
+    WebhookEvent,
+    check_delivery,
+    check_dropoff,
+)
 from harness.webhooks._receiver import Delivery, WebhookReceiver, canonical_header
 
 __all__ = [
     "DATA_FIELDS",
     "DROPOFF_EVENTS",
+    "DROPOFF_WAIT_S",
     "Delivery",
     "WebhookEvent",
     "WebhookReceiver",
     "canonical_header",
     "check_delivery",
+    "check_dropoff",
 ]

@@ -15,9 +15,12 @@ from datetime import datetime
 from typing import Any, Final
 
 from harness.assumptions import record
-from harness.webhooks._receiver import Delivery, canonical_header
+from harness.webhooks._receiver import Delivery, WebhookReceiver, canonical_header
 
-__all__ = ["DATA_FIELDS", "WebhookEvent", "check_delivery"]
+__all__ = ["DATA_FIELDS", "DROPOFF_WAIT_S", "WebhookEvent", "check_delivery", "check_dropoff"]
+
+#: Seconds a check waits for a delivery's webhooks after it ends (they come within milliseconds).
+DROPOFF_WAIT_S: Final = 10.0
 
 #: The ``data`` fields of a ``LOCKER_OPERATION`` [S], and the JSON types each may have.
 DATA_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
@@ -129,3 +132,17 @@ def check_delivery(deliveries: Sequence[Delivery], *, locker_id: int, tower_id: 
             problems.append(f"{source} arrived before {DROPOFF_EVENTS[0][0]}")
         position = index
     return problems
+
+
+def check_dropoff(
+    receiver: WebhookReceiver, *, locker_id: int, tower_id: str, signed: bool = False, timeout: float = DROPOFF_WAIT_S
+) -> list[str]:
+    """``check_delivery`` once the drop-off's two events reached ``receiver`` (or ``timeout`` passed)."""
+    wanted = {source for source, _ in DROPOFF_EVENTS}
+
+    def both_arrived(events: list[object]) -> bool:
+        read = [WebhookEvent.read(body)[0] for body in events]
+        return wanted <= {event.source for event in read if event is not None and event.locker_id == locker_id}
+
+    receiver.wait_for(both_arrived, timeout=timeout)
+    return check_delivery(receiver.deliveries, locker_id=locker_id, tower_id=tower_id, signed=signed)
