@@ -177,3 +177,11 @@ def test_smoke_alone_names_what_its_answers_refuted(tmp_path: Path) -> None:
     code, _, output = _run(tmp_path, "smoke", "--sim-dialect", QUICK)
     assert code == 0, output[-3000:]
     assert "create_status [I]" in output and "create_status = 200" in output
+
+
+def test_the_run_s_smoke_stage_receives_the_webhooks_and_names_their_guess(tmp_path: Path) -> None:
+    """On local the run's smoke stage receives the delivery's webhooks, signed: the signature-header dialect
+    is named by ``run --only smoke`` (exit 0), as by ``smoke --webhooks`` (every stage's run is -m slow)."""
+    _needs("run")
+    code, summary, output = _run(tmp_path, "run", "--only", "smoke", "--sim-dialect", WEBHOOKS_ONLY)
+    assert code == 0 and _refuted(summary) == ["webhook_signature_header"], output[-3000:]
