@@ -219,11 +219,27 @@ async def test_a_busy_link_is_not_idle(settings: Settings, backend: Radio, sandb
 async def test_a_shorter_idle_timeout_applies_to_a_live_link_at_once(
     settings: Settings, backend: Radio, sandbox: VirtualSandbox
 ) -> None:
-    """A link in session at the default idle timeout is dropped soon after the timeout is shortened, not
-    only links connected afterwards."""
+    """A link in session at the default idle timeout gets the shortened one at once: its next idle check
+    is moved to within the new timeout (before, it came at the check the old timeout had scheduled, up to
+    a second later), and the link is dropped."""
+
+    async def idle_checks() -> list[tuple[object, float]]:
+        # On the radio's loop: each live link's scheduled idle check and the seconds until it runs.
+        loop = asyncio.get_running_loop()
+        return [
+            (link.idle_check, link.idle_check.when() - loop.time())
+            for peripheral in sandbox.radio._peripherals
+            for link in peripheral._links.values()
+            if link.idle_check is not None
+        ]
+
     async with AsyncHarborClient(settings) as api, await _client(backend) as tower:
         await tower.start_session(api.create_session_token)
+        before = sandbox.radio.call(idle_checks())
         sandbox.radio.configure(idle_timeout=0.2)
+        after = sandbox.radio.call(idle_checks())  # queued behind the reschedule configure asked for
+        assert len(after) == len(before) == 1
+        assert after[0][0] is not before[0][0] and after[0][1] <= 0.2, (before, after)
         await _until(lambda: not tower.is_connected)
 
 
