@@ -29,7 +29,13 @@ def _table(figures: SoakFigures, margin: float) -> Table:
     table = Table(title="soak", title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    rows = [
+    for name, value in _rows(figures, margin):
+        table.add_row(name, value)
+    return table
+
+
+def _rows(figures: SoakFigures, margin: float) -> list[tuple[str, str]]:
+    return [
         ("deliveries completed", f"{figures.deliveries}"),
         ("deliveries failed", f"{figures.failed}"),
         ("oracle violations", f"{len(figures.violations)}"),
@@ -40,19 +46,30 @@ def _table(figures: SoakFigures, margin: float) -> Table:
         ("end to end max", f"{figures.max_ms:.1f} ms"),
         (
             "sandbox RSS start / middle / end",
-            f"{figures.rss_start_mib:.1f} / {figures.rss_middle_mib:.1f} / {figures.rss_end_mib:.1f} MiB",
+            f"{_mib(figures.rss_start_mib)} / {_mib(figures.rss_middle_mib)} / {_mib(figures.rss_end_mib)} MiB",
         ),
         ("sandbox RSS peak (samples)", f"{figures.rss_peak_mib:.1f} MiB ({figures.rss_samples})"),
-        ("RSS growth after warm-up", f"{figures.rss_growth * 100:+.1f} % (margin {margin * 100:.0f} %)"),
-        (
-            "RSS growth: second half / per delivery",
-            f"{figures.rss_late_growth * 100:+.1f} % / {figures.rss_bytes_per_delivery:+.0f} B",
-        ),
+        ("RSS growth after warm-up", _growth(figures, margin)),
+        ("RSS growth: second half / per delivery", _late_growth(figures)),
         ("lockers left held", ", ".join(map(str, figures.lockers_left_held)) or "none"),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
+
+
+def _mib(value: float) -> str:
+    """A reading, or a dash for a mark the soak never reached (stopped before its warm-up or half-way)."""
+    return f"{value:.1f}" if value else "-"
+
+
+def _growth(figures: SoakFigures, margin: float) -> str:
+    if not figures.rss_start_mib:
+        return f"not measured: stopped before the warm-up ended (margin {margin * 100:.0f} %)"
+    return f"{figures.rss_growth * 100:+.1f} % (margin {margin * 100:.0f} %)"
+
+
+def _late_growth(figures: SoakFigures) -> str:
+    if not figures.rss_middle_mib:
+        return "not measured: stopped before half-way"
+    return f"{figures.rss_late_growth * 100:+.1f} % / {figures.rss_bytes_per_delivery:+.0f} B"
 
 
 def _stopped(figures: SoakFigures, sigterm: bool) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cli.soak import _stopped
+from harness.cli.soak import _rows, _stopped
 from harness.run import SoakFigures
 
 
@@ -20,3 +20,11 @@ def test_a_stopped_soak_names_what_was_left_held_and_where_to_go() -> None:
     line = _stopped(SoakFigures(deliveries=5, interrupted=True, lockers_left_held=[1401, 1402]), sigterm=False)
     assert line.startswith("interrupted after 5 deliveries: the figures so far; locker(s) 1401, 1402 were still held")
     assert "`locker-harness cleanup`" in line and "gave back" not in line
+
+
+def test_a_soak_stopped_before_its_warm_up_shows_no_reading_it_never_took() -> None:
+    """No RSS baseline yet: the marks show a dash and the growth says 'not measured', never 0.0 MiB or +0.0 %."""
+    rows = {row[0]: row[1] for row in _rows(SoakFigures(deliveries=40, interrupted=True, rss_end_mib=64.7), 0.1)}
+    assert rows["sandbox RSS start / middle / end"] == "- / - / 64.7 MiB"
+    assert rows["RSS growth after warm-up"].startswith("not measured: stopped before the warm-up ended")
+    assert rows["RSS growth: second half / per delivery"] == "not measured: stopped before half-way"
