@@ -412,13 +412,13 @@ class Conversation:
         process = self.process
         hold = self.hold = Hold(locker_id, doubt=process.doubt.get(locker_id, 0))
         call = _reserve(self.tower, locker_id, RESERVATION_S)
-        process.reserving(locker_id, self.user_id)
+        process.pending.begin(locker_id, self.user_id)
         try:
             answer = self._ledgered(
                 call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True, headers=headers)
             )
         finally:
-            process.reserved(locker_id, self.user_id)
+            process.pending.end(locker_id, self.user_id)
         if answer is None:
             self.hold = None
             return False
@@ -629,7 +629,7 @@ class _Cleanup:
         """Whether another user's reserve of the locker is in flight, after waiting a request's time for it."""
         conversation = self.conversation
         process = conversation.process
-        return process.others_reserving(self.hold.locker_id, conversation.user_id, process.options.timeout_s)
+        return process.pending.wait_for_others(self.hold.locker_id, conversation.user_id, process.options.timeout_s)
 
     def _look(self) -> tuple[str, bool] | None:
         """The locker's status and whether its door is open; ``None`` if another user holds it now.
@@ -650,7 +650,7 @@ class _Cleanup:
                 door_open = bool(door.get("door_open")) if isinstance(door, dict) else False
             if self._taken():
                 return None
-            if conversation.process.pending.get(locker_id, (conversation.user_id,))[0] == conversation.user_id:
+            if not conversation.process.pending.others(locker_id, conversation.user_id):
                 return str(_status(view)), door_open
         raise StepFailed("cleanup_status")  # another user's reserves kept coming: this user cannot judge it
 

@@ -366,6 +366,47 @@ class Arrivals:
         return missed
 
 
+class ReservesInFlight:
+    """The reserves this process's users have sent and not yet seen end, by locker and user.
+
+    Contention users race for the same lockers, so a locker can have several at once; each has its
+    own event, set when its answer comes (or is lost), so whoever waits for a locker's reserves is
+    woken as the last of them ends, never left waiting a whole request timeout for one whose answer
+    already came.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[int, dict[int, gevent.event.Event]] = {}
+
+    def begin(self, locker_id: int, user_id: int) -> None:
+        """``user_id`` sends a reserve of ``locker_id``; ``end`` must follow, whatever happens."""
+        self._events.setdefault(locker_id, {})[user_id] = gevent.event.Event()
+
+    def end(self, locker_id: int, user_id: int) -> None:
+        """The reserve ``user_id`` sent is over (answered, refused or lost)."""
+        in_flight = self._events.get(locker_id, {})
+        event = in_flight.pop(user_id, None)
+        if not in_flight:
+            self._events.pop(locker_id, None)
+        if event is not None:
+            event.set()
+
+    def others(self, locker_id: int, user_id: int) -> set[int]:
+        """The users other than ``user_id`` with a reserve of ``locker_id`` in flight."""
+        return set(self._events.get(locker_id, ())) - {user_id}
+
+    def wait_for_others(self, locker_id: int, user_id: int, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s`` in all) for the other users' reserves of ``locker_id`` to
+        end; whether one is still in flight after that."""
+        deadline = time.monotonic() + timeout_s
+        while others := self.others(locker_id, user_id):
+            rest = deadline - time.monotonic()
+            if rest <= 0:
+                return True
+            self._events[locker_id][min(others)].wait(rest)
+        return False
+
+
 @dataclass
 class LoadProcess:
     """Everything the users of one Locust process share."""
@@ -378,9 +419,9 @@ class LoadProcess:
     arrivals: Arrivals | None = None
     #: Lockers a user of this process holds, and which user: the double-booking oracle's knowledge.
     held: dict[int, int] = field(default_factory=dict)
-    #: Reserves in flight, by locker: the user and an event set when its answer came (a cleanup
-    #: must not give back a locker another user of this identity may just have been given).
-    pending: dict[int, tuple[int, gevent.event.Event]] = field(default_factory=dict)
+    #: Reserves in flight (a cleanup must not give back a locker another user of this identity
+    #: may just have been given).
+    pending: ReservesInFlight = field(default_factory=ReservesInFlight)
     #: Lost answers (a 5xx, no answer) about each locker so far: a request that may or may not have
     #: landed puts what every user knows of that locker in doubt. An oracle judges a locker only if
     #: no answer about it was lost since the hold it judges began (``Hold.doubt``).
@@ -395,27 +436,6 @@ class LoadProcess:
     stopping: StopSignal = field(default_factory=StopSignal)
     #: The resolved settings: where the cleanup ledger lives (``state_dir``) and whom it records.
     settings: Settings | None = None
-
-    def reserving(self, locker_id: int, user_id: int) -> None:
-        """``user_id`` sends a reserve of ``locker_id``; ``reserved`` must follow, whatever happens."""
-        self.pending[locker_id] = (user_id, gevent.event.Event())
-
-    def reserved(self, locker_id: int, user_id: int) -> None:
-        """The reserve ``user_id`` sent is over (answered, refused or lost)."""
-        entry = self.pending.get(locker_id)
-        if entry is not None and entry[0] == user_id:
-            del self.pending[locker_id]
-            entry[1].set()
-
-    def others_reserving(self, locker_id: int, user_id: int, timeout_s: float) -> bool:
-        """Wait (at most ``timeout_s``) for another user's reserve of ``locker_id`` in flight to end;
-        whether one is still in flight after that."""
-        entry = self.pending.get(locker_id)
-        if entry is None or entry[0] == user_id:
-            return False
-        entry[1].wait(timeout_s)
-        entry = self.pending.get(locker_id)
-        return entry is not None and entry[0] != user_id
 
     @classmethod
     def start(cls, options: LoadOptions, host: str) -> LoadProcess:
