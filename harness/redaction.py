@@ -156,7 +156,11 @@ class Redactor:
         #: Secrets learnt from answers (a token's payload_auth): the newest ``_RECENT_MAX``, oldest
         #: first. A soak makes tens of thousands of tokens, each dead after its delivery.
         self._recent: dict[str, None] = {}
+        #: One alternation of the values known when it was compiled (longest first), and the
+        #: values registered since, searched one by one until there are enough to recompile.
         self._pattern: re.Pattern[str] | None = None
+        self._compiled_values: frozenset[str] = frozenset()
+        self._pending: frozenset[str] = frozenset()
         for secret in secrets:
             self.register(secret)
 
@@ -202,21 +206,27 @@ class Redactor:
                 if forms <= self._values:
                     return
                 self._values = self._values | forms
-            # Compiled on the next text() only: a long run registers thousands of token secrets,
-            # and recompiling the whole alternation on each one made registering quadratic.
-            self._pattern = None
+            # Not compiled here: a long run registers thousands of token secrets, and recompiling
+            # the whole alternation on each one (the next text() after every answer) was quadratic.
+            self._pending = self._pending | (set(forms) - self._compiled_values)
 
-    def _compiled(self) -> re.Pattern[str] | None:
-        """The pattern of every registered value, compiled once per change of the set."""
-        pattern = self._pattern
-        if pattern is not None or not (self._values or self._recent):
-            return pattern
+    def _matchers(self, text_length: int) -> tuple[re.Pattern[str] | None, frozenset[str]]:
+        """The compiled alternation and the values registered since. The alternation is compiled
+        again once the values since are a quarter of it (so compiling stays linear in what is
+        registered), or sooner when searching them one by one in this text would cost more."""
+        pending = self._pending
+        if not pending or (len(pending) * 4 < len(self._compiled_values) and len(pending) * text_length < 1 << 20):
+            return self._pattern, pending
         with self._lock:
-            if self._pattern is None and (self._values or self._recent):
-                # Longest first, so a secret that contains another is hidden whole.
-                alternatives = sorted(self._values | self._recent.keys(), key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
-            return self._pattern
+            if self._pending:
+                # Every value registered now, the evicted recent ones dropped. A lookahead finds the
+                # longest value starting at every place, so values that overlap are all found.
+                values = self._values | self._recent.keys()
+                alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+                self._pattern = re.compile(f"(?=({alternatives}))") if values else None
+                self._compiled_values = frozenset(values)
+                self._pending = frozenset()
+            return self._pattern, self._pending
 
     def register_credentials(self, client_id: str, secret: str | Secret) -> None:
         """Register a client's secret, and the client id and secret together as HTTP Basic spells them."""
@@ -258,8 +268,28 @@ class Redactor:
     def known(self, text: str) -> str:
         """``text`` with every registered secret masked, in each of its spellings, and nothing else
         changed: for markup and code another tool wrote, which a rule by shape would rewrite."""
-        pattern = self._compiled()
-        return text if pattern is None else pattern.sub(MASK, text)
+        pattern, pending = self._matchers(len(text))
+        spans = [match.span(1) for match in pattern.finditer(text)] if pattern is not None else []
+        for value in pending:
+            start = text.find(value)
+            while start != -1:
+                spans.append((start, start + len(value)))
+                start = text.find(value, start + 1)
+        if not spans:
+            return text
+        # Overlapping or nested matches (two secrets sharing characters, a value registered since
+        # inside or around a compiled one) are masked as one stretch: no part of either shows.
+        spans.sort()
+        pieces, shown_to = [], 0
+        merged_start, merged_end = spans[0]
+        for start, end in spans[1:]:
+            if start < merged_end:
+                merged_end = max(merged_end, end)
+                continue
+            pieces += [text[shown_to:merged_start], MASK]
+            shown_to, merged_start, merged_end = merged_end, start, end
+        pieces += [text[shown_to:merged_start], MASK, text[merged_end:]]
+        return "".join(pieces)
 
     def text(self, text: str) -> str:
         """``text`` with every registered secret and every ``key=value`` of a secret key masked."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +95,38 @@ def test_secrets_learnt_from_answers_are_bounded() -> None:
     assert len(redactor) <= 4096 + 1
     newest = f"{9_999:064x}"
     assert redactor.text(f"{newest} the-client-secret") == f"{MASK} {MASK}"
+
+
+def test_an_answer_after_every_new_secret_compiles_the_secrets_a_few_times_not_once_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A suite masks each call's record as the call's token is learnt: compiling every secret again on
+    each call was quadratic (the contract stage spent two thirds of its time there). Compiles grow
+    with the logarithm of the secrets, and each record is still masked at once."""
+    compiles: list[str] = []
+    real_compile = re.compile
+    monkeypatch.setattr(
+        re, "compile", lambda pattern, *flags: compiles.append(pattern) or real_compile(pattern, *flags)
+    )
+    redactor = Redactor([Secret("the-client-secret")])
+    for n in range(2_000):
+        secret = f"{n:064x}"
+        redactor.register_fields({"payload_auth": secret})
+        assert redactor.text(f"record {n}: {secret} by the-client-secret") == f"record {n}: {MASK} by {MASK}"
+    assert len(compiles) <= 40, len(compiles)
+
+
+def test_a_secret_learnt_inside_or_around_a_compiled_one_is_hidden_whole() -> None:
+    """Values registered since the last compile are matched apart from it: a stretch that holds both,
+    nested or overlapping, is masked as one, so no part of either shows."""
+    redactor = Redactor([Secret("outer-secret-value-0123456789")])
+    assert redactor.text("x") == "x"  # compiles the client secret alone
+    redactor.register("secret-value", ephemeral=True)  # inside the compiled one
+    redactor.register("0123456789-and-more", ephemeral=True)  # overlapping its end
+    redactor.register("wrapping-outer-secret-value-0123456789-too", ephemeral=True)  # around it
+    assert redactor.text("a outer-secret-value-0123456789-and-more b") == f"a {MASK} b"
+    assert redactor.text("a wrapping-outer-secret-value-0123456789-too b") == f"a {MASK} b"
+    assert redactor.text("a secret-value b secret-value") == f"a {MASK} b {MASK}"
 
 
 @pytest.mark.perf
