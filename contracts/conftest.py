@@ -26,7 +26,7 @@ from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlan
 from harness.api import guard_hooks
 from harness.config import Settings, TargetKind
 from harness.errors import UsageError
-from harness.hosts import trusts_env_proxies
+from harness.hosts import tls_context, trusts_env_proxies
 from harness.ledger import ledger_holds
 from harness.model import TowerId
 from harness.pytest_plugin import ControlPlane, HarborOptions
@@ -86,7 +86,9 @@ def contract_target(
     bearer = BearerToken(harbor_target, timeout=harbor_target.timeout)
     hooks = guard_hooks(harbor_target.wire_policy())
     direct = not trusts_env_proxies(url, harbor_target.target.token_url)
-    with httpx.Client(base_url=url, timeout=harbor_target.timeout, event_hooks=hooks, trust_env=not direct) as http:
+    with httpx.Client(
+        base_url=url, timeout=harbor_target.timeout, event_hooks=hooks, trust_env=not direct, verify=tls_context()
+    ) as http:
         # The second seeded tower is known on a virtual sandbox; elsewhere only the configured one is.
         control: ClockControl | None = harbor_control_plane.control
         if control is not None and local:

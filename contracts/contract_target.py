@@ -39,7 +39,7 @@ from harness.api import Hold, HoldAction, HoldKind, guard_hooks
 from harness.assumptions import Assumed, observe_answer, read_status
 from harness.config import Settings
 from harness.errors import InfrastructureError, ServerError
-from harness.hosts import trusts_env_proxies
+from harness.hosts import tls_context, trusts_env_proxies
 from harness.model import LockerState, LockerStatus, TokenKind, TowerId
 from harness.redaction import redactor
 from harness.testing import ClockControl, free_every_hold
@@ -190,7 +190,10 @@ class BearerToken:
         if time.monotonic() >= self._renew_at:
             try:
                 with httpx.Client(
-                    timeout=self._timeout, event_hooks=self._hooks, trust_env=trusts_env_proxies(self._url)
+                    timeout=self._timeout,
+                    event_hooks=self._hooks,
+                    trust_env=trusts_env_proxies(self._url),
+                    verify=tls_context(),
                 ) as http:
                     answer = http.post(self._url, data=self._form)
             except httpx.RequestError as exc:

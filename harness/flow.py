@@ -49,7 +49,7 @@ from harness.errors import (
     TargetUnreachable,
     UsageError,
 )
-from harness.hosts import WirePolicy, trusts_env_proxies
+from harness.hosts import WirePolicy, tls_context, trusts_env_proxies
 from harness.model import (
     LOCKER_TYPES,
     CloseDoor,
@@ -216,6 +216,7 @@ class ControlPlaneOpener:
             timeout=10.0,
             event_hooks=async_guard_hooks(policy or WirePolicy()),
             trust_env=trusts_env_proxies(self._base_url),
+            verify=tls_context(),
         )
 
     async def aclose(self) -> None:

@@ -23,7 +23,7 @@ from harness.api._core import Action, Exchange, HarborSession, Outcome, RetryPol
 from harness.api._holds import Holds
 from harness.api._wire import async_guard_hooks, guard_hooks
 from harness.config import Credentials, Settings
-from harness.hosts import trusts_env_proxies
+from harness.hosts import tls_context, trusts_env_proxies
 from harness.redaction import Redactor
 
 __all__ = ["AsyncHarborClient", "HarborClient"]
@@ -122,6 +122,7 @@ class HarborClient(_Base):
             headers=_HEADERS,
             event_hooks=guard_hooks(settings.wire_policy()),
             trust_env=trusts_env_proxies(settings.target.api_url, settings.target.token_url),
+            verify=tls_context(),
         )
 
     def close(self) -> None:
@@ -221,6 +222,7 @@ class AsyncHarborClient(_Base):
             headers=_HEADERS,
             event_hooks=async_guard_hooks(settings.wire_policy()),
             trust_env=trusts_env_proxies(settings.target.api_url, settings.target.token_url),
+            verify=tls_context(),
         )
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Final
 import httpx
 
 from harness._version import __version__
+from harness.hosts import tls_context
 from harness.redaction import Redactor
 
 __all__ = ["Exchange", "RecordingTransport", "har_document"]
@@ -43,7 +44,7 @@ class RecordingTransport(httpx.BaseTransport):
     """Passes every request on to ``inner`` and keeps the exchange. Thread-safe."""
 
     def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
-        self._inner = inner if inner is not None else httpx.HTTPTransport()
+        self._inner = inner if inner is not None else httpx.HTTPTransport(verify=tls_context())
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
 

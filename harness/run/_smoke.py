@@ -21,6 +21,7 @@ import httpx
 
 from harness.config import TargetKind
 from harness.errors import BluetoothUnavailable, ProductDefect, UsageError
+from harness.hosts import tls_context
 from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdict_of
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
@@ -84,7 +85,7 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
         reason = no_bench_tower(settings)
         if reason is not None:
             return reason
-    capture = CapturingTransport(httpx.AsyncHTTPTransport(), context.redactor)
+    capture = CapturingTransport(httpx.AsyncHTTPTransport(verify=tls_context()), context.redactor)
     listen = recording(recorder, capture=capture, progress=lambda step: context.progress("smoke", step))
     firmware: dict[str, str] = {}
     with contextlib.ExitStack() as stack:

@@ -36,6 +36,7 @@ from harness.api import AsyncHarborClient
 from harness.config import Settings
 from harness.errors import ExitCode, HarnessError, ProductDefect
 from harness.flow import ControlPlaneOpener, run_delivery
+from harness.hosts import tls_context
 from harness.ledger import ledger_holds, new_run_id
 from harness.metrics import Latencies
 from harness.redaction import Redactor
@@ -185,7 +186,10 @@ class _Soak:
         holds = ledger_holds(self.settings, run_id=self.run_id)
         figures = self.figures
         # One transport per client: closing a client closes its transport.
-        api, control = _CountingTransport(httpx.AsyncHTTPTransport()), _CountingTransport(httpx.AsyncHTTPTransport())
+        api, control = (
+            _CountingTransport(httpx.AsyncHTTPTransport(verify=tls_context())),
+            _CountingTransport(httpx.AsyncHTTPTransport(verify=tls_context())),
+        )
         self.transports += [api, control]
         async with (
             AsyncHarborClient(self.settings, transport=api, holds=holds) as client,

@@ -8,6 +8,7 @@ from typing import Any, Literal, Self
 
 import httpx
 
+from ._tls import tls_context
 from .firmware import FirmwareRefusal
 
 __all__ = ["ControlError", "SimControl"]
@@ -43,6 +44,7 @@ class SimControl:
             transport=transport,
             event_hooks=event_hooks,
             trust_env=False,
+            verify=tls_context(),
         )
 
     def close(self) -> None:

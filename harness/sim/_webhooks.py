@@ -38,6 +38,8 @@ from typing import Any, Final, Protocol
 
 import httpx
 
+from ._tls import tls_context
+
 __all__ = [
     "SIGNATURE_HEADER",
     "SIGNATURE_HEADER_DIALECT",
@@ -214,7 +216,9 @@ class _Receiver:
             return self._pending.popleft()
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self._policy.timeout, follow_redirects=False, trust_env=False) as http:
+        with httpx.Client(
+            timeout=self._policy.timeout, follow_redirects=False, trust_env=False, verify=tls_context()
+        ) as http:
             while (event := self._next()) is not None:
                 try:
                     self._deliver(http, event)

@@ -21,7 +21,7 @@ import httpx
 from harness.api import guard_hooks
 from harness.config import BleBackend, Settings, TargetKind
 from harness.errors import TargetUnreachable
-from harness.hosts import WirePolicy, trusts_env_proxies
+from harness.hosts import WirePolicy, tls_context, trusts_env_proxies
 from harness.model import TowerId
 
 __all__ = [
@@ -44,7 +44,10 @@ _STRICT: Final = WirePolicy()
 def _get(url: str, path: str, policy: WirePolicy) -> httpx.Response:
     try:
         with httpx.Client(
-            timeout=_PROBE_TIMEOUT, event_hooks=guard_hooks(policy), trust_env=trusts_env_proxies(url)
+            timeout=_PROBE_TIMEOUT,
+            event_hooks=guard_hooks(policy),
+            trust_env=trusts_env_proxies(url),
+            verify=tls_context(),
         ) as http:
             return http.get(f"{url.rstrip('/')}{path}")
     except httpx.RequestError as exc:

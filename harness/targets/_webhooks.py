@@ -16,7 +16,7 @@ import httpx
 
 from harness.api import guard_hooks
 from harness.errors import InfrastructureError, TargetUnreachable
-from harness.hosts import WirePolicy, trusts_env_proxies
+from harness.hosts import WirePolicy, tls_context, trusts_env_proxies
 
 __all__ = ["WEBHOOKS_PATH", "WebhooksNotDelivered", "subscribe_webhooks", "subscribed_webhooks"]
 
@@ -36,7 +36,10 @@ def subscribe_webhooks(api_url: str, receiver_url: str, *, secret: str | None = 
         body["secret"] = secret
     try:
         with httpx.Client(
-            timeout=_TIMEOUT, event_hooks=guard_hooks(policy), trust_env=trusts_env_proxies(api_url)
+            timeout=_TIMEOUT,
+            event_hooks=guard_hooks(policy),
+            trust_env=trusts_env_proxies(api_url),
+            verify=tls_context(),
         ) as http:
             answer = http.post(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", json=body)
     except httpx.RequestError as exc:
@@ -61,7 +64,10 @@ def subscribed_webhooks(
     finally:
         try:
             with httpx.Client(
-                timeout=_TIMEOUT, event_hooks=guard_hooks(policy), trust_env=trusts_env_proxies(api_url)
+                timeout=_TIMEOUT,
+                event_hooks=guard_hooks(policy),
+                trust_env=trusts_env_proxies(api_url),
+                verify=tls_context(),
             ) as http:
                 http.delete(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", params={"url": receiver_url})
         except httpx.RequestError:
