@@ -40,7 +40,7 @@ from harness.assumptions import write_log
 from harness.config import Settings, TargetKind, load_settings
 from harness.errors import InfrastructureError, UsageError
 from harness.redaction import MASK, SECRET_KEYS, redactor
-from harness.stopping import stop_on_sigterm
+from harness.stopping import stop_on_sigterm, watch_lifeline
 
 if TYPE_CHECKING:
     from harness.api import HarborClient, Locker
@@ -155,6 +155,8 @@ def pytest_configure(config: pytest.Config) -> None:
     HarborOptions.of(config)  # bad option values are a usage error now, not in the middle of the run
     # A CI runner's SIGTERM stops the session as Ctrl-C does: fixtures tear down, holds go back.
     stop_on_sigterm()
+    # A stage of a run that was killed stops the same way, rather than test on for nobody.
+    watch_lifeline()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

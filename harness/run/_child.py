@@ -30,6 +30,7 @@ from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.report import Failure, FailureKind, StageResult, Verdict, verdict_of
 from harness.run._context import RunContext
+from harness.stopping import LIFELINE_ENV
 
 __all__ = [
     "LATENCIES_ENV",
@@ -92,15 +93,26 @@ def run_child(
     propagates.
     """
     where = log.relative_to(context.folder.root) if log.is_relative_to(context.folder.root) else log
-    process = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env={**os.environ, **env, RUN_ID_ENV: context.run_id},  # the child's holds go under this run
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    # The child's lifeline (harness.stopping.watch_lifeline): a pipe whose writing end only this
+    # process holds, so it closes when this process dies, however it dies.
+    lifeline_read, lifeline = os.pipe()
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            # The child's holds go under this run.
+            env={**os.environ, **env, RUN_ID_ENV: context.run_id, LIFELINE_ENV: str(lifeline_read)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(lifeline_read,),
+            text=True,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(lifeline)
+        raise
+    finally:
+        os.close(lifeline_read)
     try:
         try:
             stdout, stderr = process.communicate(timeout=max(context.budget.remaining(), 1.0))
@@ -121,6 +133,7 @@ def run_child(
     finally:
         if process.poll() is None:  # an unexpected error above: never leave the child behind
             _kill_group(process)
+        os.close(lifeline)
     _write_log(log, stdout, stderr, context.redactor)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
