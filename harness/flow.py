@@ -121,6 +121,9 @@ class StepFinished:
     ok: bool
     error: BaseException | None = None
     locker_id: int | None = None
+    #: Attempts of the step's requests that failed and were retried (a 5xx, no answer): a step that
+    #: passed after them is still a sign of the target's trouble.
+    retried: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +403,8 @@ class _Run:
     async def step(self, step: Step, action: Callable[[], Awaitable[tuple[T, LockerStatus | None]]]) -> T:
         """Run one step: announce, time, let ``action`` run and check, record, announce."""
         self.emit(StepStarted(step, self.locker_id))
+        session = self.client.session
+        mark = session.retries
         started = time.perf_counter_ns()
         try:
             value, status = await action()
@@ -407,13 +412,14 @@ class _Run:
             duration = time.perf_counter_ns() - started
             if isinstance(exc, ProductDefect) and exc.step is None:
                 exc.step = step.value
-            self.emit(StepFinished(step, duration, None, False, exc, self.locker_id))
+            retried = session.retried_since(mark)
+            self.emit(StepFinished(step, duration, None, False, exc, self.locker_id, retried))
             raise
         duration = time.perf_counter_ns() - started
         if status is not None:
             self.shown = status
         self.steps.append(StepResult(step, duration, status))
-        self.emit(StepFinished(step, duration, status, True, None, self.locker_id))
+        self.emit(StepFinished(step, duration, status, True, None, self.locker_id, session.retried_since(mark)))
         return value
 
     async def read_status(self) -> LockerStatus:

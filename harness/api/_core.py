@@ -29,6 +29,7 @@ releases, ``unauthorized_client`` (400 or 401); both are the credentials refused
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -150,6 +151,9 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
         return None
     return moment.timestamp() - now
 
+
+#: Retried attempts a session describes (the newest); a count of all is kept besides.
+_RETRIED_KEPT: Final = 50
 
 #: The policy a client uses unless given one (Harbor's SDK policy).
 DEFAULT_RETRY = RetryPolicy()
@@ -295,6 +299,10 @@ class HarborSession:
         self.redactor.register_credentials(self.credentials.client_id, self.credentials.client_secret)
         self._clock = clock
         self._tokens: dict[Scope, _Bearer] = {}
+        #: Attempts that failed and were retried (a 5xx, a 408 or 429, no answer): counted, and the
+        #: newest described, so a step that passed after them can say so.
+        self.retries = 0
+        self._retried: collections.deque[str] = collections.deque(maxlen=_RETRIED_KEPT)
 
     # -- exchanges -------------------------------------------------------------------------------
 
@@ -423,6 +431,7 @@ class HarborSession:
                         f"({type(outcome).__name__}: {outcome or 'no detail'})",
                         url=host,
                     )
+                self._note_retry(send, f"had no answer ({type(outcome).__name__})", attempt)
                 yield Sleep(policy.delay(attempt))
                 continue
             if outcome is None:
@@ -431,6 +440,7 @@ class HarborSession:
             if status == 429:
                 if last:
                     raise error_for_response(outcome, send.where)
+                self._note_retry(send, "answered 429 Too Many Requests", attempt)
                 yield Sleep(policy.retry_after(outcome, attempt))
                 continue
             if status == 408 or status >= 500:
@@ -442,10 +452,20 @@ class HarborSession:
                         )
                     raise error_for_response(outcome, send.where)
                 landed = True
+                self._note_retry(send, f"answered {status} {outcome.reason_phrase}", attempt)
                 yield Sleep(policy.delay(attempt))
                 continue
             return outcome, landed
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def retried_since(self, mark: int) -> tuple[str, ...]:
+        """What was retried since ``retries`` was ``mark`` (the newest few, if there were many)."""
+        count = min(self.retries - mark, len(self._retried))
+        return tuple(self._retried)[len(self._retried) - count :] if count > 0 else ()
+
+    def _note_retry(self, send: Send, what: str, attempt: int) -> None:
+        self.retries += 1
+        self._retried.append(f"{send.where} {what} (attempt {attempt} of {self.retry.attempts})")
 
     def _host(self, send: Send) -> str:
         """The origin a request went to: the API's, or the token endpoint's (another host on Harbor)."""

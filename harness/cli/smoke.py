@@ -104,13 +104,16 @@ class _Progress:
                 str(event.locker_id) if event.locker_id is not None else "-",
                 event.locker_status.wire_name if event.locker_status is not None else "-",
                 _ms(event.duration_ns),
-                "ok" if event.ok else "FAILED",
+                ("ok" if event.ok else "FAILED") + (f", {len(event.retried)} retried" if event.retried else ""),
             )
         return table
 
     def show(self) -> None:
         if self.finished:
             self.out.print(self.table())
+        for event in self.finished:
+            for attempt in event.retried:
+                self.out.say(f"retried: {event.step.value}: {attempt}")
         if self.released is not None:
             self.out.say(cleanup_line(self.released))
 

@@ -146,6 +146,8 @@ def recording(
             parameters = {"locker": str(event.locker_id)} if event.locker_id is not None else {}
             if event.locker_status is not None:
                 parameters["status after"] = event.locker_status.wire_name
+            if event.retried:
+                parameters["retried"] = "; ".join(event.retried)
             recorder.finished(
                 event.step.value,
                 event.duration_ns,

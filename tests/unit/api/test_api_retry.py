@@ -38,6 +38,20 @@ def test_retryable_failure_is_retried(client: HarborClient, harbor: FakeHarbor, 
     assert sleeps.seconds == [1.0]
 
 
+def test_each_retried_attempt_is_counted_and_described(client: HarborClient, harbor: FakeHarbor) -> None:
+    """A call that passed after failed attempts says what they were: the step passed, the target faltered."""
+    mark = client.session.retries
+    harbor.then(answer(503), fail(httpx.ConnectError), OK)
+    client.list_lockers(TOWER)
+    retried = client.session.retried_since(mark)
+    assert client.session.retries == mark + 2 and len(retried) == 2
+    assert retried[0].endswith("answered 503 Service Unavailable (attempt 1 of 3)") and retried[0].startswith("GET ")
+    assert retried[1].endswith("had no answer (ConnectError) (attempt 2 of 3)")
+    harbor.then(OK)
+    client.list_lockers(TOWER)
+    assert client.session.retried_since(client.session.retries) == ()
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [

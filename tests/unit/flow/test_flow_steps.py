@@ -38,7 +38,9 @@ class FakeHarbor:
     def __init__(self, lockers: list[Locker], *, status_timeout: float = 0.2) -> None:
         self.lockers = {item.id: item for item in lockers}
         self.settings = SimpleNamespace(status_timeout=status_timeout, target=SimpleNamespace(name="fake"))
-        self.session = SimpleNamespace(credentials=SimpleNamespace(client_id="me"))
+        self.session = SimpleNamespace(
+            credentials=SimpleNamespace(client_id="me"), retries=0, retried_since=lambda mark: ()
+        )
         self.calls: list[str] = []
         self.lie: dict[str, LockerStatus] = {}  # call name -> status to answer instead
         self.refuse_reserve: set[int] = set()
