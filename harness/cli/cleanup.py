@@ -218,7 +218,10 @@ def command(
                 to_do = [Settlement(claim, outcome=Outcome.IN_USE, note="to look at") for claim in work.claims]
                 table = _table(to_do, work.live, out, title="cleanup (dry run: nothing changed)")
                 out.print(table)
-                return ExitCode.OK
+                # Never 0 while the ledger says something is left to give back: a CI step can
+                # gate on `cleanup --dry-run` as on a cleanup.
+                left = work.claims or any(not entry.process.local for entry in work.live)
+                return ExitCode.INFRASTRUCTURE if left else ExitCode.OK
             if not work.claims:
                 if work.live:
                     out.print(_table([], work.live, out))

@@ -213,11 +213,12 @@ def test_without_virtual_doors_an_occupied_locker_needs_the_tower(
 
 
 def test_dry_run_and_missing_credentials_change_nothing(sandbox: VirtualSandbox, workdir: Path) -> None:
-    """--dry-run lists the lockers and changes nothing; lockers of an identity the environment has no secret for
-    are named, exit 2, and stay recorded for a cleanup with the right credentials."""
+    """--dry-run lists the lockers and changes nothing (exit 4 while the ledger says something is left to give
+    back, 0 once nothing is); lockers of an identity the environment has no secret for are named, exit 2, and
+    stay recorded for a cleanup with the right credentials."""
     _crash(sandbox, workdir)
     code, stdout = _cleanup_here("--dry-run", "--target", sandbox.url)
-    assert code == ExitCode.OK, stdout
+    assert code == ExitCode.INFRASTRUCTURE, stdout
     assert "7 locker(s) to look at" in stdout
     assert "0 locker(s) to look at" in _cleanup_here("--target", "sandbox")[1]
     assert _truth(sandbox)[1402]["status"] == "rented"
@@ -228,6 +229,8 @@ def test_dry_run_and_missing_credentials_change_nothing(sandbox: VirtualSandbox,
     assert _truth(sandbox)[1401]["status"] == "reserved"
     assert _cleanup_here()[0] == ExitCode.OK
     assert _truth(sandbox)[1401]["status"] == "available"
+    code, stdout = _cleanup_here("--dry-run")
+    assert code == ExitCode.OK and "0 locker(s) to look at" in stdout, stdout
 
 
 def test_a_timeout_keeps_what_was_given_back_before_it(sandbox: VirtualSandbox, workdir: Path) -> None:
