@@ -23,10 +23,10 @@ from contract_report import report_calls
 from contract_session import remember, serving
 from contract_target import ApiWitness, BearerToken, ContractTarget, ControlPlaneWitness, load_pins
 
-from harness.api import guard_hooks
+from harness.api import guard_hooks, tls_context
 from harness.config import Settings, TargetKind
 from harness.errors import UsageError
-from harness.hosts import tls_context, trusts_env_proxies
+from harness.hosts import trusts_env_proxies
 from harness.ledger import ledger_holds
 from harness.model import TowerId
 from harness.pytest_plugin import ControlPlane, HarborOptions

@@ -35,11 +35,10 @@ from contract_checks import MODEL_OPERATIONS, Before, Case, RecentBefores, opera
 from contract_holds import RunHolds
 from schemathesis import Response
 
-from harness.api import Hold, HoldAction, HoldKind, guard_hooks
+from harness.api import Hold, HoldAction, HoldKind, guarded_client
 from harness.assumptions import Assumed, observe_answer, read_status
 from harness.config import Settings
 from harness.errors import InfrastructureError, ServerError
-from harness.hosts import tls_context, trusts_env_proxies
 from harness.model import LockerState, LockerStatus, TokenKind, TowerId
 from harness.redaction import redactor
 from harness.testing import ClockControl, free_every_hold
@@ -182,19 +181,14 @@ class BearerToken:
         }
         redactor().register(credentials.client_secret)
         self._timeout = timeout
-        self._hooks = guard_hooks(settings.wire_policy())
+        self._policy = settings.wire_policy()
         self._token = ""
         self._renew_at = 0.0
 
     def value(self) -> str:
         if time.monotonic() >= self._renew_at:
             try:
-                with httpx.Client(
-                    timeout=self._timeout,
-                    event_hooks=self._hooks,
-                    trust_env=trusts_env_proxies(self._url),
-                    verify=tls_context(),
-                ) as http:
+                with guarded_client(self._policy, self._url, timeout=self._timeout) as http:
                     answer = http.post(self._url, data=self._form)
             except httpx.RequestError as exc:
                 raise InfrastructureError(f"the token endpoint does not answer ({type(exc).__name__})") from None

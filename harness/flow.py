@@ -37,7 +37,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 
-from harness.api import AsyncHarborClient, Locker, LockerToken, Reservation, async_guard_hooks
+from harness.api import AsyncHarborClient, Locker, LockerToken, Reservation, async_guard_hooks, tls_context
 from harness.assumptions import record
 from harness.errors import (
     Conflict,
@@ -49,7 +49,7 @@ from harness.errors import (
     TargetUnreachable,
     UsageError,
 )
-from harness.hosts import WirePolicy, tls_context, trusts_env_proxies
+from harness.hosts import WirePolicy, trusts_env_proxies
 from harness.model import (
     LOCKER_TYPES,
     CloseDoor,

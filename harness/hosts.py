@@ -16,16 +16,13 @@ whatever the target was called.
 from __future__ import annotations
 
 import enum
-import functools
 import ipaddress
 import re
 import socket
-import ssl
 import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
-import httpx
 import idna
 
 from harness.errors import UsageError
@@ -42,7 +39,6 @@ __all__ = [
     "canonical_url",
     "harbor_host",
     "is_loopback_host",
-    "tls_context",
     "trusts_env_proxies",
     "url_host",
 ]
@@ -182,14 +178,6 @@ def trusts_env_proxies(*urls: str | None) -> bool:
         except HostError:
             continue  # the guard at the wire refuses it before anything is sent
     return True
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """What every HTTP client of the harness verifies servers against, loaded once per process:
-    httpx's defaults (certifi's bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``). httpx would load
-    them again for each client it makes, about 20 ms each, and a run makes hundreds."""
-    return httpx.create_ssl_context()
 
 
 def harbor_host(host: str) -> HarborHost | None:

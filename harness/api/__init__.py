@@ -38,7 +38,7 @@ from harness.api._models import (
     TypeAvailability,
 )
 from harness.api._operations import OPERATIONS
-from harness.api._wire import async_guard_hooks, guard_hooks
+from harness.api._wire import async_guard_hooks, guard_hooks, guarded_client, tls_context
 from harness.model import TowerEventBatch  # what upload_tower_events takes: the BLE client makes them
 
 __all__ = [
@@ -77,4 +77,6 @@ __all__ = [
     "TypeAvailability",
     "async_guard_hooks",
     "guard_hooks",
+    "guarded_client",
+    "tls_context",
 ]

@@ -21,9 +21,9 @@ from harness.api import _operations as ops
 from harness.api._call import Call, Scope
 from harness.api._core import Action, Exchange, HarborSession, Outcome, RetryPolicy, Send
 from harness.api._holds import Holds
-from harness.api._wire import async_guard_hooks, guard_hooks
+from harness.api._wire import async_guard_hooks, guard_hooks, tls_context
 from harness.config import Credentials, Settings
-from harness.hosts import tls_context, trusts_env_proxies
+from harness.hosts import trusts_env_proxies
 from harness.redaction import Redactor
 
 __all__ = ["AsyncHarborClient", "HarborClient"]

@@ -220,8 +220,7 @@ def command(
                 out.print(table)
                 # Never 0 while the ledger says something is left to give back: a CI step can
                 # gate on `cleanup --dry-run` as on a cleanup.
-                left = work.claims or any(not entry.process.local for entry in work.live)
-                return ExitCode.INFRASTRUCTURE if left else ExitCode.OK
+                return ExitCode.INFRASTRUCTURE if work.claims else cleanup_exit_code([], work.live)
             if not work.claims:
                 if work.live:
                     out.print(_table([], work.live, out))

@@ -20,7 +20,7 @@ from typing import Any, Final
 import httpx
 
 from harness._version import __version__
-from harness.hosts import tls_context
+from harness.api import tls_context
 from harness.redaction import Redactor
 
 __all__ = ["Exchange", "RecordingTransport", "har_document"]

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from harness.api import tls_context
 from harness.config import TargetKind
 from harness.errors import BluetoothUnavailable, ProductDefect, UsageError
-from harness.hosts import tls_context
 from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdict_of
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport

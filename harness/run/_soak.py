@@ -32,11 +32,10 @@ from typing import Final
 import httpx
 import psutil
 
-from harness.api import AsyncHarborClient
+from harness.api import AsyncHarborClient, tls_context
 from harness.config import Settings
 from harness.errors import ExitCode, HarnessError, ProductDefect
 from harness.flow import ControlPlaneOpener, run_delivery
-from harness.hosts import tls_context
 from harness.ledger import ledger_holds, new_run_id
 from harness.metrics import Latencies
 from harness.redaction import Redactor

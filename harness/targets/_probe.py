@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.api import guard_hooks
+from harness.api import guarded_client
 from harness.config import BleBackend, Settings, TargetKind
 from harness.errors import TargetUnreachable
-from harness.hosts import WirePolicy, tls_context, trusts_env_proxies
+from harness.hosts import WirePolicy
 from harness.model import TowerId
 
 __all__ = [
@@ -43,12 +43,7 @@ _STRICT: Final = WirePolicy()
 
 def _get(url: str, path: str, policy: WirePolicy) -> httpx.Response:
     try:
-        with httpx.Client(
-            timeout=_PROBE_TIMEOUT,
-            event_hooks=guard_hooks(policy),
-            trust_env=trusts_env_proxies(url),
-            verify=tls_context(),
-        ) as http:
+        with guarded_client(policy, url, timeout=_PROBE_TIMEOUT) as http:
             return http.get(f"{url.rstrip('/')}{path}")
     except httpx.RequestError as exc:
         reason = f"{type(exc).__name__}: {exc or 'no detail'}"

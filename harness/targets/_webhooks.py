@@ -14,9 +14,9 @@ from typing import Final
 
 import httpx
 
-from harness.api import guard_hooks
+from harness.api import guarded_client
 from harness.errors import InfrastructureError, TargetUnreachable
-from harness.hosts import WirePolicy, tls_context, trusts_env_proxies
+from harness.hosts import WirePolicy
 
 __all__ = ["WEBHOOKS_PATH", "WebhooksNotDelivered", "subscribe_webhooks", "subscribed_webhooks"]
 
@@ -35,12 +35,7 @@ def subscribe_webhooks(api_url: str, receiver_url: str, *, secret: str | None = 
     if secret is not None:
         body["secret"] = secret
     try:
-        with httpx.Client(
-            timeout=_TIMEOUT,
-            event_hooks=guard_hooks(policy),
-            trust_env=trusts_env_proxies(api_url),
-            verify=tls_context(),
-        ) as http:
+        with guarded_client(policy, api_url, timeout=_TIMEOUT) as http:
             answer = http.post(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", json=body)
     except httpx.RequestError as exc:
         raise TargetUnreachable(f"{api_url} does not answer ({type(exc).__name__})", url=api_url) from None
@@ -63,12 +58,7 @@ def subscribed_webhooks(
         yield
     finally:
         try:
-            with httpx.Client(
-                timeout=_TIMEOUT,
-                event_hooks=guard_hooks(policy),
-                trust_env=trusts_env_proxies(api_url),
-                verify=tls_context(),
-            ) as http:
+            with guarded_client(policy, api_url, timeout=_TIMEOUT) as http:
                 http.delete(f"{api_url.rstrip('/')}{WEBHOOKS_PATH}", params={"url": receiver_url})
         except httpx.RequestError:
             pass  # the sandbox is gone too: nothing posts to the receiver any more

@@ -13,9 +13,8 @@ import ssl
 import httpx
 import pytest
 
-from harness.api import AsyncHarborClient, HarborClient
+from harness.api import AsyncHarborClient, HarborClient, tls_context
 from harness.config import Settings
-from harness.hosts import tls_context
 
 
 def test_many_clients_load_the_certificates_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,7 +22,6 @@ def test_many_clients_load_the_certificates_once(settings: Settings, monkeypatch
     loads: list[object] = []
     real = httpx.create_ssl_context
     monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **k: loads.append(a) or real(*a, **k))
-    monkeypatch.setattr("harness.hosts.httpx.create_ssl_context", httpx.create_ssl_context)
     tls_context.cache_clear()
     try:
         for _ in range(3):
