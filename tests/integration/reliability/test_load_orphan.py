@@ -19,6 +19,8 @@ import pytest
 from harness.config import ENVIRONMENT
 from harness.sim import VirtualSandbox
 
+from .test_sigterm import _held
+
 pytestmark = pytest.mark.load
 
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
@@ -55,14 +57,6 @@ def _alive(processes: list[psutil.Process]) -> list[int]:
             if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
                 alive.append(process.pid)
     return alive
-
-
-def _held(sandbox: VirtualSandbox) -> list[int]:
-    return [
-        locker["id"]
-        for locker in sandbox.control.state()["lockers"]
-        if locker["status"] not in ("available", "out_of_service") or locker["door_open"]
-    ]
 
 
 @pytest.mark.parametrize("processes", [1, 2])
