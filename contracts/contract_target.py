@@ -120,6 +120,8 @@ class Pins:
     towers: tuple[TowerId, ...]  # the configured tower first
     lockers: Mapping[TowerId, tuple[int, ...]]  # tower -> its locker ids
     locations: tuple[int, ...]
+    #: On a shared sandbox, the lockers the identity held before the run: another run's, never touched.
+    spared: frozenset[tuple[TowerId, int]] = frozenset()
 
     def tower(self, value: Any) -> Any:
         """A valid tower id that is not a real one becomes a real one; anything else stays."""
@@ -153,6 +155,24 @@ class Pins:
         if "location_id" in mapped:
             mapped["location_id"] = self.location(mapped["location_id"])
         return mapped
+
+    def spare(self, case: Case) -> None:
+        """Point a case that names a spared locker at one of the pinned ones instead.
+
+        The generation hooks never pick a spared locker, but the stateful phase follows links with
+        the ids an answer gave, and the identity's assigned lockers list another run's holds: a
+        drop-off token made there would end that run's delivery (and the give-back would free it)."""
+        path, body = case.path_parameters, case.body
+        if path and _is_id(locker := path.get("locker_id")):
+            tower = TowerId.or_none(path.get("tower_id", self.towers[0]))
+            if tower is not None and (tower, locker) in self.spared:
+                path["locker_id"] = self.locker(tower, locker)
+        if (
+            isinstance(body, dict)
+            and _is_id(locker := body.get("lockerId"))
+            and (self.towers[0], locker) in self.spared
+        ):
+            body["lockerId"] = self.locker(self.towers[0], locker)
 
     def body(self, body: Any) -> Any:
         """A locker-open request body with a real locker (pickup) or location (drop-off)."""
@@ -489,4 +509,4 @@ def load_pins(
     towers = tuple(name for name in (tower, *other_towers) if name in lockers)
     if not towers:
         raise InfrastructureError(f"tower {tower} has no lockers the suite could pin")
-    return Pins(towers, lockers, locations)
+    return Pins(towers, lockers, locations, frozenset(spared))
