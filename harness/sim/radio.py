@@ -67,6 +67,18 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+
+class _CrossedTerminations(logging.Filter):
+    """Drops bumble's ERROR for a link-layer control PDU that reaches a controller whose end of the link
+    is closed already: on the virtual link the tower ending a session and the phone disconnecting cross
+    on the air, which a real link layer absorbs. Every other record of bumble's controller passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Cannot find a connection for %s"
+
+
+logging.getLogger("bumble.controller").addFilter(_CrossedTerminations())
+
 #: Advertising interval of the virtual towers, in ms: short, or each connect costs about 1 s.
 ADVERTISING_INTERVAL_MS = 20.0
 
