@@ -5,7 +5,8 @@ A second implementation of Harbor's side, written against the reference and
 See docs/design.md, "Virtual sandbox".
 """
 
-from ._app import api_document, create_app
+from typing import TYPE_CHECKING
+
 from ._bugs import BUG_NAMES, BugSwitches
 from ._control_client import ControlError, SimControl
 from ._dialects import DIALECT_ASSUMPTIONS, DIALECT_NAMES, Dialects
@@ -45,3 +46,19 @@ __all__ = [
     "parse_fault_spec",
     "uvicorn_config",
 ]
+
+if TYPE_CHECKING:
+    from ._app import api_document, create_app
+
+
+#: Names of the app's module (FastAPI): loaded when asked, so a process that only starts the sandbox
+#: as a child and drives its control plane (load, soak) never imports FastAPI.
+_APP: frozenset[str] = frozenset({"api_document", "create_app"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _APP:
+        from . import _app
+
+        return getattr(_app, name)
+    raise AttributeError(f"module 'harness.sim' has no attribute {name!r}")

@@ -36,7 +36,9 @@ DOCUMENT = "harbor-api.yaml"
 @cache
 def _document_json() -> bytes:
     text = resources.files(__package__).joinpath(DOCUMENT).read_text(encoding="utf-8")
-    return json.dumps(yaml.safe_load(text), separators=(",", ":")).encode()
+    # libyaml's loader where PyYAML was built with it: ten times faster, and every sandbox start reads this.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return json.dumps(yaml.load(text, Loader=loader), separators=(",", ":")).encode()
 
 
 def api_document() -> dict[str, Any]:

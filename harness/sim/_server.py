@@ -10,15 +10,20 @@ import tempfile
 import threading
 import time
 from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 import httpx
-import uvicorn
 
-from ._app import SandboxApp, create_app
 from ._control_client import ControlError, SimControl
 from ._settings import DIALECTS_ENV, IDENTITIES_ENV, SECRET_ENV, WEBHOOKS_ENV, SimSettings
-from ._world import World
+
+if TYPE_CHECKING:
+    # FastAPI and uvicorn load when a sandbox is served from this process: a process that only
+    # starts one as a child and drives its control plane (load, soak) never pays their import.
+    import uvicorn
+
+    from ._app import SandboxApp
+    from ._world import World
 
 __all__ = ["LogLevel", "SandboxNotRunning", "VirtualSandbox", "uvicorn_config"]
 
@@ -48,6 +53,8 @@ def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_leve
     propagate to the root logger, where the harness's redacting handler and its one-line error
     policy sit; uvicorn's default would give its loggers their own stderr handler and stop them there.
     """
+    import uvicorn
+
     return uvicorn.Config(
         app,
         host=host,
@@ -98,6 +105,10 @@ class VirtualSandbox:
     def start_in_thread(self) -> Self:
         """Serve from a uvicorn thread; returns once it accepts connections."""
         self._require_stopped()
+        import uvicorn
+
+        from ._app import create_app
+
         app = create_app(self.settings)
         server = uvicorn.Server(uvicorn_config(app))
         thread = threading.Thread(target=server.run, name="harness-sim-uvicorn", daemon=True)
