@@ -11,6 +11,7 @@ green, 1 a check failed, 2 usage, 4 could not test, 130 interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Final, cast
@@ -38,9 +39,10 @@ from harness.cli._common import (
     tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
-from harness.config import Settings
+from harness.config import PROJECT_ROOT, Settings
+from harness.errors import InfrastructureError
 from harness.report import TargetInfo, run_table
-from harness.run import PytestStage, Stage, execute, new_context
+from harness.run import PytestStage, Stage, available_stages, execute, new_context
 
 __all__ = ["BudgetOption", "NoControlPlaneOption", "SeedOption", "command", "run_suite"]
 
@@ -76,7 +78,6 @@ def run_suite(
     out: Output,
     settings: Settings,
     name: str,
-    paths: Sequence[str],
     *,
     budget: float,
     seed: int,
@@ -90,7 +91,13 @@ def run_suite(
     """Run a suite of ``contracts/`` as the stage ``name`` in a child pytest against ``settings``'
     target; its exit code. ``run_id``: the run's id (``--run-id``); ``junit_xml``: ``--junit-xml``."""
     args = ("--harbor-budget", f"{max(budget * _EXAMPLE_SHARE, 1.0):g}", *extra_args)
-    stage = PytestStage(name, tuple(paths), seeded=True, extra_args=args, needs_tower=True)
+    stages = available_stages()
+    if name not in stages:
+        raise InfrastructureError(f"this installation has no {name} suite (its tests are not in {PROJECT_ROOT})")
+    suite = stages[name]()
+    assert isinstance(suite, PytestStage), suite
+    # The stage as `run` has it (its suite, its plugins), seeded with --seed, with the command's options.
+    stage = dataclasses.replace(suite, seeded=True, extra_args=args)
     settings.check_writes_allowed(f"run the {name} suite (it reserves lockers and creates tokens)")
     chosen_id = fresh_run_id(settings.reports_dir, run_id)
     # The embedded sandbox is always exclusive; the suite's resets keep its switches and dialects (fresh_world).
@@ -187,7 +194,6 @@ def command(
             out,
             command_settings(context),
             "contract",
-            ("contracts/test_contract.py",),
             budget=budget,
             seed=seed,
             sim_bugs=sim_bug or (),

@@ -64,7 +64,6 @@ def command(
             out,
             command_settings(context),
             "properties",
-            ("contracts/test_properties.py",),
             budget=budget,
             seed=seed,
             sim_bugs=sim_bug or (),

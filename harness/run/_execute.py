@@ -57,9 +57,16 @@ def available_stages(root: Path = PROJECT_ROOT) -> dict[str, StageFactory]:
     pytest_stages: dict[str, PytestStage] = {
         "contract": PytestStage("contract", ("contracts/test_contract.py",), root=root, needs_tower=True),
         "properties": PytestStage(
-            "properties", ("contracts/test_properties.py",), root=root, seeded=True, needs_tower=True
+            "properties",
+            ("contracts/test_properties.py",),
+            root=root,
+            seeded=True,
+            needs_tower=True,
+            plugins_off=(*PytestStage.plugins_off, "schemathesis"),
         ),
-        "hw": HardwareStage("hw", ("hw_tests",), root=root),
+        "hw": HardwareStage(
+            "hw", ("hw_tests",), root=root, plugins_off=(*PytestStage.plugins_off, "schemathesis", "hypothesispytest")
+        ),
     }
     for name, stage in pytest_stages.items():
         if all(_has_tests(root / path) for path in stage.paths):

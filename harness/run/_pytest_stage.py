@@ -58,6 +58,9 @@ class PytestStage:
     #: The suite tests a tower's lockers: without a tower named it is a usage error (exit 2), as for
     #: every other stage, never a suite whose every test skips.
     needs_tower: bool = False
+    #: Installed pytest plugins the suite has no use for, kept out of its child (``-p no:NAME``): each
+    #: costs the child its import and hooks, and a run starts a child per stage.
+    plugins_off: tuple[str, ...] = ("xdist", "benchmark")
 
     def command(self, context: RunContext) -> list[str]:
         folder = context.folder
@@ -77,6 +80,7 @@ class PytestStage:
             "-o",
             "junit_family=xunit1",
             f"--alluredir={folder.allure_results}",
+            *(option for plugin in self.plugins_off for option in ("-p", f"no:{plugin}")),
             *self.extra_args,
         ]
         if self.seeded:
