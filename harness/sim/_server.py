@@ -47,7 +47,8 @@ class SandboxNotRunning(RuntimeError):
 
 def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> uvicorn.Config:
     """How the sandbox is served everywhere: the ``Date`` header is the sandbox's (virtual clock),
-    no access log (it costs throughput and could echo ids), no lifespan (nothing to start).
+    no access log (it costs throughput and could echo ids), no lifespan (nothing to start). uvicorn
+    parses HTTP with httptools (a dependency) where it is installed, else with h11.
 
     ``log_config=None``: uvicorn leaves logging alone, so its records (an app's traceback too)
     propagate to the root logger, where the harness's redacting handler and its one-line error
