@@ -241,13 +241,14 @@ async def test_stall_is_waited_out_or_red_past_the_timeout(
     sandbox: VirtualSandbox, tmp_path: Any, waits: Waits
 ) -> None:
     """Requests held by a stall are waited for (the stall shows in a step's timing); with a timeout shorter than
-    the stall and no retry, the step it hits is red."""
-    sandbox.control.set_faults("stall", seconds=0.35, every=0.4)
+    the stall and no retry, the step it hits is red. A stall serves normally for ``every - seconds`` first:
+    1 ms here, less than any delivery takes, so every run meets the stall however fast the machine."""
+    sandbox.control.set_faults("stall", seconds=0.399, every=0.4)
     done = await deliver(settings_for(sandbox, tmp_path), sdk_retry(waits))
     assert done.green, done.error
     assert max(e.duration_ns for e in done.events if isinstance(e, StepFinished)) >= 0.1e9
     sandbox.world.reset()
-    sandbox.control.set_faults("stall", seconds=0.39, every=0.4)
+    sandbox.control.set_faults("stall", seconds=0.399, every=0.4)
     done = await deliver(settings_for(sandbox, tmp_path, timeout=0.05), no_retry(waits))
     assert done.error is not None and classify(done.error) is FailureKind.INFRASTRUCTURE
     assert not any(isinstance(e, StepFinished) and e.step is Step.AVAILABLE and e.ok for e in done.events)
