@@ -33,12 +33,14 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from harness.config import Settings, file_table
 from harness.errors import UsageError
 from harness.load._record import step_group
-from harness.report import LatencyLimit
+
+if TYPE_CHECKING:
+    from harness.report import LatencyLimit
 
 __all__ = [
     "DEFAULT_FAILURE_RATIO",
@@ -288,6 +290,9 @@ def latency_limits(results: Iterable[GateResult]) -> list[LatencyLimit]:
     """The latency gates as lines on the overview plot, each on its group's panel: an overall gate on
     every panel of requests (not a flow's end to end), a ``delivery`` gate on the delivery end to end, a
     step's on its group's."""
+    # harness.report loads when the harness reports: the Locust processes import this package for LoadRecord.
+    from harness.report import LatencyLimit
+
     limits = []
     for result in results:
         gate = result.gate

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from harness.errors import ExitCode
 from harness.load._abort import Abort
 from harness.load._record import ALL_REQUESTS, LoadRecord, StepCounts
 from harness.load._slo import DELIVERY, KNOWN_STEPS, PERCENTILES, GateResult, SloGates
 from harness.metrics import Latencies
-from harness.report import GateLine
+
+if TYPE_CHECKING:
+    from harness.report import GateLine
 
 __all__ = ["SUMMARY_SCHEMA", "LoadSummary", "StepRow", "Sweep"]
 
@@ -253,6 +255,9 @@ class LoadSummary:
 
     def gate_lines(self) -> list[GateLine]:
         """Every gate with its limit, measured value and whether it held, for the gate tables."""
+        # harness.report loads when the harness reports: the Locust processes import this package for LoadRecord.
+        from harness.report import GateLine
+
         lines = []
         for result in self.gate_results:
             gate = result.gate

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from harness.config import Settings
 from harness.load._sweep import LOOK_ERRORS
-from harness.report import Window
+
+if TYPE_CHECKING:
+    from harness.report import Window
 
 __all__ = ["FaultClock", "read_fault_clock"]
 
@@ -35,6 +37,9 @@ class FaultClock:
 
     def windows(self, start_s: float, end_s: float) -> list[Window]:
         """The stalls that overlap ``start_s`` to ``end_s`` (epoch seconds)."""
+        # harness.report loads when the harness reports: the Locust processes import this package for LoadRecord.
+        from harness.report import Window
+
         label = f"stall {self.seconds:g} s every {self.every:g} s"
         first = math.floor((start_s - self.period_start_s) / self.every)
         windows: list[Window] = []
