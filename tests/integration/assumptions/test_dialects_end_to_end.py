@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+from contextlib import chdir
 from functools import cache
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from harness.cli import app
 from harness.sim import DIALECT_ASSUMPTIONS
-
-LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
 
 #: dialect -> (the assumption it refutes, the HARBOR_ASSUME_* line that adopts what it answers).
 DIALECTS = {
@@ -53,9 +52,7 @@ QUICK = "create_200"
 @cache
 def _missing(command: str) -> str | None:
     """Why ``command`` cannot switch dialects in this installation, or ``None`` if it can."""
-    help_text = subprocess.run(
-        [str(LOCKER_HARNESS), command, "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
+    help_text = CliRunner().invoke(app, [command, "--help"], terminal_width=400).stdout
     if "--sim-dialect" not in help_text:
         return f"waiting for the sandbox's dialects: `locker-harness {command}` has no --sim-dialect yet"
     return None
@@ -68,23 +65,20 @@ def _needs(command: str) -> None:
 
 
 def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, object], str]:
-    """``locker-harness ARGS`` in a folder of its own; its exit code, summary.json (if any) and output."""
+    """``locker-harness ARGS`` in a folder of its own; its exit code, summary.json (if any) and output.
+
+    The command runs in this process (its stages still run as the child processes a user's would):
+    a fresh interpreter per run would only pay the imports again."""
     folder = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
     folder.mkdir()
     # A short load stage: the dialect shows in its first deliveries; ten seconds would only repeat them.
     (folder / "locker-harness.toml").write_text("[load]\nduration = 3\n")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HARBOR_")}
-    done = subprocess.run(
-        [str(LOCKER_HARNESS), *args],
-        cwd=folder,
-        env=clean | {"HARBOR_BUDGET": "2"} | (env or {}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    clean = {key: None for key in os.environ if key.startswith("HARBOR_")}
+    with chdir(folder):  # where the command finds its configuration
+        done = CliRunner().invoke(app, list(args), env=clean | {"HARBOR_BUDGET": "2"} | (env or {}))
     summaries = list((folder / "reports").glob("*/summary.json"))
     summary = json.loads(summaries[0].read_text()) if summaries else {}
-    return done.returncode, summary, done.stdout + done.stderr
+    return done.exit_code, summary, done.stdout + done.stderr
 
 
 def _refuted(summary: dict[str, object]) -> list[str]:
