@@ -157,6 +157,25 @@ def pytest_configure(config: pytest.Config) -> None:
     stop_on_sigterm()
     # A stage of a run that was killed stops the same way, rather than test on for nobody.
     watch_lifeline()
+    if not config.option.fulltrace:
+        config.pluginmanager.register(_ShortStopTraceback(), "locker-harness-short-stop-traceback")
+
+
+class _ShortStopTraceback:
+    """Keeps only the innermost entry of a stop's traceback unless ``--full-trace`` asks for all of it.
+
+    pytest's terminal formats the whole traceback of a Ctrl-C (or a SIGTERM, or a run's stop) in its
+    long style, reading and parsing the source of every file on the stack, then shows only the line
+    where it stopped: through Hypothesis and Schemathesis that cost a stopped suite seconds of CPU."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        entries = excinfo.traceback
+        # From the innermost entry pytest shows (pytest.exit's own is hidden): the crash line it prints.
+        for index in range(len(entries) - 1, -1, -1):
+            if not entries[index].ishidden(excinfo):
+                excinfo.traceback = entries[index:]
+                return
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

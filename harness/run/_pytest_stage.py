@@ -59,8 +59,10 @@ class PytestStage:
     #: every other stage, never a suite whose every test skips.
     needs_tower: bool = False
     #: Installed pytest plugins the suite has no use for, kept out of its child (``-p no:NAME``): each
-    #: costs the child its import and hooks, and a run starts a child per stage.
-    plugins_off: tuple[str, ...] = ("xdist", "benchmark")
+    #: costs the child its import and hooks, and a run starts a child per stage. pytest's own
+    #: ``unraisableexception`` collects the garbage of the whole suite twice as the child ends (about
+    #: 0.4 s a child); an exception raised in a finalizer still reaches pytest.log, through Python's hook.
+    plugins_off: tuple[str, ...] = ("xdist", "benchmark", "unraisableexception")
 
     def command(self, context: RunContext) -> list[str]:
         folder = context.folder
@@ -80,6 +82,9 @@ class PytestStage:
             "-o",
             "junit_family=xunit1",
             f"--alluredir={folder.allure_results}",
+            # Python's own traceback of a failure: pytest's long style parses the source of every
+            # file on the stack, seconds for each failure deep in Schemathesis or Hypothesis.
+            "--tb=native",
             *(option for plugin in self.plugins_off for option in ("-p", f"no:{plugin}")),
             *self.extra_args,
         ]

@@ -85,3 +85,29 @@ def test_local_target_speaks_its_dialects_and_delivers_its_webhooks() -> None:
         target.control.force(target.settings.tower(), 1412, "available")
         [delivery] = receiver.wait_for(1)
         assert delivery.json()["data"]["source"] == "LOCKER_STATUS_FORCED"
+
+
+def test_a_stop_shows_where_it_stopped_and_formats_only_that(tmp_path: Path) -> None:
+    """A Ctrl-C deep in a suite's stack: pytest still names where it stopped, and the plugin leaves it
+    only that entry to format (the whole stack only with --full-trace), as pytest would show anyway."""
+    (tmp_path / "test_deep.py").write_text(
+        "def outermost_frame(depth):\n"
+        "    if depth:\n"
+        "        return outermost_frame(depth - 1)\n"
+        "    raise KeyboardInterrupt\n\n"
+        "def test_stops():\n"
+        "    outermost_frame(30)\n"
+    )
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n\n"
+        "@pytest.hookimpl(trylast=True)\n"
+        "def pytest_keyboard_interrupt(excinfo):\n"
+        "    print(f'entries to format: {len(excinfo.traceback)}')\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_deep.py"]
+    short = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    full = subprocess.run([*command, "--full-trace"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "KeyboardInterrupt" in short.stdout and "test_deep.py:4: KeyboardInterrupt" in short.stdout
+    assert "entries to format: 1\n" in short.stdout, short.stdout
+    assert short.stdout.count("outermost_frame(depth - 1)") == 0, short.stdout
+    assert full.stdout.count("outermost_frame(depth - 1)") >= 30, full.stdout[-2000:]
