@@ -71,14 +71,25 @@ def _ms(ns: float) -> float:
 def _slot_ranges(
     counts_len: int, half_count_magnitude: int, half_count: int, unit_magnitude: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The lowest value each counts slot stands for, and the width of its range."""
+    """The lowest value each counts slot stands for, and the width of its range (read-only: shared)."""
     index = np.arange(counts_len, dtype=np.int64)
     bucket = (index >> half_count_magnitude) - 1
     sub_bucket = (index & (half_count - 1)) + half_count
     first = bucket < 0
     sub_bucket[first] -= half_count
     bucket[first] = 0
-    return sub_bucket << (bucket + unit_magnitude), np.int64(1) << (bucket + unit_magnitude)
+    lowest, width = sub_bucket << (bucket + unit_magnitude), np.int64(1) << (bucket + unit_magnitude)
+    lowest.flags.writeable = width.flags.writeable = False
+    return lowest, width
+
+
+@functools.cache
+def _slot_middles(counts_len: int, half_count_magnitude: int, half_count: int, unit_magnitude: int) -> np.ndarray:
+    """The middle of each counts slot's range, as floats (read-only: shared)."""
+    lowest, width = _slot_ranges(counts_len, half_count_magnitude, half_count, unit_magnitude)
+    middles: np.ndarray = (lowest + (width >> 1)).astype(np.float64)
+    middles.flags.writeable = False
+    return middles
 
 
 def _slots(hist: HdrHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,9 +105,11 @@ def _mean(hist: HdrHistogram) -> float:
     total = hist.get_total_count()
     if not total:
         return 0.0
-    counts, lowest, width = _slots(hist)
-    middles = (lowest + (width >> 1)).astype(np.float64)
-    return float(np.dot(counts.astype(np.float64), middles) / total)
+    middles = _slot_middles(
+        hist.counts_len, hist.sub_bucket_half_count_magnitude, hist.sub_bucket_half_count, hist.unit_magnitude
+    )
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len]
+    return float(np.dot(counts, middles) / total)
 
 
 def _percentiles(hist: HdrHistogram, percentiles: Iterable[float]) -> list[int]:
