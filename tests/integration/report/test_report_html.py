@@ -102,13 +102,13 @@ def test_the_html_report_shows_title_counts_and_the_failed_test(tmp_path: Path) 
     assert not re.search(r"<script[^>]+src=[\"']https?://", html), "the page must not load scripts from the network"
     assert [p.name for p in folder.html_dir.iterdir() if p.suffix == ".html"] == ["index.html"]
 
-    text = rendered_text(chromium, report.path)
+    text = rendered_text(chromium, report.path, drawn=r"Total\s*\d")
     assert f"locker-harness {run.run_id}" in text
     assert re.search(r"Total\s*2", text), text[:500]
     assert re.search(r"Failed\s*1", text), text[:500]
     assert "pickup door closed" in text
     assert "0100000000000014" in text  # environment.properties reached the page
-    categories = rendered_text(chromium, report.path, fragment="#categories")
+    categories = rendered_text(chromium, report.path, fragment="#categories", drawn=r"Product defects\s*\d")
     assert re.search(r"Product defects\s*1", categories), categories[:500]
 
 
@@ -172,7 +172,7 @@ def test_the_html_report_totals_equal_summary_json_with_each_operation_and_gate_
     assert done.exit_code == 0, done.output
     assert f"{totals['tests']} tests: 7 passed, {totals['failed']} failed" in done.output
     assert "note:" not in done.output  # the report shows what the run recorded
-    text = rendered_text(chromium, folder.html_dir / "index.html")
+    text = rendered_text(chromium, folder.html_dir / "index.html", drawn=r"Total\s*\d")
     assert re.search(rf"Total\s*{totals['tests']}\b", text), text[:600]
     assert re.search(rf"Failed\s*{totals['failed']}\b", text), text[:600]
     assert "load" in text and "contracts" in text
