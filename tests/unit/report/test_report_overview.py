@@ -13,7 +13,16 @@ import pytest
 from harness.load._windows import FaultClock
 from harness.metrics import MAX_INTERVALS, Latencies, Timeline, resolvable
 from harness.redaction import Redactor
-from harness.report import LatencyLimit, RunFolder, RunResult, StageResult, Verdict, finish_reports, plot_latencies
+from harness.report import (
+    LatencyLimit,
+    RunFolder,
+    RunResult,
+    StageResult,
+    Verdict,
+    finish_reports,
+    plot_latencies,
+)
+from harness.report._plots import plot_overview
 
 MS = 1_000_000
 T0 = 1_796_000_000.0  # an epoch second: where the intervals start
@@ -80,6 +89,30 @@ def test_the_overview_names_every_series_slo_line_and_stall(
         assert words in text, words
     page = (folder.plots_dir / "index.html").read_text()
     assert page.index("Over time") < page.index("Percentile curves") < page.index("load: reserve")
+
+
+def test_the_overview_s_legends_stay_inside_the_figure_with_long_gate_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figure is laid out once, not measured: a long SLO gate's name folds onto lines of its own."""
+    from matplotlib.figure import Figure
+
+    edges: list[tuple[float, float]] = []
+    save = Figure.savefig
+
+    def measured(figure: Figure, *args: object, **kwargs: object) -> None:
+        save(figure, *args, **kwargs)  # type: ignore[arg-type]
+        width = figure.get_window_extent().x1
+        edges.extend((legend.get_window_extent().x1, width) for axes in figure.axes if (legend := axes.get_legend()))
+
+    monkeypatch.setattr(Figure, "savefig", measured)
+    limits = [LatencyLimit("SLO close_after_dropoff_p999", 99.9, 12.5, "delivery"), LatencyLimit("SLO p99", 99.0, 9.0)]
+    stalls = FaultClock(seconds=0.35, every=0.4, period_start_s=T0)
+    timeline = _timeline(seconds=3)
+    span = timeline.span()
+    assert span is not None
+    plot_overview(timeline, tmp_path / "overview.svg", title="t", limits=limits, windows=stalls.windows(*span))
+    assert edges and all(right <= width for right, width in edges), edges
 
 
 def test_a_stall_window_lies_where_the_sandbox_holds_requests() -> None:
