@@ -21,9 +21,12 @@ have landed or not, so what every user of this process knew of its locker is in 
 (``LoadProcess.doubt``). An oracle judges a locker only if no answer about it was lost since the
 hold it judges began; otherwise the contradiction is counted as an error ("reconciled"), and the
 flow gives the locker back from a fresh look, as after any failure. A cleanup never gives back a
-locker another user of this identity holds or is being given (``LoadProcess.pending``), judged
-after its look and after its request is readied, so a lost answer cannot make it take a locker
-from under another user.
+locker another user of this identity holds or is being given: it acts only on a look during which
+no other user held the locker or had a request that may change it in flight, and only if none was
+sent since (``LoadProcess.pending``, judged again once its own request is readied). The target
+may serve one user's request after another's sent later, so an action chosen from a look at
+another user's hold could land on that user's next one; a lost answer cannot make a cleanup take a
+locker from under another user.
 
 A 409 on a reserve is contention (the listing was stale): a conflict, not a failure. A 401 or a
 429 is an ordinary error, and so is a request that could not be sent for want of a bearer token
@@ -38,10 +41,12 @@ for (which another worker of the same identity may hold).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -176,6 +181,7 @@ class Conversation:
         refusable: bool = False,
         stoppable: bool = True,
         headers: dict[str, str] | None = None,
+        frees: bool = False,
     ) -> Any:
         """Send one request named ``step``: the parsed answer of a 2xx, ``None`` for an allowed 409.
 
@@ -185,13 +191,23 @@ class Conversation:
         any 4xx but 401 and 429 answers ``None`` and counts as a conflict. A ``stoppable`` request
         is not sent once the run stops (``FlowStopped``); the cleanup's requests are not stoppable.
         ``headers``: from ``ready``, for a caller that readied the step before writing its intent.
+        ``frees``: the model predicts the held locker available once this lands, so the hold is let
+        go as it is sent (``_let_go``).
+
+        A request that may change the held locker (any but a look) is in ``LoadProcess.pending``
+        from the moment the hold is let go, or it is sent, until its answer is read, with nothing
+        in between that can wait: another user's cleanup never mistakes a state it brings for one
+        left behind.
         """
         if headers is None:
             headers = self.ready(step, stoppable=stoppable)
         process, hold = self.process, self.hold
         locker_id = hold.locker_id if hold is not None else None
         started = time.perf_counter_ns()
-        with self.client.request(method, path, name=step, json=body, headers=headers, catch_response=True) as response:
+        with (
+            self._changing(hold if method != "GET" else None, frees=frees),
+            self.client.request(method, path, name=step, json=body, headers=headers, catch_response=True) as response,
+        ):
             counts = self.record.request(
                 step, time.perf_counter_ns() - (started if origin_ns is None else min(origin_ns, started))
             )
@@ -235,6 +251,22 @@ class Conversation:
                     f"{status} where the model predicts success: {_detail(response.content)}",
                 )
             raise StepFailed(step)
+
+    @contextlib.contextmanager
+    def _changing(self, hold: Hold | None, *, frees: bool) -> Iterator[None]:
+        """A request that may change ``hold``'s locker is on its way (``None``: a look, or no hold):
+        in ``LoadProcess.pending`` until its answer is read, the hold let go first if it ``frees``."""
+        if hold is None:
+            yield
+            return
+        pending = self.process.pending
+        pending.begin(hold.locker_id, self.user_id)
+        try:
+            if frees:
+                self._let_go(hold)
+            yield
+        finally:
+            pending.end(hold.locker_id, self.user_id)
 
     def ready(self, step: str, *, stoppable: bool = True) -> dict[str, str]:
         """Everything ``step`` waits for before it is sent: the bearer token, the pacer's slot and,
@@ -412,13 +444,11 @@ class Conversation:
         process = self.process
         hold = self.hold = Hold(locker_id, doubt=process.doubt.get(locker_id, 0))
         call = _reserve(self.tower, locker_id, RESERVATION_S)
-        process.pending.begin(locker_id, self.user_id)
-        try:
-            answer = self._ledgered(
-                call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True, headers=headers)
-            )
-        finally:
-            process.pending.end(locker_id, self.user_id)
+        answer = self._ledgered(
+            call, lambda: self.send(step, "POST", call.path, body=call.json, conflict=True, headers=headers)
+        )
+        # Nothing below waits: the reserve has just left ``pending`` and becomes a hold here, before
+        # any other user (a cleanup that waited for it) runs again.
         if answer is None:
             self.hold = None
             return False
@@ -471,9 +501,8 @@ class Conversation:
             answer = self.send(step, "POST", path, body={"payload": payload, "payload_auth": payload_auth})
         else:
             predicted = hold.predict(CloseDoor())
-            if predicted.status is LockerStatus.AVAILABLE:
-                self._let_go(hold)  # free once this answers: no longer this user's to guard
-            answer = self.send(step, "POST", path)
+            # Free once this answers: no longer this user's to guard.
+            answer = self.send(step, "POST", path, frees=predicted.status is LockerStatus.AVAILABLE)
         self.expect(step, answer, predicted, timing=timing)
 
     def _release(self, step: str) -> None:
@@ -481,15 +510,14 @@ class Conversation:
         hold = self.hold
         assert hold is not None
         predicted = hold.predict(Release(self.process.actor))
-        if predicted.status is LockerStatus.AVAILABLE:
-            self._let_go(hold)
         call = _release(self.tower, hold.locker_id)
-        answer = self.send(step, "POST", call.path, body=call.json)
+        answer = self.send(step, "POST", call.path, body=call.json, frees=predicted.status is LockerStatus.AVAILABLE)
         self.expect(step, answer, predicted)
 
     def _let_go(self, hold: Hold) -> None:
         """Forget a hold before the request that frees it, so a quick reserve by another user of
-        the freed locker is never mistaken for a double booking."""
+        the freed locker is never mistaken for a double booking (that request is in
+        ``LoadProcess.pending`` by then: ``send``)."""
         if self.process.held.get(hold.locker_id) == self.user_id:
             del self.process.held[hold.locker_id]
             self.process.held_doubt.pop(hold.locker_id, None)
@@ -593,12 +621,23 @@ class _Taken(Exception):
     """The locker became another user's while a cleanup readied its request: not this one's to change."""
 
 
+class _Stale(Exception):
+    """Another user sent a request that may change the locker since the cleanup looked: look again."""
+
+
 class _Cleanup:
     """Drive one locker back to available: look at it, take the one action that moves it on, repeat.
 
     A user stopped mid-request leaves that request in flight, and the sandbox may serve it after
     the cleanup's first look; so every action is chosen from a fresh look, and a refusal only
     means "look again" (counted as a conflict of that cleanup step, never as an oracle's finding).
+
+    The users of one identity look the same to the target: a state the cleanup sees may be another
+    user's (a hold, or a request of theirs on the way). A look counts only if no other user of this
+    process held the locker or had a request in flight that may change it, from before the look
+    until the action is sent (``LoadProcess.pending``): otherwise the action, served after that
+    user's next reserve (the target serves connections in no promised order), would undo a hold
+    this cleanup never saw.
     """
 
     def __init__(self, conversation: Conversation, hold: Hold) -> None:
@@ -607,17 +646,23 @@ class _Cleanup:
         self.released = False
         self.why = ""
         self.last_step = ""
+        #: ``pending.started`` of the locker as of the last look, with this cleanup's own actions since.
+        self.seen = -1
 
     def _send(self, step: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         self.last_step = step
         return self.conversation.send(step, method, path, body=body, refusable=True, stoppable=False, headers=headers)
 
     def _act(self, step: str, method: str, path: str, body: Any = None) -> Any:
-        """A request that changes the locker, sent only if it is still this user's to give back once
-        the request is readied (a token fetch or the pacer may let other users run first)."""
+        """A request that changes the locker, sent only if the last look still stands once the
+        request is readied (a token fetch or the pacer may let other users run first): nobody else
+        holds it, and no other user sent a request that may change it since (``_Stale``)."""
         headers = self.conversation.ready(step, stoppable=False)
-        if self._taken() or self._reserving():
+        if self._taken():
             raise _Taken
+        if self.conversation.process.pending.started(self.hold.locker_id) != self.seen:
+            raise _Stale
+        self.seen += 1  # this request's own, begun as it is sent
         return self._send(step, method, path, body, headers)
 
     def _taken(self) -> bool:
@@ -625,24 +670,25 @@ class _Cleanup:
         owner = self.conversation.process.held.get(self.hold.locker_id)
         return owner is not None and owner != self.conversation.user_id
 
-    def _reserving(self) -> bool:
-        """Whether another user's reserve of the locker is in flight, after waiting a request's time for it."""
-        conversation = self.conversation
-        process = conversation.process
-        return process.pending.wait_for_others(self.hold.locker_id, conversation.user_id, process.options.timeout_s)
-
     def _look(self) -> tuple[str, bool] | None:
         """The locker's status and whether its door is open; ``None`` if another user holds it now.
 
-        A reserve of the locker by another user that is in flight is waited for first, and the
-        look is judged after it is made (a reserve may have landed meanwhile): a look that met one
-        is made again, so the status it returns is never one another user's reserve is changing."""
+        The other users' requests that may change the locker are waited for first, and whether one
+        made it theirs is asked after the wait (a reserve becomes a hold as it ends). A look during
+        which another user held the locker or sent such a request is made again, so the status it
+        returns is never one another user's hold or request brought."""
         conversation, locker_id = self.conversation, self.hold.locker_id
+        process = conversation.process
         for _ in range(CLEANUP_ACTIONS):
             if self._taken():
                 return None
-            if self._reserving():
+            if process.pending.wait_for_others(locker_id, conversation.user_id, process.options.timeout_s):
                 continue
+            if self._taken():
+                return None
+            # Nothing of another user's is in flight, and nobody holds it: from here, a request
+            # of theirs that may change the locker shows in ``started`` (a hold needs one too).
+            seen = process.pending.started(locker_id)
             view = self._send("cleanup_status", "GET", _get_locker(conversation.tower, locker_id).path)
             door_open = False
             if conversation.doors:
@@ -650,9 +696,10 @@ class _Cleanup:
                 door_open = bool(door.get("door_open")) if isinstance(door, dict) else False
             if self._taken():
                 return None
-            if not conversation.process.pending.others(locker_id, conversation.user_id):
+            if process.pending.started(locker_id) == seen:
+                self.seen = seen
                 return str(_status(view)), door_open
-        raise StepFailed("cleanup_status")  # another user's reserves kept coming: this user cannot judge it
+        raise StepFailed("cleanup_status")  # other users' requests kept coming: this user cannot judge it
 
     def run(self) -> None:
         conversation, locker_id = self.conversation, self.hold.locker_id
@@ -690,6 +737,8 @@ class _Cleanup:
             except _Taken:
                 self.released = True  # given to another user of this process meanwhile: theirs now
                 return
+            except _Stale:
+                continue  # another user's request may have changed it since the look: look again
             except StepFailed:
                 continue  # its answer was lost (counted): the next look says whether it landed
         self.why = f"still {status} after {CLEANUP_ACTIONS} actions"

@@ -28,6 +28,7 @@ from harness.model import TowerId
 __all__ = [
     "Arrivals",
     "Bearer",
+    "ChangesInFlight",
     "GuardedClient",
     "LoadOptions",
     "LoadProcess",
@@ -366,24 +367,28 @@ class Arrivals:
         return missed
 
 
-class ReservesInFlight:
-    """The reserves this process's users have sent and not yet seen end, by locker and user.
+class ChangesInFlight:
+    """The requests that may change a locker (every one but a look) this process's users have
+    sent and not yet seen end, by locker and user; and how many were ever sent, by locker.
 
     Contention users race for the same lockers, so a locker can have several at once; each has its
-    own event, set when its answer comes (or is lost), so whoever waits for a locker's reserves is
+    own event, set when its answer comes (or is lost), so whoever waits for a locker's requests is
     woken as the last of them ends, never left waiting a whole request timeout for one whose answer
-    already came.
+    already came. The count lets a cleanup tell that its look is still the last word on the locker:
+    nothing was in flight when it looked, and nothing was sent since (``started`` is unchanged).
     """
 
     def __init__(self) -> None:
         self._events: dict[int, dict[int, gevent.event.Event]] = {}
+        self._started: dict[int, int] = {}
 
     def begin(self, locker_id: int, user_id: int) -> None:
-        """``user_id`` sends a reserve of ``locker_id``; ``end`` must follow, whatever happens."""
+        """``user_id`` sends a request that may change ``locker_id``; ``end`` must follow, whatever happens."""
         self._events.setdefault(locker_id, {})[user_id] = gevent.event.Event()
+        self._started[locker_id] = self._started.get(locker_id, 0) + 1
 
     def end(self, locker_id: int, user_id: int) -> None:
-        """The reserve ``user_id`` sent is over (answered, refused or lost)."""
+        """The request ``user_id`` sent is over (answered, refused or lost)."""
         in_flight = self._events.get(locker_id, {})
         event = in_flight.pop(user_id, None)
         if not in_flight:
@@ -391,12 +396,16 @@ class ReservesInFlight:
         if event is not None:
             event.set()
 
+    def started(self, locker_id: int) -> int:
+        """How many requests that may change ``locker_id`` were sent so far, by every user."""
+        return self._started.get(locker_id, 0)
+
     def others(self, locker_id: int, user_id: int) -> set[int]:
-        """The users other than ``user_id`` with a reserve of ``locker_id`` in flight."""
+        """The users other than ``user_id`` with a request that may change ``locker_id`` in flight."""
         return set(self._events.get(locker_id, ())) - {user_id}
 
     def wait_for_others(self, locker_id: int, user_id: int, timeout_s: float) -> bool:
-        """Wait (at most ``timeout_s`` in all) for the other users' reserves of ``locker_id`` to
+        """Wait (at most ``timeout_s`` in all) for the other users' requests on ``locker_id`` to
         end; whether one is still in flight after that."""
         deadline = time.monotonic() + timeout_s
         while others := self.others(locker_id, user_id):
@@ -419,9 +428,9 @@ class LoadProcess:
     arrivals: Arrivals | None = None
     #: Lockers a user of this process holds, and which user: the double-booking oracle's knowledge.
     held: dict[int, int] = field(default_factory=dict)
-    #: Reserves in flight (a cleanup must not give back a locker another user of this identity
-    #: may just have been given).
-    pending: ReservesInFlight = field(default_factory=ReservesInFlight)
+    #: Requests in flight that may change a locker (a cleanup must not act on a look another
+    #: user's reserve, release or door may have made stale: it may be taking a locker from them).
+    pending: ChangesInFlight = field(default_factory=ChangesInFlight)
     #: Lost answers (a 5xx, no answer) about each locker so far: a request that may or may not have
     #: landed puts what every user knows of that locker in doubt. An oracle judges a locker only if
     #: no answer about it was lost since the hold it judges began (``Hold.doubt``).

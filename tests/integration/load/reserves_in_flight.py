@@ -18,21 +18,21 @@ from typing import Final
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "loadtests"))
 
 import gevent
-from load_process import ReservesInFlight  # found through the path above
+from load_process import ChangesInFlight  # found through the path above
 
 LOCKER: Final = 7
 #: The cleanup's bound: a request timeout, as the flows pass it.
 TIMEOUT_S: Final = 20.0
 
 
-def _waited(reserves: ReservesInFlight, timeout_s: float) -> tuple[float, bool]:
+def _waited(reserves: ChangesInFlight, timeout_s: float) -> tuple[float, bool]:
     started = time.monotonic()
     still = reserves.wait_for_others(LOCKER, 3, timeout_s)
     return time.monotonic() - started, still
 
 
 def main() -> None:
-    reserves = ReservesInFlight()
+    reserves = ChangesInFlight()
     reserves.begin(LOCKER, 1)
     cleanup = gevent.spawn(_waited, reserves, TIMEOUT_S)
     gevent.sleep(0.01)  # the cleanup waits on user 1's reserve
@@ -44,7 +44,7 @@ def main() -> None:
     waited_s, still = cleanup.get(timeout=TIMEOUT_S + 5)
     left_after = reserves.others(LOCKER, 3)
 
-    stuck = ReservesInFlight()
+    stuck = ChangesInFlight()
     stuck.begin(LOCKER, 1)  # its answer never comes
     stuck_s, stuck_still = _waited(stuck, 0.2)
     print(
