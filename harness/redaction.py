@@ -286,8 +286,8 @@ class Redactor:
                 start = text.find(value, start + 1)
         if not spans:
             return text
-        # Overlapping or nested matches (a value registered since, inside or around a compiled
-        # one) are masked as one stretch: no part of either shows.
+        # Overlapping or nested matches (two secrets sharing characters, a value registered since
+        # inside or around a compiled one) are masked as one stretch: no part of either shows.
         spans.sort()
         pieces, shown_to = [], 0
         merged_start, merged_end = spans[0]

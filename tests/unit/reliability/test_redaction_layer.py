@@ -128,6 +128,14 @@ def test_a_secret_learnt_inside_or_around_a_compiled_one_is_hidden_whole() -> No
     assert redactor.text("a secret-value b secret-value") == f"a {MASK} b {MASK}"
 
 
+def test_two_compiled_secrets_that_share_characters_are_both_hidden() -> None:
+    """Found in one pass, overlapping ones too: a page holding two secrets that share characters (the
+    end of one the start of the other) shows no part of either."""
+    redactor = Redactor([Secret("alpha-secret-0123"), Secret("0123-beta-secret")])
+    assert redactor.known("x alpha-secret-0123-beta-secret y") == f"x {MASK} y"
+    assert redactor.known("0123-beta-secret and alpha-secret-0123") == f"{MASK} and {MASK}"
+
+
 @pytest.mark.perf
 def test_secrets_learnt_from_answers_are_cheap() -> None:
     """Ten thousand tokens' secrets register in under two seconds (a timing budget: ``-m perf``)."""
