@@ -2,7 +2,8 @@
 
 Read-only unless ``--write`` (a locker held a moment and given back at once: a reservation and a
 drop-off token, and a drop-off locker request; each in the cleanup ledger first; on production
-only with the opt-in). It prints one row per assumption (confirmed, refuted with
+only with the opt-in; on a virtual sandbox also one whole delivery through its control plane, its
+webhooks received on loopback). It prints one row per assumption (confirmed, refuted with
 the value seen and the ``[assume]`` line that adopts it, or not seen) and one per read of the API
 document, and writes ``reports/<run-id>/probe/``: ``assumptions.json``, ``assume.toml`` and the
 exchanges as ``exchanges.har`` (HAR 1.2, redacted). ``--run-id`` and ``--reports-dir`` name that
@@ -14,9 +15,11 @@ without the opt-in, credentials refused); 4 when the target does not answer.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
+import httpx
 import typer
 from rich import box
 from rich.table import Table
@@ -39,9 +42,11 @@ from harness.cli._common import (
     tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
+from harness.config import Settings, TargetKind
 from harness.errors import ExitCode
-from harness.probe import ProbeResult, probe, write_folder
+from harness.probe import Deliver, ProbeResult, probe, write_folder
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, RunFolder, write_junit
+from harness.targets import serves_control_plane, watched_delivery
 
 __all__ = ["command"]
 
@@ -96,6 +101,25 @@ def _cases(result: ProbeResult) -> list[CaseResult]:
     return cases
 
 
+def _deliver(settings: Settings, out: Output, run_id: str) -> Deliver | None:
+    """``--write``'s delivery where the harness can open and close the doors itself: on a virtual
+    sandbox (``local``, or a URL serving ``/_sim``); ``None`` on Harbor's targets, whose doors a
+    person closes."""
+    url = settings.target.api_url
+    virtual = settings.target.kind is TargetKind.LOCAL or (
+        settings.target.kind is TargetKind.URL
+        and url is not None
+        and serves_control_plane(url, policy=settings.wire_policy())
+    )
+    if not virtual:
+        return None
+
+    def deliver(transport: httpx.AsyncBaseTransport) -> str:
+        return asyncio.run(watched_delivery(settings, transport=transport, redactor=out.redactor, run_id=run_id))
+
+    return deliver
+
+
 def command(
     context: typer.Context,
     target: TargetOption = None,
@@ -106,7 +130,9 @@ def command(
             "--write",
             help="Also hold a locker a moment and give it back at once (a reservation and a drop-off token, and "
             "a drop-off locker request; each in the cleanup ledger first): a create's status code and the "
-            "tokens' and requests' fields are seen only so. Production needs the opt-in.",
+            "tokens' and requests' fields are seen only so. On a virtual sandbox also one whole delivery, its "
+            "webhooks received: when a locker turns occupied and how webhooks are signed. Production needs the "
+            "opt-in.",
         ),
     ] = False,
     config: ConfigOption = None,
@@ -131,7 +157,8 @@ def command(
                 f"tower {running.settings.tower_id or '-'}, {'writes given back at once' if write else 'read-only'}"
                 + (f", dialect(s) {', '.join(sim_dialect)}" if sim_dialect else "")
             )
-            result = probe(running.settings, write=write, run_id=folder.run_id)
+            deliver = _deliver(running.settings, out, folder.run_id) if write else None
+            result = probe(running.settings, write=write, run_id=folder.run_id, deliver=deliver)
         out.print(_assumptions_table(result, out))
         out.print(_operations_table(result, out))
         written = write_folder(

@@ -2,15 +2,18 @@
 
 ``probe(settings)`` calls every read of the API document through the API client, which records
 what each answer shows of the assumptions registry (``harness.assumptions``); ``write=True``
-adds one reservation, given back at once. ``write_folder`` leaves ``probe/`` in a run folder: the
+adds one reservation, given back at once, and one delivery where ``deliver`` can open doors (a
+virtual sandbox's). ``write_folder`` leaves ``probe/`` in a run folder: the
 table as JSON, the suggested ``[assume]`` block, and the exchanges as a redacted HAR 1.2 file.
 """
 
 from harness.probe._exchanges import Exchange, RecordingTransport, har_document
 from harness.probe._probe import (
+    DELIVERY,
     DOCUMENT,
     READS,
     Asked,
+    Deliver,
     OperationResult,
     ProbeResult,
     probe,
@@ -21,9 +24,11 @@ from harness.probe._probe import (
 )
 
 __all__ = [
+    "DELIVERY",
     "DOCUMENT",
     "READS",
     "Asked",
+    "Deliver",
     "Exchange",
     "OperationResult",
     "ProbeResult",

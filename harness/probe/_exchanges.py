@@ -40,11 +40,15 @@ class Exchange:
     error: str | None = None
 
 
-class RecordingTransport(httpx.BaseTransport):
-    """Passes every request on to ``inner`` and keeps the exchange. Thread-safe."""
+class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Passes every request on to ``inner`` (an async client's to ``inner_async``) and keeps the
+    exchange, in the order they ended: one record for a sync and an async client alike. Thread-safe."""
 
-    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, inner: httpx.BaseTransport | None = None, inner_async: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._inner = inner if inner is not None else httpx.HTTPTransport(verify=tls_context())
+        self._inner_async = inner_async
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
 
@@ -64,12 +68,29 @@ class RecordingTransport(httpx.BaseTransport):
         self._keep(Exchange(started, _ms(clock), request, response))
         return response
 
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._inner_async is None:  # made on first use: a sync-only probe never builds its TLS context twice
+            self._inner_async = httpx.AsyncHTTPTransport(verify=tls_context())
+        started, clock = datetime.now(UTC), time.perf_counter()
+        try:
+            response = await self._inner_async.handle_async_request(request)
+            await response.aread()
+        except BaseException as error:
+            self._keep(Exchange(started, _ms(clock), request, None, f"{type(error).__name__}: {error}"))
+            raise
+        self._keep(Exchange(started, _ms(clock), request, response))
+        return response
+
     def _keep(self, exchange: Exchange) -> None:
         with self._lock:
             self._exchanges.append(exchange)
 
     def close(self) -> None:
         self._inner.close()
+
+    async def aclose(self) -> None:
+        if self._inner_async is not None:
+            await self._inner_async.aclose()
 
 
 def _ms(started: float) -> float:

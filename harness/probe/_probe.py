@@ -31,9 +31,11 @@ from harness.probe._exchanges import RecordingTransport, har_document
 from harness.redaction import Redactor
 
 __all__ = [
+    "DELIVERY",
     "DOCUMENT",
     "READS",
     "Asked",
+    "Deliver",
     "OperationResult",
     "ProbeResult",
     "Read",
@@ -98,6 +100,11 @@ class _Known:
 
 #: One read: what to call with the client and what the probe knows so far; ``None`` = skipped (why).
 Read = Callable[[HarborClient, Settings, _Known], str | None]
+#: One whole delivery on a virtual sandbox's doors, its webhooks received, every HTTP exchange sent
+#: through the transport it is given: what it showed, in a line. Raises as the flow does.
+Deliver = Callable[[httpx.AsyncBaseTransport], str]
+#: The row of ``--write``'s delivery.
+DELIVERY: Final = "delivery (drop-off and pickup doors), webhooks"
 
 
 def _tower(settings: Settings) -> Any:
@@ -286,6 +293,20 @@ def _give_back(client: HarborClient, settings: Settings, locker_id: int) -> str:
     return f"given back: {' -> '.join(steps) or status.wire_name}"
 
 
+def _delivered(deliver: Deliver | None, recording: RecordingTransport) -> OperationResult:
+    """``--write``'s delivery: when a locker turns occupied (``occupied_on``) and how webhooks are
+    signed (``webhook_signature_header``) show only when a door opens and a webhook arrives."""
+    if deliver is None:
+        why = "no virtual doors: a tower's door opens for a person (`locker-harness smoke` shows it on a bench)"
+        return OperationResult(DELIVERY, Asked.SKIPPED, why)
+    try:
+        return OperationResult(DELIVERY, Asked.ANSWERED, deliver(recording))
+    except (ProductDefect, HarborAPIError) as error:
+        return OperationResult(DELIVERY, _asked_of(error), str(error))
+    except InfrastructureError as error:
+        return OperationResult(DELIVERY, Asked.UNREACHABLE, str(error))
+
+
 def probe(
     settings: Settings,
     *,
@@ -293,9 +314,11 @@ def probe(
     transport: httpx.BaseTransport | None = None,
     run_id: str | None = None,
     operations: Sequence[str] | None = None,
+    deliver: Deliver | None = None,
 ) -> ProbeResult:
     """Probe ``settings``' target (bound to a running one): every read, and with ``write`` one
-    reservation given back at once. ``UsageError`` for a write to production without the opt-in
+    reservation given back at once, then one delivery through ``deliver`` (a virtual sandbox's doors;
+    ``None``: a row saying why not). ``UsageError`` for a write to production without the opt-in
     (before anything is sent) and for credentials refused; ``TargetUnreachable`` when nothing answers."""
     if write:
         settings.check_writes_allowed("probe --write (a locker held a moment, given back at once)")
@@ -323,6 +346,7 @@ def probe(
             # theirs to show: its "not asked, --write asks it" row would contradict them.
             covered = {part for r in written if r.asked is not Asked.SKIPPED for part in r.operation.split(", ")}
             results = [r for r in results if not (r.asked is Asked.SKIPPED and r.operation in covered)]
+            written.append(_delivered(deliver, recording))
             results += written
             wrote = [result.note for result in written if result.asked is not Asked.SKIPPED]
     rows = outcomes(seen.entries(), settings.assume)

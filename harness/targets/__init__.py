@@ -14,14 +14,22 @@ instead of wiring a target of its own:
 - ``give_back_all``: what crashed runs left held, given back on the targets their ledger rows
   name (``locker-harness cleanup``), with ``cleanup_exit_code`` its verdict.
 - ``smoke_delivery``: one delivery as ``locker-harness smoke`` makes it; ``ble_deliveries``:
-  deliveries over Bluetooth LE with every BLE phase timed, as ``locker-harness hw`` makes them.
+  deliveries over Bluetooth LE with every BLE phase timed, as ``locker-harness hw`` makes them;
+  ``watched_delivery``: one delivery on a virtual sandbox's doors, its webhooks received, as
+  ``locker-harness probe --write`` makes it.
 
 Importing this package is cheap: the sandbox (FastAPI, uvicorn) and the BLE stack (bleak,
 bumble) load when a target needs them.
 """
 
 from harness.targets._cleanup import CleanupProgress, cleanup_exit_code, give_back_all, ledger_row_matches
-from harness.targets._deliveries import BleDeliveries, DeliveryChoice, ble_deliveries, smoke_delivery
+from harness.targets._deliveries import (
+    BleDeliveries,
+    DeliveryChoice,
+    ble_deliveries,
+    smoke_delivery,
+    watched_delivery,
+)
 from harness.targets._doors import ble_door_opener, door_opener, radio
 from harness.targets._probe import (
     AnnouncedRadio,
@@ -66,5 +74,6 @@ __all__ = [
     "subscribe_webhooks",
     "subscribed_webhooks",
     "throwaway_credentials",
+    "watched_delivery",
     "with_served_tower",
 ]

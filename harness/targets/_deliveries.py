@@ -3,12 +3,14 @@
 ``smoke_delivery``: one delivery end to end as ``locker-harness smoke`` makes it; the run's smoke
 stage makes the same one, so ``locker-harness smoke`` and ``locker-harness run --only smoke`` test
 the same path. ``ble_deliveries``: deliveries back to back over Bluetooth LE with every BLE phase
-timed, as ``locker-harness hw`` makes them.
+timed, as ``locker-harness hw`` makes them. ``watched_delivery``: one delivery on a virtual
+sandbox's doors with its webhooks received, as ``locker-harness probe --write`` makes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,11 +25,13 @@ from harness.metrics import Latencies
 from harness.redaction import Redactor
 from harness.targets._doors import ble_door_opener, door_opener, radio
 from harness.targets._sandbox import RadioLink
+from harness.targets._webhooks import WebhooksNotDelivered, subscribed_webhooks
+from harness.webhooks import WebhookReceiver, check_dropoff
 
 if TYPE_CHECKING:
     from harness.ble import TowerSeen
 
-__all__ = ["BleDeliveries", "DeliveryChoice", "ble_deliveries", "smoke_delivery"]
+__all__ = ["BleDeliveries", "DeliveryChoice", "ble_deliveries", "smoke_delivery", "watched_delivery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +133,39 @@ async def ble_deliveries(
                 delivered(number, delivery)
         towers = list(opener.towers.values())
     return BleDeliveries(timer.latencies, towers)
+
+
+async def watched_delivery(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    redactor: Redactor | None = None,
+    run_id: str | None = None,
+) -> str:
+    """One delivery on a virtual sandbox (``local`` or a sandbox URL) whose doors open through its
+    control plane, with a loopback receiver registered for its webhooks (signed): what it showed, in
+    a line. Every HTTP exchange of the delivery goes through ``transport``; the webhook secret is
+    registered with ``redactor``.
+
+    The harness is the person at a control-plane door, so the status read while the drop-off door is
+    open says when the target turns a locker occupied (``occupied_on``); the webhooks say how they are
+    signed (``webhook_signature_header``). The flow's own failures raise as in ``smoke_delivery``; a
+    sandbox that delivers no webhooks, or webhooks that differ, are said in the line.
+    """
+    secret = secrets.token_hex(16)
+    if redactor is not None:
+        redactor.register(secret)
+    url = settings.target.api_url
+    assert url is not None, "a virtual sandbox has a URL"
+    with WebhookReceiver(secret=secret, assumed=settings.assume) as receiver:
+        try:
+            with subscribed_webhooks(url, receiver.url, secret=secret, policy=settings.wire_policy()):
+                delivery = await smoke_delivery(settings, transport=transport, redactor=redactor, run_id=run_id)
+                problems = await asyncio.to_thread(
+                    check_dropoff, receiver, locker_id=delivery.locker.id, tower_id=delivery.tower_id, signed=True
+                )
+        except WebhooksNotDelivered as error:
+            delivery = await smoke_delivery(settings, transport=transport, redactor=redactor, run_id=run_id)
+            return f"locker {delivery.locker.id} delivered and available again; no webhooks: {error}"
+    said = "; ".join(problems) if problems else "LOCKER_TOKEN_CREATED then LOCKER_TOKEN_USED arrived, signed"
+    return f"locker {delivery.locker.id} delivered and available again; webhooks: {said}"

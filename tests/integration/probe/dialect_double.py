@@ -3,9 +3,10 @@
 Each dialect flips one [I]/[G] assumption the way the real Harbor plausibly might (the contract in
 the dialects table of the docs): creates answering 200, status ids shifted by ten, ``out of
 service`` with spaces, no token ``id``, ``expires`` without an offset, no ``requestType``, no
-``token_type``. The sandbox itself grows the same switches (``/_sim/dialects``); until then this
-transport lets the client side be tested against them, in process. Timing dialects
-(``occupied_on_close``) cannot be made by rewriting answers and wait for the sandbox's own.
+``token_type``: the sandbox's own switches (``--sim-dialect``, ``/_sim/dialects``) stated a second,
+independent time as a rewrite in flight, so the client side is tested in process against each.
+Dialects that no rewrite of an answer can make (``occupied_on_close``, ``webhook_signature_header``)
+are tested through the sandbox's own switches (the probe command's test).
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The drift probe against the embedded sandbox, as it is and as each Harbor dialect would answer.
 
-As it is, the sandbox confirms every assumption the probe can see. Answered in a dialect (the
-sandbox's answers rewritten in flight by ``DialectDouble`` until the sandbox's own switches land),
-the probe refutes exactly that dialect's assumption and suggests the line that adopts it; with the
-line adopted it refutes nothing. Its folder holds the table, the block and a HAR file that a HAR
-library opens and that carries no secret.
+As it is, the sandbox confirms every assumption the probe can see. Answered in a dialect (in
+process, the sandbox's answers rewritten in flight by ``DialectDouble``; through the command, the
+sandbox's own ``--sim-dialect``), the probe refutes exactly that dialect's assumption and suggests
+the line that adopts it; with the line adopted it refutes nothing. Its folder holds the table, the
+block and a HAR file that a HAR library opens and that carries no secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import subprocess
@@ -16,19 +17,22 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from haralyzer import HarParser
 
 from harness.assumptions import Assumed, Outcome
 from harness.config import PRODUCTION_WRITES_FLAG, Settings
-from harness.probe import READS, ProbeResult, probe, read_operations, write_folder
+from harness.probe import DELIVERY, READS, Asked, ProbeResult, probe, read_operations, write_folder
 from harness.redaction import redactor
-from harness.targets import LocalTarget
+from harness.targets import LocalTarget, watched_delivery
 from harness.testing import local_target
 
 from .dialect_double import DIALECTS, DialectDouble
 
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
+#: The signature header of the ``webhook_signature_header`` dialect, as an ``[assume]`` value.
+SIGNED = '"X-Signature"'
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +61,38 @@ def test_against_local_every_assumption_seen_is_confirmed(local: LocalTarget, tm
     for seen in ("status_ids", "status_names", "token_type_field", *seen_by_writes):
         assert outcomes[seen] is Outcome.CONFIRMED, seen
     assert all(op.asked.value != "differs from the document" for op in result.operations), result.operations
-    assert all("given back" in op.note for op in result.operations[-2:]), result.operations[-2:]
+    writes = [op for op in result.operations if op.operation.startswith(("reserveLocker", "createDropoffLocker"))]
+    assert len(writes) == 2 and all("given back" in op.note for op in writes), result.operations
     # The read the writes asked is not also a "not asked (--write asks it)" row.
     assert not [op for op in result.operations if op.operation == "getLockerOpenRequest"], result.operations
+
+
+def test_without_virtual_doors_the_delivery_row_says_why_it_was_not_made(local: LocalTarget) -> None:
+    """No ``deliver`` (Harbor's targets: a person closes a tower's door): the row says so, nothing is opened."""
+    result = _probe(local.settings)
+    [row] = [op for op in result.operations if op.operation == DELIVERY]
+    assert row.asked is Asked.SKIPPED and "no virtual doors" in row.note
+    outcomes = {row.assumption.id: row.outcome for row in result.rows}
+    assert outcomes["occupied_on"] is Outcome.NOT_SEEN and outcomes["webhook_signature_header"] is Outcome.NOT_SEEN
+
+
+def test_a_delivery_on_virtual_doors_shows_when_lockers_turn_occupied_and_how_webhooks_are_signed(
+    local: LocalTarget,
+) -> None:
+    """``deliver`` given: one whole delivery through the control plane, its webhooks received, every HTTP
+    exchange recorded: ``occupied_on``, the webhook envelope and its signature header are confirmed."""
+
+    def deliver(transport: httpx.AsyncBaseTransport) -> str:
+        return asyncio.run(watched_delivery(local.settings, transport=transport))
+
+    result = probe(local.settings, write=True, deliver=deliver)
+    outcomes = {row.assumption.id: row.outcome for row in result.rows}
+    for seen in ("occupied_on", "webhook_signature_header", "webhook_envelope"):
+        assert outcomes[seen] is Outcome.CONFIRMED, (seen, [r.as_dict() for r in result.rows])
+    [row] = [op for op in result.operations if op.operation == DELIVERY]
+    assert row.asked is Asked.ANSWERED and "LOCKER_TOKEN_USED arrived, signed" in row.note, row
+    opened = [x for x in result.transport.exchanges if x.request.url.path.endswith("/open")]
+    assert len(opened) == 2, "the drop-off and the pickup door, through the recording transport"
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
@@ -139,20 +172,32 @@ def test_the_probe_command_writes_its_folder_and_exits_0(tmp_path: Path) -> None
     assert sorted(p.name for p in folder.iterdir()) == ["assume.toml", "assumptions.json", "exchanges.har"]
 
 
-def test_the_probe_command_in_a_sandbox_dialect_refutes_that_assumption_alone(tmp_path: Path) -> None:
-    """``probe --sim-dialect no_token_type``, read-only: the sandbox itself speaks the dialect, and the
-    probe refutes ``token_type_field`` alone, prints the line that adopts it and exits 0."""
+@pytest.mark.parametrize(
+    ("dialect", "options", "assumption", "line"),
+    [
+        ("no_token_type", (), "token_type_field", "token_type_field = false"),
+        ("occupied_on_close", ("--write",), "occupied_on", 'occupied_on = "close"'),
+        ("webhook_signature_header", ("--write",), "webhook_signature_header", f"webhook_signature_header = {SIGNED}"),
+    ],
+)
+def test_the_probe_command_in_a_sandbox_dialect_refutes_that_assumption_alone(
+    tmp_path: Path, dialect: str, options: tuple[str, ...], assumption: str, line: str
+) -> None:
+    """``probe --sim-dialect D``: the sandbox itself speaks the dialect, and the probe refutes D's
+    assumption alone, prints the line that adopts it and exits 0. Read-only sees an answer's fields;
+    when a locker turns occupied and how webhooks are signed show only in ``--write``'s delivery."""
     done = subprocess.run(
-        [str(LOCKER_HARNESS), "probe", "--sim-dialect", "no_token_type"],
+        [str(LOCKER_HARNESS), "probe", "--sim-dialect", dialect, *options],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    [table] = list((tmp_path / "reports").glob("*/probe/assumptions.json"))
-    rows = json.loads(table.read_text())["assumptions"]
+    [folder] = list((tmp_path / "reports").glob("*/probe"))
+    rows = json.loads((folder / "assumptions.json").read_text())["assumptions"]
     changed = {row["assumption"]: row["outcome"] for row in rows if row["outcome"] in ("refuted", "broken")}
-    assert changed == {"token_type_field": "refuted"}
-    assert "token_type_field = false" in done.stdout.replace("\n", " ")
-    assert "dialect(s) no_token_type" in done.stdout + done.stderr
+    assert changed == {assumption: "refuted"}
+    assert line in (folder / "assume.toml").read_text().splitlines()
+    assert line in done.stdout.replace("\n", " ")
+    assert f"dialect(s) {dialect}" in done.stdout + done.stderr
