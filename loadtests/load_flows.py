@@ -28,6 +28,10 @@ may serve one user's request after another's sent later, so an action chosen fro
 another user's hold could land on that user's next one; a lost answer cannot make a cleanup take a
 locker from under another user.
 
+With several processes (``--processes``, a distributed run's workers) each reserves only its own
+share of the tower's lockers (``LoadProcess.share``): the oracles and the cleanup rules above need
+every hold and request on a locker to be known to one process, and no record crosses processes.
+
 A 409 on a reserve is contention (the listing was stale): a conflict, not a failure. A 401 or a
 429 is an ordinary error, and so is a request that could not be sent for want of a bearer token
 (the token endpoint's trouble, counted once against ``authenticate``).
@@ -419,10 +423,14 @@ class Conversation:
     def _reserve_one(self, lockers: Any) -> bool:
         held = self.process.held
         try:
+            share = self.process.share(view["id"] for view in lockers if isinstance(view["id"], int))
             free = [
                 view["id"]
                 for view in lockers
-                if _status(view) == "available" and isinstance(view["id"], int) and view["id"] not in held
+                if _status(view) == "available"
+                and isinstance(view["id"], int)
+                and view["id"] not in held
+                and view["id"] in share
             ]
         except (KeyError, TypeError):
             self.record.violation(
@@ -561,18 +569,16 @@ class Conversation:
             raise
 
     def hot_lockers(self) -> list[int]:
-        """The lockers this process's contention users fight for: the tower's last in-service ones."""
+        """The lockers this process's contention users fight for: the last in-service ones of its share."""
         process = self.process
         if not process.hot_lockers:
             try:
                 lockers = self.send("contend_list", "GET", _list_lockers(self.tower).path)
             except (StepFailed, FlowStopped):
                 return []
-            in_service = [
-                view["id"]
-                for view in lockers
-                if isinstance(view, dict) and isinstance(view.get("id"), int) and _status(view) != "out_of_service"
-            ]
+            listed = [view for view in lockers if isinstance(view, dict) and isinstance(view.get("id"), int)]
+            share = process.share(view["id"] for view in listed)
+            in_service = [view["id"] for view in listed if view["id"] in share and _status(view) != "out_of_service"]
             process.hot_lockers = in_service[-process.options.contention_lockers :]
         return process.hot_lockers
 

@@ -12,7 +12,7 @@ import json
 import math
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -445,6 +445,22 @@ class LoadProcess:
     stopping: StopSignal = field(default_factory=StopSignal)
     #: The resolved settings: where the cleanup ledger lives (``state_dir``) and whom it records.
     settings: Settings | None = None
+
+    def share(self, listed: Iterable[int]) -> frozenset[int]:
+        """Which lockers of a whole listing of the tower this process's users may reserve.
+
+        One process: all of them. Several (``--processes``, a distributed run's workers): every
+        ``workers``-th of the listing's ids in order, from the process's own index. The shares are
+        disjoint and every process computes the same ones from its own listing, so no two processes
+        act on one locker: what this process knows (its holds, its requests in flight, its lost
+        answers) is all there is to know of the lockers it touches. Without that, one process's
+        cleanup after a lost answer could give back another process's hold, which no record of its
+        own can show (the identity is the same), and the other's next step would be a false defect.
+        """
+        workers = self.options.workers
+        if workers == 1:
+            return frozenset(listed)
+        return frozenset(sorted(set(listed))[self.options.worker_index % workers :: workers])
 
     @classmethod
     def start(cls, options: LoadOptions, host: str) -> LoadProcess:

@@ -80,8 +80,8 @@ def test_a_master_and_two_workers_give_a_whole_run_and_exit_1_on_double_booking(
     master = _start(
         ["load", "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
          "--master-bind-port", str(port), "--worker-wait", "60", "-d", "3", "-u", "6", "--sim-bug", "double_booking",
-         # Contention users only, on two lockers: a worker's own users collide at once (the double_booking
-         # oracle sees its own process's holds; a collision across workers shows as unexpected_status).
+         # Contention users only, on two lockers of each worker's share: a worker's own users collide at once
+         # (each worker reserves only its share, so its double_booking oracle knows every hold it meets).
          "--weights", "contention=1", "--contention-lockers", "2"],
         tmp_path,
     )  # fmt: skip
