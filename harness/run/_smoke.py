@@ -22,6 +22,7 @@ import httpx
 from harness.api import tls_context
 from harness.config import TargetKind
 from harness.errors import BluetoothUnavailable, ProductDefect, UsageError
+from harness.model import TowerId
 from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdict_of
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
@@ -118,7 +119,7 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
     return None
 
 
-def _check_webhooks(receiver: WebhookReceiver, locker_id: int, tower_id: str) -> None:
+def _check_webhooks(receiver: WebhookReceiver, locker_id: int, tower_id: TowerId) -> None:
     """The delivery's two webhooks, as section 6 documents them [S]; ``ProductDefect`` naming what is not."""
     problems = check_dropoff(receiver, locker_id=locker_id, tower_id=tower_id, signed=True)
     if problems:

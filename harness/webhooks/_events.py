@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from harness.assumptions import record
+from harness.model import InvalidTowerId, TowerId
 from harness.webhooks._receiver import Delivery, WebhookReceiver, canonical_header
 
 __all__ = ["DATA_FIELDS", "DROPOFF_WAIT_S", "WebhookEvent", "check_delivery", "check_dropoff"]
@@ -48,7 +49,7 @@ class WebhookEvent:
     source: str
     locker_id: int
     locker_status: str
-    tower_id: str
+    tower_id: TowerId
     data: Mapping[str, Any]
 
     @classmethod
@@ -75,9 +76,13 @@ class WebhookEvent:
         if isinstance(data.get("timestamp"), str) and not _iso(data["timestamp"], offset=True):
             problems.append(f"data.timestamp {data['timestamp']!r} is not an ISO time with an offset")
         try:
-            event = cls(
-                str(data["source"]), int(data["locker_id"]), str(data["locker_status"]), str(data["tower_id"]), data
-            )
+            tower_id = TowerId(str(data["tower_id"]))
+        except InvalidTowerId as error:
+            return None, [*problems, f"data.tower_id: {error}"]
+        except KeyError:
+            return None, problems
+        try:
+            event = cls(str(data["source"]), int(data["locker_id"]), str(data["locker_status"]), tower_id, data)
         except (KeyError, TypeError, ValueError):
             return None, problems
         return event, problems
@@ -91,7 +96,9 @@ def _iso(text: str, *, offset: bool = False) -> bool:
     return moment.tzinfo is not None if offset else True
 
 
-def check_delivery(deliveries: Sequence[Delivery], *, locker_id: int, tower_id: str, signed: bool = False) -> list[str]:
+def check_delivery(
+    deliveries: Sequence[Delivery], *, locker_id: int, tower_id: TowerId, signed: bool = False
+) -> list[str]:
     """What is wrong with the webhooks a drop-off delivery on ``locker_id`` produced: its
     ``LOCKER_TOKEN_CREATED`` (rented) and ``LOCKER_TOKEN_USED`` (occupied) must each arrive with the
     documented envelope and fields, in that order (``[]``: all as documented). Records the
@@ -102,7 +109,7 @@ def check_delivery(deliveries: Sequence[Delivery], *, locker_id: int, tower_id: 
         if not delivery.accepted:
             continue
         event, shape = WebhookEvent.read(delivery.body)
-        if event is None or event.locker_id != locker_id or event.tower_id.upper() != tower_id.upper():
+        if event is None or event.locker_id != locker_id or event.tower_id != tower_id:
             continue
         ours.append((event, delivery))
         record("webhook_envelope", not shape, f"webhook {event.source} of locker {locker_id}")
@@ -135,7 +142,12 @@ def check_delivery(deliveries: Sequence[Delivery], *, locker_id: int, tower_id: 
 
 
 def check_dropoff(
-    receiver: WebhookReceiver, *, locker_id: int, tower_id: str, signed: bool = False, timeout: float = DROPOFF_WAIT_S
+    receiver: WebhookReceiver,
+    *,
+    locker_id: int,
+    tower_id: TowerId,
+    signed: bool = False,
+    timeout: float = DROPOFF_WAIT_S,
 ) -> list[str]:
     """``check_delivery`` once the drop-off's two events reached ``receiver`` (or ``timeout`` passed)."""
     wanted = {source for source, _ in DROPOFF_EVENTS}

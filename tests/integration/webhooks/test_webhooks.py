@@ -21,11 +21,12 @@ import httpx
 import pytest
 
 from harness.assumptions import Assumed, findings, observing
+from harness.model import TowerId
 from harness.targets import LocalTarget, WebhooksNotDelivered, subscribe_webhooks
 from harness.testing import local_target
 from harness.webhooks import WebhookReceiver, check_delivery
 
-TOWER = "0100000000000014"
+TOWER = TowerId("0100000000000014")
 LOCKER_HARNESS = Path(sys.executable).with_name("locker-harness")
 
 
