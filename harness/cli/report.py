@@ -9,8 +9,10 @@ installed into the project from its own ``package.json`` on first use.
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.markdown import Markdown
@@ -23,9 +25,23 @@ from harness.report import RunFolder, build_html, resolve_run_id
 __all__ = ["command", "find_run"]
 
 
-def _started(folder: Path) -> tuple[str, int]:
-    """The order runs started in: the id's second, then (within one second) the folder's last change."""
-    return folder.name[:15], folder.stat().st_mtime_ns
+#: A run id the harness drew (``new_run_id``): the UTC second it started, then a random tail.
+_DRAWN_ID: Final = re.compile(r"(\d{8}-\d{6})-[0-9a-f]+")
+
+
+def _started(folder: Path) -> tuple[float, int]:
+    """The order runs started in: ``summary.json``'s ``started_at``, else a drawn id's second, else (a
+    ``--run-id`` of the user's, no summary yet) the folder's last change; ties by the last change."""
+    changed = folder.stat().st_mtime_ns
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return datetime.fromisoformat(summary["started_at"]).timestamp(), changed
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    drawn = _DRAWN_ID.fullmatch(folder.name)
+    if drawn is not None:
+        return datetime.strptime(drawn.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC).timestamp(), changed
+    return changed / 1e9, changed
 
 
 def find_run(reports_dir: Path, reference: str | None) -> RunFolder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,3 +45,14 @@ def test_report_tells_runs_of_the_same_second_apart(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="'20261128-040512' is ambiguous: it names 2 runs under ") as caught:
         find_run(tmp_path, "20261128-040512")
     assert ": 20261128-040512-f00d00, 20261128-040512-3f9a2c; " in str(caught.value)  # in the order they ran
+
+
+def test_the_latest_run_is_the_last_started_whatever_its_chosen_id(tmp_path: Path) -> None:
+    """A ``--run-id`` of the user's does not sort by time: the latest is the run that started last
+    (``summary.json``'s ``started_at``), not the id that sorts last by name."""
+    _runs(tmp_path, "nightly-b", "20261128-040512-3f9a2c", "a-first-try")
+    for name, started in (("nightly-b", "2026-11-28T03:00:00+00:00"), ("a-first-try", "2026-11-28T05:00:00+00:00")):
+        (tmp_path / name / "summary.json").write_text(json.dumps({"started_at": started}))
+    assert find_run(tmp_path, None).run_id == "a-first-try"
+    (tmp_path / "a-first-try" / "summary.json").write_text(json.dumps({"started_at": "2026-11-28T02:00:00+00:00"}))
+    assert find_run(tmp_path, None).run_id == "20261128-040512-3f9a2c"  # its id says 04:05:12 UTC
