@@ -35,6 +35,8 @@ _PYTEST_OK: Final = 0
 _PYTEST_FAILED: Final = 1
 _PYTEST_USAGE: Final = 4
 _PYTEST_NO_TESTS: Final = 5
+#: A suite that ran and could not test sets the harness's own code, which pytest's USAGE_ERROR shares.
+_SUITE_COULD_NOT_TEST: Final = int(ExitCode.INFRASTRUCTURE)
 #: How pytest reports a suite's ``pytest.exit(reason)``: ``!!!!! _pytest.outcomes.Exit: reason !!!!!``.
 _SUITE_EXIT: Final = re.compile(r"^!+ _pytest\.outcomes\.Exit: (.*?) !+\s*$", re.MULTILINE)
 #: Skip reasons quoted in a skipped stage's reason.
@@ -133,10 +135,10 @@ class PytestStage:
         duration_ns = time.perf_counter_ns() - started
         if done.returncode == _PYTEST_NO_TESTS:
             return StageResult.skipped(self.name, "pytest collected no tests")
-        ended = self._check_ending(done, context)
+        ended = self._check_ending(done, context, junit)
         if ended is not None:
             return ended
-        if done.returncode not in (_PYTEST_OK, _PYTEST_FAILED) or not junit.is_file():
+        if done.returncode not in (_PYTEST_OK, _PYTEST_FAILED, _SUITE_COULD_NOT_TEST) or not junit.is_file():
             tail = output_tail(done, context.redactor)
             raise RuntimeError(f"pytest exited {done.returncode} without results: {tail}")
         cases = read_junit(junit)
@@ -191,13 +193,17 @@ class PytestStage:
             duration_ns=time.perf_counter_ns() - started,
         )
 
-    def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> StageResult | None:
+    def _check_ending(
+        self, done: subprocess.CompletedProcess[str], context: RunContext, junit: Path
+    ) -> StageResult | None:
         """What a child that ended without judging anything means for the run: raised, or the
         stage's result (a suite type may turn an ending into a skip); ``None`` to read the results.
 
         A suite may stop itself with ``pytest.exit(line, returncode=...)`` and one of the harness's
         exit codes (the rig without Bluetooth: 4; a bench run configured wrong: 2): its line becomes
-        the stage's one-line reason. pytest refusing its command line (4) is a usage error.
+        the stage's one-line reason. pytest refusing its command line (4, and no test ran) is a usage
+        error; a 4 after tests ran is a suite's own "could not test" (the rig whose every failure was
+        a lost link), judged from its results like any other.
         """
         output = context.redactor.text(done.stdout + done.stderr)
         stopped = _SUITE_EXIT.search(output)
@@ -207,11 +213,19 @@ class PytestStage:
                 raise UsageError(line)
             if done.returncode == ExitCode.INFRASTRUCTURE:
                 raise InfrastructureError(line)
-        elif done.returncode == _PYTEST_USAGE:
+        elif done.returncode == _PYTEST_USAGE and not _ran(junit):
             refused = [line.strip() for line in output.splitlines() if "error:" in line]
             what = refused[-1] if refused else output_tail(done, context.redactor)
             raise UsageError(f"pytest refused the {self.name} stage's command line: {what}")
         return None
+
+
+def _ran(junit: Path) -> bool:
+    """Whether the child's JUnit file shows tests that ran: pytest writes it only once a session ran."""
+    try:
+        return junit.is_file() and bool(read_junit(junit))
+    except (OSError, SyntaxError):  # ElementTree's ParseError: cut off mid-write
+        return False
 
 
 def _virtual_url(context: RunContext) -> bool:
@@ -300,9 +314,11 @@ class HardwareStage(PytestStage):
             return StageResult.skipped(self.name, reason)
         return super().run(context)
 
-    def _check_ending(self, done: subprocess.CompletedProcess[str], context: RunContext) -> StageResult | None:
+    def _check_ending(
+        self, done: subprocess.CompletedProcess[str], context: RunContext, junit: Path
+    ) -> StageResult | None:
         try:
-            return super()._check_ending(done, context)
+            return super()._check_ending(done, context, junit)
         except InfrastructureError as error:
             # The rig stopped for want of Bluetooth: no bench tower here, unless one was asked for.
             if context.settings.target.kind is TargetKind.LOCAL or ble_chosen_explicitly():

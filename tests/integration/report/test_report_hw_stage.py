@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import PROJECT_ROOT, BleBackend, Settings, Target, TargetKind
-from harness.errors import ExitCode
+from harness.errors import ExitCode, UsageError
 from harness.redaction import Redactor
 from harness.report import TargetInfo, Verdict
 from harness.run import HardwareStage, RunContext, execute, new_context
@@ -126,3 +126,39 @@ def test_no_adapter_skips_unless_bluetooth_was_asked_for(tmp_path: Path, monkeyp
         "hw rig: no Bluetooth adapter (BluetoothUnavailable)",
     )
     assert run.exit_code is ExitCode.INFRASTRUCTURE
+
+
+_LOST_LINK = (
+    '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="hw" tests="2" failures="1">'
+    '<testcase classname="hw_tests.test_open_latency" name="test_open_latency" time="0.5" />'
+    '<testcase classname="hw_tests.test_wrong_tokens" name="test_expired_token_is_refused" time="0.2">'
+    '<failure message="harness.ble._errors.BleLinkError: the tower dropped the link [phase=open]">'
+    "harness.ble._errors.BleLinkError: the tower dropped the link [phase=open]</failure></testcase>"
+    "</testsuite></testsuites>"
+)
+
+
+class _RigThatRan(HardwareStage):
+    """The hw stage with a stand-in child that ran its tests, wrote its JUnit file and exits with a code."""
+
+    def command(self, context: RunContext) -> list[str]:
+        junit, code = context.folder.junit(self.name), self.extra_args[0]
+        script = f"import pathlib, sys\npathlib.Path({str(junit)!r}).write_text({_LOST_LINK!r})\nsys.exit({code})\n"
+        return [sys.executable, "-c", script]
+
+
+def test_a_rig_that_ran_and_could_not_test_is_exit_4_naming_the_phase(tmp_path: Path) -> None:
+    """The rig's "could not test" (every failure a lost link) exits 4, the code pytest also gives a
+    command line it refuses: after tests ran it is judged from the results, exit 4 naming the phase."""
+    context = _context(tmp_path, _sandbox(tower="0100000000000014", ble=BleBackend.BLEAK))
+    run = execute([_RigThatRan("hw", ("hw_tests",), root=tmp_path, extra_args=("4",))], context)
+    [stage] = run.stages
+    assert stage.verdict is Verdict.INFRASTRUCTURE and "phase=open" in stage.reason, stage.reason
+    assert run.exit_code is ExitCode.INFRASTRUCTURE
+
+
+def test_pytest_refusing_the_rig_s_command_line_is_a_usage_error(tmp_path: Path) -> None:
+    """pytest's own 4 before any test ran (no JUnit file): the command line was refused, exit 2."""
+    context = _context(tmp_path, _sandbox(tower="0100000000000014", ble=BleBackend.BLEAK))
+    with pytest.raises(UsageError, match=r"pytest refused the hw stage's command line: .*--nope"):
+        execute([_rig(tmp_path, "ERROR: usage: error: unrecognized arguments: --nope", 4)], context)
