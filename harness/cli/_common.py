@@ -333,16 +333,26 @@ def tell_junit(out: Output, run: RunResult, folder: RunFolder, path: Path | None
     out.say(f"JUnit: {path}")
 
 
-def tell_verdict(out: Output, command: str, code: int, *, run_id: str | None = None, where: Path | None = None) -> None:
-    """The one line ``-q`` leaves: ``run: failed (a check found a product defect), exit 1; run <id>, reports <dir>``."""
+def tell_verdict(
+    out: Output,
+    command: str,
+    code: int,
+    *,
+    run_id: str | None = None,
+    where: Path | None = None,
+    refuted: int = 0,
+) -> None:
+    """The one line ``-q`` leaves: ``run: failed (a check found a product defect), exit 1; run <id>, reports <dir>``;
+    with ``refuted`` assumptions ``run: passed, exit 0, 1 assumption refuted; ...`` (a quiet CI log keeps it)."""
     verdict = _VERDICTS.get(code, "ended")
+    findings = f", {refuted} assumption{'s' if refuted != 1 else ''} refuted" if refuted else ""
     run = f"; run {run_id}" if run_id else ""
     reports = f", reports {where}" if where is not None else ""
-    out.verdict(f"{command}: {verdict}, exit {code}{run}{reports}")
+    out.verdict(f"{command}: {verdict}, exit {code}{findings}{run}{reports}")
 
 
-def run_command(body: Callable[[Output], int], *, verbose: bool, quiet: bool = False) -> NoReturn:
-    """Run a command's body under the error policy and exit with its code."""
+def run_command(body: Callable[[Output], int], command: str, *, verbose: bool, quiet: bool = False) -> NoReturn:
+    """Run ``command``'s body under the error policy and exit with its code (``-q``: its one verdict line)."""
     if quiet and verbose:
         Output().error("--quiet and --verbose exclude each other")
         raise typer.Exit(ExitCode.USAGE)
@@ -367,8 +377,7 @@ def run_command(body: Callable[[Output], int], *, verbose: bool, quiet: bool = F
     if code == ExitCode.INTERRUPTED and terminated():
         code = ExitCode.TERMINATED  # a run that stopped on SIGTERM and returned its own verdict
     if out.quiet and out.verdict_line is None:
-        context = click.get_current_context(silent=True)
-        tell_verdict(out, context.info_name if context is not None and context.info_name else "locker-harness", code)
+        tell_verdict(out, command, code)
     raise typer.Exit(code)
 
 

@@ -75,5 +75,5 @@ class EvidenceRequest:
         tell_evidence(out, run.evidence_lost, recorded=True)
         if run.evidence_lost and code == ExitCode.OK:
             code = ExitCode.INFRASTRUCTURE
-        tell_verdict(out, name, code, run_id=run.run_id, where=context.reports_dir)
+        tell_verdict(out, name, code, run_id=run.run_id, where=context.reports_dir, refuted=len(run.findings()))
         return code

@@ -62,4 +62,4 @@ def command(
             out.say(f"goal missed: {', '.join(missed)}")
         return ExitCode.SLO_BREACH if strict and missed else ExitCode.OK
 
-    run_command(body, verbose=verbose)
+    run_command(body, "bench", verbose=verbose)

@@ -250,4 +250,4 @@ def command(
         out.verdict(f"{told}; exit {int(code)}")
         return code
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "cleanup", verbose=verbose, quiet=quiet)

@@ -165,7 +165,9 @@ def _execute(
     out.say(f"reports: {context.reports_dir}")
     tell_junit(out, run, context.folder, junit_xml)
     tell_evidence(out, run.evidence_lost, recorded=False)
-    tell_verdict(out, stage.name, int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
+    tell_verdict(
+        out, stage.name, int(run.exit_code), run_id=run.run_id, where=context.reports_dir, refuted=len(run.findings())
+    )
     return int(run.exit_code)
 
 
@@ -204,4 +206,4 @@ def command(
             junit_xml=junit_xml,
         )
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "contract", verbose=verbose, quiet=quiet)

@@ -176,7 +176,7 @@ def command(
         out.print(history_table(records, out))
         return ExitCode.OK
 
-    run_command(body, verbose=verbose)
+    run_command(body, "history", verbose=verbose)
 
 
 def compare_command(
@@ -224,4 +224,4 @@ def compare_command(
         out.verdict(f"compare {before.run_id} -> {after.run_id}: {found}, exit {int(comparison.exit_code)}")
         return comparison.exit_code
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "compare", verbose=verbose, quiet=quiet)

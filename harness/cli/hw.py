@@ -243,4 +243,4 @@ def command(
             )
         return code
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "hw", verbose=verbose, quiet=quiet)

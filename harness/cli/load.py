@@ -202,7 +202,9 @@ def _run(
         for result in run.stages:
             why = f": {result.reason}" if result.reason else ""
             out.say(f"verdict: {result.verdict.value}, exit code {int(run.exit_code)}{why}")
-    tell_verdict(out, "load", int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
+    tell_verdict(
+        out, "load", int(run.exit_code), run_id=run.run_id, where=context.reports_dir, refuted=len(run.findings())
+    )
     return int(run.exit_code)
 
 
@@ -462,4 +464,4 @@ def command(
                 out, running.settings, stage, plan.duration_s, environment, run_id=chosen_id, junit_xml=junit_xml
             )
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "load", verbose=verbose, quiet=quiet)

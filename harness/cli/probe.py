@@ -179,7 +179,7 @@ def command(
             names = ", ".join(row.assumption.id for row in result.broken)
             out.error(f"the target breaks what Harbor's material shows: {names}")
             code = ExitCode.DEFECT
-        tell_verdict(out, "probe", code, run_id=folder.run_id, where=folder.root)
+        tell_verdict(out, "probe", code, run_id=folder.run_id, where=folder.root, refuted=len(result.refuted))
         return code
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "probe", verbose=verbose, quiet=quiet)

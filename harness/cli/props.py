@@ -74,4 +74,4 @@ def command(
             junit_xml=junit_xml,
         )
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "props", verbose=verbose, quiet=quiet)

@@ -120,4 +120,4 @@ def command(
             out.say(f"note: the run recorded {recorded} tests (summary.json) and the report shows {report.total}")
         return ExitCode.OK
 
-    run_command(body, verbose=verbose)
+    run_command(body, "report", verbose=verbose)

@@ -200,7 +200,9 @@ def _execute(
             out.say(
                 f"HTML report: {report.path} ({report.total} tests, {report.failed} failed, {report.broken} broken)"
             )
-    tell_verdict(out, "run", int(run.exit_code), run_id=run.run_id, where=context.reports_dir)
+    tell_verdict(
+        out, "run", int(run.exit_code), run_id=run.run_id, where=context.reports_dir, refuted=len(run.findings())
+    )
     return int(run.exit_code)
 
 
@@ -280,4 +282,4 @@ def command(
                 junit_xml=junit_xml,
             )
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "run", verbose=verbose, quiet=quiet)

@@ -180,4 +180,4 @@ def command(
             signal.signal(signal.SIGTERM, previous)
             sandbox.stop()
 
-    run_command(body, verbose=verbose)
+    run_command(body, "sim", verbose=verbose)

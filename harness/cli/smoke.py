@@ -44,6 +44,7 @@ from harness.cli._common import (
     VerboseOption,
     cleanup_line,
     run_command,
+    tell_verdict,
 )
 from harness.cli._evidence import EvidenceRequest
 from harness.cli._target import command_settings, running_target
@@ -241,9 +242,11 @@ def command(
             refuted = findings(seen.entries(), running.settings.assume)
             if refuted:
                 out.print(findings_table(refuted, redactor=out.redactor))
+            if out.verdict_line is None:  # no evidence asked for: -q's one line, the findings counted
+                tell_verdict(out, "smoke", code, refuted=len(refuted))
             return code
 
-    run_command(body, verbose=verbose, quiet=quiet)
+    run_command(body, "smoke", verbose=verbose, quiet=quiet)
 
 
 def _run_with_webhooks(

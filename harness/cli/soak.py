@@ -141,4 +141,4 @@ def command(
             out.say(f"  {line}")
         return soak_verdict(figures, asked=deliveries, rss_margin=rss_margin)
 
-    run_command(body, verbose=verbose)
+    run_command(body, "soak", verbose=verbose)

@@ -105,3 +105,16 @@ def test_probe_takes_the_run_id_a_junit_file_and_quiet(tmp_path: Path) -> None:
     assert (tmp_path / "reports" / "probe-7" / "probe" / "assumptions.json").is_file()
     suite = _suites(tmp_path / "probe.xml")["probe"]
     assert int(suite.get("tests") or 0) >= 10 and suite.get("failures") == "0"
+
+
+def test_quiet_names_the_command_and_counts_the_refuted_assumptions() -> None:
+    """``-q`` without reports asked for: one line naming the command (not the program), and a guess the
+    target refuted is counted in it, so a quiet CI log keeps the finding."""
+    code, stdout, stderr = invoke(["smoke", "-q"])
+    assert code == 0, stdout + stderr
+    assert stdout.splitlines() == ["smoke: passed, exit 0"]
+    code, stdout, stderr = invoke(["smoke", "-q", "--sim-dialect", "create_200"])
+    assert code == 0, stdout + stderr
+    assert stdout.splitlines() == ["smoke: passed, exit 0, 1 assumption refuted"]
+    code, stdout, stderr = invoke(["cleanup", "-q"])
+    assert code == 0 and stdout.splitlines() == ["cleanup: passed, exit 0"], stdout + stderr

@@ -126,7 +126,7 @@ def test_log_records_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
         return 0
 
     app_ = typer.Typer()
-    app_.command()(lambda: run_command(body, verbose=False))
+    app_.command()(lambda: run_command(body, "logs", verbose=False))
     result = CliRunner().invoke(app_, [])
     assert result.exit_code == 0
     assert "WARNING harness.test: token [REDACTED] refused" in result.stderr
