@@ -42,11 +42,11 @@ from harness.cli._common import (
     tell_verdict,
 )
 from harness.cli._target import command_settings, running_target
-from harness.config import Settings, TargetKind
+from harness.config import Settings
 from harness.errors import ExitCode
 from harness.probe import Deliver, ProbeResult, probe, write_folder
 from harness.report import CaseOutcome, CaseResult, Failure, FailureKind, RunFolder, write_junit
-from harness.targets import serves_control_plane, watched_delivery
+from harness.targets import has_virtual_doors, watched_delivery
 
 __all__ = ["command"]
 
@@ -105,13 +105,7 @@ def _deliver(settings: Settings, out: Output, run_id: str) -> Deliver | None:
     """``--write``'s delivery where the harness can open and close the doors itself: on a virtual
     sandbox (``local``, or a URL serving ``/_sim``); ``None`` on Harbor's targets, whose doors a
     person closes."""
-    url = settings.target.api_url
-    virtual = settings.target.kind is TargetKind.LOCAL or (
-        settings.target.kind is TargetKind.URL
-        and url is not None
-        and serves_control_plane(url, policy=settings.wire_policy())
-    )
-    if not virtual:
+    if not has_virtual_doors(settings):
         return None
 
     def deliver(transport: httpx.AsyncBaseTransport) -> str:

@@ -9,10 +9,9 @@ installed into the project from its own ``package.json`` on first use.
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 from rich.markdown import Markdown
@@ -20,13 +19,9 @@ from rich.markdown import Markdown
 from harness.cli._common import ConfigOption, Output, ReportsDirOption, VerboseOption, run_command
 from harness.cli._target import command_settings
 from harness.errors import ExitCode, UsageError
-from harness.report import RunFolder, build_html, resolve_run_id
+from harness.report import RunFolder, build_html, resolve_run_id, run_id_started
 
 __all__ = ["command", "find_run"]
-
-
-#: A run id the harness drew (``new_run_id``): the UTC second it started, then a random tail.
-_DRAWN_ID: Final = re.compile(r"(\d{8}-\d{6})-[0-9a-f]+")
 
 
 def _started(folder: Path) -> tuple[float, int]:
@@ -38,10 +33,8 @@ def _started(folder: Path) -> tuple[float, int]:
         return datetime.fromisoformat(summary["started_at"]).timestamp(), changed
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    drawn = _DRAWN_ID.fullmatch(folder.name)
-    if drawn is not None:
-        return datetime.strptime(drawn.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC).timestamp(), changed
-    return changed / 1e9, changed
+    drawn = run_id_started(folder.name)
+    return (drawn.timestamp() if drawn is not None else changed / 1e9), changed
 
 
 def find_run(reports_dir: Path, reference: str | None) -> RunFolder:

@@ -37,7 +37,7 @@ from harness.report._results import (
     classify,
     verdict_of,
 )
-from harness.report._run_ids import check_run_id, new_run_id, resolve_run_id, run_id_tail
+from harness.report._run_ids import check_run_id, new_run_id, resolve_run_id, run_id_started, run_id_tail
 from harness.report._steps import StepRecorder
 from harness.report._summary import format_figures, render_markdown, summary_document, write_summaries
 
@@ -81,6 +81,7 @@ __all__ = [
     "redact_results",
     "render_markdown",
     "resolve_run_id",
+    "run_id_started",
     "run_id_tail",
     "run_table",
     "strip_analytics",

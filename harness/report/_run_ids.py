@@ -17,7 +17,7 @@ from typing import Final
 
 from harness.errors import UsageError
 
-__all__ = ["RUN_ID_TAIL_HEX", "check_run_id", "new_run_id", "resolve_run_id", "run_id_tail"]
+__all__ = ["RUN_ID_TAIL_HEX", "check_run_id", "new_run_id", "resolve_run_id", "run_id_started", "run_id_tail"]
 
 #: Hex digits of the random tail: 16.7 million ids per second, and a tail unique enough to type.
 RUN_ID_TAIL_HEX: Final = 6
@@ -31,6 +31,17 @@ def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by time and does not collide: ``20261128-040512-3f9a2c`` (UTC)."""
     now = now or datetime.now(UTC)
     return f"{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(RUN_ID_TAIL_HEX // 2)}"
+
+
+def run_id_started(run_id: str) -> datetime | None:
+    """The second (UTC) a run id drawn by ``new_run_id`` names; ``None`` for an id a person chose."""
+    stamp, _, tail = run_id.rpartition("-")
+    if len(tail) != RUN_ID_TAIL_HEX or not all(c in "0123456789abcdef" for c in tail):
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def check_run_id(run_id: str) -> str:

@@ -27,7 +27,7 @@ from harness.report import CaseOutcome, Figure, StageResult, StepRecorder, verdi
 from harness.run._bench import ble_chosen_explicitly, no_bench_tower
 from harness.run._capture import CapturingTransport
 from harness.run._context import RunContext
-from harness.targets import serves_control_plane_async, smoke_delivery, subscribed_webhooks
+from harness.targets import has_virtual_doors, smoke_delivery, subscribed_webhooks
 from harness.webhooks import WebhookReceiver, check_dropoff
 
 if TYPE_CHECKING:
@@ -80,9 +80,7 @@ async def _deliver(context: RunContext, recorder: StepRecorder) -> str | None:
     settings = context.settings
     url, kind = settings.target.api_url, settings.target.kind
     assert url is not None
-    if kind is not TargetKind.LOCAL and not (
-        kind is TargetKind.URL and await serves_control_plane_async(url, policy=settings.wire_policy())
-    ):
+    if not await asyncio.to_thread(has_virtual_doors, settings):
         reason = no_bench_tower(settings)
         if reason is not None:
             return reason

@@ -7,6 +7,7 @@ instead of wiring a target of its own:
   process, with throwaway identities and the bug switches and faults asked for;
   ``open_target``: that on ``local``, any other target as it is (credentials checked first).
 - ``serves_control_plane``: whether a URL is a virtual sandbox (sync and async faces, one probe);
+  ``has_virtual_doors``: whether the harness opens a target's doors itself (``local`` or such a URL);
   ``announced_radio``: where a sandbox URL serves its virtual radio to other processes.
 - ``subscribe_webhooks``: have a virtual sandbox deliver its webhooks to a receiver.
 - ``door_opener`` and ``radio``: how doors open, over Bluetooth LE on the virtual radio (in this
@@ -34,6 +35,7 @@ from harness.targets._doors import ble_door_opener, door_opener, radio
 from harness.targets._probe import (
     AnnouncedRadio,
     announced_radio,
+    has_virtual_doors,
     serves_control_plane,
     serves_control_plane_async,
     with_served_tower,
@@ -65,6 +67,7 @@ __all__ = [
     "door_opener",
     "embedded_sandbox",
     "give_back_all",
+    "has_virtual_doors",
     "ledger_row_matches",
     "open_target",
     "radio",

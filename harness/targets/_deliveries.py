@@ -10,6 +10,7 @@ sandbox's doors with its webhooks received, as ``locker-harness probe --write`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -157,15 +158,21 @@ async def watched_delivery(
         redactor.register(secret)
     url = settings.target.api_url
     assert url is not None, "a virtual sandbox has a URL"
-    with WebhookReceiver(secret=secret, assumed=settings.assume) as receiver:
+    with WebhookReceiver(secret=secret, assumed=settings.assume) as receiver, contextlib.ExitStack() as subscribed:
         try:
-            with subscribed_webhooks(url, receiver.url, secret=secret, policy=settings.wire_policy()):
-                delivery = await smoke_delivery(settings, transport=transport, redactor=redactor, run_id=run_id)
-                problems = await asyncio.to_thread(
-                    check_dropoff, receiver, locker_id=delivery.locker.id, tower_id=delivery.tower_id, signed=True
-                )
+            subscribed.enter_context(
+                subscribed_webhooks(url, receiver.url, secret=secret, policy=settings.wire_policy())
+            )
         except WebhooksNotDelivered as error:
-            delivery = await smoke_delivery(settings, transport=transport, redactor=redactor, run_id=run_id)
-            return f"locker {delivery.locker.id} delivered and available again; no webhooks: {error}"
-    said = "; ".join(problems) if problems else "LOCKER_TOKEN_CREATED then LOCKER_TOKEN_USED arrived, signed"
-    return f"locker {delivery.locker.id} delivered and available again; webhooks: {said}"
+            said = f"no webhooks: {error}"
+        else:
+            said = ""
+        delivery = await smoke_delivery(settings, transport=transport, redactor=redactor, run_id=run_id)
+        if not said:
+            problems = await asyncio.to_thread(
+                check_dropoff, receiver, locker_id=delivery.locker.id, tower_id=delivery.tower_id, signed=True
+            )
+            said = "webhooks: " + (
+                "; ".join(problems) if problems else "LOCKER_TOKEN_CREATED then LOCKER_TOKEN_USED arrived, signed"
+            )
+    return f"locker {delivery.locker.id} delivered and available again; {said}"

@@ -11,6 +11,7 @@ OS's Bluetooth.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from harness.api import AsyncHarborClient
 from harness.config import BleBackend, Settings, TargetKind
 from harness.errors import UsageError
 from harness.flow import ControlPlaneOpener, DoorOpener
-from harness.targets._probe import AnnouncedRadio, announced_radio, serves_control_plane_async
+from harness.targets._probe import AnnouncedRadio, announced_radio, has_virtual_doors
 from harness.targets._sandbox import RadioLink
 
 if TYPE_CHECKING:
@@ -94,12 +95,8 @@ async def door_opener(
             yield ble_opener
         return
     url = settings.target.api_url
-    kind = settings.target.kind
-    policy = settings.wire_policy()
-    if url is not None and (
-        kind is TargetKind.LOCAL or (kind is TargetKind.URL and await serves_control_plane_async(url, policy=policy))
-    ):
-        async with ControlPlaneOpener(url, transport=transport, policy=policy) as opener:
+    if url is not None and await asyncio.to_thread(has_virtual_doors, settings):
+        async with ControlPlaneOpener(url, transport=transport, policy=settings.wire_policy()) as opener:
             yield opener
         return
     if client is not None:

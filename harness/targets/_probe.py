@@ -2,7 +2,8 @@
 
 A virtual sandbox serves a control plane (``/_sim``) and Harbor does not; the probe asks its
 cheapest call. A sandbox that serves its towers' radio to other processes says where on
-``/_sim/radio`` (``announced_radio``). Each passes the run's guard at the wire like every request
+``/_sim/radio`` (``announced_radio``); ``has_virtual_doors`` says whether the harness opens a
+target's doors itself. Each passes the run's guard at the wire like every request
 the harness makes. The rules and their errors live here once; the async face runs the same probe
 on a worker thread.
 """
@@ -27,6 +28,7 @@ from harness.model import TowerId
 __all__ = [
     "AnnouncedRadio",
     "announced_radio",
+    "has_virtual_doors",
     "serves_control_plane",
     "serves_control_plane_async",
     "with_served_tower",
@@ -93,6 +95,18 @@ def announced_radio(url: str, *, policy: WirePolicy = _STRICT) -> AnnouncedRadio
 async def serves_control_plane_async(url: str, *, policy: WirePolicy = _STRICT) -> bool:
     """``serves_control_plane`` for a coroutine: the same probe, on a worker thread."""
     return await asyncio.to_thread(serves_control_plane, url, policy=policy)
+
+
+def has_virtual_doors(settings: Settings) -> bool:
+    """Whether the harness opens and closes the target's doors itself: ``local``, or a URL that is a
+    virtual sandbox (its control plane answers); Harbor's targets have a tower's doors, which a person
+    closes. ``TargetUnreachable`` if a URL does not answer."""
+    url, kind = settings.target.api_url, settings.target.kind
+    if url is None:
+        return False
+    return kind is TargetKind.LOCAL or (
+        kind is TargetKind.URL and serves_control_plane(url, policy=settings.wire_policy())
+    )
 
 
 def with_served_tower(settings: Settings) -> Settings:

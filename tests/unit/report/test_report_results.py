@@ -26,6 +26,7 @@ from harness.report import (
     classify,
     new_run_id,
     resolve_run_id,
+    run_id_started,
     run_id_tail,
     verdict_of,
 )
@@ -107,6 +108,8 @@ def test_run_ids_sort_by_time_and_read_like_the_example() -> None:
     run_id = new_run_id(datetime(2026, 11, 28, 4, 5, 12, tzinfo=UTC))
     assert re.fullmatch(r"20261128-040512-[0-9a-f]{6}", run_id)
     assert run_id_tail(run_id) == run_id[-6:]
+    assert run_id_started(run_id) == datetime(2026, 11, 28, 4, 5, 12, tzinfo=UTC)
+    assert run_id_started("nightly-20261128") is None and run_id_started("cmpB9") is None
 
 
 SAME_SECOND = ["20261128-040512-3f9a2c", "20261128-040512-b07e11", "20261129-101010-3f9a2c"]
